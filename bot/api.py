@@ -1,0 +1,162 @@
+"""The back office's API under /api/v1: bearer auth, JSON errors, cases and the event feed."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from channels.base import json_response
+from conversation.codes import CASE_CODE_RE
+from storage.documents import case_document
+from storage.uow import UnitOfWork
+
+from .keys import RUNTIME
+from .openapi import openapi_document
+
+log = logging.getLogger(__name__)
+
+HandlerType = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_PAGE = 200
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+def error_response(status: int, error: str, message: str) -> web.Response:
+    return json_response({"error": error, "message": message}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: HandlerType) -> web.StreamResponse:
+    """Every failure under /api/v1 answers `{"error", "message"}` with the right status."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.error, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status, "http_error"
+        )
+        return error_response(exc.status, reason, exc.reason)
+    except Exception:
+        log.exception("API error on %s %s", request.method, request.path)
+        return error_response(
+            500, "internal", "Something went wrong on our side; the request can be retried."
+        )
+
+
+@web.middleware
+async def bearer_auth(request: web.Request, handler: HandlerType) -> web.StreamResponse:
+    token = request.config_dict[RUNTIME].settings.api_token
+    given = request.headers.get("Authorization", "")
+    if not token:
+        raise ApiError(401, "unauthorized", "The API is off: set MINYI_API_TOKEN to use it.")
+    expected = f"Bearer {token}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(
+            401, "unauthorized", "Send the header 'Authorization: Bearer <MINYI_API_TOKEN>'."
+        )
+    return await handler(request)
+
+
+def _uow(request: web.Request) -> UnitOfWork:
+    runtime = request.config_dict[RUNTIME]
+    return UnitOfWork(runtime.db, runtime.cipher)
+
+
+def _code(request: web.Request) -> str:
+    code = request.match_info["code"].upper()
+    if not CASE_CODE_RE.fullmatch(code):
+        raise ApiError(404, "not_found", f"No case with code {request.match_info['code']!r}.")
+    return code
+
+
+async def get_case(request: web.Request) -> web.Response:
+    code = _code(request)
+    async with _uow(request) as uow:
+        case = await uow.cases.by_code(code)
+        if case is None:
+            raise ApiError(404, "not_found", f"No case with code {code}.")
+        document = case_document(
+            case,
+            uow.cases.contact(case),
+            await uow.cases.attachments(case),
+            await uow.events.events(case),
+        )
+    return json_response(document)
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    query = request.query
+    limit = _int_param(query, "limit", 50, 1, MAX_PAGE)
+    after = _int_param(query, "cursor", 0, 0, 2**62)
+    since = _time_param(query, "since")
+    status = query.get("status", "")
+    async with _uow(request) as uow:
+        cases = await uow.cases.page(status=status, since=since, after_id=after, limit=limit)
+        documents = [
+            case_document(c, uow.cases.contact(c), await uow.cases.attachments(c)) for c in cases
+        ]
+        next_cursor = str(cases[-1].id) if len(cases) == limit else None
+    return json_response({"cases": documents, "next_cursor": next_cursor})
+
+
+async def list_events(request: web.Request) -> web.Response:
+    query = request.query
+    limit = _int_param(query, "limit", 100, 1, MAX_PAGE)
+    after = _int_param(query, "after", 0, 0, 2**62)
+    async with _uow(request) as uow:
+        entries = await uow.outbox.after(after, limit)
+        events = [uow.outbox.to_json(e) for e in entries]
+    return json_response({"events": events, "next": events[-1]["seq"] if events else after})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document())
+
+
+def _int_param(query: Any, name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, "invalid", f"{name} must be a whole number.") from None
+    if not low <= value <= high:
+        raise ApiError(422, "invalid", f"{name} must be between {low} and {high}.")
+    return value
+
+
+def _time_param(query: Any, name: str) -> datetime | None:
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            422, "invalid", f"{name} must be an ISO 8601 time such as 2026-11-22T08:00:00+08:00."
+        ) from None
+    if value.tzinfo is None:
+        raise ApiError(422, "invalid", f"{name} needs a time zone, e.g. +08:00 or Z.")
+    return value
+
+
+def create_api() -> web.Application:
+    api = web.Application(middlewares=[errors_as_json, bearer_auth])
+    api.router.add_get("/cases", list_cases)
+    api.router.add_get("/cases/{code}", get_case)
+    api.router.add_get("/events", list_events)
+    api.router.add_get("/openapi.json", openapi)
+    return api

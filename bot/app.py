@@ -1,0 +1,53 @@
+"""The composition root: `create_app(settings)` wires runtime, channels, API and health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from channels.webchat import WebChatChannel
+from conversation.messages import Inbound, Reply
+
+from .api import create_api
+from .health import healthz, metrics, readyz
+from .keys import RUNTIME
+from .runtime import open_runtime
+from .settings import Settings
+from .workers import Workers
+
+log = logging.getLogger(__name__)
+
+# Large enough for an Alibaba batch of SMS replies; each channel sets its own tighter limit.
+MAX_REQUEST = 1024 * 1024
+
+
+def create_app(settings: Settings, *, workers: bool = True) -> web.Application:
+    """The whole web service; `workers=False` leaves background jobs to `minyi worker`."""
+    app = web.Application(client_max_size=MAX_REQUEST)
+
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_runtime(settings) as runtime:
+            app[RUNTIME] = runtime
+            jobs = Workers(runtime)
+            if workers:
+                jobs.start()
+            try:
+                yield
+            finally:
+                await jobs.stop()
+
+    app.cleanup_ctx.append(runtime_ctx)
+
+    async def handle(inbound: Inbound) -> list[Reply]:
+        return await app[RUNTIME].handle(inbound)
+
+    channels = [WebChatChannel(handle)]
+    for channel in channels:
+        app.router.add_routes(channel.routes())
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.add_subapp("/api/v1", create_api())
+    return app

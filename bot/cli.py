@@ -1,0 +1,111 @@
+"""The `minyi` command: serve, worker, db upgrade, chat."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+
+from aiohttp import web
+from sqlalchemy.engine import make_url
+
+from channels.console import chat
+from storage import migrate
+from storage.db import Database
+
+from . import logs
+from .app import create_app
+from .runtime import open_runtime
+from .settings import Settings, SettingsError, load_settings
+from .workers import Workers
+
+log = logging.getLogger("minyi")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="minyi", description="Minyi (民意): intake for petition offices and 12345 hotlines."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web server, channels, API and workers")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--no-workers", action="store_true", help="leave background jobs to `minyi worker`"
+    )
+    commands.add_parser("worker", help="run only the background workers")
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply migrations")
+    chat_parser = commands.add_parser(
+        "chat", help="talk to the engine in the terminal, as a citizen"
+    )
+    chat_parser.add_argument(
+        "--user", default=getpass.getuser(), help="who you are (one conversation per user)"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"minyi: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        if args.command == "serve":
+            run_server(settings, args.host, args.port, workers=not args.no_workers)
+        elif args.command == "worker":
+            asyncio.run(run_workers(settings))
+        elif args.command == "db":
+            asyncio.run(upgrade(settings))
+        elif args.command == "chat":
+            asyncio.run(run_chat(settings, args.user))
+    except SettingsError as exc:
+        print(f"minyi: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> None:
+    app = create_app(settings, workers=workers)
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    log.info(
+        "Minyi on http://%s:%d (database %s, redis %s)",
+        host,
+        port,
+        where,
+        "on" if settings.redis_url else "off",
+    )
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+
+
+async def run_workers(settings: Settings) -> None:
+    async with open_runtime(settings) as runtime:
+        workers = Workers(runtime)
+        workers.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("minyi worker running %d jobs", len(workers.jobs))
+        await stop.wait()
+        await workers.stop()
+
+
+async def upgrade(settings: Settings) -> None:
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        print(f"database at revision {await migrate.current_revision(db)}")
+    finally:
+        await db.dispose()
+
+
+async def run_chat(settings: Settings, user: str) -> None:
+    async with open_runtime(settings) as runtime:
+        await chat(runtime.handle, user)

@@ -1,0 +1,65 @@
+"""Liveness, readiness (database and Redis really answer) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import func, select
+
+from storage.models import Case, OutboxEntry
+
+from .keys import RUNTIME
+
+log = logging.getLogger(__name__)
+CHECK_TIMEOUT = 2.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(runtime.db.ping(), CHECK_TIMEOUT)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"failed: {type(exc).__name__}"
+    if runtime.redis is not None:
+        try:
+            await asyncio.wait_for(runtime.redis.ping(), CHECK_TIMEOUT)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"failed: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    m = runtime.metrics
+    try:
+        # Read at scrape time from the database, so the figures are right across all processes.
+        async with runtime.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(Case.kind, Case.status, func.count()).group_by(Case.kind, Case.status)
+                )
+            ).all()
+            backlog = await session.scalar(
+                select(func.count())
+                .select_from(OutboxEntry)
+                .where(OutboxEntry.published_at.is_(None))
+            )
+        m.cases.clear()
+        for kind, status, count in rows:
+            m.cases.labels(kind, status).set(count)
+        m.cases_submitted.set(sum(count for _, _, count in rows))
+        m.outbox_backlog.set(backlog or 0)
+    except Exception:
+        log.warning("metrics: database figures unavailable", exc_info=True)
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,205 @@
+"""The OpenAPI 3 description of /api/v1, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+}
+
+_CASE = {
+    "type": "object",
+    "properties": {
+        "code": {"type": "string", "pattern": "^XF[0-9]{8}-[0-9A-HJKMNP-TV-Z]{6}$"},
+        "status": {
+            "type": "string",
+            "enum": [
+                "submitted",
+                "accepted",
+                "redirected",
+                "assigned",
+                "returned",
+                "replied",
+                "closed",
+                "rated",
+                "review_requested",
+            ],
+        },
+        "kind": {"type": "string", "enum": ["petition", "suggestion"]},
+        "category": {"type": "string"},
+        "description": {"type": "string"},
+        "location": {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string"},
+                "lat": {"type": ["number", "null"]},
+                "lng": {"type": ["number", "null"]},
+            },
+        },
+        "contact": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "phone": {"type": "string"}},
+        },
+        "channel": {"type": "string"},
+        "source": {"type": "string"},
+        "department": {"type": "string"},
+        "answers": {"type": "object"},
+        "attachments": {"type": "array", "items": {"type": "object"}},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "deadlines": {"type": "object"},
+        "events": {"type": "array", "items": {"$ref": "#/components/schemas/TimelineEvent"}},
+        "rating": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Rating"}]},
+    },
+}
+
+
+def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok}}}
+    }
+    for status in (401, *errors):
+        responses[str(status)] = {
+            "description": "Error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return responses
+
+
+def openapi_document() -> dict[str, Any]:
+    case_ref = {"$ref": "#/components/schemas/Case"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Minyi back-office API",
+            "version": "1",
+            "description": "Cases filed through Minyi's channels, their timelines, and the event feed.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/cases": {
+                "get": {
+                    "summary": "List cases, oldest first, keyset-paged",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {"type": "string", "format": "date-time"},
+                            "description": "only cases updated at or after this time",
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "next_cursor of the previous page",
+                        },
+                    ],
+                    "responses": _responses(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "cases": {"type": "array", "items": case_ref},
+                                "next_cursor": {"type": ["string", "null"]},
+                            },
+                        },
+                        422,
+                    ),
+                }
+            },
+            "/cases/{code}": {
+                "get": {
+                    "summary": "One case with its timeline, deadlines and rating",
+                    "parameters": [
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": _responses(case_ref, 404),
+                }
+            },
+            "/events": {
+                "get": {
+                    "summary": "The events of the back-office stream, for back offices that poll",
+                    "parameters": [
+                        {
+                            "name": "after",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                    ],
+                    "responses": _responses(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Event"},
+                                },
+                                "next": {"type": "integer"},
+                            },
+                        },
+                        422,
+                    ),
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": _ERROR,
+                "Case": _CASE,
+                "TimelineEvent": {
+                    "type": "object",
+                    "properties": {
+                        "seq": {"type": "integer"},
+                        "type": {"type": "string"},
+                        "actor": {"type": "string"},
+                        "data": {"type": "object"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "hash": {"type": "string"},
+                    },
+                },
+                "Rating": {
+                    "type": "object",
+                    "properties": {
+                        "score": {"type": "integer"},
+                        "scale": {"type": "integer"},
+                        "label": {"type": "string"},
+                        "comment": {"type": "string"},
+                        "channel": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "Event": {
+                    "type": "object",
+                    "required": ["id", "seq", "type", "case", "data"],
+                    "properties": {
+                        "id": {"type": "string", "description": "unique; deduplicate on it"},
+                        "seq": {"type": "integer"},
+                        "type": {"type": "string"},
+                        "case": {"type": "string"},
+                        "data": {"type": "object"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+        },
+    }

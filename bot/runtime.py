@@ -1,0 +1,141 @@
+"""Everything a Minyi process holds open, built once from settings and closed in one place."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+from redis.asyncio import Redis
+
+from conversation.engine import Engine
+from conversation.messages import Inbound, Reply
+from conversation.office import OfficeConfig, load_office
+from storage import migrate
+from storage.conversations import (
+    ConversationStoreBase,
+    DatabaseConversationStore,
+    RedisConversationStore,
+)
+from storage.crypto import PiiCipher, key_file_for, load_or_create_key_file, parse_key
+from storage.db import Database
+from storage.keys import Keys
+
+from .deadlines import LegalDeadlines
+from .metrics import Metrics
+from .settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    cipher: PiiCipher
+    redis: Redis | None
+    keys: Keys
+    http: aiohttp.ClientSession
+    office: OfficeConfig
+    deadlines: LegalDeadlines
+    store: ConversationStoreBase
+    engine: Engine
+    metrics: Metrics
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        """The engine, measured. Errors propagate: each channel knows how to apologise."""
+        started = time.perf_counter()
+        try:
+            return await self.engine.handle(inbound)
+        except Exception:
+            self.metrics.turn_errors.labels(inbound.channel).inc()
+            raise
+        finally:
+            self.metrics.messages.labels(inbound.channel).inc()
+            self.metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
+
+
+def pii_cipher(settings: Settings, db: Database) -> PiiCipher:
+    if settings.pii_key:
+        try:
+            return PiiCipher(parse_key(settings.pii_key))
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    database = db.url.database
+    if not db.is_sqlite or not database or database == ":memory:":
+        raise SettingsError("MINYI_PII_KEY: required unless the database is a SQLite file")
+    return PiiCipher(load_or_create_key_file(key_file_for(Path(database).resolve())))
+
+
+async def prepare_schema(settings: Settings, db: Database) -> None:
+    """The embedded default migrates itself; a shared database is migrated by `minyi db upgrade`."""
+    if db.is_sqlite:
+        await migrate.upgrade(db)
+        return
+    current, head = await migrate.current_revision(db), migrate.head_revision()
+    if current != head:
+        raise SettingsError(
+            f"MINYI_DATABASE_URL: schema is at {current or 'nothing'}, code needs {head}; "
+            "run `minyi db upgrade` first"
+        )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    db = Database(settings.database_url)
+    redis: Redis | None = None
+    http: aiohttp.ClientSession | None = None
+    try:
+        cipher = pii_cipher(settings, db)
+        await prepare_schema(settings, db)
+        office = load_office(settings.office_config)
+        tz = settings.tz()
+        keys = Keys(settings.redis_prefix)
+        lifetime = timedelta(hours=settings.session_hours)
+        store: ConversationStoreBase
+        if settings.redis_url:
+            redis = Redis.from_url(
+                settings.redis_url,
+                socket_timeout=5,
+                socket_connect_timeout=3,
+                health_check_interval=30,
+            )
+            store = RedisConversationStore(db, cipher, tz, redis, keys, lifetime=lifetime)
+        else:
+            store = DatabaseConversationStore(db, cipher, tz, lifetime=lifetime)
+        deadlines = LegalDeadlines(tz)
+        engine = Engine(
+            store,
+            office,
+            deadlines,
+            tz=tz,
+            session_lifetime=lifetime,
+            rating_scale=settings.survey_scale,
+        )
+        http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+        yield Runtime(
+            settings=settings,
+            db=db,
+            cipher=cipher,
+            redis=redis,
+            keys=keys,
+            http=http,
+            office=office,
+            deadlines=deadlines,
+            store=store,
+            engine=engine,
+            metrics=Metrics(),
+        )
+    finally:
+        if http is not None:
+            await http.close()
+        if redis is not None:
+            await redis.aclose()
+        await db.dispose()

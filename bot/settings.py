@@ -1,0 +1,246 @@
+"""Settings from the environment and an optional `minyi.toml`; a wrong value stops start-up.
+
+Each setting is one `MINYI_*` variable (CONTRACTS.md). The TOML file may use the same names or
+their short lowercase form (`database_url`); the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SMS_PROVIDERS = ("aliyun", "tencent", "twilio", "http")
+
+
+class SettingsError(ValueError):
+    """One line naming the variable and what is wrong with it."""
+
+
+def _url(*schemes: str) -> Callable[[str, str], str]:
+    def parse(name: str, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise SettingsError(
+                f"{name}: {value!r} is not a valid URL (expected {' or '.join(schemes)}://host…)"
+            )
+        return value.rstrip("/")
+
+    return parse
+
+
+def _database_url(name: str, value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise SettingsError(
+            f"{name}: {value!r} is not a database URL (e.g. postgresql+asyncpg://user@host/db)"
+        ) from None
+    if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise SettingsError(
+            f"{name}: use sqlite+aiosqlite:///path or postgresql+asyncpg://…, not {url.drivername}"
+        )
+    return value
+
+
+def _int(low: int, high: int) -> Callable[[str, str], int]:
+    def parse(name: str, value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name}: {value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name}: {number} is outside {low}–{high}")
+        return number
+
+    return parse
+
+
+def _float(low: float, high: float) -> Callable[[str, str], float]:
+    def parse(name: str, value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{name}: {value!r} is not a number") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name}: {number} is outside {low}–{high}")
+        return number
+
+    return parse
+
+
+def _one_of(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, value: str) -> str:
+        if value not in choices:
+            raise SettingsError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _aes_key(name: str, value: str) -> str:
+    if len(value) != 43:
+        raise SettingsError(
+            f"{name}: the EncodingAESKey must be 43 characters, this one has {len(value)}"
+        )
+    return value
+
+
+def _timezone(name: str, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name}: unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+    return value
+
+
+def _path(name: str, value: str) -> str:
+    if not Path(value).is_file():
+        raise SettingsError(f"{name}: file {value!r} does not exist")
+    return value
+
+
+def _quiet_hours(name: str, value: str) -> str:
+    if value:
+        try:
+            start, end = value.split("-")
+            time.fromisoformat(start.strip())
+            time.fromisoformat(end.strip())
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {value!r} must look like 21:00-08:00, or be empty"
+            ) from None
+    return value
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _spec(env: str, parse: Callable[[str, str], Any] = _text, default: Any = None) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = _spec("MINYI_DATABASE_URL", _database_url, "sqlite+aiosqlite:///./minyi.db")
+    redis_url: str | None = _spec("MINYI_REDIS_URL", _url("redis", "rediss", "unix"))
+    redis_prefix: str = _spec("MINYI_REDIS_PREFIX", default="minyi:")
+    stream: str = _spec("MINYI_STREAM", default="minyi:events")
+    api_token: str | None = _spec("MINYI_API_TOKEN")
+    pii_key: str | None = _spec("MINYI_PII_KEY")
+    office_config: str | None = _spec("MINYI_OFFICE_CONFIG", _path)
+    timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
+    session_hours: int = _spec("MINYI_SESSION_HOURS", _int(1, 24 * 30), 24)
+    survey_scale: int = _spec("MINYI_SURVEY_SCALE", _int(3, 5), 3)
+    survey_days: int = _spec("MINYI_SURVEY_DAYS", _int(1, 90), 7)
+    survey_quiet_hours: str = _spec("MINYI_SURVEY_QUIET_HOURS", _quiet_hours, "21:00-08:00")
+    public_url: str | None = _spec("MINYI_PUBLIC_URL", _url("http", "https"))
+    log_level: str = _spec("MINYI_LOG_LEVEL", _one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
+    # WeChat official account
+    wechat_token: str | None = _spec("MINYI_WECHAT_TOKEN")
+    wechat_app_id: str | None = _spec("MINYI_WECHAT_APP_ID")
+    wechat_app_secret: str | None = _spec("MINYI_WECHAT_APP_SECRET")
+    wechat_aes_key: str | None = _spec("MINYI_WECHAT_AES_KEY", _aes_key)
+    wechat_api_base: str = _spec(
+        "MINYI_WECHAT_API_BASE", _url("http", "https"), "https://api.weixin.qq.com"
+    )
+    wechat_reply_budget: float = _spec("MINYI_WECHAT_REPLY_BUDGET", _float(0.5, 4.8), 4.0)
+    # Telegram
+    telegram_token: str | None = _spec("MINYI_TELEGRAM_TOKEN")
+    telegram_secret: str | None = _spec("MINYI_TELEGRAM_SECRET")
+    telegram_api_base: str = _spec(
+        "MINYI_TELEGRAM_API_BASE", _url("http", "https"), "https://api.telegram.org"
+    )
+    # SMS
+    sms_provider: str | None = _spec("MINYI_SMS_PROVIDER", _one_of(*SMS_PROVIDERS))
+    sms_api_base: str | None = _spec("MINYI_SMS_API_BASE", _url("http", "https"))
+    sms_webhook_secret: str | None = _spec("MINYI_SMS_WEBHOOK_SECRET")
+    # Staff notifications
+    staff_telegram_chat: str | None = _spec("MINYI_STAFF_TELEGRAM_CHAT")
+    staff_wecom_key: str | None = _spec("MINYI_STAFF_WECOM_KEY")
+    staff_webhook_url: str | None = _spec("MINYI_STAFF_WEBHOOK_URL", _url("http", "https"))
+    staff_webhook_secret: str | None = _spec("MINYI_STAFF_WEBHOOK_SECRET")
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def wechat_enabled(self) -> bool:
+        return bool(self.wechat_token)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_token)
+
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_file: str | Path | None = None
+) -> Settings:
+    """Settings from `env` (default: os.environ) over `minyi.toml` (MINYI_CONFIG or ./minyi.toml)."""
+    env = os.environ if env is None else env
+    file_values = _read_file(
+        config_file or env.get("MINYI_CONFIG") or "minyi.toml",
+        explicit=bool(config_file or env.get("MINYI_CONFIG")),
+    )
+    values: dict[str, Any] = {}
+    for spec in fields(Settings):
+        name = spec.metadata["env"]
+        raw = env.get(name)
+        if raw is None:
+            raw = file_values.get(name, file_values.get(spec.name))
+        if raw is None:
+            continue
+        raw = str(raw).strip()
+        if raw == "" and spec.default is None:
+            continue  # an empty variable means "unset"
+        values[spec.name] = spec.metadata["parse"](name, raw)
+    settings = Settings(**values)
+    _check_together(settings)
+    return settings
+
+
+def _read_file(path: str | Path, *, explicit: bool) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        if explicit:
+            raise SettingsError(f"MINYI_CONFIG: file {str(file)!r} does not exist")
+        return {}
+    try:
+        data = tomllib.loads(file.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{file}: not valid TOML ({exc})") from None
+    return {str(k): v for k, v in data.items()}
+
+
+def _check_together(settings: Settings) -> None:
+    if settings.wechat_enabled and not settings.wechat_app_id:
+        raise SettingsError("MINYI_WECHAT_APP_ID: required when MINYI_WECHAT_TOKEN is set")
+    if settings.wechat_aes_key and not settings.wechat_token:
+        raise SettingsError("MINYI_WECHAT_TOKEN: required when MINYI_WECHAT_AES_KEY is set")
+    if settings.telegram_enabled and not settings.telegram_secret:
+        raise SettingsError(
+            "MINYI_TELEGRAM_SECRET: required when MINYI_TELEGRAM_TOKEN is set (the webhook secret token)"
+        )
+    if settings.sms_provider == "http" and not settings.sms_webhook_secret:
+        raise SettingsError("MINYI_SMS_WEBHOOK_SECRET: required for MINYI_SMS_PROVIDER=http")
+    if settings.sms_provider == "http" and not settings.sms_api_base:
+        raise SettingsError("MINYI_SMS_API_BASE: required for MINYI_SMS_PROVIDER=http")
+    if not settings.is_embedded_database and not settings.pii_key:
+        raise SettingsError("MINYI_PII_KEY: required with PostgreSQL (32 random bytes, base64)")

@@ -1,0 +1,119 @@
+"""The web chat: a page at `/` and one JSON turn at `POST /webchat/messages` (CONTRACTS.md)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from conversation.messages import Inbound, Location, Reply
+
+from .base import Handler, json_error, json_response, parse_json_object, read_body
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 16 * 1024
+MAX_TEXT = 4000
+# The session id is the web citizen's only credential (status is shown to it alone), so it must
+# be long and random: the page makes 32 characters from crypto.getRandomValues.
+SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class WebChatChannel:
+    name = "webchat"
+
+    def __init__(self, handle: Handler) -> None:
+        self.handle = handle
+        self._page = resources.files("channels").joinpath("static/webchat.html").read_bytes()
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return [
+            web.get("/", self.page),
+            web.post("/webchat/messages", self.message),
+        ]
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self._page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def message(self, request: web.Request) -> web.Response:
+        try:
+            body = await read_body(request, MAX_BODY)
+        except web.HTTPRequestEntityTooLarge:
+            return json_error(413, "too_large", f"The request is larger than {MAX_BODY} bytes.")
+        data = parse_json_object(body)
+        if data is None:
+            return json_error(400, "bad_json", "The body must be a JSON object.")
+        inbound = _inbound(data)
+        if isinstance(inbound, str):
+            return json_error(422, "invalid", inbound)
+        try:
+            replies = await self.handle(inbound)
+        except Exception:
+            log.exception("web chat turn failed")
+            return json_error(503, "unavailable", "The service is busy; send the message again.")
+        return json_response({"replies": [r.to_json() for r in replies]})
+
+    async def send(self, recipient: str, replies: Sequence[Reply]) -> None:
+        raise NotImplementedError("web chat delivers only in answer to a message, for now")
+
+    async def close(self) -> None:
+        return None
+
+
+def _inbound(data: dict[str, Any]) -> Inbound | str:
+    """The turn as an Inbound, or a sentence saying what is wrong with the request."""
+    session = data.get("session")
+    if not isinstance(session, str) or not SESSION_RE.fullmatch(session):
+        return "session must be 16-64 letters, digits, '-' or '_' (the page makes one for you)."
+    message_id = data.get("message_id", "")
+    if not isinstance(message_id, str) or (message_id and not MESSAGE_ID_RE.fullmatch(message_id)):
+        return "message_id must be up to 64 letters, digits or '-_.:'."
+    language = data.get("language", "")
+    language = language[:16] if isinstance(language, str) else ""
+    common: dict[str, Any] = {
+        "channel": "webchat",
+        "sender": session,
+        "message_id": message_id,
+        "language": language,
+    }
+    if data.get("event") == "start":
+        return Inbound(kind="event", event="subscribe", **common)
+    if "location" in data:
+        location = _location(data["location"])
+        if location is None:
+            return 'location must be {"lat": -90..90, "lng": -180..180, "label": "…"}.'
+        return Inbound(kind="location", location=location, text=location.label, **common)
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return "text must be a non-empty string."
+    if len(text) > MAX_TEXT:
+        return f"text is longer than {MAX_TEXT} characters; send it in parts."
+    return Inbound(kind="text", text=text, **common)
+
+
+def _location(value: Any) -> Location | None:
+    if not isinstance(value, dict):
+        return None
+    lat, lng, label = _number(value.get("lat")), _number(value.get("lng")), value.get("label", "")
+    if lat is None or lng is None or not isinstance(label, str):
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        return None
+    return Location(lat, lng, label[:200])
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)

@@ -1,0 +1,1 @@
+"""The conversation engine: channel-neutral messages, flows and the ports it needs."""

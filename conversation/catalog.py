@@ -1,0 +1,321 @@
+"""Every sentence a citizen reads, in Chinese first and English second.
+
+Texts are short and say what to send next: many citizens are elderly or upset. An office may
+override any entry from its config file (`[texts.zh]`, `[texts.en]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+LANGUAGES = ("zh", "en")
+
+ZH: dict[str, str] = {
+    # Main menu
+    "greeting": "您好！这里是{office}。请回复数字，选择您要办的事：",
+    "menu": "请回复数字，选择您要办的事：",
+    "menu.file": "我要反映",
+    "menu.status": "进度查询",
+    "menu.rate": "评价",
+    "menu.suggest": "意见建议",
+    "menu.faq": "常见问题",
+    "menu.staff": "人工服务",
+    "menu.unknown": "抱歉，没看明白。请回复下面的数字；要反映问题，也可以直接把情况写下来（10个字以上）。",
+    "menu.draft": "您还有一件事项没填完，回复“{key}”可以接着填。",
+    "menu.media": "收到了。要反映问题请先回复“1”，照片在填写时的“照片”一步发送。",
+    "cancelled": "已取消，没有提交任何内容。",
+    # Forms
+    "form.start": "好的，我们一步一步来。随时回复“返回”改上一步，回复“取消”放弃。",
+    "form.start_free_text": "您说的情况已经记下了。还需要几步，每一步都会告诉您怎么填。",
+    "form.optional": "（不想填请回复“跳过”）",
+    "form.skipped": "未填写",
+    "ask.category": "请选择事项的类别，回复数字：",
+    "ask.category.suggested": "根据您说的情况，可能是“{label}”，已放在第1项。",
+    "ask.description": "请写下事情经过：什么时间、在哪里、发生了什么、希望怎么解决（10～2000字）。",
+    "ask.location": "事情发生在哪里？请写出地址，例如“XX区XX街道XX小区3号楼”；在微信里也可以直接发送位置。",
+    "ask.photos": "有照片可以直接发送（最多{max}张），发完回复“完成”；没有照片请回复“跳过”。",
+    "ask.name": "请写下您的姓名，方便工作人员联系您（我们会保密）。",
+    "ask.phone": "请留下您的手机号码，例如 13800138000，方便工作人员联系您。",
+    "ask.choice": "请回复数字选择：",
+    "ask.text": "请写下您的回答。",
+    "err.choice": "请回复列表里的数字（1～{n}）。",
+    "err.text.short": "写得有点少，请至少写{min}个字。",
+    "err.text.long": "内容太长了（最多{max}字），请精简后再发。",
+    "err.description.short": "写得有点少，请至少写{min}个字，说清楚发生了什么。",
+    "err.description.long": "内容超过{max}字了，请精简后再发，或者只写要点。",
+    "err.location": "请写出具体地址（至少2个字），或者发送一个位置。",
+    "err.location.long": "地址太长了，请控制在{max}个字以内。",
+    "err.name.empty": "请写下您的姓名。",
+    "err.name.long": "姓名太长了，请控制在30个字以内。",
+    "err.name.digits": "姓名不能只有数字，请写您的名字。",
+    "err.phone": "这个号码不对。请发送11位手机号码，例如 13800138000；境外号码请带国家代码，例如 +85291234567。",
+    "err.need_text": "这一步请用文字回复。",
+    "err.photos.text": "请发送照片；发完请回复“完成”，没有照片请回复“跳过”。",
+    "err.not_optional": "这一项需要填写，不能跳过。",
+    "photos.received": "已收到第{n}张照片。还可以接着发，发完请回复“完成”。",
+    "photos.full": "已收到{n}张照片，不能再多了。",
+    "photos.not_now": "照片请在“照片”那一步发送。",
+    "voice.saved": "已收到您的语音，会一起交给工作人员。请再用文字简单写一下情况（10个字以上）。",
+    "field.category": "类别",
+    "field.description": "情况",
+    "field.location": "地点",
+    "field.photos": "照片",
+    "field.name": "姓名",
+    "field.phone": "手机",
+    "confirm.head": "请核对要提交的内容：",
+    "confirm.photos": "{n}张",
+    "confirm.ask": "没问题请回复“1”提交：",
+    "confirm.submit": "提交",
+    "confirm.change": "修改一项",
+    "confirm.cancel": "取消",
+    "confirm.which": "要修改哪一项？回复数字：",
+    "submitted": (
+        "提交成功！您的事项编号是 {code}，请记好。\n"
+        "按照《信访工作条例》，我们会在15日内（{due}前）告诉您是否受理。"
+        "想知道进展，随时回复“2”查询。"
+    ),
+    "submitted.suggestion": "谢谢您的意见建议！编号 {code}。我们会认真研究，有结果会告诉您。",
+    "notice.legal": (
+        "提示：涉及法院判决、诉讼、仲裁的事项，依法要通过法院、仲裁等途径解决（诉访分离）。"
+        "您仍可登记，我们会告诉您该找哪个部门。"
+    ),
+    # Resume
+    "resume.ask": "您上次还有一件事项没填完（填到了“{step}”）。要接着填吗？",
+    "resume.continue": "接着填",
+    "resume.restart": "重新开始",
+    "resume.drop": "不用了",
+    # Status
+    "status.none": "您还没有在这里反映过事项。如有事项编号，可以直接发送编号查询。",
+    "status.head": "您反映的事项：",
+    "status.item": "{code}（{category}）\n状态：{status}，{updated}更新",
+    "status.due": "\n{label}：{date}前",
+    "status.hint": "发送编号可以查看详情；回复“菜单”返回。",
+    "status.not_found": "没有找到编号为 {code}、由您本人提交的事项。请核对编号再发；需要帮助请回复“人工”。",
+    "status.detail": "事项 {code}（{category}）\n状态：{status}\n提交时间：{created}",
+    "status.history": "\n办理经过：",
+    "status.ask_code": "请发送事项编号，例如 XF20261122-7K3M9Q；回复“菜单”返回。",
+    "status.submitted": "已登记，等待受理",
+    "status.accepted": "已受理",
+    "status.redirected": "不予受理，已告知应去的部门",
+    "status.assigned": "已交办给责任单位",
+    "status.returned": "退回重新交办",
+    "status.replied": "已答复",
+    "status.closed": "已办结",
+    "status.rated": "已办结并评价",
+    "status.review_requested": "已申请复查",
+    "due.accept": "告知是否受理",
+    "due.finish": "办结",
+    "due.review": "可申请复查",
+    "due.stage": "{name}",
+    # Rating
+    "rate.none": "您目前没有需要评价的事项。事项办结后，我们会请您评价。",
+    "rate.which": "请选择要评价的事项：",
+    "rate.ask": "请对事项 {code} 的办理结果评价，回复数字：",
+    "rate.comment": "谢谢！还有什么想说的吗？请直接写下来；没有请回复“跳过”。",
+    "rate.unhappy_reason": "很抱歉没让您满意。请告诉我们哪里不满意，我们会转给负责人（不想写请回复“跳过”）。",
+    "rate.thanks": "感谢您的评价！",
+    "rate.done": "评价已记录，谢谢您。",
+    "scale3.1": "满意",
+    "scale3.2": "基本满意",
+    "scale3.3": "不满意",
+    "scale5.1": "非常满意",
+    "scale5.2": "满意",
+    "scale5.3": "基本满意",
+    "scale5.4": "不满意",
+    "scale5.5": "非常不满意",
+    # FAQ
+    "faq.head": "常见问题，回复数字查看：",
+    "faq.none": "没有找到相关的问题。可以换个说法，或回复“人工”找工作人员。",
+    "faq.more": "回复其他数字查看别的问题，回复“菜单”返回。",
+    "faq.empty": "暂时没有常见问题。需要帮助请回复“人工”。",
+    # Staff
+    "handoff.in_hours": "已为您转人工服务，工作人员会尽快在这里回复您。",
+    "handoff.off_hours": "已记下您要找工作人员。现在不是工作时间（{hours}），上班后会第一时间联系您。",
+    "handoff.wait": "等待期间，您仍可以回复“菜单”使用其他服务。",
+    "risk.emergency": (
+        "如果您或他人正面临危险，请立即拨打 110（报警）或 120（急救）。"
+        "您反映的情况我们已优先转给工作人员。"
+    ),
+    # Generic
+    "error.internal": "系统暂时有点忙，请稍后再发一次。您已填写的内容不会丢。",
+}
+
+EN: dict[str, str] = {
+    "greeting": "Hello! This is {office}. Reply with a number to choose:",
+    "menu": "Reply with a number to choose:",
+    "menu.file": "Report a matter",
+    "menu.status": "Check progress",
+    "menu.rate": "Rate a handled matter",
+    "menu.suggest": "Make a suggestion",
+    "menu.faq": "Common questions",
+    "menu.staff": "Talk to staff",
+    "menu.unknown": (
+        "Sorry, I did not understand. Reply with a number below, or simply describe your matter "
+        "(10 characters or more)."
+    ),
+    "menu.draft": "You have an unfinished matter; reply {key} to continue it.",
+    "menu.media": "Received. To report a matter reply 1 first; photos are sent at the photo step.",
+    "cancelled": "Cancelled. Nothing was submitted.",
+    "form.start": "Let's go step by step. Reply 'back' to change the previous answer, 'cancel' to stop.",
+    "form.start_free_text": "We have noted what you wrote. A few more steps, each explained.",
+    "form.optional": "(reply 'skip' to leave it out)",
+    "form.skipped": "not given",
+    "ask.category": "Choose the kind of matter, reply with a number:",
+    "ask.category.suggested": "From what you wrote it may be '{label}', listed first.",
+    "ask.description": (
+        "Describe what happened: when, where, what, and what you would like done (10-2000 characters)."
+    ),
+    "ask.location": "Where did it happen? Write the address, or send a location.",
+    "ask.photos": "Send photos if you have any (up to {max}), then reply 'done'; otherwise reply 'skip'.",
+    "ask.name": "Please tell us your name so staff can contact you (kept confidential).",
+    "ask.phone": "Please give your mobile number, e.g. +8613800138000, so staff can contact you.",
+    "ask.choice": "Reply with a number:",
+    "ask.text": "Please write your answer.",
+    "err.choice": "Please reply with a number from the list (1-{n}).",
+    "err.text.short": "That is a bit short; please write at least {min} characters.",
+    "err.text.long": "That is too long (at most {max} characters); please shorten it.",
+    "err.description.short": "That is a bit short; please write at least {min} characters about what happened.",
+    "err.description.long": "That is over {max} characters; please shorten it to the key points.",
+    "err.location": "Please write a specific address (at least 2 characters) or send a location.",
+    "err.location.long": "That address is too long; please keep it under {max} characters.",
+    "err.name.empty": "Please write your name.",
+    "err.name.long": "That name is too long; please keep it under 30 characters.",
+    "err.name.digits": "A name cannot be only digits; please write your name.",
+    "err.phone": (
+        "That number does not look right. Send an 11-digit Chinese mobile number such as "
+        "13800138000, or an international number with its country code, such as +85291234567."
+    ),
+    "err.need_text": "Please answer this step in text.",
+    "err.photos.text": "Please send photos, then reply 'done'; with no photos reply 'skip'.",
+    "err.not_optional": "This one is needed and cannot be skipped.",
+    "photos.received": "Photo {n} received. Send more, or reply 'done'.",
+    "photos.full": "{n} photos received; that is the maximum.",
+    "photos.not_now": "Photos are sent at the photo step of a report.",
+    "voice.saved": (
+        "Your voice message is saved and goes to staff with the case. Please also write a short "
+        "summary (10 characters or more)."
+    ),
+    "field.category": "Kind",
+    "field.description": "What happened",
+    "field.location": "Where",
+    "field.photos": "Photos",
+    "field.name": "Name",
+    "field.phone": "Mobile",
+    "confirm.head": "Please check what you are submitting:",
+    "confirm.photos": "{n}",
+    "confirm.ask": "If it is right, reply 1 to submit:",
+    "confirm.submit": "Submit",
+    "confirm.change": "Change an answer",
+    "confirm.cancel": "Cancel",
+    "confirm.which": "Which answer do you want to change? Reply with a number:",
+    "submitted": (
+        "Submitted! Your case code is {code}; please keep it.\n"
+        "By law we will tell you within 15 days (by {due}) whether the matter is accepted. "
+        "Reply 2 at any time to check progress."
+    ),
+    "submitted.suggestion": "Thank you for your suggestion! Code {code}. We will study it and tell you the outcome.",
+    "notice.legal": (
+        "Note: matters involving court judgments, lawsuits or arbitration must go through courts "
+        "or arbitration by law. You may still register it and we will tell you where to go."
+    ),
+    "resume.ask": "You have an unfinished matter (last step: '{step}'). Continue it?",
+    "resume.continue": "Continue",
+    "resume.restart": "Start again",
+    "resume.drop": "Discard it",
+    "status.none": "You have not reported any matter here yet. If you have a case code, send it.",
+    "status.head": "Your matters:",
+    "status.item": "{code} ({category})\nStatus: {status}, updated {updated}",
+    "status.due": "\n{label}: by {date}",
+    "status.hint": "Send a case code for details; reply 'menu' to go back.",
+    "status.not_found": (
+        "No matter with code {code} submitted by you was found. Please check the code; reply "
+        "'staff' for help."
+    ),
+    "status.detail": "Case {code} ({category})\nStatus: {status}\nSubmitted: {created}",
+    "status.history": "\nHistory:",
+    "status.ask_code": "Send the case code, e.g. XF20261122-7K3M9Q; reply 'menu' to go back.",
+    "status.submitted": "registered, awaiting acceptance",
+    "status.accepted": "accepted",
+    "status.redirected": "not accepted; told where to go",
+    "status.assigned": "assigned to a department",
+    "status.returned": "returned for reassignment",
+    "status.replied": "answered",
+    "status.closed": "closed",
+    "status.rated": "closed and rated",
+    "status.review_requested": "review requested",
+    "due.accept": "Decision on acceptance",
+    "due.finish": "Completion",
+    "due.review": "Review may be requested",
+    "due.stage": "{name}",
+    "rate.none": "You have no matter waiting for a rating. We will ask when a matter is closed.",
+    "rate.which": "Choose the matter to rate:",
+    "rate.ask": "How satisfied are you with how case {code} was handled? Reply with a number:",
+    "rate.comment": "Thank you! Anything else to tell us? Write it, or reply 'skip'.",
+    "rate.unhappy_reason": (
+        "We are sorry. Please tell us what went wrong; it goes to the person in charge "
+        "(reply 'skip' to leave it out)."
+    ),
+    "rate.thanks": "Thank you for your rating!",
+    "rate.done": "Your rating is recorded. Thank you.",
+    "scale3.1": "Satisfied",
+    "scale3.2": "Fairly satisfied",
+    "scale3.3": "Not satisfied",
+    "scale5.1": "Very satisfied",
+    "scale5.2": "Satisfied",
+    "scale5.3": "Fairly satisfied",
+    "scale5.4": "Not satisfied",
+    "scale5.5": "Very dissatisfied",
+    "faq.head": "Common questions, reply with a number:",
+    "faq.none": "No matching question found. Try other words, or reply 'staff'.",
+    "faq.more": "Reply with another number for another question, or 'menu' to go back.",
+    "faq.empty": "No common questions yet. Reply 'staff' for help.",
+    "handoff.in_hours": "You are being put through to staff; they will reply here as soon as they can.",
+    "handoff.off_hours": (
+        "Your request for staff is recorded. Staff work {hours}; they will contact you as soon as "
+        "they are back."
+    ),
+    "handoff.wait": "Meanwhile you can reply 'menu' for other services.",
+    "risk.emergency": (
+        "If you or anyone is in danger, call 110 (police) or 120 (ambulance) now. "
+        "Your matter has been passed to staff first."
+    ),
+    "error.internal": "The system is busy; please send that again in a moment. Nothing you entered is lost.",
+}
+
+
+class Catalog:
+    """Looks up texts by key and language; an office's overrides win over the built-in texts."""
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        self._texts: dict[str, dict[str, str]] = {"zh": dict(ZH), "en": dict(EN)}
+        for lang, entries in (overrides or {}).items():
+            if lang not in self._texts:
+                raise ValueError(
+                    f"texts.{lang}: unknown language (use one of {', '.join(LANGUAGES)})"
+                )
+            unknown = set(entries) - set(ZH)
+            if unknown:
+                raise ValueError(f"texts.{lang}: unknown text keys {sorted(unknown)}")
+            self._texts[lang].update(entries)
+
+    def text(self, lang: str, key: str, /, **values: Any) -> str:
+        table = self._texts.get(lang) or self._texts["zh"]
+        template = table.get(key) or self._texts["zh"][key]
+        return template.format(**values) if values else template
+
+    def for_language(self, lang: str) -> Texts:
+        return Texts(self, lang if lang in self._texts else "zh")
+
+
+class Texts:
+    """The catalog bound to one conversation's language: `t("ask.name")`."""
+
+    __slots__ = ("catalog", "lang")
+
+    def __init__(self, catalog: Catalog, lang: str) -> None:
+        self.catalog = catalog
+        self.lang = lang
+
+    def __call__(self, key: str, /, **values: Any) -> str:
+        return self.catalog.text(self.lang, key, **values)

@@ -1,0 +1,275 @@
+"""The one entry every channel calls: `Engine.handle(inbound) -> list[Reply]`.
+
+A turn: recognise a re-delivery (same channel message id → the same replies, nothing new),
+serialise per conversation, load state, run the current flow step (pure logic plus read-only
+lookups), then commit state, case rows, timeline, outbox and the dedupe record as one unit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from .codes import find_case_code
+from .commands import RequestHandoff, Results, Unsubscribe
+from .flows import faq, forms, handoff, rating, status
+from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Outcome, numbered, pick
+from .flows.menu import ACTIONS, menu_action, menu_reply
+from .messages import Inbound, Reply
+from .office import OfficeConfig
+from .ports import Conflict, ConversationStore, DeadlinePolicy
+from .state import ConversationState
+from .validators import description as valid_description
+
+log = logging.getLogger(__name__)
+
+FORMS = ("filing", "suggestion")
+# Events that change the conversation; any other event (VIEW, LOCATION reports, delivery
+# receipts) is the channel's to record and gets no reply.
+EVENTS = frozenset({"subscribe", "unsubscribe", "scan", "menu"})
+MAX_ATTEMPTS = 3
+
+
+class Engine:
+    def __init__(
+        self,
+        store: ConversationStore,
+        office: OfficeConfig,
+        deadlines: DeadlinePolicy,
+        *,
+        tz: tzinfo | None = None,
+        session_lifetime: timedelta = timedelta(hours=24),
+        rating_scale: int = 3,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.office = office
+        self.deadlines = deadlines
+        self.tz = tz or ZoneInfo("Asia/Shanghai")
+        self.session_lifetime = session_lifetime
+        self.rating_scale = rating_scale
+        self.clock = clock
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        if inbound.kind == "event" and inbound.event not in EVENTS:
+            return []
+        key = inbound.conversation_key
+        dedupe_key = f"{key}:{inbound.message_id}" if inbound.message_id else ""
+        async with self.store.lock(key):
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                if dedupe_key:
+                    # Checked inside the lock: a retry that waited for the first delivery
+                    # finds its replies here and gets exactly the same answer.
+                    seen = await self.store.recall(dedupe_key)
+                    if seen is not None:
+                        return seen
+                try:
+                    return await self._turn(inbound, key, dedupe_key)
+                except Conflict:
+                    if attempt == MAX_ATTEMPTS:
+                        raise
+                    log.info("turn conflict on %s, attempt %d", inbound.channel, attempt)
+        raise AssertionError("unreachable")
+
+    async def _turn(self, inbound: Inbound, key: str, dedupe_key: str) -> list[Reply]:
+        now = self.clock()
+        async with self.store.turn() as turn:
+            if dedupe_key:
+                # Again inside the transaction: another process may have answered it meanwhile.
+                seen = await turn.recall(dedupe_key)
+                if seen is not None:
+                    return seen
+            loaded = await turn.load_state(key)
+            first_contact = loaded is None or now - loaded.updated_at > self.session_lifetime
+            state = (
+                loaded
+                if loaded is not None and not first_contact
+                else ConversationState(
+                    language=_language(inbound.language), version=loaded.version if loaded else 0
+                )
+            )
+            ctx = Context(
+                inbound=inbound,
+                state=state,
+                lookups=turn.lookups,
+                office=self.office,
+                t=self.office.catalog.for_language(state.language),
+                now=now,
+                tz=self.tz,
+                deadlines=self.deadlines,
+                rating_scale=self.rating_scale,
+                first_contact=first_contact,
+            )
+            idle = now - state.updated_at
+            outcome = await self._step(ctx, idle)
+            results = await turn.apply(outcome.commands, inbound) if outcome.commands else Results()
+            replies = outcome.replies + (outcome.after(results) if outcome.after else [])
+            state.updated_at = now
+            await turn.save_state(key, state)
+            if dedupe_key:
+                await turn.remember(dedupe_key, replies)
+            await turn.commit()
+        return replies
+
+    async def _step(self, ctx: Context, idle: timedelta) -> Outcome:
+        inbound, state = ctx.inbound, ctx.state
+        if inbound.kind == "event":
+            return await self._event(ctx)
+        outcome = Outcome()
+        words = self.office.risk_words_in(inbound.text) if inbound.text else []
+        if words and not state.risk_alerted:
+            # Danger comes first: emergency numbers at once and a person paged, without
+            # interrupting what the citizen is doing (their message is still taken below).
+            state.risk_alerted = True
+            outcome.say(ctx.t("risk.emergency"))
+            outcome.commands.append(
+                RequestHandoff(reason="risk", summary=inbound.text[:200], risk_words=tuple(words))
+            )
+        return outcome.extend(await self._respond(ctx, idle))
+
+    async def _respond(self, ctx: Context, idle: timedelta) -> Outcome:
+        state, word = ctx.state, ctx.word
+        if word in CANCEL:
+            state.draft = None
+            state.to_menu()
+            return Outcome(replies=[menu_reply(ctx, lead=ctx.t("cancelled"))])
+        if word in MENU:
+            state.set_aside()
+            return Outcome(
+                replies=[menu_reply(ctx, greeting=word not in ("菜单", "menu", "/menu"))]
+            )
+        if word in STAFF:
+            return handoff.request(ctx)
+        if word in BACK:
+            return self._back(ctx)
+        if state.flow in FORMS and idle > timedelta(minutes=self.office.resume_after_minutes):
+            return self._offer_resume(ctx)
+        return await self._dispatch(ctx)
+
+    async def _dispatch(self, ctx: Context) -> Outcome:
+        flow = ctx.state.flow
+        if flow in FORMS:
+            return forms.handle(ctx, self.office.forms[flow])
+        if flow == "resume":
+            return self._on_resume(ctx)
+        if flow == "status":
+            return await self._status_or_menu(ctx)
+        if flow == "faq":
+            if menu_action(ctx) is not None and ctx.word and not ctx.word.isdigit():
+                return await self._menu(ctx)
+            return faq.handle(ctx)
+        if flow == "rating":
+            return rating.handle(ctx)
+        return await self._menu(ctx)
+
+    async def _status_or_menu(self, ctx: Context) -> Outcome:
+        if find_case_code(ctx.inbound.text) is None and menu_action(ctx) is not None:
+            return await self._menu(ctx)
+        return await status.handle(ctx)
+
+    async def _menu(self, ctx: Context) -> Outcome:
+        """At the main menu: an entry, a case code, a matter told in free text, or help."""
+        inbound, state = ctx.inbound, ctx.state
+        action = menu_action(ctx) if inbound.kind == "text" else None
+        if action is not None:
+            return await self._open(ctx, action)
+        code = find_case_code(inbound.text)
+        if code is not None:
+            return await status.lookup(ctx, code)
+        if inbound.kind == "text" and isinstance(valid_description(inbound.text), str):
+            filing = self.office.forms["filing"]
+            suggested = self.office.suggest_category(inbound.text)
+            prefill = {"description": inbound.text.strip()}
+            if suggested is not None:
+                prefill["_suggested"] = suggested.key
+            return forms.start(ctx, filing, prefill)
+        state.to_menu()
+        if inbound.kind in ("image", "location", "voice"):
+            return Outcome(replies=[menu_reply(ctx, lead=ctx.t("menu.media"))])
+        if ctx.first_contact:
+            return Outcome(replies=[menu_reply(ctx, greeting=True)])
+        return Outcome(replies=[menu_reply(ctx, lead=ctx.t("menu.unknown"))])
+
+    async def _open(self, ctx: Context, action: str) -> Outcome:
+        state = ctx.state
+        if action in ("file", "suggest"):
+            form = self.office.forms["filing" if action == "file" else "suggestion"]
+            if state.draft and state.draft.get("flow") == form.name:
+                return self._offer_resume(ctx)
+            return forms.start(ctx, form)
+        if action == "status":
+            return await status.open_status(ctx)
+        if action == "rate":
+            return await rating.start(ctx)
+        if action == "faq":
+            return faq.start(ctx)
+        return handoff.request(ctx)
+
+    async def _event(self, ctx: Context) -> Outcome:
+        inbound, state = ctx.inbound, ctx.state
+        if inbound.event == "unsubscribe":
+            state.draft = None
+            state.to_menu()
+            return Outcome(commands=[Unsubscribe()])
+        if inbound.event == "menu" and inbound.event_key in ACTIONS:
+            state.set_aside()
+            return await self._open(ctx, inbound.event_key)
+        if inbound.event_key:
+            # A QR code printed at a town office or by a grid worker tags what is filed after it.
+            state.source = inbound.event_key
+        if state.flow in FORMS:
+            return self._offer_resume(ctx)
+        state.to_menu()
+        return Outcome(replies=[menu_reply(ctx, greeting=True)])
+
+    def _back(self, ctx: Context) -> Outcome:
+        state = ctx.state
+        if state.flow in FORMS:
+            outcome = forms.back(ctx, self.office.forms[state.flow])
+            if outcome is not None:
+                return outcome
+        state.set_aside()
+        return Outcome(replies=[menu_reply(ctx)])
+
+    def _offer_resume(self, ctx: Context) -> Outcome:
+        state = ctx.state
+        if state.flow in FORMS:
+            state.set_aside()
+        draft = state.draft or {}
+        form = self.office.forms[draft.get("flow", "filing")]
+        step = forms.step_label(ctx, form, draft.get("step") or form.steps[0].field)
+        state.enter("resume")
+        labels = [ctx.t("resume.continue"), ctx.t("resume.restart"), ctx.t("resume.drop")]
+        return Outcome().say(ctx.t("resume.ask", step=step), numbered(labels))
+
+    def _on_resume(self, ctx: Context) -> Outcome:
+        state = ctx.state
+        draft = state.draft or {}
+        form = self.office.forms.get(draft.get("flow", ""))
+        labels = [ctx.t("resume.continue"), ctx.t("resume.restart"), ctx.t("resume.drop")]
+        choice = pick(ctx, labels)
+        if form is None or choice == 2:
+            state.draft = None
+            state.to_menu()
+            return Outcome(replies=[menu_reply(ctx)])
+        if choice == 0:
+            state.enter(form.name, draft.get("step", ""), draft.get("data"))
+            state.draft = None
+            return forms.resume(ctx, form)
+        if choice == 1:
+            return forms.start(ctx, form)
+        return (
+            Outcome()
+            .say(ctx.t("err.choice", n=3))
+            .say(
+                ctx.t("resume.ask", step=forms.step_label(ctx, form, draft.get("step", ""))),
+                numbered(labels),
+            )
+        )
+
+
+def _language(code: str) -> str:
+    """Chinese unless the channel says the person reads another language."""
+    return "en" if code and not code.lower().startswith("zh") else "zh"

@@ -1,0 +1,1 @@
+"""Conversation flows: small step functions over durable state."""

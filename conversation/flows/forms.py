@@ -1,0 +1,330 @@
+"""Filing and suggestion forms, run from their declaration in the office file.
+
+State: `flow` is the form's name, `step` the field being asked (or `_confirm` / `_change`),
+`data` the answers. Fields already answered (e.g. a description given as free text at the menu)
+are skipped when moving forward; `返回` always goes back exactly one step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .. import validators
+from ..commands import Results, SubmitCase
+from ..messages import Choice, Media, Reply
+from ..office import FormSpec, StepSpec
+from ..validators import Invalid
+from .base import DONE, SKIP, YES, Context, Outcome, numbered, pick
+
+CONFIRM = "_confirm"
+CHANGE = "_change"
+PHOTO_LIMIT = 9
+
+
+def start(ctx: Context, form: FormSpec, prefill: dict[str, Any] | None = None) -> Outcome:
+    ctx.state.draft = None
+    # The form's own id makes its submission idempotent, whatever is re-delivered or replayed.
+    ctx.state.enter(form.name, "", {**(prefill or {}), "_form": uuid.uuid4().hex})
+    intro = "form.start_free_text" if prefill else "form.start"
+    return Outcome().say(ctx.t(intro)).extend(_forward(ctx, form, from_index=0))
+
+
+def resume(ctx: Context, form: FormSpec) -> Outcome:
+    """Re-ask the question the citizen stopped at."""
+    step = ctx.state.step
+    if step == CONFIRM:
+        return _confirm_prompt(ctx, form)
+    if step == CHANGE:
+        return _change_prompt(ctx, form)
+    return Outcome(replies=[_prompt(ctx, form, form.steps[form.index(step)])])
+
+
+def step_label(ctx: Context, form: FormSpec, step: str) -> str:
+    if step in (CONFIRM, CHANGE):
+        return ctx.t("confirm.submit")
+    return _field_label(ctx, form.steps[form.index(step)])
+
+
+def handle(ctx: Context, form: FormSpec) -> Outcome:
+    step = ctx.state.step
+    if step == CONFIRM:
+        return _on_confirm(ctx, form)
+    if step == CHANGE:
+        return _on_change(ctx, form)
+    spec = form.steps[form.index(step)]
+    inbound = ctx.inbound
+
+    if inbound.kind == "image" and spec.type != "photos":
+        return _take_photos_elsewhere(ctx, form, spec)
+    if inbound.kind == "voice" and not inbound.text:
+        return _take_voice(ctx, form, spec)
+    if ctx.word in SKIP and spec.type != "photos":
+        if not spec.optional:
+            return Outcome().say(ctx.t("err.not_optional")).extend(resume(ctx, form))
+        ctx.state.data[spec.field] = None
+        return _advance(ctx, form)
+
+    answer = _accept(ctx, form, spec)
+    if isinstance(answer, Outcome):
+        return answer
+    if isinstance(answer, Invalid):
+        return Outcome(
+            replies=[Reply(ctx.t(answer.key, **answer.values)), _prompt(ctx, form, spec)]
+        )
+    ctx.state.data[spec.field] = answer
+    outcome = Outcome()
+    if spec.type == "category":
+        category = ctx.office.category(answer)
+        if category is not None and category.notice:
+            outcome.say(ctx.t(category.notice))
+    return outcome.extend(_advance(ctx, form))
+
+
+def back(ctx: Context, form: FormSpec) -> Outcome | None:
+    """One step back; None when already at the first question (the caller leaves the form)."""
+    step = ctx.state.step
+    if step == CHANGE:
+        ctx.state.step = CONFIRM
+        return _confirm_prompt(ctx, form)
+    index = len(form.steps) if step == CONFIRM else form.index(step)
+    if index == 0:
+        return None
+    ctx.state.data.pop("_editing", None)
+    previous = form.steps[index - 1]
+    ctx.state.step = previous.field
+    return Outcome(replies=[_prompt(ctx, form, previous)])
+
+
+# -- moving between questions ------------------------------------------------------------------
+
+
+def _advance(ctx: Context, form: FormSpec) -> Outcome:
+    if ctx.state.data.pop("_editing", False):
+        ctx.state.step = CONFIRM
+        return _confirm_prompt(ctx, form)
+    return _forward(ctx, form, from_index=form.index(ctx.state.step) + 1)
+
+
+def _forward(ctx: Context, form: FormSpec, from_index: int) -> Outcome:
+    for spec in form.steps[from_index:]:
+        if spec.field not in ctx.state.data:
+            ctx.state.step = spec.field
+            return Outcome(replies=[_prompt(ctx, form, spec)])
+    ctx.state.step = CONFIRM
+    return _confirm_prompt(ctx, form)
+
+
+def _prompt(ctx: Context, form: FormSpec, spec: StepSpec) -> Reply:
+    t = ctx.t
+    number = f"（{form.index(spec.field) + 1}/{len(form.steps)}）"
+    if spec.prompt is not None:
+        text = spec.prompt(ctx.lang)
+    elif spec.type in ("text", "choice"):
+        text = f"{_field_label(ctx, spec)}：{t('ask.' + spec.type)}"
+    elif spec.type == "photos":
+        text = t("ask.photos", max=_photo_limit(spec))
+    else:
+        text = t("ask." + spec.type)
+    if spec.optional and spec.type != "photos":
+        text += t("form.optional")
+    choices: tuple[Choice, ...] = ()
+    if spec.type == "category":
+        categories = _category_order(ctx)
+        suggested = ctx.state.data.get("_suggested")
+        if suggested and categories and categories[0].key == suggested:
+            text = t("ask.category.suggested", label=categories[0].label(ctx.lang)) + "\n" + text
+        choices = numbered([c.label(ctx.lang) for c in categories])
+    elif spec.type == "choice":
+        choices = numbered([o(ctx.lang) for o in spec.options])
+    elif spec.type == "photos" and ctx.state.data.get("photos"):
+        text = t("photos.received", n=len(ctx.state.data["photos"])) + "\n" + text
+    return Reply(text + number, choices)
+
+
+def _category_order(ctx: Context) -> list[Any]:
+    categories = list(ctx.office.categories)
+    suggested = ctx.state.data.get("_suggested")
+    for i, category in enumerate(categories):
+        if category.key == suggested:
+            categories.insert(0, categories.pop(i))
+            break
+    return categories
+
+
+# -- reading one answer ------------------------------------------------------------------------
+
+
+def _accept(ctx: Context, form: FormSpec, spec: StepSpec) -> Any:
+    inbound = ctx.inbound
+    if spec.type == "location":
+        return validators.location(inbound.text, inbound.location)
+    if spec.type == "photos":
+        return _on_photos(ctx, form, spec)
+    if inbound.location is not None or (inbound.kind not in ("text", "voice")):
+        return Invalid("err.need_text", {})
+    if spec.type == "category":
+        categories = _category_order(ctx)
+        index = pick(ctx, [c.label(ctx.lang) for c in categories])
+        if index is None:
+            return Invalid("err.choice", {"n": len(categories)})
+        return categories[index].key
+    if spec.type == "choice":
+        index = pick(ctx, [o(ctx.lang) for o in spec.options])
+        if index is None:
+            return Invalid("err.choice", {"n": len(spec.options)})
+        return spec.options[index]("zh")
+    if spec.type == "description":
+        return validators.description(inbound.text, spec.min or 10, spec.max or 2000)
+    if spec.type == "name":
+        return validators.person_name(inbound.text)
+    if spec.type == "phone":
+        return validators.phone(inbound.text)
+    return validators.free_text(inbound.text, spec.min or 1, spec.max or 500)
+
+
+def _photo_limit(spec: StepSpec) -> int:
+    return min(spec.max or PHOTO_LIMIT, PHOTO_LIMIT)
+
+
+def _add_photos(ctx: Context, limit: int) -> int:
+    photos = ctx.state.data.setdefault("photos", []) or []
+    ctx.state.data["photos"] = photos
+    for media in ctx.inbound.media:
+        if media.kind == "image" and len(photos) < limit:
+            photos.append({"kind": media.kind, "ref": media.ref, "url": media.url})
+    return len(photos)
+
+
+def _on_photos(ctx: Context, form: FormSpec, spec: StepSpec) -> Outcome:
+    limit = _photo_limit(spec)
+    if ctx.inbound.kind == "image":
+        count = _add_photos(ctx, limit)
+        if count >= limit:
+            return Outcome().say(ctx.t("photos.full", n=count)).extend(_advance(ctx, form))
+        return Outcome().say(ctx.t("photos.received", n=count))
+    if ctx.word in DONE or ctx.word in SKIP:
+        ctx.state.data.setdefault("photos", [])
+        return _advance(ctx, form)
+    return Outcome(replies=[Reply(ctx.t("err.photos.text"))])
+
+
+def _take_photos_elsewhere(ctx: Context, form: FormSpec, spec: StepSpec) -> Outcome:
+    """A photo sent early is kept (when the form takes photos) rather than refused."""
+    if not form.has("photos"):
+        return Outcome().say(ctx.t("photos.not_now")).extend(resume(ctx, form))
+    count = _add_photos(ctx, _photo_limit(form.steps[form.index("photos")]))
+    return Outcome().say(ctx.t("photos.received", n=count)).extend(resume(ctx, form))
+
+
+def _take_voice(ctx: Context, form: FormSpec, spec: StepSpec) -> Outcome:
+    """A voice note without transcript goes with the case; a summary in words is still needed."""
+    voices = ctx.state.data.setdefault("_voices", [])
+    for media in ctx.inbound.media:
+        if media.kind == "voice":
+            voices.append({"kind": "voice", "ref": media.ref, "url": media.url})
+    key = "voice.saved" if spec.type == "description" else "err.need_text"
+    return Outcome().say(ctx.t(key)).extend(resume(ctx, form))
+
+
+# -- confirmation ------------------------------------------------------------------------------
+
+
+def _field_label(ctx: Context, spec: StepSpec) -> str:
+    if spec.label is not None:
+        return spec.label(ctx.lang)
+    return ctx.t(f"field.{spec.type}") if spec.type in _BUILTIN_LABELS else spec.field
+
+
+_BUILTIN_LABELS = frozenset({"category", "description", "location", "photos", "name", "phone"})
+
+
+def _shown(ctx: Context, spec: StepSpec) -> str:
+    value = ctx.state.data.get(spec.field)
+    if spec.type == "photos":
+        return ctx.t("confirm.photos", n=len(value or []))
+    if value is None or value == "":
+        return ctx.t("form.skipped")
+    if spec.type == "category":
+        category = ctx.office.category(value)
+        return category.label(ctx.lang) if category else str(value)
+    if spec.type == "location":
+        return str(value.get("text", ""))
+    return str(value)
+
+
+def _confirm_prompt(ctx: Context, form: FormSpec) -> Outcome:
+    lines = [ctx.t("confirm.head")]
+    lines += [f"{_field_label(ctx, spec)}：{_shown(ctx, spec)}" for spec in form.steps]
+    lines.append(ctx.t("confirm.ask"))
+    labels = [ctx.t("confirm.submit"), ctx.t("confirm.change"), ctx.t("confirm.cancel")]
+    return Outcome(replies=[Reply("\n".join(lines), numbered(labels))])
+
+
+def _on_confirm(ctx: Context, form: FormSpec) -> Outcome:
+    labels = [ctx.t("confirm.submit"), ctx.t("confirm.change"), ctx.t("confirm.cancel")]
+    choice = 0 if ctx.word in YES else pick(ctx, labels)
+    if choice == 0:
+        return _submit(ctx, form)
+    if choice == 1:
+        return _change_prompt(ctx, form)
+    if choice == 2:
+        ctx.state.to_menu()
+        return Outcome().say(ctx.t("cancelled"))
+    return Outcome().say(ctx.t("err.choice", n=3)).extend(_confirm_prompt(ctx, form))
+
+
+def _change_prompt(ctx: Context, form: FormSpec) -> Outcome:
+    ctx.state.step = CHANGE
+    labels = [_field_label(ctx, spec) for spec in form.steps]
+    return Outcome(replies=[Reply(ctx.t("confirm.which"), numbered(labels))])
+
+
+def _on_change(ctx: Context, form: FormSpec) -> Outcome:
+    labels = [_field_label(ctx, spec) for spec in form.steps]
+    index = pick(ctx, labels)
+    if index is None:
+        return Outcome().say(ctx.t("err.choice", n=len(labels))).extend(_change_prompt(ctx, form))
+    spec = form.steps[index]
+    ctx.state.step = spec.field
+    ctx.state.data["_editing"] = True
+    if spec.type == "photos":
+        ctx.state.data["photos"] = []
+    return Outcome(replies=[_prompt(ctx, form, spec)])
+
+
+def _submit(ctx: Context, form: FormSpec) -> Outcome:
+    data = ctx.state.data
+    inbound = ctx.inbound
+    location = data.get("location") or {}
+    media = [*(data.get("photos") or []), *(data.get("_voices") or [])]
+    builtin = {"category", "description", "location", "photos", "name", "phone"}
+    answers = {spec.field: data.get(spec.field) for spec in form.steps if spec.type not in builtin}
+    description = str(data.get("description") or "")
+    command = SubmitCase(
+        origin=f"{inbound.channel}:{inbound.sender}:{data.get('_form') or uuid.uuid4().hex}",
+        kind=form.kind,
+        category=str(data.get("category") or ""),
+        description=description,
+        location_text=str(location.get("text") or ""),
+        lat=location.get("lat"),
+        lng=location.get("lng"),
+        attachments=tuple(Media(m["kind"], m["ref"], m.get("url", "")) for m in media),
+        name=str(data.get("name") or ""),
+        phone=str(data.get("phone") or ""),
+        answers=answers,
+        source=ctx.state.source,
+        language=ctx.lang,
+        risk_words=tuple(ctx.office.risk_words_in(description)),
+        acceptance_due=ctx.deadlines.acceptance_due(ctx.now),
+    )
+    ctx.state.to_menu()
+    kind = form.kind
+
+    def submitted(results: Results) -> list[Reply]:
+        if kind == "suggestion":
+            return [Reply(ctx.t("submitted.suggestion", code=results.case_code))]
+        due = results.values.get("acceptance_due") or command.acceptance_due or ctx.now
+        return [Reply(ctx.t("submitted", code=results.case_code, due=ctx.day(due)))]
+
+    return Outcome(commands=[command], after=submitted)

@@ -1,0 +1,271 @@
+"""The office's own configuration: categories, forms as data, common questions, staff hours."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+
+STEP_TYPES = ("category", "description", "location", "photos", "name", "phone", "text", "choice")
+
+
+class OfficeConfigError(ValueError):
+    """The office file is wrong; the message names the key and what to write instead."""
+
+
+@dataclass(frozen=True)
+class LocalText:
+    """A text an office writes itself, in Chinese and optionally English."""
+
+    zh: str
+    en: str = ""
+
+    def __call__(self, lang: str) -> str:
+        return self.en if lang == "en" and self.en else self.zh
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    label: LocalText
+    keywords: tuple[str, ...] = ()
+    notice: str = ""
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One question of a form. `type` picks the validator; `options` feed a `choice` step."""
+
+    field: str
+    type: str
+    optional: bool = False
+    min: int = 0
+    max: int = 0
+    prompt: LocalText | None = None
+    label: LocalText | None = None
+    options: tuple[LocalText, ...] = ()
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    name: str
+    kind: str
+    steps: tuple[StepSpec, ...]
+
+    def index(self, field_name: str) -> int:
+        for i, step in enumerate(self.steps):
+            if step.field == field_name:
+                return i
+        raise KeyError(field_name)
+
+    def has(self, field_name: str) -> bool:
+        return any(step.field == field_name for step in self.steps)
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    question: LocalText
+    answer: LocalText
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StaffHours:
+    weekdays: tuple[int, ...] = (1, 2, 3, 4, 5)
+    spans: tuple[tuple[time, time], ...] = ((time(9), time(12)), (time(13, 30), time(17, 30)))
+    text: LocalText = LocalText("工作日 9:00-12:00、13:30-17:30")
+
+    def open_at(self, local: datetime) -> bool:
+        if local.isoweekday() not in self.weekdays:
+            return False
+        now = local.time()
+        return any(start <= now < end for start, end in self.spans)
+
+
+@dataclass(frozen=True)
+class OfficeConfig:
+    name: LocalText
+    categories: tuple[Category, ...]
+    forms: dict[str, FormSpec]
+    faq: tuple[FaqEntry, ...] = ()
+    staff: StaffHours = field(default_factory=StaffHours)
+    risk_keywords: tuple[str, ...] = ()
+    resume_after_minutes: int = 30
+    catalog: Catalog = field(default_factory=Catalog)
+
+    def category(self, key: str) -> Category | None:
+        return next((c for c in self.categories if c.key == key), None)
+
+    def suggest_category(self, text: str) -> Category | None:
+        """The category whose keywords the text hits most often (ties: first listed)."""
+        best, best_hits = None, 0
+        for category in self.categories:
+            hits = sum(1 for word in category.keywords if word and word in text)
+            if hits > best_hits:
+                best, best_hits = category, hits
+        return best
+
+    def risk_words_in(self, text: str) -> list[str]:
+        return [word for word in self.risk_keywords if word and word in text]
+
+
+def load_office(path: str | Path | None = None) -> OfficeConfig:
+    """Read an office file (the bundled default when `path` is None) and check every key."""
+    if path is None:
+        raw = resources.files("conversation").joinpath("office.toml").read_text("utf-8")
+        where = "the bundled office.toml"
+    else:
+        where = str(path)
+        try:
+            raw = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise OfficeConfigError(
+                f"{where}: cannot read the office file ({exc.strerror})"
+            ) from exc
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise OfficeConfigError(f"{where}: not valid TOML ({exc})") from exc
+    try:
+        return _parse(data)
+    except OfficeConfigError as exc:
+        raise OfficeConfigError(f"{where}: {exc}") from None
+
+
+def _text(value: Any, key: str) -> LocalText:
+    if isinstance(value, str) and value:
+        return LocalText(value)
+    if isinstance(value, dict) and isinstance(value.get("zh"), str) and value["zh"]:
+        return LocalText(value["zh"], str(value.get("en", "")))
+    raise OfficeConfigError(f'{key} must be a text or {{ zh = "…", en = "…" }}')
+
+
+def _parse(data: dict[str, Any]) -> OfficeConfig:
+    # `ask.name = "…"` in TOML is a nested table; flatten it back to the catalog's dotted keys.
+    texts = {lang: _flatten(entries) for lang, entries in data.get("texts", {}).items()}
+    try:
+        catalog = Catalog(texts)
+    except ValueError as exc:
+        raise OfficeConfigError(str(exc)) from None
+
+    categories = []
+    for i, item in enumerate(data.get("categories", [])):
+        key = item.get("key")
+        if not isinstance(key, str) or not key:
+            raise OfficeConfigError(f"categories[{i}].key is missing")
+        notice = item.get("notice", "")
+        if notice:
+            try:
+                catalog.text("zh", notice)
+            except KeyError:
+                raise OfficeConfigError(
+                    f"categories[{i}].notice names unknown text {notice!r}"
+                ) from None
+        categories.append(
+            Category(
+                key=key,
+                label=_text(item.get("label"), f"categories[{i}].label"),
+                keywords=tuple(str(k) for k in item.get("keywords", [])),
+                notice=notice,
+            )
+        )
+    if not categories:
+        raise OfficeConfigError("at least one [[categories]] entry is needed")
+    if len({c.key for c in categories}) != len(categories):
+        raise OfficeConfigError("categories: two entries share one key")
+
+    forms = {}
+    for name, spec in data.get("forms", {}).items():
+        forms[name] = _parse_form(name, spec)
+    for required in ("filing", "suggestion"):
+        if required not in forms:
+            raise OfficeConfigError(f"[forms.{required}] is missing")
+    if not forms["filing"].has("description"):
+        raise OfficeConfigError("forms.filing needs a description step")
+
+    faq = tuple(
+        FaqEntry(
+            question=_text(item.get("question"), f"faq[{i}].question"),
+            answer=_text(item.get("answer"), f"faq[{i}].answer"),
+            keywords=tuple(str(k) for k in item.get("keywords", [])),
+        )
+        for i, item in enumerate(data.get("faq", []))
+    )
+
+    staff_data = data.get("staff", {})
+    staff = StaffHours(
+        weekdays=tuple(int(d) for d in staff_data.get("weekdays", (1, 2, 3, 4, 5))),
+        spans=tuple(_span(s) for s in staff_data.get("hours", ("09:00-12:00", "13:30-17:30"))),
+        text=_text(
+            staff_data.get("hours_text", "工作日 9:00-12:00、13:30-17:30"), "staff.hours_text"
+        ),
+    )
+    return OfficeConfig(
+        name=_text(data.get("name", "网上信访服务"), "name"),
+        categories=tuple(categories),
+        forms=forms,
+        faq=faq,
+        staff=staff,
+        risk_keywords=tuple(str(k) for k in data.get("risk", {}).get("keywords", [])),
+        resume_after_minutes=int(data.get("resume_after_minutes", 30)),
+        catalog=catalog,
+    )
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+def _parse_form(name: str, spec: dict[str, Any]) -> FormSpec:
+    steps = []
+    for i, raw in enumerate(spec.get("steps", [])):
+        where = f"forms.{name}.steps[{i}]"
+        step_type = raw.get("type")
+        if step_type not in STEP_TYPES:
+            raise OfficeConfigError(f"{where}.type must be one of {', '.join(STEP_TYPES)}")
+        field_name = raw.get("field")
+        if not isinstance(field_name, str) or not field_name.isidentifier():
+            raise OfficeConfigError(f'{where}.field must be a plain name such as "description"')
+        if step_type in ("text", "choice") and "label" not in raw:
+            raise OfficeConfigError(f"{where} needs a label (shown in the summary)")
+        options = tuple(_text(o, f"{where}.options") for o in raw.get("options", []))
+        if step_type == "choice" and not options:
+            raise OfficeConfigError(f"{where} is a choice and needs options")
+        steps.append(
+            StepSpec(
+                field=field_name,
+                type=step_type,
+                optional=bool(raw.get("optional", False)),
+                min=int(raw.get("min", 0)),
+                max=int(raw.get("max", 0)),
+                prompt=_text(raw["prompt"], f"{where}.prompt") if "prompt" in raw else None,
+                label=_text(raw["label"], f"{where}.label") if "label" in raw else None,
+                options=options,
+            )
+        )
+    if not steps:
+        raise OfficeConfigError(f"forms.{name} has no steps")
+    if len({s.field for s in steps}) != len(steps):
+        raise OfficeConfigError(f"forms.{name}: two steps share one field")
+    return FormSpec(name=name, kind=str(spec.get("kind", name)), steps=tuple(steps))
+
+
+def _span(text: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise OfficeConfigError(
+            f'staff.hours entry {text!r} must look like "09:00-12:00"'
+        ) from None
+    return start, end

@@ -1,0 +1,91 @@
+"""What the engine needs from storage and the rest of the system, as Protocols.
+
+Storage implements these; the engine never sees SQL or Redis. A turn runs inside one unit of
+work: state, case rows, timeline, outbox and the dedupe record commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from .commands import Command, Results
+from .messages import Inbound, Reply
+from .state import ConversationState
+
+
+class Conflict(Exception):
+    """Another turn changed the same conversation (or a case code collided): run the turn again."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A time limit on a case: what is due (`accept`, `finish`, `review`, a stage) and by when."""
+
+    kind: str
+    due_at: datetime
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What a citizen may see of their own case."""
+
+    code: str
+    kind: str
+    category: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    next_deadline: Deadline | None = None
+    history: tuple[tuple[datetime, str, str], ...] = field(default=())  # (at, type, note)
+
+
+class Lookups(Protocol):
+    """Read-only questions a flow may ask; every answer is scoped to one channel identity."""
+
+    async def cases_of(self, channel: str, sender: str, limit: int = 5) -> list[CaseView]: ...
+
+    async def case_of(self, channel: str, sender: str, code: str) -> CaseView | None: ...
+
+    async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]: ...
+
+
+class Turn(Protocol):
+    """One unit of work for one conversational turn."""
+
+    @property
+    def lookups(self) -> Lookups: ...
+
+    async def recall(self, dedupe_key: str) -> list[Reply] | None:
+        """Replies already given to this message, seen from inside the turn's transaction."""
+        ...
+
+    async def load_state(self, key: str) -> ConversationState | None: ...
+
+    async def apply(self, commands: Sequence[Command], inbound: Inbound) -> Results: ...
+
+    async def save_state(self, key: str, state: ConversationState) -> None: ...
+
+    async def remember(self, dedupe_key: str, replies: Sequence[Reply]) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class ConversationStore(Protocol):
+    """Per-conversation locks, re-delivery memory and units of work."""
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
+
+    async def recall(self, dedupe_key: str) -> list[Reply] | None: ...
+
+    def turn(self) -> AbstractAsyncContextManager[Turn]: ...
+
+
+class DeadlinePolicy(Protocol):
+    """The legal time limits, computed where the law and local rules are configured (bot/)."""
+
+    def acceptance_due(self, submitted_at: datetime) -> datetime: ...

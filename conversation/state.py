@@ -1,0 +1,60 @@
+"""A conversation's durable state: which flow and step it is in, and the answers so far."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass
+class ConversationState:
+    """Plain data, stored as JSON between turns (Redis or the `conversations` table).
+
+    `flow` is empty at the main menu. `draft` holds a form set aside by `菜单`, `人工` or a long
+    silence, so it can be offered back instead of being lost.
+    """
+
+    flow: str = ""
+    step: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    draft: dict[str, Any] | None = None
+    language: str = "zh"
+    source: str = ""
+    risk_alerted: bool = False
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    version: int = 0
+
+    def enter(self, flow: str, step: str = "", data: dict[str, Any] | None = None) -> None:
+        self.flow, self.step, self.data = flow, step, dict(data or {})
+
+    def to_menu(self) -> None:
+        self.enter("")
+
+    def set_aside(self) -> None:
+        """Keep the form in progress as a draft and leave it."""
+        if self.flow in ("filing", "suggestion"):
+            self.draft = {"flow": self.flow, "step": self.step, "data": self.data}
+        self.to_menu()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["updated_at"] = self.updated_at.isoformat()
+        data.pop("version")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], version: int = 0) -> ConversationState:
+        return cls(
+            flow=data.get("flow", ""),
+            step=data.get("step", ""),
+            data=dict(data.get("data") or {}),
+            draft=data.get("draft"),
+            language=data.get("language", "zh"),
+            source=data.get("source", ""),
+            risk_alerted=bool(data.get("risk_alerted", False)),
+            updated_at=datetime.fromisoformat(data["updated_at"])
+            if "updated_at" in data
+            else datetime.now(UTC),
+            version=version,
+        )

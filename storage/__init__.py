@@ -1,0 +1,1 @@
+"""Persistence: models, migrations, unit of work, conversation stores, outbox, PII crypto."""

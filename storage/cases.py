@@ -1,0 +1,108 @@
+"""Cases: filing with a fresh code, finding by code or owner, listing for the back office."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from conversation.codes import new_case_code
+
+from .crypto import PiiCipher
+from .models import Attachment, Case, Identity
+
+CODE_ATTEMPTS = 8
+
+
+class Cases:
+    def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
+        self.session = session
+        self.cipher = cipher
+
+    async def by_code(self, code: str, *, for_update: bool = False) -> Case | None:
+        query = select(Case).where(Case.code == code)
+        if for_update:
+            # Serialises timeline appends and status changes per case on PostgreSQL (no-op on SQLite,
+            # where BEGIN IMMEDIATE already serialises writers).
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def by_origin(self, origin: str) -> Case | None:
+        return await self.session.scalar(select(Case).where(Case.origin == origin))
+
+    async def new_code(self, day: date) -> str:
+        """A code not yet used. The unique index stays the last word if two filings race."""
+        for _ in range(CODE_ATTEMPTS):
+            code = new_case_code(day)
+            if await self.session.scalar(select(Case.id).where(Case.code == code)) is None:
+                return code
+        raise RuntimeError("could not find a free case code")  # 32**6 per day: not in practice
+
+    async def add(self, case: Case, attachments: list[Attachment]) -> Case:
+        self.session.add(case)
+        await self.session.flush()
+        for attachment in attachments:
+            attachment.case_id = case.id
+            self.session.add(attachment)
+        await self.session.flush()
+        return case
+
+    def set_contact(self, case: Case, name: str, phone: str) -> None:
+        case.contact_name_enc = self.cipher.encrypt(name, "name") if name else None
+        case.contact_phone_enc = self.cipher.encrypt(phone, "phone") if phone else None
+
+    def contact(self, case: Case) -> tuple[str, str]:
+        name = self.cipher.decrypt(case.contact_name_enc, "name") if case.contact_name_enc else ""
+        phone = (
+            self.cipher.decrypt(case.contact_phone_enc, "phone") if case.contact_phone_enc else ""
+        )
+        return name, phone
+
+    async def attachments(self, case: Case) -> list[Attachment]:
+        rows = await self.session.scalars(
+            select(Attachment).where(Attachment.case_id == case.id).order_by(Attachment.id)
+        )
+        return list(rows)
+
+    async def of_identity(
+        self, channel: str, external_id: str, *, statuses: tuple[str, ...] = (), limit: int = 5
+    ) -> list[Case]:
+        query = (
+            select(Case)
+            .join(Identity, Case.identity_id == Identity.id)
+            .where(Identity.channel == channel, Identity.external_id == external_id)
+            .order_by(Case.created_at.desc(), Case.id.desc())
+            .limit(limit)
+        )
+        if statuses:
+            query = query.where(Case.status.in_(statuses))
+        return list(await self.session.scalars(query))
+
+    async def owned(self, channel: str, external_id: str, code: str) -> Case | None:
+        """The case only if this identity filed it: one query, so unknown and foreign look alike."""
+        return await self.session.scalar(
+            select(Case)
+            .join(Identity, Case.identity_id == Identity.id)
+            .where(
+                Case.code == code, Identity.channel == channel, Identity.external_id == external_id
+            )
+        )
+
+    async def page(
+        self, *, status: str = "", since: datetime | None = None, after_id: int = 0, limit: int = 50
+    ) -> list[Case]:
+        """Back-office listing, newest id last, keyset-paged by case id."""
+        query = select(Case).where(Case.id > after_id).order_by(Case.id).limit(limit)
+        if status:
+            query = query.where(Case.status == status)
+        if since is not None:
+            query = query.where(Case.updated_at >= since)
+        return list(await self.session.scalars(query))
+
+
+def attachment_rows(channel: str, media: Any) -> list[Attachment]:
+    return [
+        Attachment(kind=m.kind, channel=channel, ref=m.ref[:512], url=m.url[:1024]) for m in media
+    ]

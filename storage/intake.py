@@ -1,0 +1,158 @@
+"""Applies the conversation's write commands inside the turn's unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import tzinfo
+
+from conversation.commands import (
+    AddRatingComment,
+    Command,
+    RecordRating,
+    RequestHandoff,
+    Results,
+    SubmitCase,
+    Unsubscribe,
+)
+from conversation.messages import Inbound
+
+from .cases import attachment_rows
+from .documents import case_document
+from .models import Case, utcnow
+from .uow import UnitOfWork
+
+
+class CommandHandler:
+    def __init__(self, uow: UnitOfWork, tz: tzinfo) -> None:
+        self.uow = uow
+        self.tz = tz
+
+    async def apply(self, commands: Sequence[Command], inbound: Inbound) -> Results:
+        results = Results()
+        for command in commands:
+            match command:
+                case SubmitCase():
+                    results = await self.submit(command, inbound)
+                case RequestHandoff():
+                    await self.handoff(command, inbound)
+                case RecordRating():
+                    await self.rate(command, inbound)
+                case AddRatingComment():
+                    await self.comment(command, inbound)
+                case Unsubscribe():
+                    identity = await self.uow.people.identity(inbound.channel, inbound.sender)
+                    identity.unsubscribed_at = utcnow()
+        return results
+
+    async def submit(self, command: SubmitCase, inbound: Inbound) -> Results:
+        uow = self.uow
+        existing = await uow.cases.by_origin(command.origin)
+        if existing is not None:
+            # The same form submitted again (a retry after a crash, a lost state write): same case.
+            return _results(existing)
+        identity = await uow.people.identity(inbound.channel, inbound.sender, command.language)
+        citizen = await uow.people.citizen(command.phone, command.name) if command.phone else None
+        if citizen is not None:
+            identity.citizen_id = citizen.id
+        now = utcnow()
+        case = Case(
+            code=await uow.cases.new_code(now.astimezone(self.tz).date()),
+            origin=command.origin,
+            kind=command.kind,
+            category=command.category,
+            description=command.description,
+            location_text=command.location_text,
+            lat=command.lat,
+            lng=command.lng,
+            channel=inbound.channel,
+            identity_id=identity.id,
+            citizen_id=citizen.id if citizen else None,
+            source=command.source,
+            language=command.language,
+            answers=command.answers,
+            risk_words=list(command.risk_words),
+            status="submitted",
+            created_at=now,
+            updated_at=now,
+            accept_due_at=command.acceptance_due,
+        )
+        uow.cases.set_contact(case, command.name, command.phone)
+        attachments = attachment_rows(inbound.channel, command.attachments)
+        await uow.cases.add(case, attachments)
+        await uow.events.append(
+            case,
+            "submitted",
+            f"citizen:{inbound.channel}",
+            {"kind": case.kind, "category": case.category, "attachments": len(attachments)},
+            at=now,
+        )
+        document = case_document(case, (command.name, command.phone), attachments)
+        contact = document.pop("contact")
+        await uow.outbox.add("case.submitted", case.code, document, private={"contact": contact})
+        return _results(case)
+
+    async def handoff(self, command: RequestHandoff, inbound: Inbound) -> None:
+        data = {
+            "channel": inbound.channel,
+            "sender": inbound.sender,
+            "reason": command.reason,
+            "summary": command.summary,
+            "risk_words": list(command.risk_words),
+        }
+        case = (
+            await self.uow.cases.owned(inbound.channel, inbound.sender, command.case_code)
+            if command.case_code
+            else None
+        )
+        if case is not None:
+            await self.uow.events.append(
+                case, "handoff.requested", f"citizen:{inbound.channel}", data
+            )
+        await self.uow.outbox.add("handoff.requested", case.code if case else "", data)
+
+    async def rate(self, command: RecordRating, inbound: Inbound) -> None:
+        case = await self._own_case(command.case_code, inbound)
+        if case is None or case.status != "closed":
+            return  # already rated, reopened, or not theirs: nothing to record
+        now = utcnow()
+        case.rating_score = command.score
+        case.rating_scale = command.scale
+        case.rating_label = command.label
+        case.rating_comment = command.comment
+        case.rating_channel = inbound.channel
+        case.rated_at = now
+        case.status = "rated"
+        rating = {
+            "score": command.score,
+            "scale": command.scale,
+            "label": command.label,
+            "comment": command.comment,
+            "channel": inbound.channel,
+            "at": now.isoformat(),
+        }
+        await self.uow.events.append(case, "rated", f"citizen:{inbound.channel}", rating, at=now)
+        await self.uow.outbox.add("case.rated", case.code, rating)
+
+    async def comment(self, command: AddRatingComment, inbound: Inbound) -> None:
+        case = await self._own_case(command.case_code, inbound)
+        if case is None or case.rating_score is None:
+            return
+        case.rating_comment = command.comment
+        await self.uow.events.append(
+            case, "rating.commented", f"citizen:{inbound.channel}", {"comment": command.comment}
+        )
+        await self.uow.outbox.add(
+            "case.updated", case.code, {"status": case.status, "rating_comment": command.comment}
+        )
+
+    async def _own_case(self, code: str, inbound: Inbound) -> Case | None:
+        owned = await self.uow.cases.owned(inbound.channel, inbound.sender, code)
+        return await self.uow.cases.by_code(code, for_update=True) if owned is not None else None
+
+
+def _results(case: Case) -> Results:
+    return Results(
+        case_code=case.code,
+        case_created_at=case.created_at,
+        values={"acceptance_due": case.accept_due_at},
+    )

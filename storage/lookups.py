@@ -1,0 +1,65 @@
+"""Read-only answers for the conversation, always scoped to the asking channel identity."""
+
+from __future__ import annotations
+
+from conversation.ports import CaseView, Deadline
+
+from .documents import next_deadline
+from .models import Case
+from .uow import UnitOfWork
+
+# Timeline entries a citizen sees in "办理经过"; internal ones (notes, deliveries) stay hidden.
+CITIZEN_VISIBLE = frozenset(
+    {
+        "submitted",
+        "accepted",
+        "redirected",
+        "assigned",
+        "returned",
+        "replied",
+        "closed",
+        "extended",
+        "rated",
+        "review_requested",
+    }
+)
+RATABLE = ("closed",)
+
+
+class CaseLookups:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    async def cases_of(self, channel: str, sender: str, limit: int = 5) -> list[CaseView]:
+        cases = await self.uow.cases.of_identity(channel, sender, limit=limit)
+        return [_view(case) for case in cases]
+
+    async def case_of(self, channel: str, sender: str, code: str) -> CaseView | None:
+        case = await self.uow.cases.owned(channel, sender, code)
+        if case is None:
+            return None
+        events = await self.uow.events.events(case)
+        history = tuple(
+            (e.at, e.type, str(e.data.get("note") or e.data.get("reason") or ""))
+            for e in events
+            if e.type in CITIZEN_VISIBLE
+        )
+        return _view(case, history)
+
+    async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
+        cases = await self.uow.cases.of_identity(channel, sender, statuses=RATABLE, limit=10)
+        return [_view(case) for case in cases]
+
+
+def _view(case: Case, history: tuple[tuple, ...] = ()) -> CaseView:
+    due = next_deadline(case)
+    return CaseView(
+        code=case.code,
+        kind=case.kind,
+        category=case.category,
+        status=case.status,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+        next_deadline=Deadline(due[0], due[1]) if due else None,
+        history=history,
+    )

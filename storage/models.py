@@ -1,0 +1,240 @@
+"""The tables, as typed SQLAlchemy 2.0 models. Schema changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite keeps no zone, so we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}  # noqa: RUF012
+
+
+class Citizen(Base):
+    """A person behind a mobile number. Name and phone are AES-GCM encrypted; the keyed hash finds them."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    phone_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sms_opted_out_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Identity(Base):
+    """A channel-scoped id (WeChat openid, Telegram chat, web-chat session) that files and asks."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(128))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    unsubscribed_at: Mapped[datetime | None]
+    unreachable_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Case(Base):
+    """One matter a citizen filed (kind `petition` or `suggestion`) and where it stands."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_status_created_at", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    origin: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40), default="")
+    description: Mapped[str] = mapped_column(Text)
+    location_text: Mapped[str] = mapped_column(String(200), default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+    channel: Mapped[str] = mapped_column(String(20))
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"), index=True)
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), index=True)
+    contact_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    contact_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    risk_words: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(24), default="submitted")
+    department: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accept_due_at: Mapped[datetime | None]
+    finish_due_at: Mapped[datetime | None]
+    review_due_at: Mapped[datetime | None]
+    rating_score: Mapped[int | None]
+    rating_scale: Mapped[int | None]
+    rating_label: Mapped[str | None] = mapped_column(String(20))
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rating_channel: Mapped[str | None] = mapped_column(String(20))
+    rated_at: Mapped[datetime | None]
+
+
+class CaseEvent(Base):
+    """The case's timeline and audit trail: append-only, each row holding the previous row's hash."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Attachment(Base):
+    """A photo or voice note as its channel keeps it (WeChat MediaId, Telegram file_id, URL)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Survey(Base):
+    """A satisfaction survey sent when a case closes; one open survey per case."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    scale: Mapped[int] = mapped_column(Integer, default=3)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+
+
+class Conversation(Base):
+    """Conversation state when Redis is absent; `version` makes concurrent writers detectable."""
+
+    __tablename__ = "conversations"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[bytes] = mapped_column(
+        LargeBinary
+    )  # encrypted: a form in progress holds name and phone
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class InboundDedupe(Base):
+    """Channel message ids already handled, with the replies given, so a re-delivery gets the same."""
+
+    __tablename__ = "inbound_dedupe"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    replies: Mapped[bytes] = mapped_column(
+        LargeBinary
+    )  # encrypted: a summary reply repeats the phone
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OutboxEntry(Base):
+    """An event for the back office, written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox"
+    # The relay's question ("what is not published yet?") stays fast however long the history.
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "seq",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    case_code: Mapped[str] = mapped_column(String(20), default="", index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Personal data for the consumer (the contact of `case.submitted`), encrypted like all PII.
+    private_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KeyValue(Base):
+    """Small shared values with expiry (e.g. the WeChat access token) when Redis is absent."""
+
+    __tablename__ = "key_values"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]

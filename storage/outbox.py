@@ -1,0 +1,111 @@
+"""The transactional outbox: events for the back office, committed with the change they report."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .crypto import PiiCipher
+from .models import OutboxEntry, utcnow
+
+# The stream types of CONTRACTS.md; anything else is refused so a typo cannot reach consumers.
+EVENT_TYPES = frozenset(
+    {
+        "case.submitted",
+        "case.updated",
+        "case.rated",
+        "case.review_requested",
+        "handoff.requested",
+        "deadline.warning",
+        "deadline.missed",
+    }
+)
+
+
+class Outbox:
+    def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
+        self.session = session
+        self.cipher = cipher
+
+    async def add(
+        self,
+        type_: str,
+        case_code: str = "",
+        data: dict[str, Any] | None = None,
+        private: dict[str, Any] | None = None,
+    ) -> OutboxEntry:
+        """Queue an event; `private` keys (personal data) are stored encrypted and merged on read."""
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type_!r}")
+        sealed = None
+        if private:
+            sealed = self.cipher.encrypt(json.dumps(private, ensure_ascii=False), "outbox")
+        entry = OutboxEntry(
+            id=str(uuid.uuid4()),
+            type=type_,
+            case_code=case_code,
+            data=data or {},
+            private_enc=sealed,
+        )
+        self.session.add(entry)
+        await self.session.flush()
+        return entry
+
+    async def after(self, cursor: int, limit: int) -> list[OutboxEntry]:
+        """The feed of `GET /api/v1/events`: entries with seq > cursor, oldest first."""
+        rows = await self.session.scalars(
+            select(OutboxEntry)
+            .where(OutboxEntry.seq > cursor)
+            .order_by(OutboxEntry.seq)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def claim_unpublished(self, limit: int, *, skip_locked: bool) -> list[OutboxEntry]:
+        """Oldest unpublished entries, locked for this relay on PostgreSQL so relays never overlap."""
+        query = (
+            select(OutboxEntry)
+            .where(OutboxEntry.published_at.is_(None))
+            .order_by(OutboxEntry.seq)
+            .limit(limit)
+        )
+        if skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        return list(await self.session.scalars(query))
+
+    async def mark_published(self, seqs: Sequence[int], at: datetime | None = None) -> None:
+        if seqs:
+            await self.session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.seq.in_(seqs))
+                .values(published_at=at or utcnow())
+            )
+
+    async def count_unpublished(self) -> int:
+        query = (
+            select(func.count()).select_from(OutboxEntry).where(OutboxEntry.published_at.is_(None))
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    def data(self, entry: OutboxEntry) -> dict[str, Any]:
+        """The event's data as consumers get it, personal data decrypted back in place."""
+        if not entry.private_enc:
+            return dict(entry.data)
+        return {**entry.data, **json.loads(self.cipher.decrypt(entry.private_enc, "outbox"))}
+
+    def to_json(self, entry: OutboxEntry) -> dict[str, Any]:
+        """An entry as the events API carries it (the stream has the same fields, flat)."""
+        return {
+            "id": entry.id,
+            "seq": entry.seq,
+            "type": entry.type,
+            "case": entry.case_code,
+            "data": self.data(entry),
+            "created_at": entry.created_at.isoformat(),
+        }

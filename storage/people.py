@@ -1,0 +1,70 @@
+"""Citizens (found by keyed phone hash) and the channel identities they write from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .crypto import PiiCipher
+from .models import Citizen, Identity
+
+
+async def insert_ignoring_duplicates(
+    session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]
+) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on either backend: the loser of a race just reads."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
+
+
+class People:
+    def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
+        self.session = session
+        self.cipher = cipher
+
+    async def identity(self, channel: str, external_id: str, language: str = "zh") -> Identity:
+        found = await self.find_identity(channel, external_id)
+        if found is not None:
+            return found
+        await insert_ignoring_duplicates(
+            self.session,
+            Identity,
+            {"channel": channel, "external_id": external_id, "language": language},
+            ["channel", "external_id"],
+        )
+        found = await self.find_identity(channel, external_id)
+        assert found is not None
+        return found
+
+    async def find_identity(self, channel: str, external_id: str) -> Identity | None:
+        return await self.session.scalar(
+            select(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
+        )
+
+    async def citizen(self, phone: str, name: str = "") -> Citizen:
+        """The citizen with this phone (E.164), created on first sight; the latest name wins."""
+        phone_hash = self.cipher.phone_hash(phone)
+        found = await self.find_citizen(phone)
+        if found is None:
+            await insert_ignoring_duplicates(
+                self.session,
+                Citizen,
+                {"phone_hash": phone_hash, "phone_enc": self.cipher.encrypt(phone, "phone")},
+                ["phone_hash"],
+            )
+            found = await self.find_citizen(phone)
+            assert found is not None
+        if name:
+            found.name_enc = self.cipher.encrypt(name, "name")
+        return found
+
+    async def find_citizen(self, phone: str) -> Citizen | None:
+        return await self.session.scalar(
+            select(Citizen).where(Citizen.phone_hash == self.cipher.phone_hash(phone))
+        )

@@ -1,0 +1,68 @@
+"""The unit of work: one session, its repositories, and a commit that is never implicit."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from conversation.ports import Conflict
+
+from .cases import Cases
+from .crypto import PiiCipher
+from .db import Database
+from .outbox import Outbox
+from .people import People
+from .timeline import Timeline
+
+
+class UnitOfWork:
+    """`async with UnitOfWork(db, cipher) as uow:` … `await uow.commit()`; anything else rolls back."""
+
+    def __init__(self, db: Database, cipher: PiiCipher) -> None:
+        self.db = db
+        self.cipher = cipher
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self.db.session()
+        await self.session.begin()
+        self.cases = Cases(self.session, self.cipher)
+        self.events = Timeline(self.session)
+        self.outbox = Outbox(self.session, self.cipher)
+        self.people = People(self.session, self.cipher)
+        self._committed = False
+        return self
+
+    async def commit(self) -> None:
+        try:
+            await self.session.commit()
+        except IntegrityError as exc:
+            raise Conflict(str(exc.orig)) from exc
+        self._committed = True
+
+    async def flush(self) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(str(exc.orig)) from exc
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+        if isinstance(exc, IntegrityError):
+            raise Conflict(str(exc.orig)) from exc
+        if isinstance(exc, OperationalError) and _is_serialization_failure(exc):
+            raise Conflict(str(exc.orig)) from exc
+
+
+def _is_serialization_failure(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "deadlock" in text or "could not serialize" in text

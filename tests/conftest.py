@@ -1,0 +1,270 @@
+"""Real backends for the tests: SQLite files, a throwaway PostgreSQL database, Redis prefixes.
+
+Locally a test needing PostgreSQL or Redis is skipped (with the reason) when the server is down;
+under CI=true that is a failure, so a green CI run means both were really exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.runtime import Runtime, open_runtime
+from bot.settings import Settings
+from conversation.messages import Inbound, Location, Media, Reply
+from storage import migrate
+from storage.db import Database
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get(
+    "MINYI_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("MINYI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PII_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
+TABLES = (
+    "case_events, attachments, surveys, outbox, cases, identities, citizens, "
+    "conversations, inbound_dedupe, key_values"
+)
+
+
+def run_apart(coroutine: Any) -> Any:
+    """Run a coroutine to completion on its own thread and loop (callable from inside a loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def unavailable(what: str, why: str) -> None:
+    message = f"{what} is not reachable ({why}); start it to run this test"
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}")
+    pytest.skip(message)
+
+
+# -- PostgreSQL: one database per test run, emptied before each test ------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"minyi_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = PG_ADMIN_URL
+
+    async def create() -> str | None:
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            await engine.dispose()
+        url = admin.rsplit("/", 1)[0] + f"/{name}"
+        db = Database(url)
+        await migrate.upgrade(db)
+        await db.dispose()
+        return None
+
+    async def drop() -> None:
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+    error = run_apart(create())
+    if error:
+        unavailable("PostgreSQL at " + admin, error)
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    run_apart(drop())
+
+
+@pytest.fixture
+def clean_postgres(postgres_url: str) -> str:
+    async def truncate() -> None:
+        engine = create_async_engine(postgres_url)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+            await conn.execute(
+                text("ALTER TABLE case_events ENABLE TRIGGER ALL")
+            )  # a tamper test may disable it
+        await engine.dispose()
+
+    run_apart(truncate())
+    return postgres_url
+
+
+# -- Redis: a unique key prefix and stream per test, deleted afterwards --------------------------
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    async def ping() -> str | None:
+        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            await client.ping()
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            await client.aclose()
+        return None
+
+    async def clean(prefix: str) -> None:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        async for key in client.scan_iter(match=prefix + "*", count=500):
+            await client.delete(key)
+        await client.aclose()
+
+    error = run_apart(ping())
+    if error:
+        unavailable("Redis at " + REDIS_URL, error)
+    prefix = f"minyi-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    run_apart(clean(prefix))
+
+
+@pytest.fixture
+async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+# -- Settings for each backend --------------------------------------------------------------------
+
+
+def sqlite_settings(tmp_path: object, **overrides: object) -> Settings:
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/minyi.db",
+        api_token="test-token",
+        pii_key=PII_KEY,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+BACKENDS = ("sqlite", "postgres", "postgres+redis")
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: object) -> Settings:
+    """Settings for each backend combination; tests using it run three times."""
+    return settings_for(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=("sqlite", "postgres"))
+def database_settings(request: pytest.FixtureRequest, tmp_path: object) -> Settings:
+    """The embedded store's backends (no Redis)."""
+    return settings_for(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def sqlite_only(tmp_path: object) -> Settings:
+    return sqlite_settings(tmp_path)
+
+
+def settings_for(request: pytest.FixtureRequest, backend: str, tmp_path: object) -> Settings:
+    if backend == "sqlite":
+        return sqlite_settings(tmp_path)
+    url = request.getfixturevalue("clean_postgres")
+    base = Settings(database_url=url, api_token="test-token", pii_key=PII_KEY)
+    if backend == "postgres":
+        return base
+    prefix = request.getfixturevalue("redis_prefix")
+    return base.replace(redis_url=REDIS_URL, redis_prefix=prefix, stream=prefix + "events")
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    async with open_runtime(settings) as rt:
+        yield rt
+
+
+@pytest.fixture
+async def sqlite_runtime(sqlite_only: Settings) -> AsyncIterator[Runtime]:
+    async with open_runtime(sqlite_only) as rt:
+        yield rt
+
+
+# -- A simulated citizen ----------------------------------------------------------------------------
+
+
+@dataclass
+class Citizen:
+    """Talks to the engine like a channel would, one message at a time."""
+
+    runtime: Runtime
+    sender: str = "citizen-1"
+    channel: str = "webchat"
+    language: str = ""
+
+    async def send(self, inbound: Inbound) -> list[Reply]:
+        return await self.runtime.handle(inbound)
+
+    async def say(self, text: str, message_id: str | None = None) -> str:
+        replies = await self.send(
+            Inbound(
+                channel=self.channel,
+                sender=self.sender,
+                text=text,
+                message_id=uuid.uuid4().hex if message_id is None else message_id,
+                language=self.language,
+            )
+        )
+        return joined(replies)
+
+    async def photo(self, ref: str = "media-1") -> str:
+        return joined(
+            await self.send(
+                Inbound(
+                    channel=self.channel,
+                    sender=self.sender,
+                    kind="image",
+                    media=(Media("image", ref, f"https://example.invalid/{ref}.jpg"),),
+                    message_id=uuid.uuid4().hex,
+                )
+            )
+        )
+
+    async def location(self, lat: float, lng: float, label: str = "") -> str:
+        return joined(
+            await self.send(
+                Inbound(
+                    channel=self.channel,
+                    sender=self.sender,
+                    kind="location",
+                    location=Location(lat, lng, label),
+                    message_id=uuid.uuid4().hex,
+                )
+            )
+        )
+
+    async def file_a_matter(
+        self, description: str = "小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。"
+    ) -> str:
+        """A complete filing; returns the reply that carries the case code."""
+        await self.say("1")
+        await self.say("4")
+        await self.say(description)
+        await self.say("XX区幸福路12号幸福小区东门")
+        await self.say("跳过")
+        await self.say("张三")
+        await self.say("13800138000")
+        return await self.say("1")
+
+
+def joined(replies: list[Reply]) -> str:
+    return "\n".join(reply.as_plain_text() for reply in replies)
+
+
+@pytest.fixture
+def citizen(runtime: Runtime) -> Citizen:
+    return Citizen(runtime)

@@ -1,0 +1,56 @@
+"""The `minyi` command as an operator runs it."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.runtime import open_runtime
+from bot.settings import Settings
+from channels.console import chat
+
+
+def minyi(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MINYI_")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_db_upgrade_on_the_embedded_default(tmp_path: Path) -> None:
+    result = minyi("db", "upgrade", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "database at revision 0001" in result.stdout
+    assert (tmp_path / "minyi.db").exists()
+
+
+def test_a_wrong_setting_stops_with_one_line(tmp_path: Path) -> None:
+    result = minyi(
+        "serve",
+        cwd=tmp_path,
+        MINYI_WECHAT_TOKEN="t",
+        MINYI_WECHAT_APP_ID="wx",
+        MINYI_WECHAT_AES_KEY="a" * 42,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "minyi: MINYI_WECHAT_AES_KEY: the EncodingAESKey must be 43 characters, this one has 42"
+    ]
+
+
+async def test_chat_in_the_terminal(sqlite_only: Settings) -> None:
+    typed = io.StringIO("1\n5\n楼下烧烤店油烟太大，窗户都打不开\n/quit\n")
+    shown = io.StringIO()
+    async with open_runtime(sqlite_only) as runtime:
+        await chat(runtime.handle, "tester", stdin=typed, stdout=shown)
+    output = shown.getvalue()
+    assert "1 我要反映" in output and "1 住房与物业" in output and "事情发生在哪里" in output

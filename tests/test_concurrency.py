@@ -1,0 +1,93 @@
+"""Messages of one citizen arriving together are processed one at a time: no step lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from sqlalchemy import func, select
+
+from bot.runtime import Runtime, open_runtime
+from bot.settings import Settings
+from conversation.messages import Inbound, Media
+from storage.models import Attachment, Case
+
+from .conftest import Citizen, joined
+
+
+async def at_photo_step(citizen: Citizen) -> None:
+    await citizen.say("1")
+    await citizen.say("1")
+    await citizen.say("物业不给修漏水的屋顶，已经三个月了")
+    await citizen.say("幸福小区")
+
+
+def photo(n: int, sender: str = "citizen-1") -> Inbound:
+    return Inbound(
+        channel="webchat",
+        sender=sender,
+        kind="image",
+        media=(Media("image", f"p{n}"),),
+        message_id=f"photo-{n}",
+    )
+
+
+async def finish(citizen: Citizen) -> str:
+    await citizen.say("完成")
+    await citizen.say("周八")
+    await citizen.say("13500135000")
+    return await citizen.say("1")
+
+
+async def test_concurrent_messages_of_one_citizen_are_all_taken(citizen: Citizen) -> None:
+    await at_photo_step(citizen)
+    replies = await asyncio.gather(*(citizen.send(photo(n)) for n in range(6)))
+    counts = sorted(int(re.search(r"第(\d+)张", joined(r)).group(1)) for r in replies)  # type: ignore[union-attr]
+    assert counts == [1, 2, 3, 4, 5, 6]  # each photo saw the one before it
+    await finish(citizen)
+    async with citizen.runtime.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Attachment)) == 6
+
+
+async def test_concurrent_redeliveries_give_one_step_and_identical_replies(
+    citizen: Citizen,
+) -> None:
+    await at_photo_step(citizen)
+    replies = await asyncio.gather(*(citizen.send(photo(1)) for _ in range(4)))
+    assert all(r == replies[0] for r in replies)
+    assert "第1张" in joined(replies[0])
+    assert "第2张" in joined(await citizen.send(photo(2)))
+
+
+async def test_two_processes_on_one_database_lose_nothing(settings: Settings) -> None:
+    """Two runtimes share the database (and Redis when configured), like two web processes."""
+    async with open_runtime(settings) as one, open_runtime(settings) as two:
+        citizen = Citizen(one)
+        await at_photo_step(citizen)
+        runtimes: tuple[Runtime, ...] = (one, two)
+        replies = await asyncio.gather(*(runtimes[n % 2].handle(photo(n)) for n in range(8)))
+        counts = sorted(int(re.search(r"第(\d+)张", joined(r)).group(1)) for r in replies)  # type: ignore[union-attr]
+        assert counts == list(range(1, 9))
+        submits = await asyncio.gather(
+            *(
+                r.handle(
+                    Inbound(channel="webchat", sender="citizen-1", text="完成", message_id="done")
+                )
+                for r in runtimes
+            )
+        )
+        assert submits[0] == submits[1]
+        await citizen.say("周八")
+        await citizen.say("13500135000")
+        final = await asyncio.gather(
+            *(
+                r.handle(
+                    Inbound(channel="webchat", sender="citizen-1", text="1", message_id=f"s{i}")
+                )
+                for i, r in enumerate(runtimes)
+            )
+        )
+        async with one.db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(Case)) == 1
+            assert await session.scalar(select(func.count()).select_from(Attachment)) == 8
+        assert any("XF" in joined(f) for f in final)

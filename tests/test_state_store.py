@@ -1,0 +1,94 @@
+"""The conversation-state contract, run against the database store and the Redis store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.runtime import Runtime, open_runtime
+from bot.settings import Settings
+from conversation.messages import Reply
+from conversation.ports import Conflict
+from conversation.state import ConversationState
+from storage.conversations import DatabaseConversationStore
+
+
+async def test_state_round_trips(runtime: Runtime) -> None:
+    store = runtime.store
+    async with store.turn() as turn:
+        assert await turn.load_state("webchat:a") is None
+        await turn.save_state(
+            "webchat:a", ConversationState(flow="filing", step="name", data={"x": "张"})
+        )
+        await turn.commit()
+    async with store.turn() as turn:
+        state = await turn.load_state("webchat:a")
+    assert state is not None and (state.flow, state.step, state.data) == (
+        "filing",
+        "name",
+        {"x": "张"},
+    )
+
+
+async def test_uncommitted_turn_changes_nothing(runtime: Runtime) -> None:
+    store = runtime.store
+    async with store.turn() as turn:
+        await turn.load_state("webchat:b")
+        await turn.save_state("webchat:b", ConversationState(flow="faq"))
+        await turn.remember("webchat:b:m1", [Reply("hi")])
+    async with store.turn() as turn:
+        assert await turn.load_state("webchat:b") is None
+    assert await store.recall("webchat:b:m1") is None
+
+
+async def test_remembered_replies_come_back(runtime: Runtime) -> None:
+    store = runtime.store
+    async with store.turn() as turn:
+        await turn.load_state("webchat:c")
+        await turn.save_state("webchat:c", ConversationState())
+        await turn.remember("webchat:c:m1", [Reply("请选择", ())])
+        await turn.commit()
+    assert await store.recall("webchat:c:m1") == [Reply("请选择")]
+    assert await store.recall("webchat:c:m2") is None
+
+
+async def test_lock_serialises_one_conversation_but_not_two(runtime: Runtime) -> None:
+    store = runtime.store
+    order: list[str] = []
+
+    async def hold(key: str, name: str, delay: float) -> None:
+        async with store.lock(key):
+            order.append(f"{name}+")
+            await asyncio.sleep(delay)
+            order.append(f"{name}-")
+
+    await asyncio.gather(hold("k1", "a", 0.05), hold("k1", "b", 0.0))
+    assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
+    order.clear()
+    await asyncio.gather(hold("k2", "a", 0.05), hold("k3", "b", 0.05))
+    assert set(order[:2]) == {"a+", "b+"}  # both held at once: different conversations never wait
+
+
+async def test_database_store_detects_a_concurrent_writer(database_settings: Settings) -> None:
+    """Two processes on one database: the version column makes the loser retry."""
+    async with open_runtime(database_settings) as runtime:
+        await _detects_concurrent_writer(runtime)
+
+
+async def _detects_concurrent_writer(runtime: Runtime) -> None:
+    store = runtime.store
+    assert isinstance(store, DatabaseConversationStore)
+    async with store.turn() as turn:
+        await turn.load_state("webchat:d")
+        await turn.save_state("webchat:d", ConversationState(flow="faq"))
+        await turn.commit()
+    async with store.turn() as first:
+        await first.load_state("webchat:d")
+        await first.save_state("webchat:d", ConversationState(flow="status"))
+        await first.commit()
+    with pytest.raises(Conflict):
+        async with store.turn() as late:
+            late._versions["webchat:d"] = 1  # it read version 1 before `first` committed
+            await late.save_state("webchat:d", ConversationState(flow="rating"))
+            await late.commit()

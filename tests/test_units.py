@@ -1,0 +1,251 @@
+"""Table-driven checks of validators, the office file, the text catalog and settings."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from bot.logs import mask_phones
+from bot.settings import SettingsError, load_settings
+from conversation import validators
+from conversation.catalog import EN, ZH
+from conversation.messages import Location
+from conversation.office import OfficeConfigError, load_office
+from conversation.validators import Invalid
+from storage.crypto import PiiCipher, mask_name, mask_phone, parse_key
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("13800138000", "+8613800138000"),
+        ("138 0013 8000", "+8613800138000"),
+        ("138-0013-8000", "+8613800138000"),
+        ("１３８００１３８０００", "+8613800138000"),
+        ("+86 138 0013 8000", "+8613800138000"),
+        ("008613800138000", "+8613800138000"),
+        ("19912345678", "+8619912345678"),
+        ("+85291234567", "+85291234567"),
+        ("+14155552671", "+14155552671"),
+        ("+447911123456", "+447911123456"),
+    ],
+)
+def test_phone_numbers_accepted(given: str, expected: str) -> None:
+    assert validators.phone(given) == expected
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "12345",
+        "1380013800",
+        "138001380000",
+        "01012345678",
+        "+86 10 1234 5678",
+        "abc",
+        "+999123",
+        "１２３",
+    ],
+)
+def test_phone_numbers_refused(given: str) -> None:
+    assert validators.phone(given) == Invalid("err.phone", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("", "err.description.short"),
+        ("太吵了", "err.description.short"),
+        ("字" * 9, "err.description.short"),
+        ("字" * 2001, "err.description.long"),
+    ],
+)
+def test_description_limits(text: str, key: str) -> None:
+    result = validators.description(text)
+    assert isinstance(result, Invalid) and result.key == key
+
+
+def test_description_accepts_ten_to_two_thousand() -> None:
+    assert validators.description("字" * 10) == "字" * 10
+    assert validators.description("  " + "字" * 2000 + "\n") == "字" * 2000
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("张三", "张三"),
+        ("  欧阳  娜娜 ", "欧阳 娜娜"),
+        ("Li Wei", "Li Wei"),
+        ("", "err.name.empty"),
+        ("张" * 31, "err.name.long"),
+        ("138 0013", "err.name.digits"),
+    ],
+)
+def test_names(text: str, result: str) -> None:
+    got = validators.person_name(text)
+    assert (got.key if isinstance(got, Invalid) else got) == result
+
+
+def test_locations() -> None:
+    assert validators.location("幸福路1号", None) == {"text": "幸福路1号", "lat": None, "lng": None}
+    assert validators.location("", Location(31.0, 121.0, "人民广场"))["lat"] == 31.0  # type: ignore[index]
+    assert validators.location("", Location(31.0, 121.0))["text"] == "31.000000, 121.000000"  # type: ignore[index]
+    assert isinstance(validators.location("x", None), Invalid)
+    assert isinstance(validators.location("", Location(91.0, 0.0)), Invalid)
+    assert isinstance(validators.location("路" * 201, None), Invalid)
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("3", 3),
+        ("３", 3),
+        ("三", 3),
+        ("第3项", 3),
+        (" 3。", 3),
+        ("3个", 3),
+        ("abc", None),
+        ("", None),
+    ],
+)
+def test_choice_numbers(text: str, number: int | None) -> None:
+    assert validators.choice_number(text) == number
+
+
+def test_catalog_languages_have_the_same_keys_and_placeholders() -> None:
+    assert set(ZH) == set(EN)
+    fields = string.Formatter()
+    for key in ZH:
+        zh = {f for _, f, _, _ in fields.parse(ZH[key]) if f}
+        en = {f for _, f, _, _ in fields.parse(EN[key]) if f}
+        assert zh == en, key
+
+
+def test_bundled_office_file_loads() -> None:
+    office = load_office()
+    assert [c.key for c in office.categories][:2] == ["housing", "labour"]
+    assert office.forms["filing"].steps[0].type == "category"
+    assert office.suggest_category("公司拖欠工资").key == "labour"  # type: ignore[union-attr]
+    assert office.suggest_category("今天天气不错") is None
+    assert office.risk_words_in("我不想活了") == ["不想活"]
+
+
+MINIMAL = (
+    "[[categories]]\nkey='a'\nlabel='A'\n"
+    "[forms.filing]\nsteps=[{field='description', type='description'}]\n"
+    "[forms.suggestion]\nsteps=[{field='description', type='description'}]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("name = 'x'", "at least one [[categories]]"),
+        ("[[categories]]\nlabel='住房'", "categories[0].key is missing"),
+        (
+            "[[categories]]\nkey='a'\nlabel='A'\n[forms.filing]\nsteps=[{field='d', type='essay'}]",
+            "steps[0].type must be one of",
+        ),
+        (
+            "[[categories]]\nkey='a'\nlabel='A'\n[forms.filing]\nsteps=[{field='description', type='description'}]",
+            "[forms.suggestion] is missing",
+        ),
+        ("[[categories]]\nkey='a'\nlabel='A'\n[texts.zh]\nnot_a_key='x'", "unknown text keys"),
+        (MINIMAL + "[staff]\nhours=['9-12']", "must look like"),
+        (MINIMAL + "[[faq]]\nquestion='?'", "faq[0].answer must be a text"),
+        ("this is = not toml =", "not valid TOML"),
+    ],
+)
+def test_office_file_errors_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "office.toml"
+    path.write_text(toml, "utf-8")
+    with pytest.raises(OfficeConfigError, match=re.escape(message)):
+        load_office(path)
+
+
+def test_office_may_override_texts_and_add_questions(tmp_path: Path) -> None:
+    base = (Path(__file__).parent.parent / "conversation" / "office.toml").read_text("utf-8")
+    extra = (
+        base.replace(
+            '  { field = "photos", type = "photos", optional = true, max = 9 },',
+            '  { field = "photos", type = "photos", optional = true, max = 9 },\n'
+            '  { field = "before", type = "choice", label = "之前反映过吗", options = ["没有", "反映过"] },',
+        )
+        + '\n[texts.zh]\nask.name = "怎么称呼您？"\n'
+    )
+    path = tmp_path / "office.toml"
+    path.write_text(extra, "utf-8")
+    office = load_office(path)
+    assert office.forms["filing"].steps[4].field == "before"
+    assert office.catalog.text("zh", "ask.name") == "怎么称呼您？"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        (
+            {
+                "MINYI_WECHAT_TOKEN": "t",
+                "MINYI_WECHAT_APP_ID": "wx1",
+                "MINYI_WECHAT_AES_KEY": "a" * 42,
+            },
+            "MINYI_WECHAT_AES_KEY",
+        ),
+        ({"MINYI_SMS_PROVIDER": "nokia"}, "MINYI_SMS_PROVIDER"),
+        ({"MINYI_REDIS_URL": "localhost:6379"}, "MINYI_REDIS_URL"),
+        ({"MINYI_DATABASE_URL": "mysql://x/y"}, "MINYI_DATABASE_URL"),
+        ({"MINYI_DATABASE_URL": "postgresql+asyncpg://u@h/d"}, "MINYI_PII_KEY"),
+        ({"MINYI_TIMEZONE": "Mars/Base"}, "MINYI_TIMEZONE"),
+        ({"MINYI_SESSION_HOURS": "zero"}, "MINYI_SESSION_HOURS"),
+        ({"MINYI_WECHAT_API_BASE": "ftp://x"}, "MINYI_WECHAT_API_BASE"),
+        ({"MINYI_TELEGRAM_TOKEN": "123:abc"}, "MINYI_TELEGRAM_SECRET"),
+        ({"MINYI_OFFICE_CONFIG": "/nonexistent.toml"}, "MINYI_OFFICE_CONFIG"),
+    ],
+)
+def test_a_wrong_setting_names_its_variable(
+    env: dict[str, str], variable: str, tmp_path: Path
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(env, config_file=_empty(tmp_path))
+    assert str(error.value).startswith(variable + ":")
+    assert "\n" not in str(error.value)
+
+
+def _empty(tmp_path: Path) -> Path:
+    path = tmp_path / "minyi.toml"
+    path.write_text("", "utf-8")
+    return path
+
+
+def test_defaults_and_the_toml_file(tmp_path: Path) -> None:
+    settings = load_settings({}, config_file=_empty(tmp_path))
+    assert settings.database_url == "sqlite+aiosqlite:///./minyi.db" and settings.redis_url is None
+    file = tmp_path / "minyi.toml"
+    file.write_text('MINYI_STREAM = "office:events"\napi_token = "from-file"\n', "utf-8")
+    settings = load_settings({"MINYI_API_TOKEN": "from-env"}, config_file=file)
+    assert settings.stream == "office:events" and settings.api_token == "from-env"
+
+
+def test_pii_cipher_binds_the_field_and_hides_the_value() -> None:
+    cipher = PiiCipher(parse_key("k" * 43))
+    blob = cipher.encrypt("13800138000", "phone")
+    assert b"13800138000" not in blob and cipher.decrypt(blob, "phone") == "13800138000"
+    with pytest.raises(Exception):  # noqa: B017 - InvalidTag: the name column cannot be swapped in
+        cipher.decrypt(blob, "name")
+    assert cipher.encrypt("x", "phone") != cipher.encrypt("x", "phone")  # fresh nonce each time
+    assert cipher.phone_hash("+8613800138000") == cipher.phone_hash("+8613800138000")
+    with pytest.raises(ValueError, match="MINYI_PII_KEY"):
+        parse_key("too-short")
+
+
+def test_masking() -> None:
+    assert mask_phone("+8613800138000") == "+86138****8000"
+    assert mask_name("欧阳娜娜") == "欧***"
+    assert mask_phones("from 13800138000 and +8613912345678 and +85291234567") == (
+        "from 138****8000 and +86139****5678 and +8529****4567"
+    )
+    assert mask_phones("case XF20261122-7K3M9Q seq 12") == "case XF20261122-7K3M9Q seq 12"
