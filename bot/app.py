@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from channels.webchat import WebChatChannel
 from conversation.messages import Inbound, Reply
 
 from .api import create_api
+from .channels import build_channels
 from .health import healthz, metrics, readyz
 from .keys import RUNTIME
 from .runtime import open_runtime
@@ -27,8 +27,13 @@ def create_app(settings: Settings, *, workers: bool = True) -> web.Application:
     """The whole web service; `workers=False` leaves background jobs to `minyi worker`."""
     app = web.Application(client_max_size=MAX_REQUEST)
 
+    async def handle(inbound: Inbound) -> list[Reply]:
+        return await app[RUNTIME].handle(inbound)
+
+    channels = build_channels(settings, handle)
+
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, channels) as runtime:
             app[RUNTIME] = runtime
             jobs = Workers(runtime)
             if workers:
@@ -40,11 +45,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> web.Application:
 
     app.cleanup_ctx.append(runtime_ctx)
 
-    async def handle(inbound: Inbound) -> list[Reply]:
-        return await app[RUNTIME].handle(inbound)
-
-    channels = [WebChatChannel(handle)]
-    for channel in channels:
+    for channel in channels.values():
         app.router.add_routes(channel.routes())
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -52,5 +52,8 @@ class Metrics:
             registry=self.registry,
         )
 
+    def reject(self, channel: str, reason: str) -> None:
+        self.webhook_rejected.labels(channel, reason).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
+from channels.base import Channel, Services, SharedCache
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
@@ -25,7 +26,9 @@ from storage.conversations import (
 from storage.crypto import PiiCipher, key_file_for, load_or_create_key_file, parse_key
 from storage.db import Database
 from storage.keys import Keys
+from storage.shared import DatabaseShared, RedisShared
 
+from .channels import build_channels
 from .deadlines import LegalDeadlines
 from .metrics import Metrics
 from .settings import Settings, SettingsError
@@ -48,6 +51,8 @@ class Runtime:
     store: ConversationStoreBase
     engine: Engine
     metrics: Metrics
+    shared: SharedCache
+    channels: dict[str, Channel]
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         """The engine, measured. Errors propagate: each channel knows how to apologise."""
@@ -88,10 +93,14 @@ async def prepare_schema(settings: Settings, db: Database) -> None:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, channels: dict[str, Channel] | None = None
+) -> AsyncIterator[Runtime]:
+    """Open everything; `channels` are the app's (built with its routes), else built here."""
     db = Database(settings.database_url)
     redis: Redis | None = None
     http: aiohttp.ClientSession | None = None
+    started: list[Channel] = []
     try:
         cipher = pii_cipher(settings, db)
         await prepare_schema(settings, db)
@@ -120,7 +129,16 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             rating_scale=settings.survey_scale,
         )
         http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
-        yield Runtime(
+        shared: SharedCache = RedisShared(redis, keys) if redis is not None else DatabaseShared(db)
+        metrics = Metrics()
+        holder: list[Runtime] = []
+
+        async def handle(inbound: Inbound) -> list[Reply]:
+            return await holder[0].handle(inbound)
+
+        if channels is None:
+            channels = build_channels(settings, handle)
+        runtime = Runtime(
             settings=settings,
             db=db,
             cipher=cipher,
@@ -131,9 +149,22 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             deadlines=deadlines,
             store=store,
             engine=engine,
-            metrics=Metrics(),
+            metrics=metrics,
+            shared=shared,
+            channels=channels,
         )
+        holder.append(runtime)
+        services = Services(http=http, shared=shared, rejected=metrics.reject)
+        for channel in channels.values():
+            await channel.start(services)
+            started.append(channel)
+        yield runtime
     finally:
+        for channel in reversed(started):
+            try:
+                await channel.close()
+            except Exception:
+                log.exception("closing channel %s failed", channel.name)
         if http is not None:
             await http.close()
         if redis is not None:

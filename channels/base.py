@@ -4,13 +4,61 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import web
 
 from conversation.messages import Inbound, Reply
 
 Handler = Callable[[Inbound], Awaitable[list[Reply]]]
+
+
+class SharedCache(Protocol):
+    """Small values and locks shared by every process (Redis, or the database when embedded).
+
+    Channels keep provider state here that must not diverge between processes, such as the
+    WeChat access token (each process fetching its own would invalidate the others').
+    """
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl: float) -> None: ...
+
+    async def add(self, key: str, value: str, ttl: float) -> bool:
+        """Set only if absent (a first-seen check); True when this call set it."""
+        ...
+
+    def lock(self, key: str, seconds: float) -> AbstractAsyncContextManager[None]:
+        """Held by one process at a time; waited for, and held, at most `seconds`."""
+        ...
+
+
+@dataclass
+class Services:
+    """What the composition root gives every channel at start-up."""
+
+    http: aiohttp.ClientSession
+    shared: SharedCache
+    rejected: Callable[[str, str], None] = lambda channel, reason: (
+        None
+    )  # a refused webhook → metric
+
+
+class DeliveryFailed(Exception):
+    """Sending failed. `retry_after` (seconds) when the provider said when to try again."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class RecipientUnreachable(DeliveryFailed):
+    """This route cannot reach the person now (WeChat 45015/45047, a blocked Telegram bot, an
+    SMS opt-out): retrying will not help; the notifier falls back to the next route."""
 
 
 class Channel(Protocol):
@@ -19,6 +67,8 @@ class Channel(Protocol):
     name: str
 
     def routes(self) -> Sequence[web.RouteDef]: ...
+
+    async def start(self, services: Services) -> None: ...
 
     async def send(self, recipient: str, replies: Sequence[Reply]) -> None: ...
 

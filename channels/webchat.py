@@ -13,7 +13,7 @@ from aiohttp import web
 
 from conversation.messages import Inbound, Location, Reply
 
-from .base import Handler, json_error, json_response, parse_json_object, read_body
+from .base import Handler, Services, json_error, json_response, parse_json_object, read_body
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ class WebChatChannel:
             log.exception("web chat turn failed")
             return json_error(503, "unavailable", "The service is busy; send the message again.")
         return json_response({"replies": [r.to_json() for r in replies]})
+
+    async def start(self, services: Services) -> None:
+        return None
 
     async def send(self, recipient: str, replies: Sequence[Reply]) -> None:
         raise NotImplementedError("web chat delivers only in answer to a message, for now")
