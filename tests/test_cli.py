@@ -15,6 +15,7 @@ from channels.console import chat
 
 def minyi(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MINYI_")}
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)  # this checkout's code
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
