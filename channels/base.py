@@ -36,15 +36,39 @@ class SharedCache(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A provider telling us what became of a message we sent (WeChat template job, SMS report).
+
+    `message_id` is the provider's id for the sent message (WeChat MsgID, Alibaba BizId/OutId,
+    Tencent sid, Twilio MessageSid, the `http` gateway's id): whatever `send` returned.
+    """
+
+    channel: str
+    message_id: str
+    delivered: bool
+    status: str
+    detail: str = ""
+
+
+def _ignore_rejection(channel: str, reason: str) -> None:
+    return None
+
+
+async def _ignore_report(report: DeliveryReport) -> None:
+    return None
+
+
 @dataclass
 class Services:
     """What the composition root gives every channel at start-up."""
 
     http: aiohttp.ClientSession
     shared: SharedCache
-    rejected: Callable[[str, str], None] = lambda channel, reason: (
-        None
-    )  # a refused webhook → metric
+    # A refused webhook (bad signature, wrong secret): counted in /metrics by the caller.
+    rejected: Callable[[str, str], None] = _ignore_rejection
+    # Where delivery reports go (the notifier records them on the case timeline).
+    delivery_report: Callable[[DeliveryReport], Awaitable[None]] = _ignore_report
 
 
 class DeliveryFailed(Exception):
