@@ -168,6 +168,9 @@ class Settings:
     # Staff notifications
     staff_telegram_chat: str | None = _spec("MINYI_STAFF_TELEGRAM_CHAT")
     staff_wecom_key: str | None = _spec("MINYI_STAFF_WECOM_KEY")
+    staff_wecom_api_base: str = _spec(
+        "MINYI_STAFF_WECOM_API_BASE", _url("http", "https"), "https://qyapi.weixin.qq.com"
+    )
     staff_webhook_url: str | None = _spec("MINYI_STAFF_WEBHOOK_URL", _url("http", "https"))
     staff_webhook_secret: str | None = _spec("MINYI_STAFF_WEBHOOK_SECRET")
 
@@ -242,5 +245,13 @@ def _check_together(settings: Settings) -> None:
         raise SettingsError("MINYI_SMS_WEBHOOK_SECRET: required for MINYI_SMS_PROVIDER=http")
     if settings.sms_provider == "http" and not settings.sms_api_base:
         raise SettingsError("MINYI_SMS_API_BASE: required for MINYI_SMS_PROVIDER=http")
+    if settings.staff_telegram_chat and not settings.telegram_token:
+        raise SettingsError(
+            "MINYI_TELEGRAM_TOKEN: required when MINYI_STAFF_TELEGRAM_CHAT is set (the bot posts the alerts)"
+        )
+    if settings.staff_webhook_url and not settings.staff_webhook_secret:
+        raise SettingsError(
+            "MINYI_STAFF_WEBHOOK_SECRET: required when MINYI_STAFF_WEBHOOK_URL is set (alerts are signed)"
+        )
     if not settings.is_embedded_database and not settings.pii_key:
         raise SettingsError("MINYI_PII_KEY: required with PostgreSQL (32 random bytes, base64)")
