@@ -65,7 +65,9 @@ class TwilioSms:
         self.config = config
         self.url = f"{config.base_url}/{API_VERSION}/Accounts/{config.account_sid}/Messages.json"
         self.public_url = config.public_url.rstrip("/")
-        self.auth = aiohttp.BasicAuth(config.account_sid, config.auth_token)
+        # HTTP Basic auth, written out: aiohttp's BasicAuth helper is deprecated from 3.14 on.
+        credentials = f"{config.account_sid}:{config.auth_token}".encode()
+        self.headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
 
     def has_template(self, template: str) -> bool:
         return True  # free text: every message is sent as its rendered `text`
@@ -78,7 +80,7 @@ class TwilioSms:
             "Body": message.text,
             "StatusCallback": f"{self.public_url}/sms/twilio/status",
         }
-        answer = await call(http, self.name, self.url, data=fields, auth=self.auth)
+        answer = await call(http, self.name, self.url, data=fields, headers=self.headers)
         data = answer.json()
         if 200 <= answer.status < 300 and isinstance(data, dict):
             sid = data.get("sid")
