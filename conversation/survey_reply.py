@@ -88,6 +88,7 @@ _WORD_PATTERNS = tuple(
     (re.compile(re.escape(word).replace(r"\ ", r"\s+"), re.IGNORECASE), grade, word.isascii())
     for word, grade in sorted(RATING_WORDS, key=lambda item: -len(item[0]))
 )
+_WORD_STARTS = frozenset(word[0].lower() for word, _ in RATING_WORDS)
 # A whole case code written out (XF20261122-7K3M9Q): its last four characters are the reference.
 _CASE_CODE = re.compile(r"XF\s*\d{8}\s*[-—_ ]?\s*([0-9A-Z]{6})(?![0-9A-Z])", re.IGNORECASE)
 _SHORT_REFERENCE = re.compile(r"[0-9A-Za-z]{4}(?![0-9A-Za-z])")
@@ -181,7 +182,8 @@ class _Reader:
 
     def score(self, position: int, scale: int) -> tuple[int | None, int]:
         """The rating at `position` (out-of-scale numbers too, so they can be refused)."""
-        for pattern, grade, english in _WORD_PATTERNS:
+        starts_word = self.text[position : position + 1].lower() in _WORD_STARTS
+        for pattern, grade, english in _WORD_PATTERNS if starts_word else ():
             word = pattern.match(self.text, position)
             # An English word must end where a word ends ("satisfiedly" is not "satisfied");
             # a Chinese one may run straight into a reference ("满意7K3M").

@@ -197,11 +197,13 @@ class AliyunSms:
 
 def _beijing_time(value: str, index: int) -> datetime:
     """`2017-09-01 00:00:00` (or `20170901000000` in older pushes), Beijing time."""
-    for layout in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
-        try:
-            return datetime.strptime(value, layout).replace(tzinfo=BEIJING)
-        except ValueError:
-            continue
+    try:
+        if len(value) == 19 and value[10] == " ":
+            return datetime.fromisoformat(value).replace(tzinfo=BEIJING)
+        if len(value) == 14 and value.isdigit():
+            return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING)
+    except ValueError:
+        pass
     raise PayloadError(f"item {index}: send_time must look like 2017-09-01 00:00:00")
 
 

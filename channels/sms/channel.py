@@ -146,14 +146,17 @@ class SmsChannel:
         return refused if refused is not None else self.provider.acknowledge()
 
     async def _inbound(self, request: web.Request) -> web.StreamResponse:
-        return await self._receive(request, self.provider.replies, self._hand_on_reply)
+        return await self._receive(request, "replies", self.provider.replies, self._hand_on_reply)
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
-        return await self._receive(request, self.provider.reports, self._hand_on_report)
+        return await self._receive(
+            request, "delivery reports", self.provider.reports, self._hand_on_report
+        )
 
     async def _receive(
         self,
         request: web.Request,
+        what: str,
         parse: Callable[[web.Request, bytes], Sequence[Item]],
         hand_on: Callable[[Item], Awaitable[None]],
     ) -> web.StreamResponse:
@@ -183,10 +186,11 @@ class SmsChannel:
                 # taken is recognised by its dedupe key or report id.
                 log.exception("an SMS %s push could not be handled", self.provider.name)
                 return json_error(503, "unavailable", "Not recorded; send it again later.")
+        log.info("took %d SMS %s from %s", len(items), what, self.provider.name)
         return self.provider.acknowledge()
 
     async def _hand_on_reply(self, reply: SmsReply) -> None:
-        log.info("SMS reply %s from %s", reply.dedupe_key, reply.masked_phone)
+        log.debug("SMS reply %s from %s", reply.dedupe_key, reply.masked_phone)
         await self.on_reply(reply)
 
     async def _hand_on_report(self, report: DeliveryReport) -> None:
