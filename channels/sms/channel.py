@@ -172,7 +172,9 @@ class SmsChannel:
         reason = self.provider.verify(request, body)
         if reason is not None:
             self._reject(reason)
-            return json_error(403, "forbidden", "The request signature does not match.")
+            missing = reason == "missing_signature"
+            message = "The request carries no signature." if missing else "The signature is wrong."
+            return json_error(403, "forbidden", message)
         try:
             items = parse(request, body)
         except PayloadError as exc:

@@ -128,8 +128,9 @@ class SmsConfig:
         self._required("MINYI_SMS_ACCESS_KEY_SECRET", self.access_key_secret)
         self._required("MINYI_SMS_SIGN_NAME", self.sign_name, " (the approved 签名)")
         if "notice" not in self.templates:
-            self._required(
-                "MINYI_SMS_TEMPLATE_NOTICE", "", " (an approved template with one ${text})"
+            raise SmsConfigError(
+                f"MINYI_SMS_TEMPLATE_NOTICE: required for MINYI_SMS_PROVIDER={self.provider} "
+                "(an approved template with one parameter, the text of a notice)"
             )
         if self.webhook_secret and not _PATH_SECRET.fullmatch(self.webhook_secret):
             raise SmsConfigError(
