@@ -25,13 +25,13 @@ from .common import (
     PayloadError,
     SmsMessage,
     SmsReply,
-    arranged_params,
+    approved_template,
     call,
     dedupe_key,
     server_failure,
     to_e164,
 )
-from .config import TEMPLATE_SETTINGS, SmsConfig
+from .config import SmsConfig
 from .payloads import json_array, optional_string, required_string
 
 API_VERSION = "2017-05-25"
@@ -92,11 +92,7 @@ class AliyunSms:
         return template in self.config.templates
 
     async def send(self, http: aiohttp.ClientSession, message: SmsMessage) -> str:
-        spec = self.config.templates.get(message.template)
-        if spec is None:
-            setting = TEMPLATE_SETTINGS.get(message.template, "MINYI_SMS_TEMPLATE_…")
-            raise DeliveryFailed(f"aliyun: no template for {message.template!r}; set {setting}")
-        values = arranged_params(message, spec.params)
+        spec, values = approved_template(self.name, self.config.templates, message)
         params = {
             "AccessKeyId": self.config.access_key_id,
             "Action": "SendSms",

@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from ..base import DeliveryFailed, DeliveryReport
+from .config import TEMPLATE_SETTINGS, TemplateSpec
 
 # Every provider call is bounded; the shared session's own timeout is only the outer limit.
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
@@ -152,20 +153,27 @@ def dedupe_key(provider: str, *parts: object) -> str:
     return f"{provider}:{hashlib.sha256(joined.encode()).hexdigest()}"
 
 
-def arranged_params(message: SmsMessage, names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """The template parameters in the order the template declares them.
+def approved_template(
+    provider: str, templates: Mapping[str, TemplateSpec], message: SmsMessage
+) -> tuple[TemplateSpec, list[tuple[str, str]]]:
+    """The approved template for the message and its parameters, in the template's order.
 
-    Raises DeliveryFailed (not to be retried) when the message does not carry exactly the
-    parameters the configured template takes: a mismatch between code and configuration.
+    Raises DeliveryFailed (not to be retried) when no template is configured for it, or when
+    the message does not carry exactly the parameters the template takes: a mismatch between
+    code and configuration that only a person can mend.
     """
-    if not names:
-        return list(message.params.items())
-    if set(message.params) != set(names):
+    spec = templates.get(message.template)
+    if spec is None:
+        setting = TEMPLATE_SETTINGS.get(message.template, "MINYI_SMS_TEMPLATE_…")
+        raise DeliveryFailed(f"{provider}: no template for {message.template!r}; set {setting}")
+    if not spec.params:
+        return spec, list(message.params.items())
+    if set(message.params) != set(spec.params):
         raise DeliveryFailed(
-            f"template {message.template!r} takes parameters {', '.join(names)}, "
-            f"the message has {', '.join(message.params) or 'none'}"
+            f"{provider}: template {message.template!r} takes parameters "
+            f"{', '.join(spec.params)}, the message has {', '.join(message.params) or 'none'}"
         )
-    return [(name, message.params[name]) for name in names]
+    return spec, [(name, message.params[name]) for name in spec.params]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from .common import (
     PayloadError,
     SmsMessage,
     SmsReply,
-    arranged_params,
+    approved_template,
     call,
     dedupe_key,
     server_failure,
@@ -120,11 +120,7 @@ class TencentSms:
         return template in self.config.templates
 
     async def send(self, http: aiohttp.ClientSession, message: SmsMessage) -> str:
-        spec = self.config.templates.get(message.template)
-        if spec is None:
-            setting = TEMPLATE_SETTINGS.get(message.template, "MINYI_SMS_TEMPLATE_…")
-            raise DeliveryFailed(f"tencent: no template for {message.template!r}; set {setting}")
-        values = arranged_params(message, spec.params)
+        spec, values = approved_template(self.name, self.config.templates, message)
         if len(values) > 1 and not spec.params:
             raise DeliveryFailed(
                 f"tencent: template {message.template!r} has several parameters; give their "
