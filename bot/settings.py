@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 
 from channels.sms.config import (
     PROVIDERS,
+    TEMPLATE_SETTINGS,
     SmsConfig,
     SmsConfigError,
     parse_allow_list,
@@ -288,12 +289,8 @@ def sms_config(settings: Settings) -> SmsConfig | None:
         return None
     templates = {
         name: parse_template(variable, value, name)
-        for name, variable, value in (
-            ("survey", "MINYI_SMS_TEMPLATE_SURVEY", settings.sms_template_survey),
-            ("clarify", "MINYI_SMS_TEMPLATE_CLARIFY", settings.sms_template_clarify),
-            ("notice", "MINYI_SMS_TEMPLATE_NOTICE", settings.sms_template_notice),
-        )
-        if value
+        for name, variable in TEMPLATE_SETTINGS.items()
+        if (value := getattr(settings, f"sms_template_{name}"))
     }
     allow = settings.sms_webhook_allow
     return SmsConfig(

@@ -32,11 +32,9 @@ async def log_sms_reply(reply: SmsReply) -> None:
 def build_sms(settings: Settings, on_reply: ReplyHandler = log_sms_reply) -> SmsChannel | None:
     """The SMS channel when MINYI_SMS_PROVIDER is set. Inbound SMS go to `on_reply`, not to
     the conversation engine: they are answers to what we sent (surveys), not new turns."""
-    config = sms_config(settings)
-    if config is None:
-        return None
     try:
-        return build_sms_channel(config, on_reply)
+        config = sms_config(settings)
+        return None if config is None else build_sms_channel(config, on_reply)
     except SmsConfigError as exc:
         raise SettingsError(str(exc)) from None
 

@@ -161,3 +161,15 @@ async def test_the_interim_reply_handler_logs_with_the_phone_masked(
     assert "+86138****8000" in caplog.text and "139****5678" in caplog.text
     assert "13800138000" not in caplog.text and "13912345678" not in caplog.text
     assert "not recorded" in caplog.text
+
+
+def test_settings_made_in_code_are_checked_as_well(tmp_path: Path) -> None:
+    settings = sqlite_settings(
+        tmp_path,
+        sms_provider="http",
+        sms_api_base="https://gateway.example",
+        sms_webhook_secret="0123456789abcdef",
+        sms_webhook_allow="not-an-address",
+    )
+    with pytest.raises(SettingsError, match=r"^MINYI_SMS_WEBHOOK_ALLOW: 'not-an-address'"):
+        create_app(settings)
