@@ -28,7 +28,11 @@ def json_object(body: bytes, what: str) -> dict[str, Any]:
 
 def json_array(body: bytes, what: str) -> list[dict[str, Any]]:
     """A JSON array of objects, as Alibaba and Tencent push them (several per request)."""
-    value = json_value(body)
+    return objects(json_value(body), what)
+
+
+def objects(value: Any, what: str) -> list[dict[str, Any]]:
+    """`value`, already parsed, as the list of JSON objects it must be."""
     if not isinstance(value, list):
         raise PayloadError(f"The body must be a JSON array of {what}.")
     if len(value) > MAX_ITEMS:

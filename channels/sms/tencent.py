@@ -30,7 +30,7 @@ from .common import (
     to_e164,
 )
 from .config import TEMPLATE_SETTINGS, SmsConfig
-from .payloads import json_array, json_value, optional_string, required_string
+from .payloads import json_array, json_value, objects, optional_string, required_string
 
 SERVICE = "sms"
 API_VERSION = "2021-01-11"
@@ -179,7 +179,7 @@ class TencentSms:
     def replies(self, request: web.Request, body: bytes) -> list[SmsReply]:
         value = json_value(body)
         # Documented as one object per reply; an array of them is read the same way.
-        items = [value] if isinstance(value, dict) else json_array(body, "replies")
+        items = [value] if isinstance(value, dict) else objects(value, "replies")
         replies = []
         for index, item in enumerate(items):
             mobile = required_string(item, "mobile", index)

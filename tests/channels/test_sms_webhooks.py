@@ -182,6 +182,13 @@ async def test_tencent_reply_callback(make_rig: MakeRig) -> None:
     assert again.status == 200 and rig.recorder.replies[1].dedupe_key == reply.dedupe_key
 
 
+async def test_tencent_replies_as_an_array_are_read_the_same(make_rig: MakeRig) -> None:
+    rig = await make_rig("tencent")
+    body = b"[" + payload("tencent_reply.json") + b"]"
+    response = await rig.client.post(TENCENT_INBOUND, data=body, headers=JSON)
+    assert response.status == 200 and [r.text for r in rig.recorder.replies] == ["满意7k3m"]
+
+
 async def test_tencent_status_callback(make_rig: MakeRig) -> None:
     rig = await make_rig("tencent")
     response = await rig.client.post(TENCENT_STATUS, data=payload("tencent_status.json"))
