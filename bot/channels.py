@@ -11,6 +11,7 @@ from channels.base import Channel, Handler
 from channels.webchat import WebChatChannel
 
 from .settings import Settings
+from .sms import sms_channel
 
 Builder = Callable[[Settings, Handler], Channel | None]
 
@@ -19,7 +20,7 @@ def _webchat(settings: Settings, handle: Handler) -> Channel | None:
     return WebChatChannel(handle)
 
 
-CHANNELS: tuple[Builder, ...] = (_webchat,)
+CHANNELS: tuple[Builder, ...] = (_webchat, sms_channel)
 
 
 def build_channels(settings: Settings, handle: Handler) -> dict[str, Channel]:

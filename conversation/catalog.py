@@ -125,6 +125,12 @@ ZH: dict[str, str] = {
     "scale5.3": "基本满意",
     "scale5.4": "不满意",
     "scale5.5": "非常不满意",
+    # Survey by SMS: tried in this order until one fits a single 70-character SMS with the 【签名】
+    "survey.sms.full": "您反映的事项（尾号{ref}）已办结，请评价，回复：{options}，可附意见。回复TD退订",
+    "survey.sms.medium": "事项{ref}已办结，请评价，回复：{options}，可附意见。回复TD退订",
+    "survey.sms.short": "请评价事项{ref}：{options}。回复TD退订",
+    "survey.sms.option": "{n}{label}",
+    "survey.sms.separator": " ",
     # FAQ
     "faq.head": "常见问题，回复数字查看：",
     "faq.none": "没有找到相关的问题。可以换个说法，或回复“人工”找工作人员。",
@@ -274,6 +280,14 @@ EN: dict[str, str] = {
     "scale5.3": "Fairly satisfied",
     "scale5.4": "Not satisfied",
     "scale5.5": "Very dissatisfied",
+    "survey.sms.full": (
+        "Your matter {ref} is closed. How satisfied are you? Reply {options}; you may add a "
+        "comment. Reply TD to opt out"
+    ),
+    "survey.sms.medium": "Matter {ref} is closed. Reply {options}; comments welcome. Reply TD to opt out",
+    "survey.sms.short": "Rate matter {ref}: {options}. Reply TD to opt out",
+    "survey.sms.option": "{n} {label}",
+    "survey.sms.separator": ", ",
     "faq.head": "Common questions, reply with a number:",
     "faq.none": "No matching question found. Try other words, or reply 'staff'.",
     "faq.more": "Reply with another number for another question, or 'menu' to go back.",
