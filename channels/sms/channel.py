@@ -99,7 +99,9 @@ class SmsChannel:
     async def close(self) -> None:
         self._services = None  # the HTTP session is the app's; nothing of ours to close
 
-    async def send(self, recipient: str, replies: Sequence[Reply], idempotency_key: str = "") -> str | None:
+    async def send(
+        self, recipient: str, replies: Sequence[Reply], idempotency_key: str = ""
+    ) -> str | None:
         """Replies as one plain-text SMS (the provider's message id); template providers use the
         "notice" template. Pass `idempotency_key` when the same notice may be sent again.
 
