@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ CHAT_LOCK_SECONDS = 90.0
 UPDATE_MEMORY = 48 * 3600.0
 # Which message carries the keyboard of the question now asked; older buttons are refused.
 KEYBOARD_MEMORY = 7 * 24 * 3600.0
+_CHAT_ID = re.compile(r"-?[0-9]{1,20}")
 
 
 class TelegramChannel:
@@ -78,7 +80,7 @@ class TelegramChannel:
         Raises RecipientUnreachable when the person blocked the bot (fall back to SMS), and
         DeliveryFailed otherwise (`retry_after` set when Telegram asked us to wait).
         """
-        if not recipient.lstrip("-").isdigit():
+        if not _CHAT_ID.fullmatch(recipient):
             raise RecipientUnreachable(f"telegram: {recipient!r} is not a chat id")
         messages = render(replies)
         async with self._shared.lock(_chat_lock(recipient), CHAT_LOCK_SECONDS):
@@ -131,8 +133,8 @@ class TelegramChannel:
             return
         # A re-delivered update gets the same replies from the engine, and no second step.
         messages = render(await self.handle(inbound))
-        if done and done >= len(messages):
-            return  # all sent before: a plain duplicate
+        if done >= len(messages):
+            return  # nothing to say, or all of it said by an earlier delivery
         try:
             keyboard_at = await self._deliver(chat, messages, skip=done, progress=progress)
         except RecipientUnreachable as exc:

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 
+from bot.app import create_app
 from bot.keys import RUNTIME
 from bot.settings import Settings
 from channels.base import RecipientUnreachable
@@ -20,7 +21,7 @@ from storage.models import Attachment, Case
 
 from ..conftest import TABLES
 from .conftest import VirtualTime, app_client, telegram_of
-from .fake_telegram import SECRET, FakeBotApi, TelegramUser
+from .fake_telegram import SECRET, TOKEN, FakeBotApi, TelegramUser
 
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
@@ -308,3 +309,28 @@ async def test_stickers_are_told_what_to_send_and_edits_and_groups_are_left_alon
     for payload in ("edited_message", "group_text", "pinned_service"):
         await post(client, chinese.update(payload))
     assert len(fake_api.calls) == before
+
+
+@pytest.mark.parametrize(
+    ("api_base", "logged"),
+    [
+        ("http://127.0.0.1:9", "Telegram is not reachable at start-up"),  # nothing listens
+        (None, "MINYI_TELEGRAM_TOKEN was refused by Telegram"),  # the fake knows another token
+    ],
+)
+async def test_a_telegram_outage_at_start_up_leaves_the_other_channels_serving(
+    aiohttp_client: Any,
+    sqlite_only: Settings,
+    fake_api: FakeBotApi,
+    caplog: pytest.LogCaptureFixture,
+    api_base: str | None,
+    logged: str,
+) -> None:
+    token = "42:another-bot-token" if api_base is None else TOKEN
+    settings = sqlite_only.replace(
+        telegram_token=token, telegram_secret=SECRET, telegram_api_base=api_base or fake_api.base
+    )
+    client = await aiohttp_client(create_app(settings, workers=False))
+    response = await client.post("/webchat/messages", json={"session": "S" * 24, "event": "start"})
+    assert response.status == 200 and "您好" in (await response.json())["replies"][0]["text"]
+    assert logged in caplog.text and token not in caplog.text
