@@ -56,7 +56,9 @@ class TelegramChannel:
         try:
             await self.application.initialize()  # getMe: checks the token
         except InvalidToken:
-            log.error("MINYI_TELEGRAM_TOKEN was refused by Telegram; the Telegram channel is off")
+            log.error(
+                "MINYI_TELEGRAM_TOKEN was refused by Telegram: nothing can be sent until it is fixed"
+            )
         except TelegramError as exc:
             # Telegram unreachable (often so from mainland China) must not stop the other
             # channels; sending is tried again with each message.

@@ -80,8 +80,10 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut(f"Telegram did not answer in time ({_method(url)})") from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"{type(exc).__name__}: {redact(str(exc))}") from exc
-        if status == 429 or (status >= 400 and b"retry_after" in payload):
-            raise _flood_wait(payload)
+        if status >= 400:
+            flood = _flood_wait(status, payload)
+            if flood is not None:
+                raise flood
         return status, payload
 
 
@@ -101,14 +103,15 @@ def _multipart(request_data: RequestData) -> aiohttp.FormData:
     return form
 
 
-def _flood_wait(payload: bytes) -> FloodWait:
+def _flood_wait(status: int, payload: bytes) -> FloodWait | None:
+    """Telegram's flood answer (429 with parameters.retry_after) as FloodWait, else None."""
     try:
         answer = json.loads(payload)
         retry_after = float(answer["parameters"]["retry_after"])
         description = str(answer.get("description", ""))
     except (ValueError, KeyError, TypeError):
         # A 429 without a readable retry_after: wait a little rather than hammer.
-        return FloodWait(5.0)
+        return FloodWait(5.0) if status == 429 else None
     return FloodWait(max(0.0, retry_after), description)
 
 

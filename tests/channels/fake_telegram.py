@@ -163,13 +163,13 @@ class FakeBotApi:
                 "can_read_all_group_messages": False,
                 "supports_inline_queries": False,
             }
-        if method in ("sendMessage", "editMessageReplyMarkup", "editMessageText"):
-            if method == "sendMessage":
+        if method in ("sendMessage", "sendDocument", "editMessageReplyMarkup", "editMessageText"):
+            if method.startswith("send"):
                 self._message_id += 1
             chat_id = int(params["chat_id"])
             message: dict[str, Any] = {
                 "message_id": self._message_id
-                if method == "sendMessage"
+                if method.startswith("send")
                 else int(params["message_id"]),
                 "from": {"id": BOT_ID, "is_bot": True, "first_name": "民意"},
                 "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
@@ -206,11 +206,13 @@ async def _params(request: web.Request) -> dict[str, Any]:
     form = await request.post()
     params: dict[str, Any] = {}
     for key, value in form.items():
-        text = value if isinstance(value, str) else ""
+        if not isinstance(value, str):  # an uploaded file
+            params[key] = {"filename": value.filename, "content": value.file.read()}
+            continue
         try:
-            params[key] = json.loads(text)
+            params[key] = json.loads(value)
         except ValueError:
-            params[key] = text
+            params[key] = value
     return params
 
 

@@ -139,3 +139,25 @@ async def test_any_call_into_a_chat_goes_through_the_same_pacing(
         200,
     ]
     assert virtual_time.slept == [3.0]  # the group's own pace is longer than the 1 s asked
+
+
+async def test_files_go_up_as_multipart(sender: TelegramSender, fake_api: FakeBotApi) -> None:
+    """Not used by the citizen channel yet; the transport must still carry uploads."""
+    await sender.call(
+        CHAT,
+        lambda: sender.bot.send_document(
+            CHAT, document=b"case XF20261122-7K3M9Q", filename="case.txt", caption="回执"
+        ),
+    )
+    [call] = fake_api.called("sendDocument")
+    assert call.params["chat_id"] == CHAT and call.params["caption"] == "回执"
+    assert call.params["document"]["content"] == b"case XF20261122-7K3M9Q"
+
+
+async def test_a_400_that_mentions_retry_after_is_not_flood_control(
+    sender: TelegramSender, fake_api: FakeBotApi, virtual_time: VirtualTime
+) -> None:
+    fake_api.fail("sendMessage", 400, "Bad Request: can't parse retry_after entity")
+    with pytest.raises(DeliveryFailed) as failure:
+        await sender.send_message(CHAT, "x")
+    assert failure.value.retry_after is None and virtual_time.slept == []
