@@ -334,3 +334,16 @@ async def test_a_telegram_outage_at_start_up_leaves_the_other_channels_serving(
     response = await client.post("/webchat/messages", json={"session": "S" * 24, "event": "start"})
     assert response.status == 200 and "您好" in (await response.json())["replies"][0]["text"]
     assert logged in caplog.text and token not in caplog.text
+
+
+async def test_menu_and_cancel_commands_work_mid_form(
+    client: TestClient, fake_api: FakeBotApi, user: TelegramUser
+) -> None:
+    await post(client, user.text("/start"))
+    await post(client, user.text("1"))
+    await post(client, user.text("/cancel@minyi_test_bot"))
+    assert fake_api.texts()[-1].startswith(ZH["cancelled"])
+    await post(client, user.text("/menu"))
+    assert ZH["menu"] in fake_api.texts()[-1]
+    _, buttons = fake_api.keyboard(user.chat_id)
+    assert buttons[0] == ("1 我要反映", "1")
