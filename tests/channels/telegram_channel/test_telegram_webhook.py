@@ -19,7 +19,7 @@ from conversation.catalog import EN, ZH
 from conversation.messages import Choice, Reply
 from storage.models import Attachment, Case
 
-from ..conftest import TABLES
+from ...conftest import TABLES
 from .conftest import VirtualTime, app_client, telegram_of
 from .fake_telegram import SECRET, TOKEN, FakeBotApi, TelegramUser
 

@@ -14,11 +14,11 @@ from bot.runtime import open_runtime
 from bot.settings import Settings
 from channels.telegram import TelegramChannel
 
-from ..conftest import PII_KEY
+from ...conftest import PII_KEY
 from .conftest import VirtualTime
 from .fake_telegram import SECRET, TOKEN, FakeBotApi, TelegramUser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def environment(fake: FakeBotApi, tmp_path: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from aiohttp import web
 TOKEN = "123456789:AAtest-token_for-minyi"
 SECRET = "minyi-test_secret-42"
 BOT_ID = 7000000001
-PAYLOADS = Path(__file__).parent / "payloads" / "telegram"
+PAYLOADS = Path(__file__).parents[1] / "payloads" / "telegram"
 _UPDATE_IDS = itertools.count(500_000_000)
 
 
