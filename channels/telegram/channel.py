@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -76,8 +77,9 @@ class TelegramChannel:
 
     # -- out: the notifier's entry -------------------------------------------------------------
 
-    async def send(self, recipient: str, replies: Sequence[Reply]) -> None:
-        """Tell a citizen something outside a turn (case updates, surveys).
+    async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
+        """Tell a citizen something outside a turn (case updates, surveys); the id of the last
+        Telegram message sent.
 
         Raises RecipientUnreachable when the person blocked the bot (fall back to SMS), and
         DeliveryFailed otherwise (`retry_after` set when Telegram asked us to wait).
@@ -86,9 +88,12 @@ class TelegramChannel:
             raise RecipientUnreachable(f"telegram: {recipient!r} is not a chat id")
         messages = render(replies)
         async with self._shared.lock(_chat_lock(recipient), CHAT_LOCK_SECONDS):
-            keyboard_at = await self._deliver(recipient, messages)
-            if keyboard_at is not None:  # a question with buttons (a survey) is now current
-                await self._shared.set(_keyboard_key(recipient), str(keyboard_at), KEYBOARD_MEMORY)
+            sent = await self._deliver(recipient, messages)
+            if sent.keyboard_at is not None:  # a question with buttons (a survey) is now current
+                await self._shared.set(
+                    _keyboard_key(recipient), str(sent.keyboard_at), KEYBOARD_MEMORY
+                )
+        return str(sent.last) if sent.last is not None else None
 
     # -- in: the webhook and the poller both end here ----------------------------------------------
 
@@ -138,13 +143,13 @@ class TelegramChannel:
         if done >= len(messages):
             return  # nothing to say, or all of it said by an earlier delivery
         try:
-            keyboard_at = await self._deliver(chat, messages, skip=done, progress=progress)
+            sent = await self._deliver(chat, messages, skip=done, progress=progress)
         except RecipientUnreachable as exc:
             # Re-delivery cannot help; the notifier marks the identity when it hits this too.
             log.info("telegram chat %s cannot be reached: %s", chat, exc.reason)
             return
-        if keyboard_at is not None:
-            current = str(keyboard_at)
+        if sent.keyboard_at is not None:
+            current = str(sent.keyboard_at)
         elif any(m.keyboard for m in messages):
             current = "?"  # sent by an earlier delivery, id unknown: accept any button
         else:
@@ -153,26 +158,27 @@ class TelegramChannel:
 
     async def _deliver(
         self, chat: str, messages: list[Outgoing], *, skip: int = 0, progress: str = ""
-    ) -> int | None:
-        """Send messages[skip:] in order; the id of the last one sent with a keyboard.
+    ) -> _Sent:
+        """Send messages[skip:] in order.
 
         With `progress`, how many went out is remembered even when one fails, so the next
         delivery of the same update continues after them.
         """
-        sent, keyboard_at = skip, None
+        sent, count = _Sent(), skip
         try:
             for message in messages[skip:]:
                 result = await self._sender.send_message(chat, message.text, message.keyboard)
-                sent += 1
+                count += 1
+                sent.last = result.message_id
                 if message.keyboard is not None:
-                    keyboard_at = result.message_id
+                    sent.keyboard_at = result.message_id
         finally:
-            if progress and sent > skip:
+            if progress and count > skip:
                 try:
-                    await self._shared.set(progress, str(sent), UPDATE_MEMORY)
+                    await self._shared.set(progress, str(count), UPDATE_MEMORY)
                 except Exception:
                     log.exception("could not record what was sent to telegram chat %s", chat)
-        return keyboard_at
+        return sent
 
     async def _stale(self, chat: str, pressed: int) -> bool:
         """A button of an earlier question: its key would answer the current one wrongly."""
@@ -211,6 +217,14 @@ class TelegramChannel:
         if self.sender is None:
             raise RuntimeError("the Telegram channel is not started")
         return self.sender
+
+
+@dataclass
+class _Sent:
+    """Telegram's ids of the last message sent, and of the last one carrying a keyboard."""
+
+    last: int | None = None
+    keyboard_at: int | None = None
 
 
 def _chat_lock(chat: str) -> str:

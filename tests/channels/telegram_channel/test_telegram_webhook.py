@@ -12,12 +12,13 @@ from sqlalchemy import select, text
 
 from bot.app import create_app
 from bot.keys import RUNTIME
+from bot.notify import Notifier
 from bot.settings import Settings
 from channels.base import RecipientUnreachable
 from channels.telegram.webhook import SECRET_HEADER
 from conversation.catalog import EN, ZH
 from conversation.messages import Choice, Reply
-from storage.models import Attachment, Case
+from storage.models import Attachment, Case, Identity
 
 from ...conftest import TABLES
 from .conftest import VirtualTime, app_client, telegram_of
@@ -257,10 +258,11 @@ async def test_the_notifier_can_send_long_texts_and_choices(
     client: TestClient, fake_api: FakeBotApi, user: TelegramUser
 ) -> None:
     long = "处理结果：" + "已派人现场查看并修复。" * 500
-    await telegram_of(client).send(
+    message_id = await telegram_of(client).send(
         str(user.chat_id), [Reply(long, (Choice("1", "满意"), Choice("2", "不满意")))]
     )
     sent = fake_api.sent(user.chat_id)
+    assert message_id == str(fake_api.called("sendMessage")[-1].result["message_id"])
     assert len(sent) == 2 and "".join(p["text"] for p in sent) == long
     assert "reply_markup" not in sent[0]
     assert sent[1]["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "1"
@@ -347,3 +349,43 @@ async def test_menu_and_cancel_commands_work_mid_form(
     assert ZH["menu"] in fake_api.texts()[-1]
     _, buttons = fake_api.keyboard(user.chat_id)
     assert buttons[0] == ("1 我要反映", "1")
+
+
+async def file_through_the_webhook(
+    client: TestClient, fake_api: FakeBotApi, user: TelegramUser
+) -> str:
+    for step in ("/start", "1", "1", "小区电梯坏了两个星期，老人上下楼很困难。", "幸福小区3号楼"):
+        await post(client, user.text(step))
+    for step in ("跳过", "张三", "13800138000", "1"):
+        await post(client, user.text(step))
+    code = CODE.search(fake_api.texts(user.chat_id)[-1])
+    assert code is not None
+    return code.group()
+
+
+async def test_the_notifier_tells_the_citizen_on_telegram_or_marks_a_blocked_chat(
+    client: TestClient, fake_api: FakeBotApi, user: TelegramUser
+) -> None:
+    runtime = client.app[RUNTIME]
+    auth = {"Authorization": "Bearer test-token"}
+    code = await file_through_the_webhook(client, fake_api, user)
+    response = await client.post(
+        f"/api/v1/cases/{code}/events", json={"type": "accepted"}, headers=auth
+    )
+    assert response.status == 200, await response.text()
+    notifier = Notifier(runtime)
+    while await notifier.run_once():
+        pass
+    assert code in fake_api.texts(user.chat_id)[-1] and "已受理" in fake_api.texts()[-1]
+
+    other = TelegramUser(chat_id=3333)
+    second = await file_through_the_webhook(client, fake_api, other)
+    fake_api.blocked()
+    await client.post(f"/api/v1/cases/{second}/events", json={"type": "accepted"}, headers=auth)
+    while await notifier.run_once():
+        pass
+    async with runtime.db.session() as session:
+        identity = (
+            await session.scalars(select(Identity).where(Identity.external_id == "3333"))
+        ).one()
+    assert identity.unreachable_at is not None  # the next notice skips Telegram
