@@ -163,6 +163,7 @@ ZH: dict[str, str] = {
     "notify.closed": "您反映的事项 {code} 已办结，谢谢您的耐心。",
     "notify.extended": "您反映的事项 {code} 情况较复杂，办理期限依法延长至{due}。原因：{reason}",
     # Generic
+    "unsupported": "抱歉，这类消息暂时看不了。请发送文字、照片或位置；回复“菜单”可以看能办的事。",
     "error.internal": "系统暂时有点忙，请稍后再发一次。您已填写的内容不会丢。",
 }
 
@@ -333,6 +334,10 @@ EN: dict[str, str] = {
     "notify.replied": "Your matter {code} has an answer:\n{note}\nIf not satisfied, you may ask for a review by {review}.",
     "notify.closed": "Your matter {code} is closed. Thank you for your patience.",
     "notify.extended": "Your matter {code} is complex; by law its deadline is extended to {due}. Reason: {reason}",
+    "unsupported": (
+        "Sorry, we cannot read this kind of message. Please send text, a photo or a location; "
+        "reply 'menu' to see what we can do."
+    ),
     "error.internal": "The system is busy; please send that again in a moment. Nothing you entered is lost.",
 }
 

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 FORMS = ("filing", "suggestion")
 # Events that change the conversation; any other event (VIEW, LOCATION reports, delivery
-# receipts) is the channel's to record and gets no reply.
-EVENTS = frozenset({"subscribe", "unsubscribe", "scan", "menu"})
+# receipts) is the channel's to record and gets no reply. `unsupported` is a message the engine
+# cannot read (a sticker, a video, a file): the citizen is told what to send instead.
+EVENTS = frozenset({"subscribe", "unsubscribe", "scan", "menu", "unsupported"})
 MAX_ATTEMPTS = 3
 
 
@@ -246,6 +247,9 @@ class Engine:
 
     async def _event(self, ctx: Context) -> Outcome:
         inbound, state = ctx.inbound, ctx.state
+        if inbound.event == "unsupported":
+            # The conversation stays where it is: the next message answers the same question.
+            return Outcome(replies=[Reply(ctx.t("unsupported"))])
         if inbound.event == "unsubscribe":
             state.draft = None
             state.to_menu()
