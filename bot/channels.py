@@ -31,6 +31,7 @@ def _telegram(settings: Settings, handle: Handler) -> Channel | None:
         token=settings.telegram_token or "",
         secret=settings.telegram_secret,
         api_base=settings.telegram_api_base,
+        staff_chat=settings.staff_telegram_chat or "",
     )
 
 

@@ -13,21 +13,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from channels.base import DeliveryFailed, RecipientUnreachable
 from channels.sms import SmsMessage
-from channels.staff import SignedWebhook, StaffAlert, StaffTarget, TelegramGroup, WeComRobot
+from channels.staff import SignedWebhook, StaffAlert, StaffTarget, WeComRobot
+from channels.telegram import TelegramChannel
+from channels.telegram.staff import GroupAlerts
 from conversation.codes import short_reference
 from conversation.messages import Reply
 from conversation.survey_text import survey_sms
 from storage.crypto import mask_phone
-from storage.models import Case, Citizen, Identity, Notification, Survey, utcnow
+from storage.models import Case, Citizen, Identity, Notification, StaffThread, Survey, utcnow
+from storage.staff_threads import conversation_of, open_thread
 from storage.uow import UnitOfWork
 
 from .logs import mask_phones
-from .runtime import Runtime
+
+if TYPE_CHECKING:  # the runtime builds the staff desk, which uses the notifier
+    from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +129,7 @@ class Notifier:
                 )
                 await uow.commit()
                 return
-            routes = self.routes(case, identity, phone, citizen, chat_only=survey_topic)
+            routes = self.routes(case.channel, identity, phone, citizen, chat_only=survey_topic)
             if survey_topic:
                 replies = runtime.engine.rating_invitation(case.code, case.language)
             else:
@@ -131,12 +137,7 @@ class Notifier:
             fields = self.template_fields(job, case)
             recipient, key, code, language = identity.external_id, job.key, case.code, case.language
             chat = case.channel
-        attempts: list[_Attempt] = []
-        for route in routes:
-            attempt = await self._try(route, recipient, phone, replies, fields, key)
-            attempts.append(attempt)
-            if attempt.ok or not attempt.unreachable:
-                break  # delivered, or a passing failure: the whole chain waits and retries
+        attempts = await self.reach(routes, recipient, phone, replies, key, fields)
         if survey_topic and attempts and attempts[-1].ok:
             # Only now that the question is on the citizen's screen does their next "1" mean 满意.
             await runtime.engine.expect_rating(chat, recipient, code, language)
@@ -220,21 +221,22 @@ class Notifier:
 
     def routes(
         self,
-        case: Case,
-        identity: Identity,
+        channel: str,
+        identity: Identity | None,
         phone: str,
         citizen: Citizen | None,
         *,
         chat_only: bool = False,
     ) -> list[str]:
-        """The routes to try in order. A survey is asked in the chat only: its SMS is a job of its own."""
+        """The routes to try in order, starting with the citizen's own channel. A survey is
+        asked in the chat only (its SMS is a job of its own), and so is a staff member's word."""
         channels = self.runtime.channels
         routes: list[str] = []
-        if case.channel == "wechat" and identity.unsubscribed_at is None:
+        if channel == "wechat" and (identity is None or identity.unsubscribed_at is None):
             routes += ["wechat"] if chat_only else ["wechat", "wechat_template"]
-        elif case.channel == "telegram" and identity.unreachable_at is None:
+        elif channel == "telegram" and (identity is None or identity.unreachable_at is None):
             routes.append("telegram")
-        elif case.channel in ("webchat", "console"):
+        elif channel in ("webchat", "console"):
             routes.append("mailbox")
         if phone and not (citizen and citizen.sms_opted_out_at) and not chat_only:
             routes.append("sms")
@@ -246,6 +248,24 @@ class Notifier:
             "sms": "sms",
         }
         return [r for r in routes if available[r] in channels]
+
+    async def reach(
+        self,
+        routes: list[str],
+        recipient: str,
+        phone: str,
+        replies: list[Reply],
+        key: str,
+        fields: dict[str, str] | None = None,
+    ) -> list[_Attempt]:
+        """Try the routes in order until one delivers or one fails for a passing reason."""
+        attempts: list[_Attempt] = []
+        for route in routes:
+            attempt = await self._try(route, recipient, phone, replies, fields or {}, key)
+            attempts.append(attempt)
+            if attempt.ok or not attempt.unreachable:
+                break  # delivered, or a passing failure: the whole chain waits and retries
+        return attempts
 
     async def _try(
         self,
@@ -412,13 +432,24 @@ class Notifier:
             ]
             alerts = {job.id: await self.alert(uow, job) for job in jobs}
             done = {job.id: list(job.done_routes) for job in jobs}
+            if any(target.name == "telegram" for target in self.targets):
+                # Staff in the duty group may answer the citizen through the alert: a thread
+                # for each alert about someone, named by the alert's buttons.
+                for job in jobs:
+                    if (who := await conversation_of(uow.session, job)) is not None:
+                        thread = await open_thread(uow.session, job, *who)
+                        alerts[job.id] = replace(alerts[job.id], thread=thread.id)
+            await uow.commit()
         failures: dict[int, DeliveryFailed] = {}
+        posted: dict[str, str] = {}
         for target in self.targets:
             waiting = [job_id for job_id in alerts if target.name not in done[job_id]]
             if not waiting:
                 continue
             try:
-                await target.send([alerts[job_id] for job_id in waiting])
+                sent = await target.send([alerts[job_id] for job_id in waiting])
+                if target.name == "telegram":
+                    posted.update(sent)
             except DeliveryFailed as exc:
                 log.warning("staff alerts to %s failed: %s", target.name, exc.reason)
                 failures.update({job_id: exc for job_id in waiting})
@@ -446,6 +477,11 @@ class Notifier:
                 else:
                     job.done_routes = done[job_id]
                     uow.notifications.succeeded(job)
+                thread_id = alerts[job_id].thread
+                if thread_id is not None and job.key in posted:
+                    posted_thread = await uow.session.get(StaffThread, thread_id)
+                    if posted_thread is not None:
+                        posted_thread.alert_message_id = posted[job.key]
             await uow.commit()
 
     async def alert(self, uow: UnitOfWork, job: Notification) -> StaffAlert:
@@ -485,15 +521,9 @@ class Notifier:
 def staff_targets(runtime: Runtime) -> list[StaffTarget]:
     settings = runtime.settings
     targets: list[StaffTarget] = []
-    if settings.staff_telegram_chat and settings.telegram_token:
-        targets.append(
-            TelegramGroup(
-                runtime.http,
-                settings.telegram_api_base,
-                settings.telegram_token,
-                settings.staff_telegram_chat,
-            )
-        )
+    telegram = runtime.channels.get("telegram")
+    if settings.staff_telegram_chat and isinstance(telegram, TelegramChannel):
+        targets.append(GroupAlerts(telegram))
     if settings.staff_wecom_key:
         targets.append(
             WeComRobot(

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from channels.base import Channel, DeliveryReport, Services, SharedCache
 from channels.sms import SmsChannel
+from channels.telegram import TelegramChannel
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
@@ -38,6 +39,7 @@ from .deadlines import LegalDeadlines
 from .metrics import Metrics
 from .settings import Settings, SettingsError
 from .sms_replies import SurveyReplies
+from .staff_desk import StaffDesk
 from .surveys import SurveyRules
 
 log = logging.getLogger(__name__)
@@ -61,12 +63,15 @@ class Runtime:
     shared: SharedCache
     channels: dict[str, Channel]
     surveys: SurveyRules = field(default_factory=SurveyRules)
+    desk: StaffDesk | None = None
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         """The engine, measured. Errors propagate: each channel knows how to apologise."""
         started = time.perf_counter()
         try:
+            if self.desk is not None and await self.desk.relay_citizen(inbound):
+                return []  # a staff member has this conversation: the words went to them
             replies = await self.engine.handle(inbound)
             self.kick()  # the turn may have queued events and alerts
             return replies
@@ -193,6 +198,10 @@ async def open_runtime(
         holder.append(runtime)
         if isinstance(sms := channels.get("sms"), SmsChannel):
             sms.on_reply = SurveyReplies(runtime)  # SMS replies answer surveys, not conversations
+        telegram = channels.get("telegram")
+        if isinstance(telegram, TelegramChannel) and telegram.staff_chat:
+            runtime.desk = StaffDesk(runtime, telegram)
+            telegram.on_staff = runtime.desk.act
         services = Services(
             http=http,
             shared=shared,

@@ -1,8 +1,9 @@
-"""Where staff hear that a person is needed: a Telegram duty group, a WeCom group robot, a webhook.
+"""Where staff hear that a person is needed: a WeCom group robot, a webhook (and the Telegram
+duty group, channels/telegram/staff.py, whose alerts carry buttons to take the case).
 
-Each target sends a batch of alerts the way its platform likes best: one Telegram message per
-alert, one WeCom markdown message for the whole batch (the robot allows only 20 a minute), and
-one signed JSON POST per batch to a webhook.
+Each target sends a batch of alerts the way its platform likes best: one WeCom markdown message
+for the whole batch (the robot allows only 20 a minute), one signed JSON POST per batch to a
+webhook, one Telegram message per alert.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class StaffAlert:
     summary: str = ""  # short, phone masked
     channel: str = ""  # where the citizen wrote
     detail: str = ""  # e.g. the deadline and when it was due
+    thread: int | None = None  # staff may talk to the citizen through this alert (Telegram)
 
     def lines(self) -> list[str]:
         rows = [f"【{self.title}】"]
@@ -53,7 +55,9 @@ class StaffAlert:
 class StaffTarget(Protocol):
     name: str
 
-    async def send(self, alerts: Sequence[StaffAlert]) -> None: ...
+    async def send(self, alerts: Sequence[StaffAlert]) -> dict[str, str]:
+        """Post the alerts; by alert key, the target's id of the message (where it has one)."""
+        ...
 
 
 async def _post(
@@ -80,34 +84,6 @@ async def _post(
         raise DeliveryFailed(f"{type(exc).__name__} calling {url.split('?')[0]}") from exc
 
 
-class TelegramGroup:
-    """Alerts to the duty group through the Bot API (MINYI_STAFF_TELEGRAM_CHAT)."""
-
-    name = "telegram"
-
-    def __init__(
-        self, http: aiohttp.ClientSession, api_base: str, token: str, chat_id: str
-    ) -> None:
-        self.http, self.url, self.chat_id = http, f"{api_base}/bot{token}/sendMessage", chat_id
-
-    async def send(self, alerts: Sequence[StaffAlert]) -> None:
-        for alert in alerts:
-            body = json.dumps(
-                {"chat_id": self.chat_id, "text": "\n".join(alert.lines())}, ensure_ascii=False
-            )
-            answer = await _post(
-                self.http,
-                self.url,
-                data=body.encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            if answer.get("ok") is False:
-                retry = (answer.get("parameters") or {}).get("retry_after")
-                raise DeliveryFailed(
-                    f"Telegram: {answer.get('description', 'refused')}", retry_after=retry
-                )
-
-
 class WeComRobot:
     """A WeCom (企业微信) group robot: markdown, batched, at most 20 messages a minute across processes."""
 
@@ -122,7 +98,7 @@ class WeComRobot:
             shared,
         )
 
-    async def send(self, alerts: Sequence[StaffAlert]) -> None:
+    async def send(self, alerts: Sequence[StaffAlert]) -> dict[str, str]:
         for text in _markdown_pages(alerts):
             await self._take_slot()
             body = json.dumps(
@@ -138,6 +114,7 @@ class WeComRobot:
                 raise DeliveryFailed(
                     f"WeCom robot: {answer.get('errcode')} {answer.get('errmsg', '')}"
                 )
+        return {}
 
     async def _take_slot(self) -> None:
         """One of the minute's 20 slots, or DeliveryFailed with the wait until the next minute."""
@@ -179,7 +156,7 @@ class SignedWebhook:
     def __init__(self, http: aiohttp.ClientSession, url: str, secret: str) -> None:
         self.http, self.url, self.secret = http, url, secret.encode()
 
-    async def send(self, alerts: Sequence[StaffAlert]) -> None:
+    async def send(self, alerts: Sequence[StaffAlert]) -> dict[str, str]:
         body = json.dumps({"alerts": [asdict(a) for a in alerts]}, ensure_ascii=False).encode()
         signature = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         await _post(
@@ -188,3 +165,4 @@ class SignedWebhook:
             data=body,
             headers={"Content-Type": "application/json", "X-Minyi-Signature": signature},
         )
+        return {}

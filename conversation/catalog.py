@@ -152,6 +152,9 @@ ZH: dict[str, str] = {
     "handoff.in_hours": "已为您转人工服务，工作人员会尽快在这里回复您。",
     "handoff.off_hours": "已记下您要找工作人员。现在不是工作时间（{hours}），上班后会第一时间联系您。",
     "handoff.wait": "等待期间，您仍可以回复“菜单”使用其他服务。",
+    "staff.joined": "工作人员{name}已接手，请直接在这里说，他会回复您。",
+    "staff.says": "工作人员{name}：{text}",
+    "staff.left": "工作人员已结束本次对话。还需要帮助请回复“人工”，回复“菜单”可使用其他服务。",
     "risk.emergency": (
         "如果您或他人正面临危险，请立即拨打 110（报警）或 120（急救）。"
         "您反映的情况我们已优先转给工作人员。"
@@ -323,6 +326,9 @@ EN: dict[str, str] = {
         "they are back."
     ),
     "handoff.wait": "Meanwhile you can reply 'menu' for other services.",
+    "staff.joined": "{name} from our staff is with you now; write here and they will answer.",
+    "staff.says": "{name} (staff): {text}",
+    "staff.left": "Our staff member has ended the conversation. Reply 'staff' for help again, or 'menu'.",
     "risk.emergency": (
         "If you or anyone is in danger, call 110 (police) or 120 (ambulance) now. "
         "Your matter has been passed to staff first."

@@ -114,6 +114,8 @@ class CommandHandler:
         return _results(case)
 
     async def handoff(self, command: RequestHandoff, inbound: Inbound) -> None:
+        # Staff may answer through the alert: the person must be known even before any case.
+        await self.uow.people.identity(inbound.channel, inbound.sender)
         data = {
             "channel": inbound.channel,
             "sender": inbound.sender,
@@ -121,11 +123,13 @@ class CommandHandler:
             "summary": command.summary,
             "risk_words": list(command.risk_words),
         }
-        case = (
-            await self.uow.cases.owned(inbound.channel, inbound.sender, command.case_code)
-            if command.case_code
-            else None
-        )
+        if command.case_code:
+            case = await self.uow.cases.owned(inbound.channel, inbound.sender, command.case_code)
+        else:
+            # Someone with a matter on file who asks for a person most likely means that one:
+            # the request, and what staff say, go on its timeline.
+            latest = await self.uow.cases.of_identity(inbound.channel, inbound.sender, limit=1)
+            case = latest[0] if latest else None
         if case is not None:
             await self.uow.events.append(
                 case, "handoff.requested", f"citizen:{inbound.channel}", data

@@ -347,3 +347,26 @@ class MailboxMessage(Base):
     reply: Mapped[bytes] = mapped_column(LargeBinary)  # encrypted: may quote the office's answer
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class StaffThread(Base):
+    """A staff member talking with a citizen through the duty group, from an alert.
+
+    The citizen is addressed on their own channel; while the thread is claimed and not done,
+    their messages go to the group instead of the conversation engine.
+    """
+
+    __tablename__ = "staff_threads"
+    __table_args__ = (Index("ix_staff_threads_citizen", "channel", "external_id", "done_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(128))
+    alert_message_id: Mapped[str] = mapped_column(String(32), default="", index=True)
+    claimed_by: Mapped[str] = mapped_column(String(100), default="")
+    claimed_user: Mapped[str] = mapped_column(String(32), default="")
+    claimed_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

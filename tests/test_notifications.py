@@ -18,35 +18,38 @@ from bot.notify import Notifier
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
 from channels.base import DeliveryFailed, DeliveryReport, RecipientUnreachable, Services
+from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
 from conversation.messages import Inbound, Reply
 from storage.models import Identity, Notification, utcnow
 from storage.uow import UnitOfWork
 
+from .channels.telegram_channel.conftest import VirtualTime
+from .channels.telegram_channel.fake_telegram import SECRET, TOKEN, FakeBotApi
 from .conftest import Citizen
 
-SECRET = "hook-secret"
+HOOK_SECRET = "hook-secret"
+STAFF_CHAT = "-1001234"
 
 
 @dataclass
 class FakeStaffEndpoints:
-    """Bot API, WeCom robot and a webhook receiver, recording what arrives."""
+    """The Bot API (the duty group), a WeCom robot and a webhook receiver, recording what arrives."""
 
-    telegram: list[dict[str, Any]] = field(default_factory=list)
+    bot: FakeBotApi = field(default_factory=FakeBotApi)
     wecom: list[dict[str, Any]] = field(default_factory=list)
     webhook: list[tuple[bytes, str]] = field(default_factory=list)
     webhook_status: int = 200
 
+    @property
+    def telegram(self) -> list[dict[str, Any]]:
+        return self.bot.sent(int(STAFF_CHAT))
+
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/bot{token}/sendMessage", self.send_message)
+        app = self.bot.app()
         app.router.add_post("/cgi-bin/webhook/send", self.robot)
         app.router.add_post("/hook", self.hook)
         return app
-
-    async def send_message(self, request: web.Request) -> web.Response:
-        self.telegram.append(await request.json())
-        return web.json_response({"ok": True, "result": {"message_id": len(self.telegram)}})
 
     async def robot(self, request: web.Request) -> web.Response:
         assert request.query["key"] == "robot-key"
@@ -68,18 +71,22 @@ async def endpoints(aiohttp_server: Any) -> tuple[FakeStaffEndpoints, str]:
 
 def with_staff(settings: Settings, base: str) -> Settings:
     return settings.replace(
-        telegram_token="123:abc",
-        telegram_secret="tg-secret",
+        telegram_token=TOKEN,
+        telegram_secret=SECRET,
         telegram_api_base=base,
-        staff_telegram_chat="-1001234",
+        staff_telegram_chat=STAFF_CHAT,
         staff_wecom_key="robot-key",
         staff_wecom_api_base=base,
         staff_webhook_url=f"{base}/hook",
-        staff_webhook_secret=SECRET,
+        staff_webhook_secret=HOOK_SECRET,
     )
 
 
 async def drain(runtime: Runtime) -> None:
+    telegram = runtime.channels.get("telegram")
+    if isinstance(telegram, TelegramChannel) and telegram.sender is not None:
+        clock = VirtualTime()  # the group's pacing (about 20 a minute) without waiting for it
+        telegram.sender.clock, telegram.sender.sleep = clock.clock, clock.sleep
     notifier = Notifier(runtime)
     while await notifier.run_once():
         pass
@@ -106,7 +113,7 @@ async def test_staff_hear_of_a_handoff_everywhere(
     assert "群众要求人工服务" in fake.wecom[0]["markdown"]["content"]
     body, signature = fake.webhook[0]
     assert hmac.compare_digest(
-        signature, hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        signature, hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
     )
     alert = json.loads(body)["alerts"][0]
     assert alert["reason"] == "handoff" and alert["channel"] == "网页"

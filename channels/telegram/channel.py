@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from telegram import Bot, Update
+from telegram import Bot, ReplyParameters, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
@@ -21,6 +21,7 @@ from .polling import poll
 from .render import Outgoing, render
 from .request import build_application, redact
 from .sender import TelegramSender
+from .staff import MEMBER_STATUSES, StaffHandler, alert_keyboard, in_staff_chat, read_staff_update
 from .updates import Received, read_update
 from .webhook import PATH, BadUpdate, Webhook
 
@@ -32,14 +33,21 @@ CHAT_LOCK_SECONDS = 90.0
 UPDATE_MEMORY = 48 * 3600.0
 # Which message carries the keyboard of the question now asked; older buttons are refused.
 KEYBOARD_MEMORY = 7 * 24 * 3600.0
+# Whether someone is a member of the duty group is asked again after this long.
+MEMBERSHIP_MEMORY = 600.0
 _CHAT_ID = re.compile(r"-?[0-9]{1,20}")
 
 
 class TelegramChannel:
     name = "telegram"
 
-    def __init__(self, handle: Handler, *, token: str, secret: str, api_base: str) -> None:
+    def __init__(
+        self, handle: Handler, *, token: str, secret: str, api_base: str, staff_chat: str = ""
+    ) -> None:
         self.handle = handle
+        self.staff_chat = staff_chat
+        # What members of the duty group do (bot/staff_desk.py); bound by the runtime.
+        self.on_staff: StaffHandler | None = None
         self._token = token
         self._api_base = api_base
         self._webhook = Webhook(secret, self.process_json, self._rejected)
@@ -103,16 +111,80 @@ class TelegramChannel:
         if not isinstance(update_id, int) or isinstance(update_id, bool) or update_id < 0:
             raise BadUpdate("update_id must be a whole number (this is not a Telegram update).")
         try:
-            received = read_update(Update.de_json(data, self.bot))
+            update = Update.de_json(data, self.bot)
+            staff = bool(self.staff_chat) and in_staff_chat(update, self.staff_chat)
+            received = None if staff else read_update(update)
         except KeyError as exc:
             raise BadUpdate(f"Not a Telegram update: the field {exc} is missing.") from None
         except (TypeError, ValueError, AttributeError) as exc:
             raise BadUpdate(f"Not a Telegram update: {exc}.") from None
-        await self._act(received)
+        if staff:
+            await self._staff_update(update)
+        else:
+            await self._act(received)
 
     async def process(self, update: Update) -> None:
         """One update as getUpdates returned it."""
-        await self._act(read_update(update))
+        if self.staff_chat and in_staff_chat(update, self.staff_chat):
+            await self._staff_update(update)
+        else:
+            await self._act(read_update(update))
+
+    # -- the staff duty group ------------------------------------------------------------------
+
+    async def _staff_update(self, update: Update) -> None:
+        action = read_staff_update(update)
+        if update.callback_query is not None:
+            await self._acknowledge(update.callback_query.id)
+        if action is None:
+            return
+        if not await self._shared.add(f"telegram:staff:{update.update_id}", "1", UPDATE_MEMORY):
+            return  # a re-delivered update: acted on already
+        if not await self.is_member(action.member.user_id):
+            log.warning(
+                "staff group: ignored %s from non-member %s", action.kind, action.member.user_id
+            )
+            self._rejected("telegram", "not_staff")
+            return
+        if self.on_staff is None:
+            log.warning("staff group: %s ignored, no staff desk is bound", action.kind)
+            return
+        await self.on_staff(action)
+
+    async def is_member(self, user_id: str) -> bool:
+        """A member of the duty group now (asked once per 10 minutes per person)."""
+        key = f"telegram:member:{self.staff_chat}:{user_id}"
+        known = await self._shared.get(key)
+        if known is not None:
+            return known == "1"
+        try:
+            member = await self._sender.call(
+                self.staff_chat, lambda: self.bot.get_chat_member(self.staff_chat, int(user_id))
+            )
+            is_member = member.status in MEMBER_STATUSES or bool(
+                getattr(member, "is_member", False)
+            )
+        except DeliveryFailed as exc:
+            log.warning("staff group: cannot check membership of %s: %s", user_id, exc.reason)
+            return False
+        await self._shared.set(key, "1" if is_member else "0", MEMBERSHIP_MEMORY)
+        return is_member
+
+    async def post_staff(self, text: str, *, reply_to: str = "", thread: int | None = None) -> str:
+        """A message in the duty group (with the alert buttons when `thread`); its message id."""
+        if not self.staff_chat:
+            raise DeliveryFailed("telegram: MINYI_STAFF_TELEGRAM_CHAT is not set")
+        reply = (
+            ReplyParameters(int(reply_to), allow_sending_without_reply=True) if reply_to else None
+        )
+        keyboard = alert_keyboard(thread) if thread is not None else None
+        message = await self._sender.call(
+            self.staff_chat,
+            lambda: self.bot.send_message(
+                self.staff_chat, text, reply_markup=keyboard, reply_parameters=reply
+            ),
+        )
+        return str(message.message_id)
 
     async def poll(self, stop: asyncio.Event) -> int:
         """Long-poll getUpdates until `stop` is set; how many updates were handled."""

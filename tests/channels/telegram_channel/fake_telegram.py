@@ -43,6 +43,8 @@ class FakeBotApi:
     # Called when getUpdates has no batch left (a test stops its poller there).
     on_drained: Callable[[], None] | None = None
     webhook: dict[str, Any] = field(default_factory=dict)
+    # getChatMember's answer per user id ("member" when not listed): "left", "kicked", …
+    members: dict[int, str] = field(default_factory=dict)
     # Per method: [calls still to let through, status, answer] for each scripted failure.
     _failures: dict[str, list[list[Any]]] = field(default_factory=dict)
     _message_id: int = 1000
@@ -179,6 +181,12 @@ class FakeBotApi:
             if params.get("reply_markup"):
                 message["reply_markup"] = params["reply_markup"]
             return message
+        if method == "getChatMember":
+            user_id = int(params["user_id"])
+            return {
+                "status": self.members.get(user_id, "member"),
+                "user": {"id": user_id, "is_bot": False, "first_name": "x"},
+            }
         if method == "setWebhook":
             self.webhook = {
                 "url": params["url"],

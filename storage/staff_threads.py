@@ -1,0 +1,58 @@
+"""Staff threads: which alert a staff member answers, and which citizen that reaches."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import Case, Identity, Notification, StaffThread
+from .people import insert_ignoring_duplicates
+
+
+async def conversation_of(session: AsyncSession, job: Notification) -> tuple[str, str] | None:
+    """The citizen an alert is about, as (channel, channel id): the one who asked for staff,
+    else whoever filed its case; None when there is nobody to talk to."""
+    data = job.payload
+    if data.get("channel") and data.get("sender"):
+        return str(data["channel"]), str(data["sender"])
+    if job.case_id is None:
+        return None
+    case = await session.get(Case, job.case_id)
+    identity = await session.get(Identity, case.identity_id) if case else None
+    return (identity.channel, identity.external_id) if identity else None
+
+
+async def open_thread(
+    session: AsyncSession, job: Notification, channel: str, external_id: str
+) -> StaffThread:
+    values = {
+        "notification_id": job.id,
+        "case_id": job.case_id,
+        "channel": channel,
+        "external_id": external_id,
+    }
+    await insert_ignoring_duplicates(session, StaffThread, values, ["notification_id"])
+    thread = await session.scalar(select(StaffThread).where(StaffThread.notification_id == job.id))
+    assert thread is not None
+    return thread
+
+
+async def by_alert_message(session: AsyncSession, message_id: str) -> StaffThread | None:
+    return await session.scalar(
+        select(StaffThread).where(StaffThread.alert_message_id == message_id)
+    )
+
+
+async def active_for(session: AsyncSession, channel: str, external_id: str) -> StaffThread | None:
+    """The claimed, unfinished thread with this citizen, if any (the latest)."""
+    return await session.scalar(
+        select(StaffThread)
+        .where(
+            StaffThread.channel == channel,
+            StaffThread.external_id == external_id,
+            StaffThread.claimed_at.is_not(None),
+            StaffThread.done_at.is_(None),
+        )
+        .order_by(StaffThread.claimed_at.desc())
+        .limit(1)
+    )
