@@ -1,90 +1,195 @@
-"""Alibaba-style SMS reply pushes, 100 replies each, over loopback against the whole app.
+"""SMS rating replies end to end: Alibaba-style pushes of 100, parsed, matched, recorded, published.
 
-Each push goes through what a real one does: the secret-path guard, body limit, JSON parsing
-and validation, a log line per reply at INFO with phones masked (written to /dev/null), and a
-handler that reads every reply with the survey parser. Client and server share one process and
-event loop, so the server alone would go faster than printed.
+    python benchmarks/sms_ingest.py [--replies 5000] [--concurrency 4] [--backends sqlite,postgres]
 
-    python benchmarks/sms_ingest.py [--seconds 10] [--concurrency 8]
+Closed cases with open surveys are prepared first (one per phone). Each push then goes through
+what a real one does: the secret-path guard, the body limit and validation, production logging
+(phones masked, to /dev/null), and the survey handler for every reply: the re-delivery check,
+the reply parser, the open survey of that phone, the rating on the case, its timeline entry and
+`case.rated` in the outbox, one transaction per reply. Client and server share one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import os
+import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot import logs
 from bot.app import create_app
+from bot.keys import RUNTIME
+from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.sms import build_sms
-from channels.sms import SmsReply
-from conversation.survey_reply import read_reply
+from conversation.codes import new_case_code, short_reference
+from storage import migrate
+from storage.db import Database
+from storage.models import Case, Citizen, Identity, OutboxEntry, Survey, utcnow
 
+PG_ADMIN = os.environ.get(
+    "MINYI_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 SECRET = "bench-path-secret-0123456789"
 BATCH = 100
-REPLIES = (
-    "1",
-    "满意 7K3M",
-    "2 处理得还行",
-    "不满意，一直没人联系我",
-    "TD",
-    "３。",
-    "【9Q2B】1",
-    "谢谢",
-)
+KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
-def batch(number: int) -> bytes:
-    """One push of BATCH distinct replies, shaped like Alibaba's SmsUp array."""
+def phone(n: int) -> str:
+    return f"+86138{n:08d}"
+
+
+@asynccontextmanager
+async def database(backend: str) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite+aiosqlite:///{folder}/bench.db"
+        return
+    name = f"minyi_bench_{secrets.token_hex(4)}"
+    admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        db = Database(url)
+        await migrate.upgrade(db)
+        await db.dispose()
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def prepare(runtime: Runtime, count: int) -> list[str]:
+    """`count` closed cases, each with an open survey on its own phone; their short references."""
+    cipher, now = runtime.cipher, utcnow()
+    refs = []
+    async with runtime.db.engine.begin() as conn:
+        await conn.execute(
+            insert(Identity),
+            [
+                {
+                    "id": n + 1,
+                    "channel": "webchat",
+                    "external_id": f"bench-{n}",
+                    "language": "zh",
+                    "created_at": now,
+                }
+                for n in range(count)
+            ],
+        )
+        await conn.execute(
+            insert(Citizen),
+            [
+                {
+                    "id": n + 1,
+                    "phone_hash": cipher.phone_hash(phone(n)),
+                    "phone_enc": cipher.encrypt(phone(n), "phone"),
+                    "created_at": now,
+                }
+                for n in range(count)
+            ],
+        )
+        cases, codes = [], set()
+        while len(codes) < count:
+            codes.add(new_case_code(date(2026, 11, 22)))
+        for n, code in enumerate(sorted(codes)):
+            refs.append(short_reference(code))
+            cases.append(
+                {
+                    "id": n + 1,
+                    "code": code,
+                    "origin": f"bench:{n}",
+                    "kind": "petition",
+                    "category": "city",
+                    "description": "路灯坏了",
+                    "location_text": "幸福路",
+                    "channel": "webchat",
+                    "identity_id": n + 1,
+                    "citizen_id": n + 1,
+                    "contact_phone_enc": cipher.encrypt(phone(n), "phone"),
+                    "source": "",
+                    "language": "zh",
+                    "answers": {},
+                    "risk_words": [],
+                    "status": "closed",
+                    "department": "",
+                    "created_at": now,
+                    "updated_at": now,
+                    "closed_at": now,
+                    "extended_days": 0,
+                    "extension_reason": "",
+                    "stages": [],
+                }
+            )
+        await conn.execute(insert(Case), cases)
+        await conn.execute(
+            insert(Survey),
+            [
+                {
+                    "case_id": n + 1,
+                    "status": "open",
+                    "scale": 3,
+                    "created_at": now,
+                    "expires_at": now + timedelta(days=7),
+                    "answered_via": "",
+                    "phone_hash": cipher.phone_hash(phone(n)),
+                }
+                for n in range(count)
+            ],
+        )
+    return refs
+
+
+def push(first: int, refs: list[str]) -> bytes:
+    """One Alibaba SmsUp array: BATCH ratings, each from the phone of its own survey."""
     return json.dumps(
         [
             {
-                "phone_number": f"138{(number * BATCH + i) % 100_000_000:08d}",
+                "phone_number": phone(n)[3:],
                 "send_time": "2026-11-22 10:15:32",
-                "content": REPLIES[i % len(REPLIES)],
+                "content": f"{1 + n % 3} {refs[n]}",
                 "sign_name": "民意热线",
                 "dest_code": "8371",
-                "sequence_id": number * BATCH + i,
+                "sequence_id": n,
             }
-            for i in range(BATCH)
+            for n in range(first, first + BATCH)
         ],
         ensure_ascii=False,
     ).encode()
 
 
 def log_like_production(sink: TextIO) -> None:
-    """Logging as `minyi serve` sets it up (INFO, phones masked), written to `sink`."""
     logs.configure("INFO")
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sink)
 
 
-async def main(seconds: float, concurrency: int) -> None:
-    outcomes: Counter[str] = Counter()
-
-    async def on_reply(reply: SmsReply) -> None:
-        outcomes[type(read_reply(reply.text, 3)).__name__] += 1
-
-    with tempfile.TemporaryDirectory() as tmp:
+async def run(backend: str, replies: int, concurrency: int) -> None:
+    async with database(backend) as url:
         settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
-            pii_key="k" * 43,
+            database_url=url,
+            pii_key=KEY,
             sms_provider="aliyun",
             sms_access_key_id="LTAI5tBench",
             sms_access_key_secret="bench",
@@ -92,56 +197,68 @@ async def main(seconds: float, concurrency: int) -> None:
             sms_template_notice="SMS_1",
             sms_webhook_secret=SECRET,
         )
-        channel = build_sms(settings, on_reply=on_reply)
-        assert channel is not None
-        runner = web.AppRunner(create_app(settings, workers=False, channels={"sms": channel}))
+        app = create_app(settings, workers=False)
+        runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
+        runtime = app[RUNTIME]
         host, port = runner.addresses[0][:2]
-        url = f"http://{host}:{port}/sms/aliyun/inbound/{SECRET}"
-        bodies = [batch(n) for n in range(64)]
-        latencies: list[float] = []
-        deadline = time.perf_counter() + seconds
-
-        async def client(session: aiohttp.ClientSession, offset: int) -> None:
-            n = offset
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                async with session.post(url, data=bodies[n % len(bodies)]) as response:
-                    assert response.status == 200, await response.text()
-                    await response.read()
-                latencies.append(time.perf_counter() - started)
-                n += concurrency
-
+        url_in = f"http://{host}:{port}/sms/aliyun/inbound/{SECRET}"
         try:
+            refs = await prepare(runtime, replies)
+            bodies = [push(first, refs) for first in range(0, replies, BATCH)]
+            latencies: list[float] = []
+            queue = list(range(len(bodies)))
+
+            async def client(session: aiohttp.ClientSession) -> None:
+                while queue:
+                    body = bodies[queue.pop()]
+                    started = time.perf_counter()
+                    async with session.post(url_in, data=body) as response:
+                        assert response.status == 200, await response.text()
+                    latencies.append(time.perf_counter() - started)
+
             async with aiohttp.ClientSession() as session:
                 started = time.perf_counter()
-                await asyncio.gather(*(client(session, i) for i in range(concurrency)))
+                await asyncio.gather(*(client(session) for _ in range(concurrency)))
                 elapsed = time.perf_counter() - started
+            async with runtime.db.session() as db:
+                rated = await db.scalar(
+                    select(func.count()).select_from(Case).where(Case.status == "rated")
+                )
+                events = await db.scalar(
+                    select(func.count())
+                    .select_from(OutboxEntry)
+                    .where(OutboxEntry.type == "case.rated")
+                )
         finally:
             await runner.cleanup()
-
     pushes = len(latencies)
-    replies = sum(outcomes.values())
-    assert replies == pushes * BATCH
+    assert rated == events == pushes * BATCH, (rated, events, pushes)
     print(
-        f"{pushes} pushes of {BATCH} replies in {elapsed:.1f} s, {concurrency} concurrent clients"
+        f"{backend:<10}{pushes:>7}{rated:>9}{pushes / elapsed:>10.1f}{rated / elapsed:>11.0f}"
+        f"{statistics.median(latencies) * 1000:>11.0f}{max(latencies) * 1000:>9.0f}"
     )
-    print(f"pushes/s:  {pushes / elapsed:8.1f}")
-    print(f"replies/s: {replies / elapsed:8.0f}")
+
+
+async def main(replies: int, concurrency: int, backends: list[str]) -> None:
+    print(f"{replies} rating replies in pushes of {BATCH}, {concurrency} concurrent pushes")
     print(
-        f"per push:  median {statistics.median(latencies) * 1000:.1f} ms, "
-        f"p95 {statistics.quantiles(latencies, n=20)[-1] * 1000:.1f} ms"
+        f"{'backend':<10}{'pushes':>7}{'rated':>9}{'pushes/s':>10}{'replies/s':>11}{'median ms':>11}{'max ms':>9}"
     )
-    print("parsed as: " + ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items())))
+    for backend in backends:
+        await run(backend, replies, concurrency)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--replies", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
     with open(os.devnull, "w") as devnull:
         log_like_production(devnull)
-        asyncio.run(main(args.seconds, args.concurrency))
+        asyncio.run(
+            main(args.replies - args.replies % BATCH, args.concurrency, args.backends.split(","))
+        )

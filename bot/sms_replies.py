@@ -133,6 +133,7 @@ class SurveyReplies:
             channel="sms",
             comment=parsed.comment,
             now=now,
+            survey=chosen.survey,
         )
         if rated and unhappy:
             await self._follow_up(

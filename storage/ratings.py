@@ -37,15 +37,18 @@ async def record_rating(
     channel: str,
     comment: str = "",
     now: datetime | None = None,
+    survey: Survey | None = None,
 ) -> bool:
-    """Rate a closed case; False (and nothing written) when it is not closed any more."""
+    """Rate a closed case; False (and nothing written) when it is not closed any more.
+
+    `survey` is the case's open survey when the caller has it already (SMS replies do)."""
     if case.status != "closed":
         return False
     now = now or utcnow()
     case.rating_score, case.rating_scale, case.rating_label = score, scale, label
     case.rating_comment, case.rating_channel, case.rated_at = comment, channel, now
     case.status = "rated"
-    survey = await open_survey(uow, case)
+    survey = survey or await open_survey(uow, case)
     if survey is not None:
         survey.status, survey.answered_at, survey.answered_via, survey.score = (
             "answered",

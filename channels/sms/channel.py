@@ -3,6 +3,7 @@ and sending, for surveys (`send_sms`) and plain notices (`send`)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -24,6 +25,9 @@ from .tencent import TencentSms
 from .twilio import TwilioSms
 
 log = logging.getLogger(__name__)
+
+# Items of one push handled side by side (the database pool is the real limit).
+PARALLEL = 8
 Item = TypeVar("Item")
 
 PROVIDERS: dict[str, Callable[[SmsConfig], SmsProvider]] = {
@@ -183,14 +187,29 @@ class SmsChannel:
         except PayloadError as exc:
             log.warning("refused a malformed %s push: %s", self.provider.name, exc)
             return json_error(400, "bad_request", str(exc))
+        # One phone's items in order (a rating before the comment that follows it), different
+        # phones side by side: a push of 100 replies is 100 independent transactions.
+        queues: dict[str, list[Item]] = {}
         for item in items:
-            try:
-                await hand_on(item)
-            except Exception:
-                # Not acknowledged: the provider sends the push again, and what was already
-                # taken is recognised by its dedupe key or report id.
-                log.exception("an SMS %s push could not be handled", self.provider.name)
-                return json_error(503, "unavailable", "Not recorded; send it again later.")
+            queues.setdefault(_party(item), []).append(item)
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def in_order(queue: list[Item]) -> None:
+            async with gate:
+                for item in queue:
+                    await hand_on(item)
+
+        outcomes = await asyncio.gather(
+            *(in_order(q) for q in queues.values()), return_exceptions=True
+        )
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            # Not acknowledged: the provider sends the push again, and what was already taken
+            # is recognised by its dedupe key or report id.
+            log.error(
+                "an SMS %s push could not be handled", self.provider.name, exc_info=failures[0]
+            )
+            return json_error(503, "unavailable", "Not recorded; send it again later.")
         log.info("took %d SMS %s from %s", len(items), what, self.provider.name)
         return self.provider.acknowledge()
 
@@ -217,6 +236,11 @@ class SmsChannel:
         log.warning("refused an SMS %s webhook: %s", self.provider.name, reason)
         if self._services is not None:
             self._services.rejected("sms", reason)
+
+
+def _party(item: object) -> str:
+    """Whose item it is: a reply's phone, a report's message."""
+    return item.phone if isinstance(item, SmsReply) else getattr(item, "message_id", "")
 
 
 def build_sms_channel(config: SmsConfig, on_reply: ReplyHandler) -> SmsChannel:
