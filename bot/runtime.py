@@ -154,7 +154,9 @@ async def open_runtime(
             channels=channels,
         )
         holder.append(runtime)
-        services = Services(http=http, shared=shared, rejected=metrics.reject)
+        services = Services(
+            http=http, shared=shared, rejected=metrics.reject, observed=metrics.observe
+        )
         for channel in channels.values():
             await channel.start(services)
             started.append(channel)
