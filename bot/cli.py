@@ -1,10 +1,11 @@
-"""The `minyi` command: serve, worker, db upgrade, chat."""
+"""The `minyi` command: serve, worker, db upgrade, chat, wechat menu."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import signal
 import sys
@@ -12,7 +13,10 @@ import sys
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
+from channels.base import DeliveryFailed
 from channels.console import chat
+from channels.wechat import WeChatChannel
+from channels.wechat.menu import MenuError, load_menu
 from storage import migrate
 from storage.db import Database
 
@@ -46,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     chat_parser.add_argument(
         "--user", default=getpass.getuser(), help="who you are (one conversation per user)"
     )
+    wechat = commands.add_parser("wechat", help="WeChat official-account maintenance")
+    wechat_commands = wechat.add_subparsers(dest="wechat_command", required=True)
+    menu = wechat_commands.add_parser(
+        "menu", help="push the custom menu (MINYI_WECHAT_MENU, or the bundled one) to WeChat"
+    )
+    menu.add_argument("--file", help="a menu JSON file in WeChat's format, instead")
     args = parser.parse_args(argv)
 
     try:
@@ -63,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(upgrade(settings))
         elif args.command == "chat":
             asyncio.run(run_chat(settings, args.user))
+        elif args.command == "wechat":
+            return asyncio.run(push_wechat_menu(settings, args.file))
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
@@ -109,3 +121,37 @@ async def upgrade(settings: Settings) -> None:
 async def run_chat(settings: Settings, user: str) -> None:
     async with open_runtime(settings) as runtime:
         await chat(runtime.handle, user)
+
+
+async def push_wechat_menu(settings: Settings, path: str | None) -> int:
+    """`menu/create` with the configured menu; prints WeChat's answer as it came."""
+    if not settings.wechat_enabled:
+        raise SettingsError(
+            "MINYI_WECHAT_TOKEN: set the official account first "
+            "(MINYI_WECHAT_TOKEN, MINYI_WECHAT_APP_ID, MINYI_WECHAT_APP_SECRET)"
+        )
+    if not settings.wechat_app_secret:
+        raise SettingsError("MINYI_WECHAT_APP_SECRET: required to push the menu")
+    try:
+        menu = load_menu(path or settings.wechat_menu)
+    except MenuError as exc:
+        print(f"minyi: {exc}", file=sys.stderr)
+        return 2
+    # Through the runtime, so the access token is the one the servers share, not a new one.
+    async with open_runtime(settings) as runtime:
+        channel = runtime.channels["wechat"]
+        assert isinstance(channel, WeChatChannel)
+        try:
+            answer = await channel.push_menu(menu)
+        except DeliveryFailed as exc:
+            print(f"minyi: WeChat was not reached: {exc.reason}", file=sys.stderr)
+            return 1
+    print(json.dumps(answer, ensure_ascii=False))
+    if answer.get("errcode") not in (0, None):
+        print(
+            f"minyi: WeChat refused the menu ({answer.get('errcode')}); "
+            "fix the menu file and run this again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
