@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -15,6 +17,9 @@ from ..base import DeliveryReport
 from .envelope import Malformed, Opened
 
 CHANNEL = "wechat"
+# An openid is 28 characters of [A-Za-z0-9_-]; the bound keeps keys within their columns.
+OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_ID = 64
 # The engine's menu actions. A CLICK button's key names one of them (see menu.json).
 MENU_ACTIONS = frozenset({"file", "status", "rate", "suggest", "faq", "staff"})
 
@@ -36,13 +41,13 @@ def read(opened: Opened) -> Inbound | Observation:
         raise Malformed(f"not a WeChat message ({type(exc).__name__})") from None
     root = opened.root
     sender = _text(root, "FromUserName")
-    if not sender or message is None:
-        raise Malformed("no FromUserName")
+    if message is None or not OPENID.fullmatch(sender):
+        raise Malformed("FromUserName is not an openid")
     base: dict[str, Any] = {"channel": CHANNEL, "sender": sender, "raw": message}
     kind = message.type
     if kind == "event":
         return _event(message, root, base)
-    base["message_id"] = _text(root, "MsgId") or f"{_text(root, 'CreateTime')}:{kind}"
+    base["message_id"] = _short(_text(root, "MsgId") or f"{_text(root, 'CreateTime')}:{kind}")
     if kind == "text":
         return Inbound(kind="text", text=message.content or "", **base)
     if kind == "image":
@@ -77,7 +82,7 @@ def _event(message: Any, root: Element, base: dict[str, Any]) -> Inbound | Obser
     raw_event, raw_key = _text(root, "Event"), _text(root, "EventKey")
     # Events have no MsgId. WeChat advises FromUserName + CreateTime; CreateTime has 1-second
     # resolution, so the event and key are added (a subscribe and a SCAN in the same second).
-    base["message_id"] = f"{_text(root, 'CreateTime')}:{raw_event}:{raw_key}"
+    base["message_id"] = _short(f"{_text(root, 'CreateTime')}:{raw_event}:{raw_key}")
     if event in ("subscribe", "subscribe_scan_product"):
         return Inbound(kind="event", event="subscribe", **base)
     if event == "subscribe_scan":
@@ -104,6 +109,13 @@ def _event(message: Any, root: Element, base: dict[str, Any]) -> Inbound | Obser
         )
         return Observation(base["sender"], "templatesendjobfinish", report)
     return Observation(base["sender"], f"event:{event}")
+
+
+def _short(message_id: str) -> str:
+    """Ids become keys of bounded columns (dedupe, delivery claims): a long one is digested."""
+    if len(message_id) <= MAX_ID:
+        return message_id
+    return message_id[:24] + ":" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
 
 
 def _location(lat: Any, lng: Any, label: str) -> Location:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -205,7 +206,8 @@ async def test_a_slow_turn_answers_success_and_pushes_exactly_once(
     client = await aiohttp_client(create_app(configured, workers=False))
     citizen = WeChatCitizen(client, WeChatServer("plain"))
     runtime = client.app[RUNTIME]
-    xml = citizen.message("text", Content="1")
+    # Created 6 s ago: WeChat's re-sends of it (same body) may still be arriving.
+    xml = citizen.message("text", Content="1", CreateTime=int(time.time()) - 6)
     # The conversation is busy (another turn holds its lock): the engine cannot answer in time.
     async with runtime.store.lock(f"wechat:{citizen.openid}"):
         deliveries = await asyncio.gather(*(citizen.deliver(xml) for _ in range(4)))

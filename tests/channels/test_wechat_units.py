@@ -85,6 +85,10 @@ def test_event_ids_tell_apart_events_of_the_same_second() -> None:
     assert not isinstance(subscribe, Observation) and not isinstance(scan, Observation)
     assert subscribe.message_id == "1732253340:subscribe:qrscene_town-xingfu-grid-07"
     assert scan.message_id != subscribe.message_id
+    long_key = read(PLAIN.open({}, payload("event_click", EventKey="k" * 200).encode()))
+    assert not isinstance(long_key, Observation) and len(long_key.message_id) <= 64
+    with pytest.raises(Malformed):  # an openid is never this; keys must fit their columns
+        read(PLAIN.open({}, payload("text", FromUserName="o" * 65).encode()))
 
 
 def test_pushes_without_a_reply_are_observations() -> None:
