@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +15,15 @@ from aiohttp import web
 
 from channels.base import json_response
 from conversation.codes import CASE_CODE_RE
+from conversation.ports import Conflict
 from storage.documents import case_document
+from storage.models import ApiIdempotency, utcnow
 from storage.uow import UnitOfWork
 
 from .keys import RUNTIME
+from .lifecycle import IllegalTransition, InvalidProgress, Progress, record_progress
 from .openapi import openapi_document
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +32,13 @@ MAX_PAGE = 200
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(self, http_status: int, error: str, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.error, self.message = status, error, message
+        self.status, self.error, self.message, self.extra = http_status, error, message, extra
 
 
-def error_response(status: int, error: str, message: str) -> web.Response:
-    return json_response({"error": error, "message": message}, status=status)
+def error_response(http_status: int, error: str, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": error, "message": message, **extra}, status=http_status)
 
 
 @web.middleware
@@ -40,7 +47,7 @@ async def errors_as_json(request: web.Request, handler: HandlerType) -> web.Stre
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.error, exc.message)
+        return error_response(exc.status, exc.error, exc.message, **exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -94,6 +101,95 @@ async def get_case(request: web.Request) -> web.Response:
             await uow.events.events(case),
         )
     return json_response(document)
+
+
+MAX_BODY = 64 * 1024
+IDEMPOTENCY_KEY_MAX = 200
+
+
+async def post_event(request: web.Request) -> web.Response:
+    """The back office reports a step; a repeated Idempotency-Key replays instead of repeating."""
+    code = _code(request)
+    step = await _progress_body(request)
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise ApiError(
+            422,
+            "invalid",
+            f"Idempotency-Key must be printable and at most {IDEMPOTENCY_KEY_MAX} characters.",
+        )
+    runtime = request.config_dict[RUNTIME]
+    fingerprint = hashlib.sha256(json.dumps(asdict(step), sort_keys=True).encode()).hexdigest()
+    for attempt in range(3):
+        try:
+            document, replayed = await _record(runtime, code, step, key, fingerprint)
+        except Conflict:
+            if attempt == 2:
+                raise
+            continue  # the same key raced in from elsewhere, or the case moved: look again
+        if not replayed:
+            runtime.kick()
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return json_response(document, headers=headers)
+    raise AssertionError("unreachable")
+
+
+async def _progress_body(request: web.Request) -> Progress:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(
+            422, "invalid", 'The body must be JSON, e.g. {"type": "accepted"}.'
+        ) from None
+    try:
+        return Progress.from_json(body)
+    except InvalidProgress as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+
+
+async def _record(
+    runtime: Runtime, code: str, step: Progress, key: str, fingerprint: str
+) -> tuple[dict[str, Any], bool]:
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        case = await uow.cases.by_code(code, for_update=True)
+        if case is None:
+            raise ApiError(404, "not_found", f"No case with code {code}.")
+        replayed = False
+        if key:
+            seen = await uow.session.get(ApiIdempotency, f"{code}:{key}")
+            if seen is not None and seen.fingerprint != fingerprint:
+                raise ApiError(
+                    422,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used for a different request on this case.",
+                )
+            replayed = seen is not None
+        if not replayed:
+            try:
+                event = await record_progress(uow, case, step, runtime.deadlines, utcnow())
+            except IllegalTransition as exc:
+                raise ApiError(409, "illegal_transition", str(exc), status=exc.status) from None
+            if key:
+                uow.session.add(
+                    ApiIdempotency(
+                        key=f"{code}:{key}", fingerprint=fingerprint, event_seq=event.seq
+                    )
+                )
+            await uow.flush()
+        document = case_document(
+            case,
+            uow.cases.contact(case),
+            await uow.cases.attachments(case),
+            await uow.events.events(case),
+        )
+        if not replayed:
+            await uow.commit()
+    return document, replayed
 
 
 async def list_cases(request: web.Request) -> web.Response:
@@ -157,6 +253,7 @@ def create_api() -> web.Application:
     api = web.Application(middlewares=[errors_as_json, bearer_auth])
     api.router.add_get("/cases", list_cases)
     api.router.add_get("/cases/{code}", get_case)
+    api.router.add_post("/cases/{code}/events", post_event)
     api.router.add_get("/events", list_events)
     api.router.add_get("/openapi.json", openapi)
     return api

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from channels.base import Channel
 from conversation.messages import Inbound, Reply
 
 from .api import create_api
@@ -23,14 +24,21 @@ log = logging.getLogger(__name__)
 MAX_REQUEST = 1024 * 1024
 
 
-def create_app(settings: Settings, *, workers: bool = True) -> web.Application:
-    """The whole web service; `workers=False` leaves background jobs to `minyi worker`."""
+def create_app(
+    settings: Settings, *, workers: bool = True, channels: dict[str, Channel] | None = None
+) -> web.Application:
+    """The whole web service; `workers=False` leaves background jobs to `minyi worker`.
+
+    `channels` replaces the channels built from settings, for tests and benchmarks that give a
+    channel their own handler.
+    """
     app = web.Application(client_max_size=MAX_REQUEST)
 
     async def handle(inbound: Inbound) -> list[Reply]:
         return await app[RUNTIME].handle(inbound)
 
-    channels = build_channels(settings, handle)
+    if channels is None:
+        channels = build_channels(settings, handle)
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(settings, channels) as runtime:

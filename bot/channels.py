@@ -14,6 +14,7 @@ from conversation.catalog import Catalog
 from conversation.office import load_office
 
 from .settings import Settings
+from .sms import sms_channel
 
 Builder = Callable[[Settings, Handler], Channel | None]
 
@@ -48,7 +49,7 @@ def _apology(settings: Settings) -> str:
     return catalog.text("zh", "error.internal")
 
 
-CHANNELS: tuple[Builder, ...] = (_webchat, _wechat)
+CHANNELS: tuple[Builder, ...] = (_webchat, _wechat, sms_channel)
 
 
 def build_channels(settings: Settings, handle: Handler) -> dict[str, Channel]:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
 import signal
+import socket
 import sys
 
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from channels.base import DeliveryFailed
@@ -22,6 +26,7 @@ from storage.db import Database
 
 from . import logs
 from .app import create_app
+from .backoffice import StreamConsumer
 from .runtime import open_runtime
 from .settings import Settings, SettingsError, load_settings
 from .workers import Workers
@@ -44,6 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply migrations")
+    backoffice = commands.add_parser("backoffice", help="the back-office stream")
+    backoffice_commands = backoffice.add_subparsers(dest="backoffice_command", required=True)
+    tail = backoffice_commands.add_parser(
+        "tail", help="read the stream as a consumer group and print each event as one JSON line"
+    )
+    tail.add_argument("--group", required=True, help="consumer group (one per receiving system)")
+    tail.add_argument(
+        "--consumer", default=socket.gethostname(), help="this consumer's name in the group"
+    )
+    tail.add_argument(
+        "--claim-idle",
+        type=float,
+        default=60.0,
+        help="seconds before a dead consumer's entries are taken over",
+    )
+    tail.add_argument(
+        "--max-deliveries",
+        type=int,
+        default=5,
+        help="deliveries before an entry goes to <stream>:dead",
+    )
     chat_parser = commands.add_parser(
         "chat", help="talk to the engine in the terminal, as a citizen"
     )
@@ -75,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(run_chat(settings, args.user))
         elif args.command == "wechat":
             return asyncio.run(push_wechat_menu(settings, args.file))
+        elif args.command == "backoffice":
+            asyncio.run(run_tail(settings, args))
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
@@ -116,6 +144,51 @@ async def upgrade(settings: Settings) -> None:
         print(f"database at revision {await migrate.current_revision(db)}")
     finally:
         await db.dispose()
+
+
+async def run_tail(settings: Settings, args: argparse.Namespace) -> None:
+    if not settings.redis_url:
+        raise SettingsError(
+            "MINYI_REDIS_URL: `backoffice tail` reads the Redis stream; without Redis, poll GET /api/v1/events"
+        )
+    # The socket must outlast a blocking read (5 s) or every quiet moment looks like a failure.
+    redis = Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    consumer = StreamConsumer(
+        redis,
+        settings.stream,
+        args.group,
+        args.consumer,
+        claim_idle_ms=int(args.claim_idle * 1000),
+        max_deliveries=args.max_deliveries,
+    )
+
+    async def print_line(event: dict[str, object]) -> None:
+        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+        sys.stdout.flush()  # printed is handled: only then is the entry acknowledged
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    failures = 0
+    try:
+        while not stop.is_set():
+            try:
+                await consumer.ensure_group()
+                while not stop.is_set():
+                    await consumer.poll(print_line)
+            except RedisError as exc:
+                # Redis restarting or unreachable: wait and carry on; unacknowledged entries
+                # are still pending and come back on the next read.
+                failures += 1
+                wait = min(2.0**failures, 60.0)
+                log.warning("stream unavailable (%s); retrying in %.0f s", exc, wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+            else:
+                failures = 0
+    finally:
+        await redis.aclose()
 
 
 async def run_chat(settings: Settings, user: str) -> None:

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from storage.models import Case, OutboxEntry
+from storage.models import Case, Notification, OutboxEntry
 
 from .keys import RUNTIME
 
@@ -50,6 +50,11 @@ async def metrics(request: web.Request) -> web.Response:
                     select(Case.kind, Case.status, func.count()).group_by(Case.kind, Case.status)
                 )
             ).all()
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.status == "pending")
+            )
             backlog = await session.scalar(
                 select(func.count())
                 .select_from(OutboxEntry)
@@ -60,6 +65,7 @@ async def metrics(request: web.Request) -> web.Response:
             m.cases.labels(kind, status).set(count)
         m.cases_submitted.set(sum(count for _, _, count in rows))
         m.outbox_backlog.set(backlog or 0)
+        m.notifications_pending.set(pending or 0)
     except Exception:
         log.warning("metrics: database figures unavailable", exc_info=True)
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

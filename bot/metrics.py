@@ -58,6 +58,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.job_failures = Counter(
+            "minyi_job_failures",
+            "Background job runs that failed (they retry with back-off)",
+            ["job"],
+            registry=self.registry,
+        )
+        self.notifications_pending = Gauge(
+            "minyi_notifications_pending",
+            "Citizen and staff notifications not yet sent (read at scrape time)",
+            registry=self.registry,
+        )
+
     def reject(self, channel: str, reason: str) -> None:
         self.webhook_rejected.labels(channel, reason).inc()
 

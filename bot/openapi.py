@@ -193,7 +193,10 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["id", "seq", "type", "case", "data"],
                     "properties": {
                         "id": {"type": "string", "description": "unique; deduplicate on it"},
-                        "seq": {"type": "integer"},
+                        "seq": {
+                            "type": "integer",
+                            "description": "position in the feed; pass the last one as `after`",
+                        },
                         "type": {"type": "string"},
                         "case": {"type": "string"},
                         "data": {"type": "object"},

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 from redis.asyncio import Redis
 
-from channels.base import Channel, Services, SharedCache
+from channels.base import Channel, DeliveryReport, Services, SharedCache
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
@@ -26,7 +27,10 @@ from storage.conversations import (
 from storage.crypto import PiiCipher, key_file_for, load_or_create_key_file, parse_key
 from storage.db import Database
 from storage.keys import Keys
+from storage.mailbox import DatabaseMailbox
+from storage.notifications import record_report
 from storage.shared import DatabaseShared, RedisShared
+from storage.uow import UnitOfWork
 
 from .channels import build_channels
 from .deadlines import LegalDeadlines
@@ -53,18 +57,44 @@ class Runtime:
     metrics: Metrics
     shared: SharedCache
     channels: dict[str, Channel]
+    wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         """The engine, measured. Errors propagate: each channel knows how to apologise."""
         started = time.perf_counter()
         try:
-            return await self.engine.handle(inbound)
+            replies = await self.engine.handle(inbound)
+            self.kick()  # the turn may have queued events and alerts
+            return replies
         except Exception:
             self.metrics.turn_errors.labels(inbound.channel).inc()
             raise
         finally:
             self.metrics.messages.labels(inbound.channel).inc()
             self.metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
+
+    def wakeup(self, job: str) -> asyncio.Event:
+        return self.wakeups.setdefault(job, asyncio.Event())
+
+    def kick(self) -> None:
+        """Wake the in-process workers now rather than at their next interval."""
+        for event in self.wakeups.values():
+            event.set()
+
+    async def record_delivery_report(self, report: DeliveryReport) -> None:
+        async with UnitOfWork(self.db, self.cipher) as uow:
+            known = await record_report(
+                uow.session,
+                uow.events,
+                report.channel,
+                report.message_id,
+                report.delivered,
+                report.status,
+                report.detail,
+            )
+            await uow.commit()
+        if not known:
+            log.info("delivery report for unknown %s message %s", report.channel, report.message_id)
 
 
 def pii_cipher(settings: Settings, db: Database) -> PiiCipher:
@@ -119,7 +149,7 @@ async def open_runtime(
             store = RedisConversationStore(db, cipher, tz, redis, keys, lifetime=lifetime)
         else:
             store = DatabaseConversationStore(db, cipher, tz, lifetime=lifetime)
-        deadlines = LegalDeadlines(tz)
+        deadlines = LegalDeadlines(tz, office.deadlines)
         engine = Engine(
             store,
             office,
@@ -155,7 +185,12 @@ async def open_runtime(
         )
         holder.append(runtime)
         services = Services(
-            http=http, shared=shared, rejected=metrics.reject, observed=metrics.observe
+            http=http,
+            shared=shared,
+            rejected=metrics.reject,
+            delivery_report=runtime.record_delivery_report,
+            mailbox=DatabaseMailbox(db, cipher),
+            observed=metrics.observe,
         )
         for channel in channels.values():
             await channel.start(services)

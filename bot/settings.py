@@ -20,7 +20,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-SMS_PROVIDERS = ("aliyun", "tencent", "twilio", "http")
+from channels.sms.config import (
+    PROVIDERS,
+    TEMPLATE_SETTINGS,
+    SmsConfig,
+    SmsConfigError,
+    parse_allow_list,
+    parse_template,
+)
+
+SMS_PROVIDERS = PROVIDERS
 
 
 class SettingsError(ValueError):
@@ -149,6 +158,25 @@ def _field_map(name: str, value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _sms_allow_list(name: str, value: str) -> str:
+    try:
+        parse_allow_list(name, value)
+    except SmsConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return value
+
+
+def _sms_template(template: str) -> Callable[[str, str], str]:
+    def parse(name: str, value: str) -> str:
+        try:
+            parse_template(name, value, template)
+        except SmsConfigError as exc:
+            raise SettingsError(str(exc)) from None
+        return value
+
+    return parse
+
+
 def _spec(env: str, parse: Callable[[str, str], Any] = _text, default: Any = None) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse})
 
@@ -189,13 +217,28 @@ class Settings:
     telegram_api_base: str = _spec(
         "MINYI_TELEGRAM_API_BASE", _url("http", "https"), "https://api.telegram.org"
     )
-    # SMS
+    # SMS (channels/sms/config.py says which provider needs what)
     sms_provider: str | None = _spec("MINYI_SMS_PROVIDER", _one_of(*SMS_PROVIDERS))
     sms_api_base: str | None = _spec("MINYI_SMS_API_BASE", _url("http", "https"))
     sms_webhook_secret: str | None = _spec("MINYI_SMS_WEBHOOK_SECRET")
+    sms_webhook_allow: str | None = _spec("MINYI_SMS_WEBHOOK_ALLOW", _sms_allow_list)
+    sms_access_key_id: str | None = _spec("MINYI_SMS_ACCESS_KEY_ID")
+    sms_access_key_secret: str | None = _spec("MINYI_SMS_ACCESS_KEY_SECRET")
+    sms_sign_name: str | None = _spec("MINYI_SMS_SIGN_NAME")
+    sms_app_id: str | None = _spec("MINYI_SMS_APP_ID")
+    sms_region: str | None = _spec("MINYI_SMS_REGION")
+    sms_template_survey: str | None = _spec("MINYI_SMS_TEMPLATE_SURVEY", _sms_template("survey"))
+    sms_template_clarify: str | None = _spec("MINYI_SMS_TEMPLATE_CLARIFY", _sms_template("clarify"))
+    sms_template_notice: str | None = _spec("MINYI_SMS_TEMPLATE_NOTICE", _sms_template("notice"))
+    sms_account_sid: str | None = _spec("MINYI_SMS_ACCOUNT_SID")
+    sms_auth_token: str | None = _spec("MINYI_SMS_AUTH_TOKEN")
+    sms_from: str | None = _spec("MINYI_SMS_FROM")
     # Staff notifications
     staff_telegram_chat: str | None = _spec("MINYI_STAFF_TELEGRAM_CHAT")
     staff_wecom_key: str | None = _spec("MINYI_STAFF_WECOM_KEY")
+    staff_wecom_api_base: str = _spec(
+        "MINYI_STAFF_WECOM_API_BASE", _url("http", "https"), "https://qyapi.weixin.qq.com"
+    )
     staff_webhook_url: str | None = _spec("MINYI_STAFF_WEBHOOK_URL", _url("http", "https"))
     staff_webhook_secret: str | None = _spec("MINYI_STAFF_WEBHOOK_SECRET")
 
@@ -275,9 +318,52 @@ def _check_together(settings: Settings) -> None:
         raise SettingsError(
             "MINYI_TELEGRAM_SECRET: required when MINYI_TELEGRAM_TOKEN is set (the webhook secret token)"
         )
-    if settings.sms_provider == "http" and not settings.sms_webhook_secret:
-        raise SettingsError("MINYI_SMS_WEBHOOK_SECRET: required for MINYI_SMS_PROVIDER=http")
-    if settings.sms_provider == "http" and not settings.sms_api_base:
-        raise SettingsError("MINYI_SMS_API_BASE: required for MINYI_SMS_PROVIDER=http")
+    check_sms(settings)
+    if settings.staff_telegram_chat and not settings.telegram_token:
+        raise SettingsError(
+            "MINYI_TELEGRAM_TOKEN: required when MINYI_STAFF_TELEGRAM_CHAT is set (the bot posts the alerts)"
+        )
+    if settings.staff_webhook_url and not settings.staff_webhook_secret:
+        raise SettingsError(
+            "MINYI_STAFF_WEBHOOK_SECRET: required when MINYI_STAFF_WEBHOOK_URL is set (alerts are signed)"
+        )
     if not settings.is_embedded_database and not settings.pii_key:
         raise SettingsError("MINYI_PII_KEY: required with PostgreSQL (32 random bytes, base64)")
+
+
+def sms_config(settings: Settings) -> SmsConfig | None:
+    """The SMS channel's settings, or None when SMS is off (MINYI_SMS_PROVIDER unset)."""
+    if not settings.sms_provider:
+        return None
+    templates = {
+        name: parse_template(variable, value, name)
+        for name, variable in TEMPLATE_SETTINGS.items()
+        if (value := getattr(settings, f"sms_template_{name}"))
+    }
+    allow = settings.sms_webhook_allow
+    return SmsConfig(
+        provider=settings.sms_provider,
+        api_base=settings.sms_api_base or "",
+        access_key_id=settings.sms_access_key_id or "",
+        access_key_secret=settings.sms_access_key_secret or "",
+        sign_name=settings.sms_sign_name or "",
+        app_id=settings.sms_app_id or "",
+        region=settings.sms_region or "",
+        templates=templates,
+        account_sid=settings.sms_account_sid or "",
+        auth_token=settings.sms_auth_token or "",
+        sender=settings.sms_from or "",
+        webhook_secret=settings.sms_webhook_secret or "",
+        allow=parse_allow_list("MINYI_SMS_WEBHOOK_ALLOW", allow) if allow else (),
+        public_url=settings.public_url or "",
+    )
+
+
+def check_sms(settings: Settings) -> None:
+    """Refuse SMS settings that cannot work, or would leave webhooks unauthenticated."""
+    try:
+        config = sms_config(settings)
+        if config is not None:
+            config.check()
+    except SmsConfigError as exc:
+        raise SettingsError(str(exc)) from None

@@ -63,6 +63,14 @@ async def _ignore_report(report: DeliveryReport) -> None:
     return None
 
 
+class Mailbox(Protocol):
+    """Messages kept for someone who is not connected now (a closed web-chat page)."""
+
+    async def put(self, recipient: str, replies: Sequence[Reply]) -> None: ...
+
+    async def take(self, recipient: str, limit: int = 50) -> list[Reply]: ...
+
+
 @dataclass
 class Services:
     """What the composition root gives every channel at start-up."""
@@ -75,6 +83,7 @@ class Services:
     delivery_report: Callable[[DeliveryReport], Awaitable[None]] = _ignore_report
     # A push that needs no reply (a WeChat VIEW or LOCATION report): counted in /metrics.
     observed: Callable[[str, str], None] = _ignore_observation
+    mailbox: Mailbox | None = None
 
 
 class DeliveryFailed(Exception):
@@ -100,7 +109,9 @@ class Channel(Protocol):
 
     async def start(self, services: Services) -> None: ...
 
-    async def send(self, recipient: str, replies: Sequence[Reply]) -> None: ...
+    async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
+        """Deliver outside a request; the provider's message id when it gives one."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -127,9 +138,11 @@ def parse_json_object(body: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """JSON with Chinese kept readable (no \\u escapes)."""
-    return web.json_response(data, status=status, dumps=_dumps)
+    return web.json_response(data, status=status, dumps=_dumps, headers=headers)
 
 
 def _dumps(value: Any) -> str:

@@ -13,7 +13,16 @@ from aiohttp import web
 
 from conversation.messages import Inbound, Location, Reply
 
-from .base import Handler, Services, json_error, json_response, parse_json_object, read_body
+from .base import (
+    DeliveryFailed,
+    Handler,
+    Mailbox,
+    Services,
+    json_error,
+    json_response,
+    parse_json_object,
+    read_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +39,14 @@ class WebChatChannel:
 
     def __init__(self, handle: Handler) -> None:
         self.handle = handle
+        self.mailbox: Mailbox | None = None
         self._page = resources.files("channels").joinpath("static/webchat.html").read_bytes()
 
     def routes(self) -> Sequence[web.RouteDef]:
         return [
             web.get("/", self.page),
             web.post("/webchat/messages", self.message),
+            web.get("/webchat/messages", self.pending),
         ]
 
     async def page(self, request: web.Request) -> web.Response:
@@ -64,11 +75,25 @@ class WebChatChannel:
             return json_error(503, "unavailable", "The service is busy; send the message again.")
         return json_response({"replies": [r.to_json() for r in replies]})
 
-    async def start(self, services: Services) -> None:
-        return None
+    async def pending(self, request: web.Request) -> web.Response:
+        """Messages that arrived while the page was closed (case progress), oldest first."""
+        session = request.query.get("session", "")
+        if not SESSION_RE.fullmatch(session):
+            return json_error(422, "invalid", "session must be 16-64 letters, digits, '-' or '_'.")
+        if self.mailbox is None:
+            return json_response({"replies": []})
+        replies = await self.mailbox.take(session)
+        return json_response({"replies": [r.to_json() for r in replies]})
 
-    async def send(self, recipient: str, replies: Sequence[Reply]) -> None:
-        raise NotImplementedError("web chat delivers only in answer to a message, for now")
+    async def start(self, services: Services) -> None:
+        self.mailbox = services.mailbox
+
+    async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
+        """The page may be closed: keep the messages until the citizen opens it again."""
+        if self.mailbox is None:
+            raise DeliveryFailed("web chat has no mailbox to keep messages in")
+        await self.mailbox.put(recipient, replies)
+        return None
 
     async def close(self) -> None:
         return None

@@ -107,6 +107,7 @@ ZH: dict[str, str] = {
     "due.accept": "告知是否受理",
     "due.finish": "办结",
     "due.review": "可申请复查",
+    "due.review_decision": "复查答复",
     "due.stage": "{name}",
     # Rating
     "rate.none": "您目前没有需要评价的事项。事项办结后，我们会请您评价。",
@@ -124,6 +125,12 @@ ZH: dict[str, str] = {
     "scale5.3": "基本满意",
     "scale5.4": "不满意",
     "scale5.5": "非常不满意",
+    # Survey by SMS: tried in this order until one fits a single 70-character SMS with the 【签名】
+    "survey.sms.full": "您反映的事项（尾号{ref}）已办结，请评价，回复：{options}，可附意见。回复TD退订",
+    "survey.sms.medium": "事项{ref}已办结，请评价，回复：{options}，可附意见。回复TD退订",
+    "survey.sms.short": "请评价事项{ref}：{options}。回复TD退订",
+    "survey.sms.option": "{n}{label}",
+    "survey.sms.separator": " ",
     # FAQ
     "faq.head": "常见问题，回复数字查看：",
     "faq.none": "没有找到相关的问题。可以换个说法，或回复“人工”找工作人员。",
@@ -137,6 +144,12 @@ ZH: dict[str, str] = {
         "如果您或他人正面临危险，请立即拨打 110（报警）或 120（急救）。"
         "您反映的情况我们已优先转给工作人员。"
     ),
+    # Progress on a case, told on the citizen's own channel (kept short: it may go by SMS)
+    "notify.accepted": "您反映的事项 {code} 已受理，将在{due}前办结，有进展会告诉您。",
+    "notify.redirected": "您反映的事项 {code} 依法不予受理：{reason}。请向{where}反映。有疑问请回复“人工”。",
+    "notify.replied": "您反映的事项 {code} 有答复了：\n{note}\n如不满意，可在{review}前申请复查。",
+    "notify.closed": "您反映的事项 {code} 已办结，谢谢您的耐心。",
+    "notify.extended": "您反映的事项 {code} 情况较复杂，办理期限依法延长至{due}。原因：{reason}",
     # Generic
     "error.internal": "系统暂时有点忙，请稍后再发一次。您已填写的内容不会丢。",
 }
@@ -247,6 +260,7 @@ EN: dict[str, str] = {
     "due.accept": "Decision on acceptance",
     "due.finish": "Completion",
     "due.review": "Review may be requested",
+    "due.review_decision": "Review decision",
     "due.stage": "{name}",
     "rate.none": "You have no matter waiting for a rating. We will ask when a matter is closed.",
     "rate.which": "Choose the matter to rate:",
@@ -266,6 +280,14 @@ EN: dict[str, str] = {
     "scale5.3": "Fairly satisfied",
     "scale5.4": "Not satisfied",
     "scale5.5": "Very dissatisfied",
+    "survey.sms.full": (
+        "Your matter {ref} is closed. How satisfied are you? Reply {options}; you may add a "
+        "comment. Reply TD to opt out"
+    ),
+    "survey.sms.medium": "Matter {ref} is closed. Reply {options}; comments welcome. Reply TD to opt out",
+    "survey.sms.short": "Rate matter {ref}: {options}. Reply TD to opt out",
+    "survey.sms.option": "{n} {label}",
+    "survey.sms.separator": ", ",
     "faq.head": "Common questions, reply with a number:",
     "faq.none": "No matching question found. Try other words, or reply 'staff'.",
     "faq.more": "Reply with another number for another question, or 'menu' to go back.",
@@ -280,6 +302,13 @@ EN: dict[str, str] = {
         "If you or anyone is in danger, call 110 (police) or 120 (ambulance) now. "
         "Your matter has been passed to staff first."
     ),
+    "notify.accepted": "Your matter {code} is accepted and will be finished by {due}. We will tell you of progress.",
+    "notify.redirected": (
+        "Your matter {code} cannot be accepted: {reason}. Please take it to {where}. Reply 'staff' with questions."
+    ),
+    "notify.replied": "Your matter {code} has an answer:\n{note}\nIf not satisfied, you may ask for a review by {review}.",
+    "notify.closed": "Your matter {code} is closed. Thank you for your patience.",
+    "notify.extended": "Your matter {code} is complex; by law its deadline is extended to {due}. Reason: {reason}",
     "error.internal": "The system is busy; please send that again in a moment. Nothing you entered is lost.",
 }
 

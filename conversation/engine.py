@@ -76,12 +76,12 @@ class Engine:
     async def _turn(self, inbound: Inbound, key: str, dedupe_key: str) -> list[Reply]:
         now = self.clock()
         async with self.store.turn() as turn:
+            loaded = await turn.load_state(key)  # takes the conversation's database lock, if any
             if dedupe_key:
                 # Again inside the transaction: another process may have answered it meanwhile.
                 seen = await turn.recall(dedupe_key)
                 if seen is not None:
                     return seen
-            loaded = await turn.load_state(key)
             first_contact = loaded is None or now - loaded.updated_at > self.session_lifetime
             state = (
                 loaded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,26 @@ class StaffHours:
 
 
 @dataclass(frozen=True)
+class SlaStage:
+    """A local fast-track limit on top of the law, e.g. 1-2-3's "contact within 1 day"."""
+
+    name: str
+    days: int
+    working_days: bool = True
+    anchor: str = "assigned"  # the status whose start the days count from
+
+
+@dataclass(frozen=True)
+class DeadlineRules:
+    """When to warn, the local stages, and the calendar for counting working days."""
+
+    warn_before_hours: int = 48
+    stages: tuple[SlaStage, ...] = ()
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()  # weekend days worked instead (调休)
+
+
+@dataclass(frozen=True)
 class OfficeConfig:
     name: LocalText
     categories: tuple[Category, ...]
@@ -96,6 +116,7 @@ class OfficeConfig:
     staff: StaffHours = field(default_factory=StaffHours)
     risk_keywords: tuple[str, ...] = ()
     resume_after_minutes: int = 30
+    deadlines: DeadlineRules = field(default_factory=DeadlineRules)
     catalog: Catalog = field(default_factory=Catalog)
 
     def category(self, key: str) -> Category | None:
@@ -213,6 +234,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         staff=staff,
         risk_keywords=tuple(str(k) for k in data.get("risk", {}).get("keywords", [])),
         resume_after_minutes=int(data.get("resume_after_minutes", 30)),
+        deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
     )
 
@@ -259,6 +281,44 @@ def _parse_form(name: str, spec: dict[str, Any]) -> FormSpec:
     if len({s.field for s in steps}) != len(steps):
         raise OfficeConfigError(f"forms.{name}: two steps share one field")
     return FormSpec(name=name, kind=str(spec.get("kind", name)), steps=tuple(steps))
+
+
+STAGE_ANCHORS = ("submitted", "accepted", "assigned")
+
+
+def _parse_deadlines(data: dict[str, Any]) -> DeadlineRules:
+    stages = []
+    for i, raw in enumerate(data.get("stages", [])):
+        where = f"deadlines.stages[{i}]"
+        name, days = raw.get("name"), raw.get("days")
+        if not isinstance(name, str) or not name:
+            raise OfficeConfigError(f"{where}.name is missing")
+        if not isinstance(days, int) or not 1 <= days <= 60:
+            raise OfficeConfigError(f"{where}.days must be a whole number of days from 1 to 60")
+        anchor = raw.get("from", "assigned")
+        if anchor not in STAGE_ANCHORS:
+            raise OfficeConfigError(f"{where}.from must be one of {', '.join(STAGE_ANCHORS)}")
+        stages.append(SlaStage(name, days, bool(raw.get("working_days", True)), anchor))
+    warn = data.get("warn_before_hours", 48)
+    if not isinstance(warn, int) or not 0 <= warn <= 24 * 30:
+        raise OfficeConfigError(
+            "deadlines.warn_before_hours must be a whole number of hours (0-720)"
+        )
+    return DeadlineRules(
+        warn_before_hours=warn,
+        stages=tuple(stages),
+        holidays=frozenset(_day(d, "deadlines.holidays") for d in data.get("holidays", [])),
+        workdays=frozenset(_day(d, "deadlines.workdays") for d in data.get("workdays", [])),
+    )
+
+
+def _day(value: Any, key: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise OfficeConfigError(f"{key}: {value!r} must be a date like 2026-10-01") from None
 
 
 def _span(text: str) -> tuple[time, time]:

@@ -19,7 +19,6 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversation.commands import Command, Results
 from conversation.messages import Inbound, Reply
@@ -152,13 +151,10 @@ class DatabaseConversationStore(ConversationStoreBase):
                 self._locks.pop(key, None)
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
-        async with self.db.session() as session:
-            return await self._recall(session, dedupe_key)
+        return None  # asked inside the turn instead, under the lock: one transaction, not two
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
-        return await self._recall(turn.uow.session, dedupe_key)
-
-    async def _recall(self, session: AsyncSession, dedupe_key: str) -> list[Reply] | None:
+        session = turn.uow.session
         row = await session.scalar(select(InboundDedupe).where(InboundDedupe.key == dedupe_key))
         if row is None or row.expires_at <= utcnow():
             return None

@@ -18,19 +18,22 @@ def deadlines_json(case: Case) -> dict[str, Any]:
         "accept_by": _iso(case.accept_due_at),
         "finish_by": _iso(case.finish_due_at),
         "review_by": _iso(case.review_due_at),
+        "extended_days": case.extended_days or 0,
+        "extension_reason": case.extension_reason or "",
+        "stages": [{k: v for k, v in s.items() if k != "anchor"} for s in case.stages or []],
         "next": {"kind": due[0], "due_at": _iso(due[1])} if due else None,
     }
 
 
 def next_deadline(case: Case) -> tuple[str, datetime] | None:
-    """What the office owes next, by status: a decision on acceptance, completion, or review window."""
+    """What is due next, by status: the decision on acceptance, completion, the review decision,
+    or (after the reply) the end of the citizen's window to ask for a review."""
     if case.status == "submitted" and case.accept_due_at:
         return "accept", case.accept_due_at
-    if (
-        case.status in ("accepted", "assigned", "returned", "review_requested")
-        and case.finish_due_at
-    ):
+    if case.status in ("accepted", "assigned", "returned") and case.finish_due_at:
         return "finish", case.finish_due_at
+    if case.status == "review_requested" and case.finish_due_at:
+        return "review_decision", case.finish_due_at
     if case.status == "replied" and case.review_due_at:
         return "review", case.review_due_at
     return None

@@ -89,6 +89,14 @@ class CommandHandler:
         document = case_document(case, (command.name, command.phone), attachments)
         contact = document.pop("contact")
         await uow.outbox.add("case.submitted", case.code, document, private={"contact": contact})
+        if command.risk_words:
+            await uow.notifications.add(
+                f"staff:risk:{case.code}",
+                "staff",
+                "risk",
+                case,
+                {"risk_words": list(command.risk_words)},
+            )
         return _results(case)
 
     async def handoff(self, command: RequestHandoff, inbound: Inbound) -> None:
@@ -108,7 +116,9 @@ class CommandHandler:
             await self.uow.events.append(
                 case, "handoff.requested", f"citizen:{inbound.channel}", data
             )
-        await self.uow.outbox.add("handoff.requested", case.code if case else "", data)
+        entry = await self.uow.outbox.add("handoff.requested", case.code if case else "", data)
+        topic = "risk" if command.reason == "risk" else "handoff"
+        await self.uow.notifications.add(f"staff:{topic}:{entry.id}", "staff", topic, case, data)
 
     async def rate(self, command: RecordRating, inbound: Inbound) -> None:
         case = await self._own_case(command.case_code, inbound)

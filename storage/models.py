@@ -126,6 +126,13 @@ class Case(Base):
     accept_due_at: Mapped[datetime | None]
     finish_due_at: Mapped[datetime | None]
     review_due_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    replied_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    extended_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    extension_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Local SLA stages (e.g. 1-2-3): [{"name", "due_at", "met_at"}], set when their anchor event happens.
+    stages: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     rating_score: Mapped[int | None]
     rating_scale: Mapped[int | None]
     rating_label: Mapped[str | None] = mapped_column(String(20))
@@ -227,6 +234,9 @@ class OutboxEntry(Base):
     private_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # Order in the polling feed, given by the relay when it publishes. Insert order (seq) is not
+    # commit order, so a feed paged by seq could skip a late-committing row; positions cannot.
+    position: Mapped[int | None] = mapped_column(Integer, unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -238,3 +248,81 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """A message someone must get — the citizen about their case, or staff about a case that
+    needs a person — written with the change that caused it and sent by the notifier worker."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    audience: Mapped[str] = mapped_column(String(10))  # "citizen" or "staff"
+    topic: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    leased_until: Mapped[datetime | None]
+    done_routes: Mapped[list[Any]] = mapped_column(default=list)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class Delivery(Base):
+    """A message a provider accepted, so its later delivery report finds the case."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("channel", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[str] = mapped_column(String(128))
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    status: Mapped[str] = mapped_column(String(40), default="accepted")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reported_at: Mapped[datetime | None]
+
+
+class DeadlineMark(Base):
+    """A deadline warning or miss already raised: each fires once, across restarts and workers."""
+
+    __tablename__ = "deadline_marks"
+    __table_args__ = (UniqueConstraint("case_id", "deadline", "due_at", "level"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    deadline: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime]
+    level: Mapped[str] = mapped_column(String(10))  # "warning" or "missed"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiIdempotency(Base):
+    """An `Idempotency-Key` the back office used, with a fingerprint of the request it keyed."""
+
+    __tablename__ = "api_idempotency"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    event_seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MailboxMessage(Base):
+    """A message for a web-chat session that was not open: shown when the citizen returns."""
+
+    __tablename__ = "mailbox"
+    __table_args__ = (Index("ix_mailbox_recipient", "channel", "recipient", "delivered_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    recipient: Mapped[str] = mapped_column(String(128))
+    reply: Mapped[bytes] = mapped_column(LargeBinary)  # encrypted: may quote the office's answer
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

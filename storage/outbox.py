@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .crypto import PiiCipher
-from .models import OutboxEntry, utcnow
+from .models import OutboxEntry
 
 # The stream types of CONTRACTS.md; anything else is refused so a typo cannot reach consumers.
 EVENT_TYPES = frozenset(
@@ -57,12 +55,12 @@ class Outbox:
         await self.session.flush()
         return entry
 
-    async def after(self, cursor: int, limit: int) -> list[OutboxEntry]:
-        """The feed of `GET /api/v1/events`: entries with seq > cursor, oldest first."""
+    async def after(self, position: int, limit: int) -> list[OutboxEntry]:
+        """The feed of `GET /api/v1/events`: published entries after `position`, in feed order."""
         rows = await self.session.scalars(
             select(OutboxEntry)
-            .where(OutboxEntry.seq > cursor)
-            .order_by(OutboxEntry.seq)
+            .where(OutboxEntry.position > position)
+            .order_by(OutboxEntry.position)
             .limit(limit)
         )
         return list(rows)
@@ -78,14 +76,6 @@ class Outbox:
         if skip_locked:
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))
-
-    async def mark_published(self, seqs: Sequence[int], at: datetime | None = None) -> None:
-        if seqs:
-            await self.session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.seq.in_(seqs))
-                .values(published_at=at or utcnow())
-            )
 
     async def count_unpublished(self) -> int:
         query = (
@@ -103,7 +93,7 @@ class Outbox:
         """An entry as the events API carries it (the stream has the same fields, flat)."""
         return {
             "id": entry.id,
-            "seq": entry.seq,
+            "seq": entry.position,
             "type": entry.type,
             "case": entry.case_code,
             "data": self.data(entry),

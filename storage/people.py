@@ -15,12 +15,15 @@ from .models import Citizen, Identity
 
 async def insert_ignoring_duplicates(
     session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]
-) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on either backend: the loser of a race just reads."""
+) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on either backend; True when the row was inserted.
+
+    The loser of a race just reads what the winner wrote.
+    """
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-    )
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 class People:

@@ -11,6 +11,7 @@ from conversation.ports import Conflict
 from .cases import Cases
 from .crypto import PiiCipher
 from .db import Database
+from .notifications import Notifications
 from .outbox import Outbox
 from .people import People
 from .timeline import Timeline
@@ -30,6 +31,7 @@ class UnitOfWork:
         self.events = Timeline(self.session)
         self.outbox = Outbox(self.session, self.cipher)
         self.people = People(self.session, self.cipher)
+        self.notifications = Notifications(self.session)
         self._committed = False
         return self
 

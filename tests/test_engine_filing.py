@@ -69,7 +69,7 @@ async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(citizen: Ci
         assert uow.cases.contact(stored) == ("张三", "+8613800138000")
         events = await uow.events.events(stored)
         assert [e.type for e in events] == ["submitted"]
-        entries = await uow.outbox.after(0, 10)
+        entries = list(await uow.session.scalars(select(OutboxEntry).order_by(OutboxEntry.seq)))
         assert [e.type for e in entries] == ["case.submitted"]
         data = uow.outbox.data(entries[0])
         assert data["code"] == case.code and data["contact"] == {

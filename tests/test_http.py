@@ -9,7 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
+from bot.keys import RUNTIME
 from bot.settings import Settings
+from storage.relay import Relay
 
 AUTH = {"Authorization": "Bearer test-token"}
 SESSION = "S" * 24
@@ -172,8 +174,18 @@ async def test_case_list_pages_and_filters(client: TestClient) -> None:
     assert future["cases"] == []
 
 
+async def publish(client: TestClient) -> None:
+    """What the relay worker does every second (the test app runs without workers)."""
+    runtime = client.server.app[RUNTIME]
+    await Relay(runtime.db, runtime.cipher, runtime.redis, runtime.settings.stream).publish_once()
+
+
 async def test_events_feed_with_cursor(client: TestClient) -> None:
     codes = [await file_over_webchat(client, session=f"session-number-{i:04d}") for i in range(3)]
+    assert (await (await client.get("/api/v1/events", headers=AUTH)).json())[
+        "events"
+    ] == []  # not yet published
+    await publish(client)
     first = await (await client.get("/api/v1/events?limit=2", headers=AUTH)).json()
     assert [e["case"] for e in first["events"]] == codes[:2]
     assert all(e["type"] == "case.submitted" for e in first["events"])

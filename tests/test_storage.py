@@ -138,22 +138,6 @@ async def test_a_deleted_event_breaks_the_chain(runtime: Runtime) -> None:
     assert not check.ok and check.broken_at == 3
 
 
-async def test_outbox_feed_pages_by_cursor(runtime: Runtime) -> None:
-    for i in range(3):
-        await filed(runtime, sender=f"c{i}")
-    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-        first = await uow.outbox.after(0, 2)
-        rest = await uow.outbox.after(first[-1].seq, 10)
-        assert len(first) == 2 and len(rest) == 1
-        assert len({e.id for e in first + rest}) == 3
-        assert await uow.outbox.count_unpublished() == 3
-        claimed = await uow.outbox.claim_unpublished(10, skip_locked=runtime.db.is_postgres)
-        await uow.outbox.mark_published([e.seq for e in claimed[:2]])
-        await uow.commit()
-    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-        assert await uow.outbox.count_unpublished() == 1
-
-
 async def test_unknown_outbox_type_is_refused(runtime: Runtime) -> None:
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         with pytest.raises(ValueError, match="unknown event type"):

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from conversation.messages import Reply
 
-from ..base import DeliveryFailed, Handler, Services
+from ..base import DeliveryFailed, Handler, RecipientUnreachable, Services
 from .api import WeChatApi
 from .callback import Callback
 from .config import WeChatConfig
@@ -66,17 +66,19 @@ class WeChatChannel:
             raise DeliveryFailed("the WeChat channel is not started")
         return self._api
 
-    async def send(self, recipient: str, replies: Sequence[Reply]) -> None:
+    async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
         """Customer-service text messages, as few as the length allows (WeChat counts them:
-        5 within 48 hours of the citizen's last message)."""
+        5 within 48 hours of the citizen's last message). WeChat gives them no message id."""
         for piece in split(as_text(replies)):
             await self.api.send_text(recipient, piece)
+        return None
 
     async def send_template(self, openid: str, fields: dict[str, str], idempotency_key: str) -> str:
         """A status notification; returns WeChat's msgid (reported back in
         TEMPLATESENDJOBFINISH). Our fields are mapped by MINYI_WECHAT_TEMPLATE_FIELDS."""
         if not self.config.template_id:
-            raise DeliveryFailed("no template configured")
+            # Unreachable, not a passing failure: retrying cannot help, the notifier moves on.
+            raise RecipientUnreachable("no template configured")
         return await self.api.send_template(
             openid,
             self.config.template_id,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy import Text
+from sqlalchemy.dialects import postgresql
 
 import storage.models
 ${imports if imports else ""}

@@ -208,7 +208,7 @@ async def test_no_template_configured_moves_the_chain_on(
     sqlite_only: Settings, fake_wechat: FakeWeChatApi
 ) -> None:
     async with open_runtime(wechat_settings(sqlite_only, fake_wechat)) as runtime:
-        with pytest.raises(DeliveryFailed, match="no template configured"):
+        with pytest.raises(RecipientUnreachable, match="no template configured"):
             await wechat_of(runtime).send_template(OPENID, {"code": "XF"}, "k1")
     assert fake_wechat.calls == []
 

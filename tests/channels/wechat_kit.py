@@ -26,7 +26,7 @@ APP_SECRET = "test-app-secret"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as the console gives
 OPENID = "oK8Yq6Dp2fXvN3sLw0hTzR1aBcDe"
 ACCOUNT = "gh_7c1e4a9b2d3f"
-PAYLOADS = Path(__file__).parent / "payloads"
+PAYLOADS = Path(__file__).parent / "payloads" / "wechat"
 _msg_ids = itertools.count(24781234567900000)
 
 

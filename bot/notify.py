@@ -1,0 +1,386 @@
+"""The notifier: tells citizens about their case and staff about cases that need a person.
+
+Jobs are leased in a short transaction and sent outside any transaction, then the outcome is
+recorded: every attempt lands on the case timeline. A citizen is reached on the channel the case
+came from, falling back when that route cannot reach them (WeChat customer-service message →
+template message → SMS; Telegram → SMS; web chat keeps the message for the page). A route that
+fails for a passing reason makes the whole job wait and retry with back-off; after the last try
+the timeline records `notification.failed` and staff are told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from channels.base import DeliveryFailed, RecipientUnreachable
+from channels.staff import SignedWebhook, StaffAlert, StaffTarget, TelegramGroup, WeComRobot
+from conversation.messages import Reply
+from storage.crypto import mask_phone
+from storage.models import Case, Citizen, Identity, Notification, utcnow
+from storage.uow import UnitOfWork
+
+from .logs import mask_phones
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+PARALLEL = 8
+STATUS_ZH = {
+    "accepted": "已受理",
+    "redirected": "不予受理",
+    "replied": "已答复",
+    "closed": "已办结",
+    "extended": "已延期",
+}
+CHANNEL_ZH = {
+    "wechat": "微信",
+    "telegram": "Telegram",
+    "webchat": "网页",
+    "sms": "短信",
+    "console": "终端",
+}
+STAFF_TITLES = {
+    "handoff": "群众要求人工服务",
+    "risk": "高风险事项，请立即处理",
+    "unhappy": "群众对办理结果不满意",
+    "deadline.warning": "期限将到",
+    "deadline.missed": "已超期",
+    "notification.failed": "无法通知群众",
+}
+
+
+@dataclass
+class _Attempt:
+    route: str
+    ok: bool
+    error: str = ""
+    message_id: str | None = None
+    retry_after: float | None = None
+    unreachable: bool = False
+
+
+class Notifier:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.targets = staff_targets(runtime)
+
+    async def run_once(self) -> int:
+        runtime = self.runtime
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            jobs = await uow.notifications.lease_due(BATCH, skip_locked=runtime.db.is_postgres)
+            leased = [(job.id, job.audience) for job in jobs]
+            await uow.commit()
+        if not leased:
+            return 0
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def citizen(job_id: int) -> None:
+            async with gate:
+                await self._citizen(job_id)
+
+        staff_ids = [job_id for job_id, audience in leased if audience == "staff"]
+        await asyncio.gather(
+            *(citizen(job_id) for job_id, audience in leased if audience == "citizen"),
+            self._staff(staff_ids) if staff_ids else asyncio.sleep(0),
+        )
+        return len(leased)
+
+    # -- citizens ------------------------------------------------------------------------------
+
+    async def _citizen(self, job_id: int) -> None:
+        runtime = self.runtime
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            job = await uow.notifications.get(job_id)
+            if job is None or job.case_id is None:
+                return
+            case = await uow.session.get(Case, job.case_id)
+            assert case is not None
+            identity = await uow.session.get(Identity, case.identity_id)
+            assert identity is not None
+            _, phone = uow.cases.contact(case)
+            citizen = await uow.session.get(Citizen, case.citizen_id) if case.citizen_id else None
+            routes = self.routes(case, identity, phone, citizen)
+            text = self.text(job, case)
+            fields = self.template_fields(job, case)
+            recipient, key = identity.external_id, job.key
+        attempts: list[_Attempt] = []
+        for route in routes:
+            attempt = await self._try(route, recipient, phone, text, fields, key)
+            attempts.append(attempt)
+            if attempt.ok or not attempt.unreachable:
+                break  # delivered, or a passing failure: the whole chain waits and retries
+        await self._record_citizen(job_id, attempts)
+
+    def routes(
+        self, case: Case, identity: Identity, phone: str, citizen: Citizen | None
+    ) -> list[str]:
+        channels = self.runtime.channels
+        routes: list[str] = []
+        if case.channel == "wechat" and identity.unsubscribed_at is None:
+            routes += ["wechat", "wechat_template"]
+        elif case.channel == "telegram" and identity.unreachable_at is None:
+            routes.append("telegram")
+        elif case.channel in ("webchat", "console"):
+            routes.append("mailbox")
+        if phone and not (citizen and citizen.sms_opted_out_at):
+            routes.append("sms")
+        available = {
+            "wechat": "wechat",
+            "wechat_template": "wechat",
+            "telegram": "telegram",
+            "mailbox": "webchat",
+            "sms": "sms",
+        }
+        return [r for r in routes if available[r] in channels]
+
+    async def _try(
+        self, route: str, recipient: str, phone: str, text: str, fields: dict[str, str], key: str
+    ) -> _Attempt:
+        channels = self.runtime.channels
+        try:
+            if route == "wechat_template":
+                message_id = await channels["wechat"].send_template(recipient, fields, f"{key}:tpl")  # type: ignore[attr-defined]
+            elif route == "sms":
+                message_id = await channels["sms"].send(phone, [Reply(text)])
+            elif route == "mailbox":
+                message_id = await channels["webchat"].send(recipient, [Reply(text)])
+            else:
+                message_id = await channels[route].send(recipient, [Reply(text)])
+        except RecipientUnreachable as exc:
+            return _Attempt(route, False, exc.reason, unreachable=True)
+        except DeliveryFailed as exc:
+            return _Attempt(route, False, exc.reason, retry_after=exc.retry_after)
+        except Exception as exc:  # a bug or an unexpected answer must not lose the notification
+            log.exception("notification route %s failed unexpectedly", route)
+            return _Attempt(route, False, f"{type(exc).__name__}: {exc}")
+        return _Attempt(route, True, message_id=message_id)
+
+    async def _record_citizen(self, job_id: int, attempts: list[_Attempt]) -> None:
+        runtime = self.runtime
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            job = await uow.notifications.get(job_id)
+            assert job is not None and job.case_id is not None
+            case = await uow.session.get(Case, job.case_id, with_for_update=runtime.db.is_postgres)
+            assert case is not None
+            for attempt in attempts:
+                if attempt.ok:
+                    await uow.events.append(
+                        case,
+                        "notification.sent",
+                        "minyi",
+                        {
+                            "topic": job.topic,
+                            "route": attempt.route,
+                            "message_id": attempt.message_id or "",
+                        },
+                    )
+                    if attempt.message_id:
+                        channel = "sms" if attempt.route == "sms" else attempt.route.split("_")[0]
+                        await uow.notifications.record_delivery(channel, attempt.message_id, job)
+                else:
+                    await uow.events.append(
+                        case,
+                        "notification.attempt_failed",
+                        "minyi",
+                        {"topic": job.topic, "route": attempt.route, "error": attempt.error[:300]},
+                    )
+                    if attempt.unreachable and attempt.route == "telegram":
+                        identity = await uow.session.get(Identity, case.identity_id)
+                        if identity is not None:
+                            identity.unreachable_at = utcnow()
+            delivered = next((a for a in attempts if a.ok), None)
+            if delivered is not None:
+                uow.notifications.succeeded(job, delivered.route)
+            elif not attempts or all(a.unreachable for a in attempts):
+                await self._give_up(
+                    uow,
+                    job,
+                    case,
+                    "no route can reach the citizen" if not attempts else attempts[-1].error,
+                )
+            else:
+                last = attempts[-1]
+                if not uow.notifications.retry_later(
+                    job, last.error, wait=_seconds(last.retry_after)
+                ):
+                    await self._give_up(uow, job, case, last.error, counted=True)
+            await uow.commit()
+
+    async def _give_up(
+        self, uow: UnitOfWork, job: Notification, case: Case, error: str, counted: bool = False
+    ) -> None:
+        if not counted:
+            job.attempts += 1
+        job.status, job.finished_at, job.leased_until, job.last_error = (
+            "failed",
+            utcnow(),
+            None,
+            error[:1000],
+        )
+        await uow.events.append(
+            case, "notification.failed", "minyi", {"topic": job.topic, "error": error[:300]}
+        )
+        await uow.notifications.add(
+            f"staff:notification.failed:{job.key}",
+            "staff",
+            "notification.failed",
+            case,
+            {"topic": job.topic, "error": error[:300]},
+        )
+
+    def text(self, job: Notification, case: Case) -> str:
+        """The citizen's message in their language, from the catalog."""
+        t = self.runtime.office.catalog.for_language(case.language)
+        data = job.payload
+        due = data.get("finish_by") or (
+            case.finish_due_at.isoformat() if case.finish_due_at else ""
+        )
+        return t(
+            f"notify.{job.topic}",
+            code=case.code,
+            due=self._day(due, case.language),
+            review=self._day(data.get("review_by", ""), case.language),
+            reason=data.get("reason", ""),
+            where=data.get("department", ""),
+            note=data.get("note", ""),
+        )
+
+    def template_fields(self, job: Notification, case: Case) -> dict[str, str]:
+        data = job.payload
+        note = data.get("note") or data.get("reason") or ""
+        if job.topic in ("accepted", "extended"):
+            note = f"办结期限：{self._day(data.get('finish_by', ''), 'zh')}" + (
+                f"；{note}" if note else ""
+            )
+        return {
+            "code": case.code,
+            "status": STATUS_ZH.get(job.topic, job.topic),
+            "time": utcnow().astimezone(self.runtime.settings.tz()).strftime("%Y-%m-%d %H:%M"),
+            "note": note[:200],
+        }
+
+    def _day(self, iso: str, lang: str) -> str:
+        if not iso:
+            return ""
+        local = datetime.fromisoformat(iso).astimezone(self.runtime.settings.tz())
+        return (
+            f"{local.year}年{local.month}月{local.day}日" if lang == "zh" else f"{local:%Y-%m-%d}"
+        )
+
+    # -- staff ---------------------------------------------------------------------------------
+
+    async def _staff(self, job_ids: Sequence[int]) -> None:
+        runtime = self.runtime
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            jobs = [
+                job
+                for job_id in job_ids
+                if (job := await uow.notifications.get(job_id)) is not None
+            ]
+            alerts = {job.id: await self.alert(uow, job) for job in jobs}
+            done = {job.id: list(job.done_routes) for job in jobs}
+        failures: dict[int, DeliveryFailed] = {}
+        for target in self.targets:
+            waiting = [job_id for job_id in alerts if target.name not in done[job_id]]
+            if not waiting:
+                continue
+            try:
+                await target.send([alerts[job_id] for job_id in waiting])
+            except DeliveryFailed as exc:
+                log.warning("staff alerts to %s failed: %s", target.name, exc.reason)
+                failures.update({job_id: exc for job_id in waiting})
+            except Exception as exc:
+                log.exception("staff alerts to %s failed unexpectedly", target.name)
+                failures.update(
+                    {job_id: DeliveryFailed(f"{type(exc).__name__}: {exc}") for job_id in waiting}
+                )
+            else:
+                for job_id in waiting:
+                    done[job_id].append(target.name)
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            for job_id in alerts:
+                job = await uow.notifications.get(job_id)
+                assert job is not None
+                if not self.targets:
+                    job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
+                    job.last_error = "no staff target configured (MINYI_STAFF_*)"
+                elif job_id in failures:
+                    error = failures[job_id]
+                    if not uow.notifications.retry_later(
+                        job, error.reason, done[job_id], wait=_seconds(error.retry_after)
+                    ):
+                        log.error("staff alert %s given up: %s", job.key, error.reason)
+                else:
+                    job.done_routes = done[job_id]
+                    uow.notifications.succeeded(job)
+            await uow.commit()
+
+    async def alert(self, uow: UnitOfWork, job: Notification) -> StaffAlert:
+        """What staff read: case, category, a short summary with the phone masked, and why."""
+        data = job.payload
+        case = await uow.session.get(Case, job.case_id) if job.case_id else None
+        summary = str(data.get("summary") or (case.description if case else ""))
+        summary = mask_phones(summary[:80] + ("…" if len(summary) > 80 else ""))
+        detail = ""
+        if case is not None:
+            _, phone = uow.cases.contact(case)
+            if phone:
+                summary += f"（电话 {mask_phone(phone)}）"
+        if job.topic.startswith("deadline."):
+            due = datetime.fromisoformat(data["due_at"]).astimezone(self.runtime.settings.tz())
+            detail = f"期限：{data.get('deadline', '')}，{due:%Y-%m-%d %H:%M}"
+        elif data.get("risk_words"):
+            detail = "风险词：" + "、".join(data["risk_words"])
+        elif job.topic == "notification.failed":
+            detail = f"未送达：{data.get('topic', '')}（{data.get('error', '')}）"
+        category = ""
+        if case is not None:
+            found = self.runtime.office.category(case.category)
+            category = found.label("zh") if found else case.category
+        return StaffAlert(
+            key=job.key,
+            reason=job.topic,
+            title=STAFF_TITLES.get(job.topic, job.topic),
+            code=case.code if case else "",
+            category=category,
+            summary=summary,
+            channel=CHANNEL_ZH.get(case.channel if case else str(data.get("channel", "")), ""),
+            detail=detail,
+        )
+
+
+def staff_targets(runtime: Runtime) -> list[StaffTarget]:
+    settings = runtime.settings
+    targets: list[StaffTarget] = []
+    if settings.staff_telegram_chat and settings.telegram_token:
+        targets.append(
+            TelegramGroup(
+                runtime.http,
+                settings.telegram_api_base,
+                settings.telegram_token,
+                settings.staff_telegram_chat,
+            )
+        )
+    if settings.staff_wecom_key:
+        targets.append(
+            WeComRobot(
+                runtime.http,
+                settings.staff_wecom_api_base,
+                settings.staff_wecom_key,
+                runtime.shared,
+            )
+        )
+    if settings.staff_webhook_url and settings.staff_webhook_secret:
+        targets.append(
+            SignedWebhook(runtime.http, settings.staff_webhook_url, settings.staff_webhook_secret)
+        )
+    return targets
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return timedelta(seconds=value) if value else None

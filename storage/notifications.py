@@ -1,0 +1,158 @@
+"""Notification jobs: written with the change that needs them, leased by the notifier, retried."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import Case, Delivery, Notification, utcnow
+from .people import insert_ignoring_duplicates
+from .timeline import Timeline
+
+# Waits between attempts; after the last one the notification is recorded as failed.
+BACKOFF = (
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(hours=1),
+    timedelta(hours=6),
+)
+LEASE = timedelta(seconds=120)
+
+
+class Notifications:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self, key: str, audience: str, topic: str, case: Case | None, payload: dict[str, Any]
+    ) -> None:
+        """Queue once per key: a repeated cause (a retried API call) queues nothing new."""
+        await insert_ignoring_duplicates(
+            self.session,
+            Notification,
+            {
+                "key": key,
+                "audience": audience,
+                "topic": topic,
+                "case_id": case.id if case else None,
+                "payload": payload,
+                "next_attempt_at": utcnow(),
+                "done_routes": [],
+            },
+            ["key"],
+        )
+
+    async def lease_due(
+        self, limit: int, *, skip_locked: bool, now: datetime | None = None
+    ) -> list[Notification]:
+        """Take due jobs for LEASE; a worker that dies mid-send lets them come back after it."""
+        now = now or utcnow()
+        query = (
+            select(Notification)
+            .where(
+                Notification.status == "pending",
+                Notification.next_attempt_at <= now,
+                or_(Notification.leased_until.is_(None), Notification.leased_until <= now),
+            )
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(limit)
+        )
+        if skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        jobs = list(await self.session.scalars(query))
+        for job in jobs:
+            job.leased_until = now + LEASE
+        return jobs
+
+    async def get(self, job_id: int) -> Notification | None:
+        return await self.session.get(Notification, job_id)
+
+    def succeeded(self, job: Notification, route: str | None = None) -> None:
+        if route:
+            job.done_routes = [*job.done_routes, route]
+        job.status, job.finished_at, job.leased_until = "sent", utcnow(), None
+        job.attempts += 1
+
+    def retry_later(
+        self,
+        job: Notification,
+        error: str,
+        done_routes: Sequence[str] = (),
+        wait: timedelta | None = None,
+    ) -> bool:
+        """Schedule the next attempt; False when attempts are used up (the job is then failed)."""
+        job.attempts += 1
+        job.last_error = error[:1000]
+        job.done_routes = [*job.done_routes, *(r for r in done_routes if r not in job.done_routes)]
+        job.leased_until = None
+        if job.attempts > len(BACKOFF):
+            job.status, job.finished_at = "failed", utcnow()
+            return False
+        job.next_attempt_at = utcnow() + max(wait or timedelta(0), BACKOFF[job.attempts - 1])
+        return True
+
+    async def record_delivery(self, channel: str, message_id: str, job: Notification) -> None:
+        await insert_ignoring_duplicates(
+            self.session,
+            Delivery,
+            {
+                "channel": channel,
+                "message_id": message_id,
+                "notification_id": job.id,
+                "case_id": job.case_id,
+            },
+            ["channel", "message_id"],
+        )
+
+    async def delivery(self, channel: str, message_id: str) -> Delivery | None:
+        return await self.session.scalar(
+            select(Delivery).where(Delivery.channel == channel, Delivery.message_id == message_id)
+        )
+
+    async def pending_count(self) -> int:
+        query = (
+            select(func.count()).select_from(Notification).where(Notification.status == "pending")
+        )
+        return int(await self.session.scalar(query) or 0)
+
+
+async def release(session: AsyncSession, job_ids: Sequence[int]) -> None:
+    """Give leased jobs back at once (a worker shutting down cleanly)."""
+    if job_ids:
+        await session.execute(
+            update(Notification).where(Notification.id.in_(job_ids)).values(leased_until=None)
+        )
+
+
+async def record_report(
+    session: AsyncSession,
+    timeline: Timeline,
+    channel: str,
+    message_id: str,
+    delivered: bool,
+    status: str,
+    detail: str,
+) -> bool:
+    """A provider's delivery report onto the case timeline; False when the message is unknown."""
+    delivery = await session.scalar(
+        select(Delivery).where(Delivery.channel == channel, Delivery.message_id == message_id)
+    )
+    if delivery is None:
+        return False
+    delivery.status, delivery.reported_at = status[:40], utcnow()
+    if delivery.case_id is not None:
+        case = await session.get(Case, delivery.case_id)
+        if case is not None:
+            data = {
+                "message_id": message_id,
+                "delivered": delivered,
+                "status": status[:40],
+                "detail": detail[:200],
+            }
+            await timeline.append(case, "notification.delivery", channel, data)
+    return True

@@ -1,0 +1,193 @@
+"""Legal deadlines and local stages, table-driven; the scheduler raises each once."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import deadline_watch
+from bot.deadlines import LegalDeadlines
+from bot.lifecycle import Progress, record_progress
+from bot.runtime import Runtime, open_runtime
+from bot.settings import Settings
+from conversation.office import DeadlineRules, SlaStage
+from storage.models import Case, Notification, OutboxEntry
+from storage.uow import UnitOfWork
+
+from .conftest import Citizen
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# Golden Week 2026 as an office would enter it (an example calendar, not an official one).
+RULES = DeadlineRules(
+    holidays=frozenset(date(2026, 10, d) for d in range(1, 8)),
+    workdays=frozenset({date(2026, 9, 27), date(2026, 10, 10)}),
+)
+LAW = LegalDeadlines(SHANGHAI, RULES)
+
+
+def at(day: str, clock: str = "10:00") -> datetime:
+    return datetime.fromisoformat(f"{day}T{clock}:00").replace(tzinfo=SHANGHAI)
+
+
+def end(day: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T23:59:59").replace(tzinfo=SHANGHAI)
+
+
+@pytest.mark.parametrize(
+    ("computation", "start", "expected"),
+    [
+        (
+            "acceptance",
+            at("2026-11-22"),
+            end("2026-12-07"),
+        ),  # 15 calendar days, the day itself not counted
+        ("acceptance", at("2026-11-22", "23:59"), end("2026-12-07")),
+        ("acceptance", at("2026-11-22", "00:30"), end("2026-12-07")),
+        (
+            "acceptance",
+            datetime(2026, 11, 21, 16, 30, tzinfo=UTC),
+            end("2026-12-07"),
+        ),  # 00:30 on the 22nd in Beijing
+        ("acceptance", at("2026-09-30"), end("2026-10-15")),  # holidays do not stop legal days
+        ("finish", at("2026-11-22"), end("2027-01-21")),  # 60 days
+        ("review", at("2026-12-31"), end("2027-01-30")),  # 30 days to ask for a review
+        ("review_decision", at("2027-02-01"), end("2027-03-03")),
+    ],
+)
+def test_legal_limits(computation: str, start: datetime, expected: datetime) -> None:
+    compute = {
+        "acceptance": LAW.acceptance_due,
+        "finish": LAW.finish_due,
+        "review": LAW.review_request_until,
+        "review_decision": LAW.review_decision_due,
+    }[computation]
+    assert compute(start) == expected
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "expected"),
+    [
+        (at("2026-11-23"), 1, end("2026-11-24")),  # Monday → Tuesday
+        (at("2026-11-27"), 1, end("2026-11-30")),  # Friday → Monday
+        (at("2026-11-28"), 1, end("2026-11-30")),  # Saturday → Monday
+        (at("2026-11-27"), 3, end("2026-12-02")),
+        (at("2026-09-30"), 1, end("2026-10-08")),  # Golden Week skipped
+        (at("2026-09-26"), 1, end("2026-09-27")),  # a Sunday worked instead (调休) counts
+        (at("2026-10-09"), 1, end("2026-10-10")),  # and so does that Saturday
+    ],
+)
+def test_working_day_stages(start: datetime, days: int, expected: datetime) -> None:
+    assert LAW.stage_due(SlaStage("联系群众", days), start) == expected
+
+
+def test_calendar_day_stage_and_extension_limits() -> None:
+    assert LAW.stage_due(SlaStage("x", 2, working_days=False), at("2026-11-27")) == end(
+        "2026-11-29"
+    )
+    assert LAW.extended(end("2027-01-21"), 30) == end("2027-02-20")
+    for bad in (0, 31):
+        with pytest.raises(ValueError):
+            LAW.extended(end("2027-01-21"), bad)
+
+
+async def _submitted_case(runtime: Runtime) -> str:
+    reply = await Citizen(runtime, sender="deadline").file_a_matter()
+    return reply.split("编号是 ")[1].split("，")[0]
+
+
+async def _counts(runtime: Runtime) -> tuple[int, int, int]:
+    async with runtime.db.session() as session:
+        warnings = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEntry)
+            .where(OutboxEntry.type == "deadline.warning")
+        )
+        missed = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEntry)
+            .where(OutboxEntry.type == "deadline.missed")
+        )
+        alerts = await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.topic.like("deadline.%"))
+        )
+    return int(warnings or 0), int(missed or 0), int(alerts or 0)
+
+
+async def test_scheduler_warns_then_reports_a_miss_once_each_across_restarts(
+    settings: Settings,
+) -> None:
+    async with open_runtime(settings) as runtime:
+        code = await _submitted_case(runtime)
+        async with runtime.db.session() as session:
+            due = (await session.scalars(select(Case.accept_due_at))).one()
+        assert due is not None
+        assert await deadline_watch.scan(runtime, now=due - timedelta(days=5)) == 0
+        assert await deadline_watch.scan(runtime, now=due - timedelta(hours=47)) == 1
+        assert await deadline_watch.scan(runtime, now=due - timedelta(hours=1)) == 0
+        assert await _counts(runtime) == (1, 0, 1)
+    async with open_runtime(settings) as restarted:  # a new process: marks are in the database
+        assert await deadline_watch.scan(restarted, now=due - timedelta(hours=1)) == 0
+        assert await deadline_watch.scan(restarted, now=due + timedelta(minutes=1)) == 1
+        assert await deadline_watch.scan(restarted, now=due + timedelta(days=3)) == 0
+        assert await _counts(restarted) == (1, 1, 2)
+        async with UnitOfWork(restarted.db, restarted.cipher) as uow:
+            case = await uow.cases.by_code(code)
+            assert case is not None
+            types = [e.type for e in await uow.events.events(case)]
+        assert types == ["submitted", "deadline.warning", "deadline.missed"]
+
+
+async def test_a_miss_found_late_does_not_warn_after_the_fact(sqlite_runtime: Runtime) -> None:
+    await _submitted_case(sqlite_runtime)
+    async with sqlite_runtime.db.session() as session:
+        due = (await session.scalars(select(Case.accept_due_at))).one()
+    assert due is not None
+    assert await deadline_watch.scan(sqlite_runtime, now=due + timedelta(days=1)) == 1
+    assert await _counts(sqlite_runtime) == (0, 1, 1)
+
+
+async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Runtime) -> None:
+    runtime = sqlite_runtime
+    code = await _submitted_case(runtime)
+    now = datetime.now(UTC)
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        case = await uow.cases.by_code(code, for_update=True)
+        assert case is not None
+        for step in (Progress("accepted"), Progress("assigned", department="城管局")):
+            await record_progress(uow, case, step, runtime.deadlines, now)
+        await uow.commit()
+    first_stage = datetime.fromisoformat(case.stages[0]["due_at"])
+    raised = await deadline_watch.scan(runtime, now=first_stage + timedelta(minutes=1))
+    assert raised >= 1  # the first stage missed (later ones may be in their warning window)
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        case = await uow.cases.by_code(code, for_update=True)
+        assert case is not None
+        finish = case.finish_due_at
+        await record_progress(
+            uow, case, Progress("extended", reason="会商", days=10), runtime.deadlines, now
+        )
+        await uow.commit()
+    assert finish is not None
+    await deadline_watch.scan(
+        runtime, now=finish - timedelta(hours=1)
+    )  # old due time: no longer owed
+    async with runtime.db.session() as session:
+        kinds = list(
+            await session.scalars(
+                select(OutboxEntry.data).where(OutboxEntry.type.like("deadline.%"))
+            )
+        )
+    assert not any(k["deadline"] == "finish" for k in kinds)
+    await deadline_watch.scan(runtime, now=finish + timedelta(days=10) - timedelta(hours=1))
+    async with runtime.db.session() as session:
+        kinds = list(
+            await session.scalars(
+                select(OutboxEntry.data).where(OutboxEntry.type.like("deadline.%"))
+            )
+        )
+    assert [k["level"] for k in kinds if k["deadline"] == "finish"] == ["warning"]

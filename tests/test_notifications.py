@@ -1,0 +1,396 @@
+"""The notifier against local fakes: staff targets, the citizen's fallback chain, the mailbox."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select, update
+
+from bot.notify import Notifier
+from bot.runtime import Runtime, open_runtime
+from bot.settings import Settings
+from channels.base import DeliveryFailed, DeliveryReport, RecipientUnreachable, Services
+from channels.webchat import WebChatChannel
+from conversation.messages import Inbound, Reply
+from storage.models import Identity, Notification, utcnow
+from storage.uow import UnitOfWork
+
+from .conftest import Citizen
+
+SECRET = "hook-secret"
+
+
+@dataclass
+class FakeStaffEndpoints:
+    """Bot API, WeCom robot and a webhook receiver, recording what arrives."""
+
+    telegram: list[dict[str, Any]] = field(default_factory=list)
+    wecom: list[dict[str, Any]] = field(default_factory=list)
+    webhook: list[tuple[bytes, str]] = field(default_factory=list)
+    webhook_status: int = 200
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/bot{token}/sendMessage", self.send_message)
+        app.router.add_post("/cgi-bin/webhook/send", self.robot)
+        app.router.add_post("/hook", self.hook)
+        return app
+
+    async def send_message(self, request: web.Request) -> web.Response:
+        self.telegram.append(await request.json())
+        return web.json_response({"ok": True, "result": {"message_id": len(self.telegram)}})
+
+    async def robot(self, request: web.Request) -> web.Response:
+        assert request.query["key"] == "robot-key"
+        self.wecom.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def hook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.webhook.append((body, request.headers["X-Minyi-Signature"]))
+        return web.json_response({}, status=self.webhook_status)
+
+
+@pytest.fixture
+async def endpoints(aiohttp_server: Any) -> tuple[FakeStaffEndpoints, str]:
+    fake = FakeStaffEndpoints()
+    server: TestServer = await aiohttp_server(fake.app())
+    return fake, str(server.make_url("")).rstrip("/")
+
+
+def with_staff(settings: Settings, base: str) -> Settings:
+    return settings.replace(
+        telegram_token="123:abc",
+        telegram_secret="tg-secret",
+        telegram_api_base=base,
+        staff_telegram_chat="-1001234",
+        staff_wecom_key="robot-key",
+        staff_wecom_api_base=base,
+        staff_webhook_url=f"{base}/hook",
+        staff_webhook_secret=SECRET,
+    )
+
+
+async def drain(runtime: Runtime) -> None:
+    notifier = Notifier(runtime)
+    while await notifier.run_once():
+        pass
+
+
+async def make_due(runtime: Runtime) -> None:
+    """Skip the back-off wait: what the clock would do."""
+    async with runtime.db.session() as session, session.begin():
+        await session.execute(update(Notification).values(next_attempt_at=utcnow()))
+
+
+async def test_staff_hear_of_a_handoff_everywhere(
+    settings: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+) -> None:
+    fake, base = endpoints
+    async with open_runtime(with_staff(settings, base)) as runtime:
+        citizen = Citizen(runtime, sender="needs-help")
+        await citizen.file_a_matter()
+        await citizen.say("人工")
+        await drain(runtime)
+    assert len(fake.telegram) == 1 and fake.telegram[0]["chat_id"] == "-1001234"
+    assert "群众要求人工服务" in fake.telegram[0]["text"]
+    assert len(fake.wecom) == 1 and fake.wecom[0]["msgtype"] == "markdown"
+    assert "群众要求人工服务" in fake.wecom[0]["markdown"]["content"]
+    body, signature = fake.webhook[0]
+    assert hmac.compare_digest(
+        signature, hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    )
+    alert = json.loads(body)["alerts"][0]
+    assert alert["reason"] == "handoff" and alert["channel"] == "网页"
+
+
+async def test_risky_matter_alert_masks_the_phone_and_wecom_batches(
+    sqlite_only: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+) -> None:
+    fake, base = endpoints
+    async with open_runtime(with_staff(sqlite_only, base)) as runtime:
+        for n in range(3):
+            await Citizen(runtime, sender=f"risk-{n}").file_a_matter(
+                "拖欠工资半年，老板不给钱我就去跳楼，说到做到"
+            )
+        await drain(runtime)
+    # Per citizen: a risk handoff when the words appeared, and a risk alert with the case.
+    assert len(fake.telegram) == 6
+    with_case = [m["text"] for m in fake.telegram if "事项：XF" in m["text"]]
+    assert len(with_case) == 3 and all(
+        "138****8000" in t and "13800138000" not in t for t in with_case
+    )
+    assert all("风险词：跳楼" in t for t in with_case)
+    assert len(fake.wecom) == 1  # six alerts, one markdown message (the robot allows 20 a minute)
+    assert fake.wecom[0]["markdown"]["content"].count("高风险事项") == 6
+
+
+async def test_a_failing_target_is_retried_alone(
+    sqlite_only: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+) -> None:
+    fake, base = endpoints
+    fake.webhook_status = 500
+    async with open_runtime(with_staff(sqlite_only, base)) as runtime:
+        await Citizen(runtime).say("人工")
+        await drain(runtime)
+        assert len(fake.telegram) == 1 and len(fake.webhook) == 1
+        async with runtime.db.session() as session:
+            job = (await session.scalars(select(Notification))).one()
+        assert (
+            job.status == "pending"
+            and job.done_routes == ["telegram", "wecom"]
+            and job.attempts == 1
+        )
+        fake.webhook_status = 200
+        await make_due(runtime)
+        await drain(runtime)
+        async with runtime.db.session() as session:
+            job = (await session.scalars(select(Notification))).one()
+    assert (
+        job.status == "sent"
+        and len(fake.webhook) == 2
+        and len(fake.telegram) == 1
+        and len(fake.wecom) == 1
+    )
+
+
+async def test_no_staff_target_is_recorded_not_pretended(sqlite_runtime: Runtime) -> None:
+    await Citizen(sqlite_runtime).say("人工")
+    await drain(sqlite_runtime)
+    async with sqlite_runtime.db.session() as session:
+        job = (await session.scalars(select(Notification))).one()
+    assert job.status == "skipped" and "MINYI_STAFF_" in job.last_error
+
+
+# -- the citizen's own channel --------------------------------------------------------------------
+
+
+@dataclass
+class ScriptedChannel:
+    """A stand-in for a provider channel whose outcome each test chooses (providers' own fakes
+    are exercised in their channel tests); records what it was asked to send."""
+
+    name: str
+    outcomes: list[Exception | str | None] = field(default_factory=list)
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    templates: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return []
+
+    async def start(self, services: Services) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _next(self) -> str | None:
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
+        self.sent.append((recipient, replies[0].text))
+        return self._next()
+
+    async def send_template(self, openid: str, fields: dict[str, str], idempotency_key: str) -> str:
+        self.templates.append((openid, fields, idempotency_key))
+        outcome = self._next()
+        return outcome or "tpl-1"
+
+
+async def accept(runtime: Runtime, code: str) -> None:
+    from bot.lifecycle import Progress, record_progress
+
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        case = await uow.cases.by_code(code, for_update=True)
+        assert case is not None
+        await record_progress(uow, case, Progress("accepted"), runtime.deadlines, utcnow())
+        await uow.commit()
+
+
+async def file_on(runtime: Runtime, channel: str, sender: str = "who") -> str:
+    reply = await Citizen(runtime, sender=sender, channel=channel).file_a_matter()
+    return reply.split("编号是 ")[1].split("，")[0]
+
+
+async def timeline(runtime: Runtime, code: str) -> list[tuple[str, dict[str, Any]]]:
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        case = await uow.cases.by_code(code)
+        assert case is not None
+        return [(e.type, e.data) for e in await uow.events.events(case)]
+
+
+async def runtime_with(settings: Settings, *channels: ScriptedChannel) -> Any:
+    async def handle(inbound: Inbound) -> list[Reply]:
+        raise AssertionError("not used")
+
+    return open_runtime(
+        settings, {"webchat": WebChatChannel(handle), **{c.name: c for c in channels}}
+    )
+
+
+async def test_wechat_outside_48_hours_falls_back_to_template_then_sms(
+    sqlite_only: Settings,
+) -> None:
+    wechat = ScriptedChannel(
+        "wechat",
+        [RecipientUnreachable("45015 回复时间超过限制"), RecipientUnreachable("no template")],
+    )
+    sms = ScriptedChannel("sms", ["sms-msg-1"])
+    async with await runtime_with(sqlite_only, wechat, sms) as runtime:
+        code = await file_on(runtime, "wechat", "openid-7")
+        await accept(runtime, code)
+        await drain(runtime)
+        events = await timeline(runtime, code)
+        report = DeliveryReport("sms", "sms-msg-1", True, "DELIVERED")
+        await runtime.record_delivery_report(report)
+        after_report = await timeline(runtime, code)
+    assert wechat.sent[0][0] == "openid-7" and "已受理" in wechat.sent[0][1]
+    assert wechat.templates[0][1]["code"] == code and wechat.templates[0][1]["status"] == "已受理"
+    assert sms.sent == [("+8613800138000", wechat.sent[0][1])]
+    kinds = [(t, d.get("route")) for t, d in events if t.startswith("notification")]
+    assert kinds == [
+        ("notification.attempt_failed", "wechat"),
+        ("notification.attempt_failed", "wechat_template"),
+        ("notification.sent", "sms"),
+    ]
+    assert after_report[-1] == (
+        "notification.delivery",
+        {"message_id": "sms-msg-1", "delivered": True, "status": "DELIVERED", "detail": ""},
+    )
+
+
+async def test_a_passing_failure_waits_and_retries_then_gives_up_and_tells_staff(
+    sqlite_only: Settings,
+) -> None:
+    telegram = ScriptedChannel("telegram", [DeliveryFailed("HTTP 502", retry_after=1)] * 10)
+    async with await runtime_with(sqlite_only, telegram) as runtime:
+        code = await file_on(runtime, "telegram", "chat-1")
+        await accept(runtime, code)
+        for _ in range(8):
+            await drain(runtime)
+            await make_due(runtime)
+        async with runtime.db.session() as session:
+            jobs = {j.topic: j for j in await session.scalars(select(Notification))}
+        events = [t for t, _ in await timeline(runtime, code)]
+    assert len(telegram.sent) == 6  # the first try and five back-offs
+    assert jobs["accepted"].status == "failed" and "HTTP 502" in jobs["accepted"].last_error
+    assert events.count("notification.attempt_failed") == 6 and events[-1] == "notification.failed"
+    assert jobs["notification.failed"].audience == "staff"
+
+
+async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Settings) -> None:
+    telegram = ScriptedChannel(
+        "telegram", [RecipientUnreachable("Forbidden: bot was blocked by the user")]
+    )
+    sms = ScriptedChannel("sms", [None, None])
+    async with await runtime_with(sqlite_only, telegram, sms) as runtime:
+        code = await file_on(runtime, "telegram", "chat-9")
+        await accept(runtime, code)
+        await drain(runtime)
+        async with runtime.db.session() as session:
+            identity = (
+                await session.scalars(select(Identity).where(Identity.channel == "telegram"))
+            ).one()
+        assert identity.unreachable_at is not None and len(sms.sent) == 1
+        from bot.lifecycle import Progress, record_progress
+
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            case = await uow.cases.by_code(code, for_update=True)
+            assert case is not None
+            await record_progress(
+                uow, case, Progress("replied", note="已处理"), runtime.deadlines, utcnow()
+            )
+            await uow.commit()
+        await drain(runtime)
+    assert len(telegram.sent) == 1 and len(sms.sent) == 2  # Telegram is not tried again
+
+
+async def test_web_chat_keeps_messages_until_the_page_comes_back(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    from bot.app import create_app
+    from bot.keys import RUNTIME
+
+    client = await aiohttp_client(create_app(settings, workers=False))
+    runtime = client.server.app[RUNTIME]
+    session = "W" * 24
+    citizen = Citizen(runtime, sender=session)
+    reply = await citizen.file_a_matter()
+    code = reply.split("编号是 ")[1].split("，")[0]
+    await accept(runtime, code)
+    assert (await (await client.get(f"/webchat/messages?session={session}")).json()) == {
+        "replies": []
+    }
+    await drain(runtime)
+    pending = await (await client.get(f"/webchat/messages?session={session}")).json()
+    assert (
+        len(pending["replies"]) == 1
+        and code in pending["replies"][0]["text"]
+        and "已受理" in pending["replies"][0]["text"]
+    )
+    assert (await (await client.get(f"/webchat/messages?session={session}")).json()) == {
+        "replies": []
+    }
+    assert (await client.get("/webchat/messages?session=bad")).status == 422
+    assert (
+        "notification.sent",
+        {"topic": "accepted", "route": "mailbox", "message_id": ""},
+    ) in await timeline(runtime, code)
+
+
+async def test_an_unsubscribed_wechat_user_without_phone_is_recorded_as_unreachable(
+    sqlite_only: Settings,
+) -> None:
+    wechat = ScriptedChannel("wechat")
+    async with await runtime_with(sqlite_only, wechat) as runtime:
+        code = await file_on(runtime, "wechat", "openid-gone")
+        await runtime.handle(
+            Inbound(channel="wechat", sender="openid-gone", kind="event", event="unsubscribe")
+        )
+        await accept(runtime, code)
+        await drain(runtime)
+        events = [t for t, _ in await timeline(runtime, code)]
+    assert wechat.sent == [] and events[-1] == "notification.failed"
+
+
+async def test_with_workers_running_the_loop_closes_by_itself(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """`minyi serve` as shipped: the API call wakes the workers; the feed and the mailbox fill."""
+    import asyncio
+
+    from bot.app import create_app
+    from bot.keys import RUNTIME
+
+    client = await aiohttp_client(create_app(settings))
+    session = "L" * 24
+    citizen = Citizen(client.server.app[RUNTIME], sender=session)
+    code = (await citizen.file_a_matter()).split("编号是 ")[1].split("，")[0]
+    auth = {"Authorization": "Bearer test-token"}
+    response = await client.post(
+        f"/api/v1/cases/{code}/events", json={"type": "accepted"}, headers=auth
+    )
+    assert response.status == 200
+    events: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+    for _ in range(200):  # bounded: the workers need a few event-loop turns, not wall time
+        events = (await (await client.get("/api/v1/events", headers=auth)).json())["events"]
+        pending += (await (await client.get(f"/webchat/messages?session={session}")).json())[
+            "replies"
+        ]
+        if len(events) == 2 and pending:
+            break
+        await asyncio.sleep(0.02)
+    assert [e["type"] for e in events] == ["case.submitted", "case.updated"]
+    assert len(pending) == 1 and "已受理" in pending[0]["text"]
