@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import DeliveryFailed
+from ..base import RecipientUnreachable
 
 # Value limits by key type, as documented for subscription notifications; since 2023 template
 # messages use the same typed keys (thing2, time3…). A longer value makes WeChat refuse the
@@ -33,7 +33,8 @@ def template_data(fields: Mapping[str, str], keys: Mapping[str, str]) -> dict[st
         if ours in keys
     }
     if not data:
-        raise DeliveryFailed(
+        # A template that cannot carry the notice is like none at all: the notifier moves on.
+        raise RecipientUnreachable(
             f"none of the fields {sorted(fields)} is mapped by MINYI_WECHAT_TEMPLATE_FIELDS"
         )
     return data

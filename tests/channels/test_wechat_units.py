@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.base import DeliveryReport
+from channels.base import DeliveryReport, RecipientUnreachable
 from channels.wechat.envelope import Envelope, Malformed
 from channels.wechat.inbound import Observation, read
 from channels.wechat.menu import MenuError, load_menu
 from channels.wechat.render import _NOT_XML, MAX_BYTES, as_text, passive_reply, split
-from channels.wechat.template import client_msg_id, fit
+from channels.wechat.template import client_msg_id, fit, template_data
 from conversation.messages import Choice, Location, Media, Reply
 
 from .wechat_kit import OPENID, PAYLOADS, TOKEN, payload
@@ -188,5 +188,7 @@ def test_template_values_are_fitted_to_their_key_type() -> None:
     assert fit("已受理", "phrase2") == "已受理"
     assert fit("不予受理，已告知应去的部门", "phrase12") == "不予受理…"
     assert fit("很长" * 50, "keyword1") == "很长" * 50  # classic keys: no limit known
+    with pytest.raises(RecipientUnreachable, match="MINYI_WECHAT_TEMPLATE_FIELDS"):
+        template_data({"department": "住建局"}, {"code": "character_string1"})
     assert client_msg_id("case-1:ev-2") == "case-1:ev-2"
     assert client_msg_id("案件1") == client_msg_id("案件1") != "案件1"
