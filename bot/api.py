@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from storage.documents import case_document
 from storage.models import ApiIdempotency, utcnow
 from storage.uow import UnitOfWork
 
+from . import stats
 from .keys import RUNTIME
 from .lifecycle import IllegalTransition, InvalidProgress, Progress, record_progress
 from .openapi import openapi_document
@@ -171,7 +172,9 @@ async def _record(
             replayed = seen is not None
         if not replayed:
             try:
-                event = await record_progress(uow, case, step, runtime.deadlines, utcnow())
+                event = await record_progress(
+                    uow, case, step, runtime.deadlines, utcnow(), runtime.surveys
+                )
             except IllegalTransition as exc:
                 raise ApiError(409, "illegal_transition", str(exc), status=exc.status) from None
             if key:
@@ -217,6 +220,36 @@ async def list_events(request: web.Request) -> web.Response:
     return json_response({"events": events, "next": events[-1]["seq"] if events else after})
 
 
+async def get_stats(request: web.Request) -> web.Response:
+    """满意率, response rate, 按期办结率 and repeat rate for cases filed in [from, to)."""
+    query = request.query
+    end = _time_param(query, "to") or utcnow()
+    start = _time_param(query, "from") or end - timedelta(days=30)
+    if start >= end:
+        raise ApiError(422, "invalid", "'from' must be before 'to'.")
+    by = query.get("by", "")
+    if by and by not in stats.DIMENSIONS:
+        raise ApiError(422, "invalid", f"'by' must be one of: {', '.join(stats.DIMENSIONS)}.")
+    runtime = request.config_dict[RUNTIME]
+    async with _uow(request) as uow:
+        result = await stats.report(uow, start, end, by)
+    groups = []
+    for key, tally in sorted(result.groups.items()):
+        label = key
+        if by == "category" and (category := runtime.office.category(key)) is not None:
+            label = category.label("zh")
+        groups.append({"key": key, "label": label, **tally.to_json()})
+    body: dict[str, Any] = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "by": by or None,
+        "total": result.total.to_json(),
+    }
+    if by:
+        body["groups"] = groups
+    return json_response(body)
+
+
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document())
 
@@ -255,5 +288,6 @@ def create_api() -> web.Application:
     api.router.add_get("/cases/{code}", get_case)
     api.router.add_post("/cases/{code}/events", post_event)
     api.router.add_get("/events", list_events)
+    api.router.add_get("/stats", get_stats)
     api.router.add_get("/openapi.json", openapi)
     return api

@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.base import Channel, Handler
+from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
 from channels.wechat import WeChatChannel, WeChatConfig
 from conversation.catalog import Catalog
 from conversation.office import load_office
 
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .sms import sms_channel
 
 Builder = Callable[[Settings, Handler], Channel | None]
@@ -49,7 +50,20 @@ def _apology(settings: Settings) -> str:
     return catalog.text("zh", "error.internal")
 
 
-CHANNELS: tuple[Builder, ...] = (_webchat, _wechat, sms_channel)
+def _telegram(settings: Settings, handle: Handler) -> Channel | None:
+    if not settings.telegram_enabled:
+        return None
+    if not settings.telegram_secret:
+        raise SettingsError("MINYI_TELEGRAM_SECRET: required when MINYI_TELEGRAM_TOKEN is set")
+    return TelegramChannel(
+        handle,
+        token=settings.telegram_token or "",
+        secret=settings.telegram_secret,
+        api_base=settings.telegram_api_base,
+    )
+
+
+CHANNELS: tuple[Builder, ...] = (_webchat, _wechat, _telegram, sms_channel)
 
 
 def build_channels(settings: Settings, handle: Handler) -> dict[str, Channel]:

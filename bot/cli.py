@@ -1,4 +1,5 @@
-"""The `minyi` command: serve, worker, db upgrade, chat, wechat menu."""
+"""The `minyi` command: serve, worker, db upgrade, backoffice tail, chat, wechat menu,
+telegram webhook/poll."""
 
 from __future__ import annotations
 
@@ -11,14 +12,26 @@ import logging
 import signal
 import socket
 import sys
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
+from telegram import WebhookInfo
+from telegram.constants import SUPPORTED_WEBHOOK_PORTS
+from telegram.error import TelegramError
 
 from channels.base import DeliveryFailed
 from channels.console import chat
+from channels.telegram import (
+    PollingRefused,
+    TelegramChannel,
+    build_application,
+    delete_webhook,
+    set_webhook,
+)
 from channels.wechat import WeChatChannel
 from channels.wechat.menu import MenuError, load_menu
 from storage import migrate
@@ -27,7 +40,7 @@ from storage.db import Database
 from . import logs
 from .app import create_app
 from .backoffice import StreamConsumer
-from .runtime import open_runtime
+from .runtime import HTTP_TIMEOUT, open_runtime
 from .settings import Settings, SettingsError, load_settings
 from .workers import Workers
 
@@ -82,6 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         "menu", help="push the custom menu (MINYI_WECHAT_MENU, or the bundled one) to WeChat"
     )
     menu.add_argument("--file", help="a menu JSON file in WeChat's format, instead")
+    telegram = commands.add_parser("telegram", help="the Telegram bot: its webhook, or polling")
+    telegram_commands = telegram.add_subparsers(dest="telegram_command", required=True)
+    webhook = telegram_commands.add_parser(
+        "webhook", help="tell Telegram where to deliver updates (setWebhook) and show its answer"
+    )
+    where = webhook.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--url",
+        type=_webhook_url,
+        help="public HTTPS address of POST /telegram, e.g. https://minyi.example.org/telegram",
+    )
+    where.add_argument(
+        "--delete", action="store_true", help="stop webhook delivery (before `telegram poll`)"
+    )
+    webhook.add_argument(
+        "--drop-pending", action="store_true", help="discard updates Telegram is still holding"
+    )
+    telegram_commands.add_parser(
+        "poll", help="run the bot by long polling, without a public address (Ctrl-C stops)"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -103,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(push_wechat_menu(settings, args.file))
         elif args.command == "backoffice":
             asyncio.run(run_tail(settings, args))
+        elif args.command == "telegram" and args.telegram_command == "webhook":
+            return asyncio.run(telegram_webhook(settings, args.url, drop_pending=args.drop_pending))
+        elif args.command == "telegram":
+            return asyncio.run(telegram_poll(settings))
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
@@ -227,4 +264,75 @@ async def push_wechat_menu(settings: Settings, path: str | None) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+# -- telegram ------------------------------------------------------------------------------------
+
+
+def _webhook_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r}: Telegram delivers only to https:// addresses")
+    if (parts.port or 443) not in SUPPORTED_WEBHOOK_PORTS:
+        ports = ", ".join(map(str, SUPPORTED_WEBHOOK_PORTS))
+        raise argparse.ArgumentTypeError(f"{value!r}: Telegram delivers only to ports {ports}")
+    return value
+
+
+def _require_telegram(settings: Settings) -> tuple[str, str]:
+    if not settings.telegram_token or not settings.telegram_secret:
+        raise SettingsError(
+            "MINYI_TELEGRAM_TOKEN: required for `minyi telegram` (the token BotFather gave you)"
+        )
+    return settings.telegram_token, settings.telegram_secret
+
+
+async def telegram_webhook(settings: Settings, url: str | None, *, drop_pending: bool) -> int:
+    """setWebhook (or deleteWebhook with no url) and print what Telegram then reports."""
+    token, secret = _require_telegram(settings)
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+        bot = build_application(token, settings.telegram_api_base, http).bot
+        try:
+            if url is None:
+                info = await delete_webhook(bot, drop_pending=drop_pending)
+            else:
+                info = await set_webhook(bot, url, secret, drop_pending=drop_pending)
+        except TelegramError as exc:
+            print(f"minyi: Telegram refused: {exc.message}", file=sys.stderr)
+            return 1
+    print(_describe(info, deleted=url is None))
+    return 0
+
+
+def _describe(info: WebhookInfo, *, deleted: bool) -> str:
+    if deleted:
+        head = "Telegram: no webhook is set; updates wait for `minyi telegram poll`."
+    else:
+        head = f"Telegram: webhook set to {info.url}"
+    lines = [head, f"  pending updates: {info.pending_update_count}"]
+    if info.allowed_updates:
+        lines.append(f"  allowed updates: {', '.join(info.allowed_updates)}")
+    if info.last_error_message:
+        lines.append(f"  last delivery error: {info.last_error_message}")
+    return "\n".join(lines)
+
+
+async def telegram_poll(settings: Settings) -> int:
+    """The same channel and engine as the webhook, fed by getUpdates until Ctrl-C."""
+    _require_telegram(settings)
+    async with open_runtime(settings) as runtime:
+        channel = runtime.channels.get("telegram")
+        assert isinstance(channel, TelegramChannel)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print("Polling Telegram for updates; Ctrl-C stops.", flush=True)
+        try:
+            handled = await channel.poll(stop)
+        except PollingRefused as exc:
+            print(f"minyi: {exc}", file=sys.stderr)
+            return 1
+    print(f"Stopped after {handled} updates.", flush=True)
     return 0

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from storage.models import Case, Notification, OutboxEntry
+from storage.models import Case, Notification, OutboxEntry, utcnow
+from storage.uow import UnitOfWork
 
+from . import stats
 from .keys import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,14 @@ async def metrics(request: web.Request) -> web.Response:
         m.cases_submitted.set(sum(count for _, _, count in rows))
         m.outbox_backlog.set(backlog or 0)
         m.notifications_pending.set(pending or 0)
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            now = utcnow()
+            recent = (await stats.report(uow, now - timedelta(days=30), now)).total.to_json()
+        for measure in ("satisfaction_rate", "response_rate", "on_time_rate", "repeat_rate"):
+            value = recent[measure]
+            m.rates.labels(measure.removesuffix("_rate")).set(
+                value if value is not None else float("nan")
+            )
     except Exception:
         log.warning("metrics: database figures unavailable", exc_info=True)
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

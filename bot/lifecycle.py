@@ -15,6 +15,7 @@ from storage.models import Case, CaseEvent
 from storage.uow import UnitOfWork
 
 from .deadlines import MAX_EXTENSION_DAYS, LegalDeadlines
+from .surveys import SurveyRules, open_survey
 
 STATUSES = (
     "submitted",
@@ -131,7 +132,12 @@ class Progress:
 
 
 async def record_progress(
-    uow: UnitOfWork, case: Case, step: Progress, deadlines: LegalDeadlines, now: datetime
+    uow: UnitOfWork,
+    case: Case,
+    step: Progress,
+    deadlines: LegalDeadlines,
+    now: datetime,
+    surveys: SurveyRules | None = None,
 ) -> CaseEvent:
     """Apply one step: status, deadlines and stages, timeline, `case.updated`, citizen notice.
 
@@ -189,6 +195,8 @@ async def record_progress(
             case,
             {"event_seq": event.seq, **data},
         )
+    if step.type == "closed":
+        await open_survey(uow, case, surveys or SurveyRules(), now)
     return event
 
 

@@ -70,6 +70,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.rates = Gauge(
+            "minyi_rate",
+            "The office's measures over cases filed in the last 30 days (read at scrape time): "
+            "satisfaction (满意率), survey response, on-time closure (按期办结率), repeat petitions",
+            ["measure"],
+            registry=self.registry,
+        )
+
     def reject(self, channel: str, reason: str) -> None:
         self.webhook_rejected.labels(channel, reason).inc()
 

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from channels.base import DeliveryFailed, RecipientUnreachable
+from channels.sms import SmsMessage
 from channels.staff import SignedWebhook, StaffAlert, StaffTarget, TelegramGroup, WeComRobot
+from conversation.codes import short_reference
 from conversation.messages import Reply
+from conversation.survey_text import survey_sms
 from storage.crypto import mask_phone
-from storage.models import Case, Citizen, Identity, Notification, utcnow
+from storage.models import Case, Citizen, Identity, Notification, Survey, utcnow
 from storage.uow import UnitOfWork
 
 from .logs import mask_phones
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 PARALLEL = 8
+# Survey SMS and SMS answering the citizen's own SMS: that route only, no chat, no fallback.
+SMS_ONLY = frozenset({"survey_sms", "sms_followup"})
 STATUS_ZH = {
     "accepted": "已受理",
     "redirected": "不予受理",
@@ -73,19 +78,26 @@ class Notifier:
         runtime = self.runtime
         async with UnitOfWork(runtime.db, runtime.cipher) as uow:
             jobs = await uow.notifications.lease_due(BATCH, skip_locked=runtime.db.is_postgres)
-            leased = [(job.id, job.audience) for job in jobs]
+            leased = [(job.id, job.audience, job.topic, job.case_id) for job in jobs]
             await uow.commit()
         if not leased:
             return 0
+        # One case's messages go out in the order they were queued ("accepted" before "closed"
+        # before the survey question); different cases go in parallel.
+        per_case: dict[int | None, list[tuple[int, str]]] = {}
+        for job_id, audience, topic, case_id in sorted(leased):
+            if audience == "citizen":
+                per_case.setdefault(case_id, []).append((job_id, topic))
         gate = asyncio.Semaphore(PARALLEL)
 
-        async def citizen(job_id: int) -> None:
+        async def in_order(queue: list[tuple[int, str]]) -> None:
             async with gate:
-                await self._citizen(job_id)
+                for job_id, topic in queue:
+                    await (self._sms_only(job_id) if topic in SMS_ONLY else self._citizen(job_id))
 
-        staff_ids = [job_id for job_id, audience in leased if audience == "staff"]
+        staff_ids = [job_id for job_id, audience, _, _ in leased if audience == "staff"]
         await asyncio.gather(
-            *(citizen(job_id) for job_id, audience in leased if audience == "citizen"),
+            *(in_order(queue) for queue in per_case.values()),
             self._staff(staff_ids) if staff_ids else asyncio.sleep(0),
         )
         return len(leased)
@@ -104,30 +116,127 @@ class Notifier:
             assert identity is not None
             _, phone = uow.cases.contact(case)
             citizen = await uow.session.get(Citizen, case.citizen_id) if case.citizen_id else None
-            routes = self.routes(case, identity, phone, citizen)
-            text = self.text(job, case)
+            survey_topic = job.topic == "survey"
+            if survey_topic and not await self._survey_open(uow, job):
+                uow.notifications.skipped(
+                    job, "the survey was answered or expired before it was asked"
+                )
+                await uow.commit()
+                return
+            routes = self.routes(case, identity, phone, citizen, chat_only=survey_topic)
+            if survey_topic:
+                replies = runtime.engine.rating_invitation(case.code, case.language)
+            else:
+                replies = [Reply(self.text(job, case))]
             fields = self.template_fields(job, case)
-            recipient, key = identity.external_id, job.key
+            recipient, key, code, language = identity.external_id, job.key, case.code, case.language
+            chat = case.channel
         attempts: list[_Attempt] = []
         for route in routes:
-            attempt = await self._try(route, recipient, phone, text, fields, key)
+            attempt = await self._try(route, recipient, phone, replies, fields, key)
             attempts.append(attempt)
             if attempt.ok or not attempt.unreachable:
                 break  # delivered, or a passing failure: the whole chain waits and retries
-        await self._record_citizen(job_id, attempts)
+        if survey_topic and attempts and attempts[-1].ok:
+            # Only now that the question is on the citizen's screen does their next "1" mean 满意.
+            await runtime.engine.expect_rating(chat, recipient, code, language)
+        await self._record_citizen(job_id, attempts, alert_staff=not survey_topic)
+
+    async def _sms_only(self, job_id: int) -> None:
+        """A survey SMS, or an SMS answering the citizen's SMS: this route only, no fallback."""
+        runtime = self.runtime
+        sms = runtime.channels.get("sms")
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            job = await uow.notifications.get(job_id)
+            assert job is not None and job.case_id is not None
+            case = await uow.session.get(Case, job.case_id)
+            assert case is not None
+            _, phone = uow.cases.contact(case)
+            citizen = await uow.session.get(Citizen, case.citizen_id) if case.citizen_id else None
+            why_not = ""
+            if sms is None:
+                why_not = "SMS is off (MINYI_SMS_PROVIDER is not set)"
+            elif not phone:
+                why_not = "no mobile number on file"
+            elif citizen is not None and citizen.sms_opted_out_at is not None:
+                why_not = "the number opted out of SMS"
+            elif job.topic == "survey_sms" and not await self._survey_open(uow, job):
+                why_not = "the survey was answered or expired before the SMS"
+            if why_not:
+                uow.notifications.skipped(job, why_not)
+                await uow.events.append(
+                    case, "notification.skipped", "minyi", {"topic": job.topic, "why": why_not}
+                )
+                await uow.commit()
+                return
+            assert sms is not None
+            quiet_end = (
+                runtime.surveys.quiet_end(utcnow(), runtime.settings.tz())
+                if job.topic == "survey_sms"
+                else None
+            )
+            if quiet_end is not None:
+                uow.notifications.postpone(job, quiet_end)  # nobody is texted at night
+                await uow.commit()
+                return
+            message = self.sms_message(job, case, phone)
+            if not sms.has_template(message.template):  # type: ignore[attr-defined]
+                why_not = f"no approved SMS template for '{message.template}' (MINYI_SMS_TEMPLATE_{message.template.upper()})"
+                uow.notifications.skipped(job, why_not)
+                await uow.events.append(
+                    case, "notification.skipped", "minyi", {"topic": job.topic, "why": why_not}
+                )
+                await uow.commit()
+                return
+        try:
+            message_id = await sms.send_sms(message)  # type: ignore[attr-defined]
+            attempt = _Attempt("sms", True, message_id=message_id)
+        except RecipientUnreachable as exc:
+            attempt = _Attempt("sms", False, exc.reason, unreachable=True)
+        except DeliveryFailed as exc:
+            attempt = _Attempt("sms", False, exc.reason, retry_after=exc.retry_after)
+        await self._record_citizen(job_id, [attempt], alert_staff=False)
+
+    def sms_message(self, job: Notification, case: Case, phone: str) -> SmsMessage:
+        settings = self.runtime.settings
+        t = self.runtime.office.catalog.for_language(case.language)
+        ref = short_reference(case.code)
+        if job.topic == "survey_sms":
+            text = survey_sms(t, self.runtime.surveys.scale, ref, settings.sms_sign_name or "")
+            template, params = "survey", {"ref": ref}
+        else:
+            data = job.payload
+            template, params = data["template"], dict(data.get("params") or {})
+            text = t(data["text_key"], **dict(data.get("values") or {}))
+            if template == "notice":
+                params = {"text": text}
+        return SmsMessage(
+            to=phone, template=template, params=params, text=text, idempotency_key=f"{job.id}.sms"
+        )
+
+    async def _survey_open(self, uow: UnitOfWork, job: Notification) -> bool:
+        survey = await uow.session.get(Survey, job.payload.get("survey"))
+        return survey is not None and survey.status == "open"
 
     def routes(
-        self, case: Case, identity: Identity, phone: str, citizen: Citizen | None
+        self,
+        case: Case,
+        identity: Identity,
+        phone: str,
+        citizen: Citizen | None,
+        *,
+        chat_only: bool = False,
     ) -> list[str]:
+        """The routes to try in order. A survey is asked in the chat only: its SMS is a job of its own."""
         channels = self.runtime.channels
         routes: list[str] = []
         if case.channel == "wechat" and identity.unsubscribed_at is None:
-            routes += ["wechat", "wechat_template"]
+            routes += ["wechat"] if chat_only else ["wechat", "wechat_template"]
         elif case.channel == "telegram" and identity.unreachable_at is None:
             routes.append("telegram")
         elif case.channel in ("webchat", "console"):
             routes.append("mailbox")
-        if phone and not (citizen and citizen.sms_opted_out_at):
+        if phone and not (citizen and citizen.sms_opted_out_at) and not chat_only:
             routes.append("sms")
         available = {
             "wechat": "wechat",
@@ -139,18 +248,24 @@ class Notifier:
         return [r for r in routes if available[r] in channels]
 
     async def _try(
-        self, route: str, recipient: str, phone: str, text: str, fields: dict[str, str], key: str
+        self,
+        route: str,
+        recipient: str,
+        phone: str,
+        replies: list[Reply],
+        fields: dict[str, str],
+        key: str,
     ) -> _Attempt:
         channels = self.runtime.channels
         try:
             if route == "wechat_template":
                 message_id = await channels["wechat"].send_template(recipient, fields, f"{key}:tpl")  # type: ignore[attr-defined]
             elif route == "sms":
-                message_id = await channels["sms"].send(phone, [Reply(text)])
+                message_id = await channels["sms"].send(phone, replies)
             elif route == "mailbox":
-                message_id = await channels["webchat"].send(recipient, [Reply(text)])
+                message_id = await channels["webchat"].send(recipient, replies)
             else:
-                message_id = await channels[route].send(recipient, [Reply(text)])
+                message_id = await channels[route].send(recipient, replies)
         except RecipientUnreachable as exc:
             return _Attempt(route, False, exc.reason, unreachable=True)
         except DeliveryFailed as exc:
@@ -160,7 +275,9 @@ class Notifier:
             return _Attempt(route, False, f"{type(exc).__name__}: {exc}")
         return _Attempt(route, True, message_id=message_id)
 
-    async def _record_citizen(self, job_id: int, attempts: list[_Attempt]) -> None:
+    async def _record_citizen(
+        self, job_id: int, attempts: list[_Attempt], *, alert_staff: bool = True
+    ) -> None:
         runtime = self.runtime
         async with UnitOfWork(runtime.db, runtime.cipher) as uow:
             job = await uow.notifications.get(job_id)
@@ -196,23 +313,32 @@ class Notifier:
             delivered = next((a for a in attempts if a.ok), None)
             if delivered is not None:
                 uow.notifications.succeeded(job, delivered.route)
+                if job.topic == "survey_sms" and (
+                    survey := await uow.session.get(Survey, job.payload.get("survey"))
+                ):
+                    survey.sms_sent_at = utcnow()
             elif not attempts or all(a.unreachable for a in attempts):
-                await self._give_up(
-                    uow,
-                    job,
-                    case,
-                    "no route can reach the citizen" if not attempts else attempts[-1].error,
-                )
+                error = attempts[-1].error if attempts else "no route can reach the citizen"
+                await self._give_up(uow, job, case, error, alert_staff=alert_staff)
             else:
                 last = attempts[-1]
                 if not uow.notifications.retry_later(
                     job, last.error, wait=_seconds(last.retry_after)
                 ):
-                    await self._give_up(uow, job, case, last.error, counted=True)
+                    await self._give_up(
+                        uow, job, case, last.error, alert_staff=alert_staff, counted=True
+                    )
             await uow.commit()
 
     async def _give_up(
-        self, uow: UnitOfWork, job: Notification, case: Case, error: str, counted: bool = False
+        self,
+        uow: UnitOfWork,
+        job: Notification,
+        case: Case,
+        error: str,
+        *,
+        alert_staff: bool = True,
+        counted: bool = False,
     ) -> None:
         if not counted:
             job.attempts += 1
@@ -225,6 +351,8 @@ class Notifier:
         await uow.events.append(
             case, "notification.failed", "minyi", {"topic": job.topic, "error": error[:300]}
         )
+        if not alert_staff:
+            return  # e.g. a survey the chat could not ask: its SMS asks instead
         await uow.notifications.add(
             f"staff:notification.failed:{job.key}",
             "staff",

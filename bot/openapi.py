@@ -130,6 +130,34 @@ def openapi_document() -> dict[str, Any]:
                     "responses": _responses(case_ref, 404),
                 }
             },
+            "/stats": {
+                "get": {
+                    "summary": "满意率, response rate, 按期办结率 and repeat-petition rate for cases filed in [from, to)",
+                    "parameters": [
+                        {
+                            "name": "from",
+                            "in": "query",
+                            "schema": {"type": "string", "format": "date-time"},
+                            "description": "default: 30 days before `to`",
+                        },
+                        {
+                            "name": "to",
+                            "in": "query",
+                            "schema": {"type": "string", "format": "date-time"},
+                            "description": "default: now",
+                        },
+                        {
+                            "name": "by",
+                            "in": "query",
+                            "schema": {
+                                "type": "string",
+                                "enum": ["category", "department", "channel"],
+                            },
+                        },
+                    ],
+                    "responses": _responses({"type": "object"}, 422),
+                }
+            },
             "/events": {
                 "get": {
                     "summary": "The events of the back-office stream, for back offices that poll",

@@ -15,6 +15,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from channels.base import Channel, DeliveryReport, Services, SharedCache
+from channels.sms import SmsChannel
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
@@ -36,6 +37,8 @@ from .channels import build_channels
 from .deadlines import LegalDeadlines
 from .metrics import Metrics
 from .settings import Settings, SettingsError
+from .sms_replies import SurveyReplies
+from .surveys import SurveyRules
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class Runtime:
     metrics: Metrics
     shared: SharedCache
     channels: dict[str, Channel]
+    surveys: SurveyRules = field(default_factory=SurveyRules)
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
@@ -182,8 +186,13 @@ async def open_runtime(
             metrics=metrics,
             shared=shared,
             channels=channels,
+            surveys=SurveyRules.from_setting(
+                settings.survey_scale, settings.survey_days, settings.survey_quiet_hours
+            ),
         )
         holder.append(runtime)
+        if isinstance(sms := channels.get("sms"), SmsChannel):
+            sms.on_reply = SurveyReplies(runtime)  # SMS replies answer surveys, not conversations
         services = Services(
             http=http,
             shared=shared,

@@ -105,6 +105,26 @@ def _aes_key(name: str, value: str) -> str:
     return value
 
 
+def _telegram_token(name: str, value: str) -> str:
+    # The token becomes part of every Bot API path, so anything but BotFather's shape is refused.
+    if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", value):
+        raise SettingsError(
+            f"{name}: not a bot token (BotFather gives one like 123456789:AAH…, digits, a colon, "
+            "then letters, digits, '-' or '_')"
+        )
+    return value
+
+
+def _telegram_secret(name: str, value: str) -> str:
+    # Telegram's own rule for setWebhook's secret_token; it refuses anything else.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+        raise SettingsError(
+            f"{name}: must be 1-256 characters of A-Z, a-z, 0-9, '_' or '-' (Telegram's rule "
+            "for a webhook secret token)"
+        )
+    return value
+
+
 def _timezone(name: str, value: str) -> str:
     try:
         ZoneInfo(value)
@@ -212,8 +232,8 @@ class Settings:
     )
     wechat_menu: str | None = _spec("MINYI_WECHAT_MENU", _path)
     # Telegram
-    telegram_token: str | None = _spec("MINYI_TELEGRAM_TOKEN")
-    telegram_secret: str | None = _spec("MINYI_TELEGRAM_SECRET")
+    telegram_token: str | None = _spec("MINYI_TELEGRAM_TOKEN", _telegram_token)
+    telegram_secret: str | None = _spec("MINYI_TELEGRAM_SECRET", _telegram_secret)
     telegram_api_base: str = _spec(
         "MINYI_TELEGRAM_API_BASE", _url("http", "https"), "https://api.telegram.org"
     )

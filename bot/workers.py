@@ -17,8 +17,9 @@ from datetime import timedelta
 from storage.conversations import purge_expired
 from storage.relay import Relay
 from storage.shared import purge_expired_values
+from storage.uow import UnitOfWork
 
-from . import deadline_watch
+from . import deadline_watch, surveys
 from .notify import Notifier
 from .runtime import Runtime
 
@@ -41,6 +42,12 @@ def jobs_for(runtime: Runtime) -> tuple[Job, ...]:
     relay = Relay(runtime.db, runtime.cipher, runtime.redis, runtime.settings.stream)
     notifier = Notifier(runtime)
 
+    async def expire_surveys() -> int:
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            expired = await surveys.expire(uow)
+            await uow.commit()
+        return expired
+
     async def purge() -> int:
         return await purge_expired(runtime.db) + await purge_expired_values(runtime.db)
 
@@ -48,6 +55,7 @@ def jobs_for(runtime: Runtime) -> tuple[Job, ...]:
         Job("outbox-relay", 1.0, relay.publish_once, kickable=True, repeat_while_busy=True),
         Job("notifier", 2.0, notifier.run_once, kickable=True, repeat_while_busy=True),
         Job("deadlines", 60.0, lambda: deadline_watch.scan(runtime)),
+        Job("survey-expiry", 300.0, expire_surveys),
         Job("purge-expired", 600.0, purge),
     ]
     if runtime.redis is not None:

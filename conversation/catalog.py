@@ -117,6 +117,13 @@ ZH: dict[str, str] = {
     "rate.unhappy_reason": "很抱歉没让您满意。请告诉我们哪里不满意，我们会转给负责人（不想写请回复“跳过”）。",
     "rate.thanks": "感谢您的评价！",
     "rate.done": "评价已记录，谢谢您。",
+    "rate.already": "这件事项已经评价过了，谢谢您。",
+    "rate.invite": "您反映的事项 {code} 已办结。请对办理结果评价，回复数字：",
+    "rate.review_offer": "按照规定，您可以在{until}前申请复查，由上一级机关重新审查。要申请复查吗？",
+    "rate.review_yes": "申请复查",
+    "rate.review_no": "不用了",
+    "rate.review_requested": "已为您登记复查申请，上一级机关会在{due}前给您书面答复。有进展会告诉您。",
+    "rate.review_too_late": "申请复查的期限已过（{until}）。如有疑问，请回复“人工”。",
     "scale3.1": "满意",
     "scale3.2": "基本满意",
     "scale3.3": "不满意",
@@ -131,6 +138,11 @@ ZH: dict[str, str] = {
     "survey.sms.short": "请评价事项{ref}：{options}。回复TD退订",
     "survey.sms.option": "{n}{label}",
     "survey.sms.separator": " ",
+    "survey.sms.clarify": "没看懂您的回复。请评价事项{ref}，回复：{options}。回复TD退订",
+    "survey.sms.which": "您有几件事项待评价（尾号{refs}），请在评价后加尾号，如“1 {first}”",
+    "survey.sms.unhappy": "很抱歉没让您满意。回复原因会转给负责人；回复“复查”可申请复查",
+    "survey.sms.review_requested": "已为您登记复查申请，{due}前书面答复",
+    "survey.sms.review_too_late": "申请复查的期限已过（{until}），如有疑问请致电12345",
     # FAQ
     "faq.head": "常见问题，回复数字查看：",
     "faq.none": "没有找到相关的问题。可以换个说法，或回复“人工”找工作人员。",
@@ -151,6 +163,7 @@ ZH: dict[str, str] = {
     "notify.closed": "您反映的事项 {code} 已办结，谢谢您的耐心。",
     "notify.extended": "您反映的事项 {code} 情况较复杂，办理期限依法延长至{due}。原因：{reason}",
     # Generic
+    "unsupported": "抱歉，这类消息暂时看不了。请发送文字、照片或位置；回复“菜单”可以看能办的事。",
     "error.internal": "系统暂时有点忙，请稍后再发一次。您已填写的内容不会丢。",
 }
 
@@ -272,6 +285,13 @@ EN: dict[str, str] = {
     ),
     "rate.thanks": "Thank you for your rating!",
     "rate.done": "Your rating is recorded. Thank you.",
+    "rate.already": "This matter has been rated already. Thank you.",
+    "rate.invite": "Your matter {code} is closed. How satisfied are you with how it was handled? Reply with a number:",
+    "rate.review_offer": "You may ask for a review by the office above until {until}. Ask for a review?",
+    "rate.review_yes": "Ask for a review",
+    "rate.review_no": "No, thank you",
+    "rate.review_requested": "Your review request is registered; the office above answers in writing by {due}.",
+    "rate.review_too_late": "The time to ask for a review has passed ({until}). Reply 'staff' with questions.",
     "scale3.1": "Satisfied",
     "scale3.2": "Fairly satisfied",
     "scale3.3": "Not satisfied",
@@ -288,6 +308,11 @@ EN: dict[str, str] = {
     "survey.sms.short": "Rate matter {ref}: {options}. Reply TD to opt out",
     "survey.sms.option": "{n} {label}",
     "survey.sms.separator": ", ",
+    "survey.sms.clarify": "Sorry, we did not understand. Rate matter {ref}: reply {options}. Reply TD to opt out",
+    "survey.sms.which": "You have matters to rate (refs {refs}); add the ref after your rating, e.g. '1 {first}'",
+    "survey.sms.unhappy": "We are sorry. Reply with the reason to reach the person in charge; reply REVIEW to ask for a review",
+    "survey.sms.review_requested": "Your review request is registered; written answer by {due}",
+    "survey.sms.review_too_late": "The time to ask for a review has passed ({until})",
     "faq.head": "Common questions, reply with a number:",
     "faq.none": "No matching question found. Try other words, or reply 'staff'.",
     "faq.more": "Reply with another number for another question, or 'menu' to go back.",
@@ -309,6 +334,10 @@ EN: dict[str, str] = {
     "notify.replied": "Your matter {code} has an answer:\n{note}\nIf not satisfied, you may ask for a review by {review}.",
     "notify.closed": "Your matter {code} is closed. Thank you for your patience.",
     "notify.extended": "Your matter {code} is complex; by law its deadline is extended to {due}. Reason: {reason}",
+    "unsupported": (
+        "Sorry, we cannot read this kind of message. Please send text, a photo or a location; "
+        "reply 'menu' to see what we can do."
+    ),
     "error.internal": "The system is busy; please send that again in a moment. Nothing you entered is lost.",
 }
 

@@ -48,6 +48,7 @@ class RecordRating:
     score: int
     label: str
     scale: int
+    unhappy: bool = False
     comment: str = ""
 
 
@@ -60,11 +61,21 @@ class AddRatingComment:
 
 
 @dataclass(frozen=True)
+class RequestReview:
+    """The citizen asks for a review (复查) of the answer; the office decides by `decision_due`."""
+
+    case_code: str
+    decision_due: datetime
+
+
+@dataclass(frozen=True)
 class Unsubscribe:
     """The citizen left the channel (e.g. WeChat `unsubscribe`): stop every push to them."""
 
 
-Command = SubmitCase | RequestHandoff | RecordRating | AddRatingComment | Unsubscribe
+Command = (
+    SubmitCase | RequestHandoff | RecordRating | AddRatingComment | RequestReview | Unsubscribe
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .flows.menu import ACTIONS, menu_action, menu_reply
 from .messages import Inbound, Reply
 from .office import OfficeConfig
 from .ports import Conflict, ConversationStore, DeadlinePolicy
+from .rating import labels as rating_scale_labels
 from .state import ConversationState
 from .validators import description as valid_description
 
@@ -27,8 +28,9 @@ log = logging.getLogger(__name__)
 
 FORMS = ("filing", "suggestion")
 # Events that change the conversation; any other event (VIEW, LOCATION reports, delivery
-# receipts) is the channel's to record and gets no reply.
-EVENTS = frozenset({"subscribe", "unsubscribe", "scan", "menu"})
+# receipts) is the channel's to record and gets no reply. `unsupported` is a message the engine
+# cannot read (a sticker, a video, a file): the citizen is told what to send instead.
+EVENTS = frozenset({"subscribe", "unsubscribe", "scan", "menu", "unsupported"})
 MAX_ATTEMPTS = 3
 
 
@@ -72,6 +74,42 @@ class Engine:
                         raise
                     log.info("turn conflict on %s, attempt %d", inbound.channel, attempt)
         raise AssertionError("unreachable")
+
+    def rating_invitation(self, code: str, language: str) -> list[Reply]:
+        """The survey question for a closed case, as the chat sends it."""
+        t = self.office.catalog.for_language(_language(language))
+        return [
+            Reply(t("rate.invite", code=code), numbered(rating_scale_labels(t, self.rating_scale)))
+        ]
+
+    async def expect_rating(self, channel: str, sender: str, code: str, language: str = "") -> None:
+        """The invitation reached the chat: the citizen's next message answers it.
+
+        Called only after the send succeeded, so a chat that never showed the question never
+        reads a later "1" as a rating. A form in progress is set aside, not lost.
+        """
+        key = f"{channel}:{sender}"
+        async with self.store.lock(key):
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    async with self.store.turn() as turn:
+                        now = self.clock()
+                        loaded = await turn.load_state(key)
+                        if loaded is not None and now - loaded.updated_at <= self.session_lifetime:
+                            state = loaded
+                        else:
+                            version = loaded.version if loaded else 0
+                            state = ConversationState(language=_language(language), version=version)
+                        if state.flow in FORMS:
+                            state.set_aside()
+                        state.enter("rating", "score", {"code": code})
+                        state.updated_at = now
+                        await turn.save_state(key, state)
+                        await turn.commit()
+                    return
+                except Conflict:
+                    if attempt == MAX_ATTEMPTS:
+                        raise
 
     async def _turn(self, inbound: Inbound, key: str, dedupe_key: str) -> list[Reply]:
         now = self.clock()
@@ -161,7 +199,7 @@ class Engine:
                 return await self._menu(ctx)
             return faq.handle(ctx)
         if flow == "rating":
-            return rating.handle(ctx)
+            return await rating.handle(ctx)
         return await self._menu(ctx)
 
     async def _status_or_menu(self, ctx: Context) -> Outcome:
@@ -209,6 +247,9 @@ class Engine:
 
     async def _event(self, ctx: Context) -> Outcome:
         inbound, state = ctx.inbound, ctx.state
+        if inbound.event == "unsupported":
+            # The conversation stays where it is: the next message answers the same question.
+            return Outcome(replies=[Reply(ctx.t("unsupported"))])
         if inbound.event == "unsubscribe":
             state.draft = None
             state.to_menu()

@@ -41,6 +41,7 @@ class CaseView:
     created_at: datetime
     updated_at: datetime
     next_deadline: Deadline | None = None
+    review_until: datetime | None = None  # the last moment to ask for a review (复查)
     history: tuple[tuple[datetime, str, str], ...] = field(default=())  # (at, type, note)
 
 
@@ -89,3 +90,5 @@ class DeadlinePolicy(Protocol):
     """The legal time limits, computed where the law and local rules are configured (bot/)."""
 
     def acceptance_due(self, submitted_at: datetime) -> datetime: ...
+
+    def review_decision_due(self, requested_at: datetime) -> datetime: ...

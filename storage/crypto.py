@@ -83,6 +83,12 @@ class PiiCipher:
         nonce, body = blob[1 : 1 + _NONCE], blob[1 + _NONCE :]
         return self._aead.decrypt(nonce, body, field.encode()).decode("utf-8")
 
+    def digest(self, value: str, purpose: str) -> str:
+        """A keyed hash for values that contain personal data but must be found again."""
+        return hmac.new(
+            self._hash_key, f"{purpose}\x00{value}".encode(), hashlib.sha256
+        ).hexdigest()
+
     def phone_hash(self, phone_e164: str) -> str:
         return hmac.new(self._hash_key, phone_e164.encode(), hashlib.sha256).hexdigest()
 

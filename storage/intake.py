@@ -10,12 +10,14 @@ from conversation.commands import (
     Command,
     RecordRating,
     RequestHandoff,
+    RequestReview,
     Results,
     SubmitCase,
     Unsubscribe,
 )
 from conversation.messages import Inbound
 
+from . import ratings
 from .cases import attachment_rows
 from .documents import case_document
 from .models import Case, utcnow
@@ -36,9 +38,21 @@ class CommandHandler:
                 case RequestHandoff():
                     await self.handoff(command, inbound)
                 case RecordRating():
-                    await self.rate(command, inbound)
+                    rated = await self.rate(command, inbound)
+                    results = Results(
+                        results.case_code,
+                        results.case_created_at,
+                        {**results.values, "rated": rated},
+                    )
                 case AddRatingComment():
                     await self.comment(command, inbound)
+                case RequestReview():
+                    outcome = await self.review(command, inbound)
+                    results = Results(
+                        results.case_code,
+                        results.case_created_at,
+                        {**results.values, "review": outcome},
+                    )
                 case Unsubscribe():
                     identity = await self.uow.people.identity(inbound.channel, inbound.sender)
                     identity.unsubscribed_at = utcnow()
@@ -120,40 +134,31 @@ class CommandHandler:
         topic = "risk" if command.reason == "risk" else "handoff"
         await self.uow.notifications.add(f"staff:{topic}:{entry.id}", "staff", topic, case, data)
 
-    async def rate(self, command: RecordRating, inbound: Inbound) -> None:
+    async def rate(self, command: RecordRating, inbound: Inbound) -> bool:
         case = await self._own_case(command.case_code, inbound)
-        if case is None or case.status != "closed":
-            return  # already rated, reopened, or not theirs: nothing to record
-        now = utcnow()
-        case.rating_score = command.score
-        case.rating_scale = command.scale
-        case.rating_label = command.label
-        case.rating_comment = command.comment
-        case.rating_channel = inbound.channel
-        case.rated_at = now
-        case.status = "rated"
-        rating = {
-            "score": command.score,
-            "scale": command.scale,
-            "label": command.label,
-            "comment": command.comment,
-            "channel": inbound.channel,
-            "at": now.isoformat(),
-        }
-        await self.uow.events.append(case, "rated", f"citizen:{inbound.channel}", rating, at=now)
-        await self.uow.outbox.add("case.rated", case.code, rating)
+        if case is None:
+            return False
+        return await ratings.record_rating(
+            self.uow,
+            case,
+            score=command.score,
+            scale=command.scale,
+            label=command.label,
+            unhappy=command.unhappy,
+            channel=inbound.channel,
+            comment=command.comment,
+        )
 
     async def comment(self, command: AddRatingComment, inbound: Inbound) -> None:
         case = await self._own_case(command.case_code, inbound)
-        if case is None or case.rating_score is None:
-            return
-        case.rating_comment = command.comment
-        await self.uow.events.append(
-            case, "rating.commented", f"citizen:{inbound.channel}", {"comment": command.comment}
-        )
-        await self.uow.outbox.add(
-            "case.updated", case.code, {"status": case.status, "rating_comment": command.comment}
-        )
+        if case is not None:
+            await ratings.add_comment(self.uow, case, command.comment, inbound.channel)
+
+    async def review(self, command: RequestReview, inbound: Inbound) -> str:
+        case = await self._own_case(command.case_code, inbound)
+        if case is None:
+            return "not_possible"
+        return await ratings.request_review(self.uow, case, command.decision_due, inbound.channel)
 
     async def _own_case(self, code: str, inbound: Inbound) -> Case | None:
         owned = await self.uow.cases.owned(inbound.channel, inbound.sender, code)

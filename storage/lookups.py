@@ -61,5 +61,6 @@ def _view(case: Case, history: tuple[tuple, ...] = ()) -> CaseView:
         created_at=case.created_at,
         updated_at=case.updated_at,
         next_deadline=Deadline(due[0], due[1]) if due else None,
+        review_until=case.review_due_at,
         history=history,
     )

@@ -173,17 +173,38 @@ class Attachment(Base):
 
 
 class Survey(Base):
-    """A satisfaction survey sent when a case closes; one open survey per case."""
+    """A satisfaction survey (回访) sent when a case closes; one open survey per case at a time.
+
+    The citizen's own channel asks at once; an SMS goes to the mobile on file, outside quiet
+    hours. The answer may come by either route; the first one counts.
+    """
 
     __tablename__ = "surveys"
+    __table_args__ = (Index("ix_surveys_status_expires_at", "status", "expires_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open, answered, expired
     scale: Mapped[int] = mapped_column(Integer, default=3)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     answered_at: Mapped[datetime | None]
+    answered_via: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    score: Mapped[int | None]
+    # The phone's keyed hash, so an SMS reply finds its open surveys without decrypting anything.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    sms_sent_at: Mapped[datetime | None]
+    clarified_at: Mapped[datetime | None]  # the one clarifying SMS this survey may get
+    comment_until: Mapped[datetime | None]  # free text until then becomes the rating's comment
+
+
+class SmsInbound(Base):
+    """SMS replies already taken, by the provider channel's stable key: re-deliveries change nothing."""
+
+    __tablename__ = "sms_inbound"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Conversation(Base):

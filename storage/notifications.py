@@ -78,6 +78,20 @@ class Notifications:
         job.status, job.finished_at, job.leased_until = "sent", utcnow(), None
         job.attempts += 1
 
+    def postpone(self, job: Notification, until: datetime) -> None:
+        """Not now, and not a failure (quiet hours): try again then, without using an attempt."""
+        job.next_attempt_at, job.leased_until = until, None
+
+    def skipped(self, job: Notification, why: str) -> None:
+        """Nothing to send any more (and nothing went wrong): recorded, not pretended."""
+        job.status, job.finished_at, job.leased_until, job.last_error = (
+            "skipped",
+            utcnow(),
+            None,
+            why,
+        )
+        job.attempts += 1
+
     def retry_later(
         self,
         job: Notification,

@@ -192,3 +192,14 @@ async def test_a_redelivered_message_gets_the_same_replies_and_no_new_step(
     again = await citizen.say("2", message_id="msg-42")
     assert first == again and "事情经过" in again
     assert "至少写10个字" in await citizen.say("短")  # still at the description step
+
+
+async def test_an_unsupported_message_says_what_to_send_and_keeps_the_step(
+    citizen: Citizen,
+) -> None:
+    await citizen.say("1")
+    await citizen.say("2")  # now at the description step
+    sticker = Inbound(channel="webchat", sender=citizen.sender, kind="event", event="unsupported")
+    replies = await citizen.runtime.handle(sticker)
+    assert [r.text for r in replies] == [citizen.runtime.office.catalog.text("zh", "unsupported")]
+    assert "至少写10个字" in await citizen.say("短")  # still at the description step

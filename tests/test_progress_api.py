@@ -101,12 +101,8 @@ async def test_the_whole_lifecycle_lands_on_the_timeline(client: TestClient) -> 
             )
         )
     assert types == ["case.submitted"] + ["case.updated"] * 8
-    assert sorted(topics) == [
-        "accepted",
-        "closed",
-        "extended",
-        "replied",
-    ]  # the citizen hears these
+    # The citizen hears these, and the closed case brings its survey (in the chat and by SMS).
+    assert sorted(topics) == ["accepted", "closed", "extended", "replied", "survey", "survey_sms"]
 
 
 @pytest.mark.parametrize("status", list(PATHS))

@@ -3,7 +3,6 @@ without request signatures can run with its webhooks open."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from bot.app import create_app
 from bot.channels import build_channels
 from bot.settings import SettingsError, load_settings
-from bot.sms import log_sms_reply
+from bot.sms import not_bound
 from channels.sms import SmsChannel, SmsReply, WebhookGuard
 from channels.sms.aliyun import AliyunSms
 from channels.sms.config import SmsConfig
@@ -146,21 +145,18 @@ def test_sms_is_in_the_registry_only_when_a_provider_is_set(tmp_path: Path) -> N
     assert isinstance(build_channels(settings, _handle)["sms"], SmsChannel)
 
 
-async def test_the_interim_reply_handler_logs_with_the_phone_masked(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_a_channel_without_its_survey_handler_takes_no_reply() -> None:
+    """Built outside a runtime, the channel refuses replies (the webhook answers 5xx and the
+    provider re-delivers) rather than drop them."""
     reply = SmsReply(
         provider="aliyun",
         phone="+8613800138000",
-        text="1 请回电13912345678",
+        text="1",
         received_at=datetime(2026, 11, 22, 2, 15, tzinfo=UTC),
         dedupe_key="aliyun:abc",
     )
-    with caplog.at_level(logging.INFO):
-        await log_sms_reply(reply)
-    assert "+86138****8000" in caplog.text and "139****5678" in caplog.text
-    assert "13800138000" not in caplog.text and "13912345678" not in caplog.text
-    assert "not recorded" in caplog.text
+    with pytest.raises(RuntimeError, match="not being taken"):
+        await not_bound(reply)
 
 
 def test_settings_made_in_code_are_checked_as_well(tmp_path: Path) -> None:

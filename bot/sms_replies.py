@@ -1,0 +1,237 @@
+"""What a citizen's SMS reply means: a rating, an opt-out, a comment, a review request — or unclear.
+
+Every reply is taken once: its provider key (hashed again with our key, since it contains the
+phone) is recorded in the same transaction as what it caused, so Alibaba's re-deliveries, hours
+later, change nothing. A reply is bound to a case only when that is certain: one open survey, or
+the case's short reference in the reply. Several open surveys and no reference → the citizen is
+asked which (listing the references) — never guessed. Anything unclear gets at most one
+clarifying SMS per survey. TD / T / R / 退订 opt the number out of every SMS, for good.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from channels.sms import SmsReply
+from conversation import rating
+from conversation.codes import short_reference
+from conversation.survey_reply import OptOut, Rated, read_reply
+from conversation.survey_text import survey_options
+from conversation.validators import normalize
+from storage import ratings
+from storage.models import Case, SmsInbound, Survey, utcnow
+from storage.people import insert_ignoring_duplicates
+from storage.uow import UnitOfWork
+
+if TYPE_CHECKING:  # the runtime wires this handler in; importing it here would be a cycle
+    from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+REVIEW_WORDS = frozenset({"复查", "申请复查", "要复查", "review"})
+
+
+@dataclass
+class _Open:
+    survey: Survey
+    case: Case
+
+    @property
+    def ref(self) -> str:
+        return short_reference(self.case.code)
+
+
+class SurveyReplies:
+    """The SMS channel's reply handler (`SmsChannel.on_reply`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, reply: SmsReply) -> None:
+        runtime = self.runtime
+        now = utcnow()
+        # The provider's key contains the phone: stored only as our keyed hash of it.
+        key = runtime.cipher.digest(reply.dedupe_key, "sms-inbound")
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            first = await insert_ignoring_duplicates(
+                uow.session, SmsInbound, {"key": key, "created_at": now}, ["key"]
+            )
+            if not first:
+                log.info("SMS reply %s re-delivered: already taken", reply.masked_phone)
+                return
+            await self._take(uow, reply, now)
+            await uow.commit()
+        runtime.kick()
+
+    async def _take(self, uow: UnitOfWork, reply: SmsReply, now: datetime) -> None:
+        phone_hash = uow.cipher.phone_hash(reply.phone)
+        parsed = read_reply(reply.text, self.runtime.surveys.scale)
+        if isinstance(parsed, OptOut):
+            await self._opt_out(uow, reply, phone_hash, now)
+            return
+        open_surveys = await self._surveys(uow, phone_hash, now, status="open")
+        if isinstance(parsed, Rated):
+            await self._rate(uow, parsed, open_surveys, now)
+            return
+        word = normalize(reply.text)
+        recent = [
+            s
+            for s in await self._surveys(uow, phone_hash, now, status="answered")
+            if s.survey.comment_until is not None and s.survey.comment_until > now
+        ]
+        if word in REVIEW_WORDS and recent:
+            await self._review(uow, recent[0], now)
+        elif recent and reply.text.strip():
+            # Free text right after a rating: its comment (for 不满意, the reason).
+            await ratings.add_comment(uow, recent[0].case, reply.text.strip()[:500], "sms")
+        elif open_surveys:
+            await self._clarify(uow, open_surveys, now)
+        else:
+            log.info("SMS reply from %s matches no open survey; kept nowhere", reply.masked_phone)
+
+    async def _surveys(
+        self, uow: UnitOfWork, phone_hash: str, now: datetime, status: str
+    ) -> list[_Open]:
+        query = (
+            select(Survey, Case)
+            .join(Case, Survey.case_id == Case.id)
+            .where(Survey.phone_hash == phone_hash, Survey.status == status)
+            .order_by(Survey.answered_at.desc() if status == "answered" else Survey.created_at)
+        )
+        if status == "open":
+            query = query.where(Survey.expires_at > now)
+        rows = (await uow.session.execute(query)).all()
+        return [_Open(survey, case) for survey, case in rows]
+
+    async def _rate(
+        self, uow: UnitOfWork, parsed: Rated, open_surveys: list[_Open], now: datetime
+    ) -> None:
+        candidates = open_surveys
+        if parsed.reference:
+            candidates = [s for s in open_surveys if s.ref == parsed.reference.upper()]
+        if len(candidates) != 1:
+            if open_surveys:
+                await self._ask_which(uow, open_surveys, now)
+            return
+        chosen = candidates[0]
+        case = await uow.cases.by_code(chosen.case.code, for_update=True)
+        assert case is not None
+        scale = chosen.survey.scale
+        unhappy = rating.is_unhappy(scale, parsed.score)
+        rated = await ratings.record_rating(
+            uow,
+            case,
+            score=parsed.score,
+            scale=scale,
+            label=rating.zh_label(scale, parsed.score),
+            unhappy=unhappy,
+            channel="sms",
+            comment=parsed.comment,
+            now=now,
+        )
+        if rated and unhappy:
+            await self._follow_up(
+                uow, case, f"unhappy:{chosen.survey.id}", "notice", "survey.sms.unhappy"
+            )
+
+    async def _review(self, uow: UnitOfWork, answered: _Open, now: datetime) -> None:
+        case = await uow.cases.by_code(answered.case.code, for_update=True)
+        assert case is not None
+        due = self.runtime.deadlines.review_decision_due(now)
+        until = case.review_due_at
+        outcome = await ratings.request_review(uow, case, due, "sms", now)
+        kind = f"review:{now.isoformat()}"
+        if outcome == "requested":
+            await self._follow_up(
+                uow, case, kind, "notice", "survey.sms.review_requested", due=self._day(case, due)
+            )
+        elif outcome == "too_late" and until is not None:
+            await self._follow_up(
+                uow,
+                case,
+                kind,
+                "notice",
+                "survey.sms.review_too_late",
+                until=self._day(case, until),
+            )
+
+    async def _clarify(self, uow: UnitOfWork, open_surveys: list[_Open], now: datetime) -> None:
+        if len(open_surveys) > 1:
+            await self._ask_which(uow, open_surveys, now)
+            return
+        only = open_surveys[0]
+        if only.survey.clarified_at is not None:
+            return  # one clarifying SMS per survey, no more
+        only.survey.clarified_at = now
+        t = self.runtime.office.catalog.for_language(only.case.language)
+        options = survey_options(t, only.survey.scale)
+        await self._follow_up(
+            uow,
+            only.case,
+            f"clarify:{only.survey.id}",
+            "clarify",
+            "survey.sms.clarify",
+            params={"ref": only.ref},
+            ref=only.ref,
+            options=options,
+        )
+
+    async def _ask_which(self, uow: UnitOfWork, open_surveys: list[_Open], now: datetime) -> None:
+        """Never guess between cases: list their references, once per survey."""
+        unasked = [s for s in open_surveys if s.survey.clarified_at is None]
+        if not unasked:
+            return
+        for each in open_surveys:
+            each.survey.clarified_at = each.survey.clarified_at or now
+        refs = [s.ref for s in open_surveys]
+        first = open_surveys[0]
+        await self._follow_up(
+            uow,
+            first.case,
+            f"which:{first.survey.id}:{now.isoformat()}",
+            "notice",
+            "survey.sms.which",
+            refs="、".join(refs),
+            first=refs[0],
+        )
+
+    async def _opt_out(
+        self, uow: UnitOfWork, reply: SmsReply, phone_hash: str, now: datetime
+    ) -> None:
+        citizen = await uow.people.find_citizen(reply.phone)
+        if citizen is not None and citizen.sms_opted_out_at is None:
+            citizen.sms_opted_out_at = now
+        for each in await self._surveys(uow, phone_hash, now, status="open"):
+            await uow.events.append(
+                each.case, "sms.opted_out", "citizen:sms", {"word": normalize(reply.text)[:10]}
+            )
+        log.info("SMS opt-out from %s recorded", reply.masked_phone)
+
+    def _day(self, case: Case, moment: datetime) -> str:
+        local = moment.astimezone(self.runtime.settings.tz())
+        return f"{local.month}月{local.day}日" if case.language != "en" else f"{local:%Y-%m-%d}"
+
+    async def _follow_up(
+        self,
+        uow: UnitOfWork,
+        case: Case,
+        kind: str,
+        template: str,
+        text_key: str,
+        params: dict[str, str] | None = None,
+        **values: str,
+    ) -> None:
+        payload = {
+            "template": template,
+            "params": params or {},
+            "text_key": text_key,
+            "values": values,
+        }
+        await uow.notifications.add(
+            f"citizen:sms:{case.code}:{kind}", "citizen", "sms_followup", case, payload
+        )

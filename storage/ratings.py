@@ -1,0 +1,106 @@
+"""Satisfaction and review, however they arrive (chat or SMS): recorded once, alerted, reopened.
+
+A rating is taken only from a closed case and only once (closed → rated), so `case.rated` is
+published exactly once. An unhappy rating pages staff. A review (复查) may be asked within the
+window the law gives after the reply; it reopens the case and opens a new survey later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from .models import Case, Survey, utcnow
+from .uow import UnitOfWork
+
+COMMENT_WINDOW = timedelta(hours=24)  # free text this soon after a rating becomes its comment
+REVIEW_FROM = ("replied", "closed", "rated")
+
+
+async def open_survey(uow: UnitOfWork, case: Case) -> Survey | None:
+    return await uow.session.scalar(
+        select(Survey)
+        .where(Survey.case_id == case.id, Survey.status == "open")
+        .order_by(Survey.id.desc())
+    )
+
+
+async def record_rating(
+    uow: UnitOfWork,
+    case: Case,
+    *,
+    score: int,
+    scale: int,
+    label: str,
+    unhappy: bool,
+    channel: str,
+    comment: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """Rate a closed case; False (and nothing written) when it is not closed any more."""
+    if case.status != "closed":
+        return False
+    now = now or utcnow()
+    case.rating_score, case.rating_scale, case.rating_label = score, scale, label
+    case.rating_comment, case.rating_channel, case.rated_at = comment, channel, now
+    case.status = "rated"
+    survey = await open_survey(uow, case)
+    if survey is not None:
+        survey.status, survey.answered_at, survey.answered_via, survey.score = (
+            "answered",
+            now,
+            channel,
+            score,
+        )
+        survey.comment_until = now + COMMENT_WINDOW
+    rating = {
+        "score": score,
+        "scale": scale,
+        "label": label,
+        "comment": comment,
+        "channel": channel,
+        "at": now.isoformat(),
+    }
+    event = await uow.events.append(case, "rated", f"citizen:{channel}", rating, at=now)
+    await uow.outbox.add("case.rated", case.code, rating)
+    if unhappy:
+        await uow.notifications.add(
+            f"staff:unhappy:{case.code}:{event.seq}",
+            "staff",
+            "unhappy",
+            case,
+            {"label": label, "comment": comment},
+        )
+    return True
+
+
+async def add_comment(uow: UnitOfWork, case: Case, comment: str, channel: str) -> bool:
+    if case.rating_score is None:
+        return False
+    case.rating_comment = comment
+    await uow.events.append(case, "rating.commented", f"citizen:{channel}", {"comment": comment})
+    await uow.outbox.add(
+        "case.updated", case.code, {"status": case.status, "rating_comment": comment}
+    )
+    return True
+
+
+async def request_review(
+    uow: UnitOfWork, case: Case, decision_due: datetime, channel: str, now: datetime | None = None
+) -> str:
+    """Reopen for review: "requested", "too_late" (the 30 days after the reply passed) or "not_possible"."""
+    now = now or utcnow()
+    if case.status not in REVIEW_FROM or case.review_due_at is None:
+        return "not_possible"
+    if now > case.review_due_at:
+        return "too_late"
+    case.status = "review_requested"
+    case.finish_due_at = decision_due
+    data = {"decide_by": decision_due.isoformat(), "channel": channel}
+    await uow.events.append(case, "review_requested", f"citizen:{channel}", data, at=now)
+    await uow.outbox.add("case.review_requested", case.code, data)
+    await uow.notifications.add(
+        f"staff:review:{case.code}:{now.isoformat()}", "staff", "review", case, data
+    )
+    return "requested"

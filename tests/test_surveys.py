@@ -1,0 +1,335 @@
+"""Satisfaction surveys end to end: closing a case asks in the chat and by SMS; replies land once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select, update
+
+from bot import surveys as survey_jobs
+from bot.app import create_app
+from bot.keys import RUNTIME
+from bot.notify import Notifier
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.surveys import SurveyRules
+from conversation.codes import short_reference
+from storage.models import Citizen as CitizenRow
+from storage.models import Notification, OutboxEntry, Survey, utcnow
+from storage.uow import UnitOfWork
+
+from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app
+from .conftest import Citizen
+
+AUTH = {"Authorization": "Bearer test-token"}
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+async def gateway(aiohttp_server: Any) -> tuple[FakeProvider, str]:
+    fake = FakeProvider()
+    server: TestServer = await aiohttp_server(http_gateway_app(fake))
+    return fake, str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Any, settings: Settings, gateway: tuple[FakeProvider, str]
+) -> TestClient:
+    _, base = gateway
+    sms = settings.replace(
+        sms_provider="http",
+        sms_api_base=base,
+        sms_webhook_secret=HTTP_SECRET,
+        survey_quiet_hours="",
+    )
+    return await aiohttp_client(create_app(sms, workers=False))
+
+
+def runtime_of(client: TestClient) -> Runtime:
+    return client.server.app[RUNTIME]
+
+
+async def closed_case(
+    client: TestClient, sender: str = "S" * 24, phone: str = "13800138000"
+) -> str:
+    citizen = Citizen(runtime_of(client), sender=sender)
+    for text in (
+        "1",
+        "4",
+        "小区门口的路灯坏了一个多月，晚上很黑。",
+        "幸福路",
+        "跳过",
+        "张三",
+        phone,
+    ):
+        await citizen.say(text)
+    code = (await citizen.say("1")).split("编号是 ")[1].split("，")[0]
+    for body in (
+        {"type": "accepted"},
+        {"type": "replied", "note": "路灯已修复。"},
+        {"type": "closed"},
+    ):
+        response = await client.post(f"/api/v1/cases/{code}/events", json=body, headers=AUTH)
+        assert response.status == 200, await response.text()
+    return code
+
+
+async def drain(client: TestClient) -> None:
+    notifier = Notifier(runtime_of(client))
+    while await notifier.run_once():
+        pass
+
+
+async def sms_reply(
+    client: TestClient, text: str, message_id: str, phone: str = "+8613800138000"
+) -> int:
+    body = json.dumps({"from": phone, "text": text, "id": message_id}, ensure_ascii=False).encode()
+    signature = hmac.new(HTTP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = await client.post(
+        "/sms/http/inbound",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Minyi-Signature": signature},
+    )
+    return response.status
+
+
+async def case_json(client: TestClient, code: str) -> dict[str, Any]:
+    return await (await client.get(f"/api/v1/cases/{code}", headers=AUTH)).json()
+
+
+async def outbox_count(client: TestClient, kind: str) -> int:
+    async with runtime_of(client).db.session() as session:
+        return int(
+            await session.scalar(
+                select(func.count()).select_from(OutboxEntry).where(OutboxEntry.type == kind)
+            )
+            or 0
+        )
+
+
+def texts(fake: FakeProvider) -> list[str]:
+    return [r.fields["text"] for r in fake.requests]
+
+
+async def test_closing_asks_in_the_chat_and_the_chat_answer_counts_once(
+    client: TestClient, gateway: tuple[FakeProvider, str]
+) -> None:
+    fake, _ = gateway
+    code = await closed_case(client)
+    await drain(client)
+    pending = await (await client.get(f"/webchat/messages?session={'S' * 24}")).json()
+    invitation = pending["replies"][-1]
+    assert code in invitation["text"] and [c["label"] for c in invitation["choices"]] == [
+        "满意",
+        "基本满意",
+        "不满意",
+    ]
+    sms = texts(fake)
+    assert (
+        len(sms) == 1
+        and short_reference(code) in sms[0]
+        and "回复TD退订" in sms[0]
+        and len(sms[0]) <= 70
+    )
+    citizen = Citizen(runtime_of(client), sender="S" * 24)
+    assert "还有什么想说" in await citizen.say(
+        "1"
+    )  # the invitation's "1" is 满意, not "file a matter"
+    assert "评价已记录" in await citizen.say("路灯修得很快")
+    case = await case_json(client, code)
+    assert (
+        case["status"] == "rated"
+        and case["rating"]["label"] == "满意"
+        and case["rating"]["channel"] == "webchat"
+    )
+    assert case["rating"]["comment"] == "路灯修得很快"
+    assert (
+        await sms_reply(client, "3", "late-sms") == 200
+    )  # the SMS answer comes too late: nothing changes
+    assert (await case_json(client, code))["rating"]["score"] == 1
+    assert await outbox_count(client, "case.rated") == 1
+
+
+async def test_an_sms_rating_lands_once_however_often_it_is_delivered(
+    client: TestClient, gateway: tuple[FakeProvider, str]
+) -> None:
+    code = await closed_case(client)
+    await drain(client)
+    ref = short_reference(code)
+    for _ in range(3):  # the gateway re-delivers
+        assert await sms_reply(client, f"2 {ref} 态度很好", "gw-1") == 200
+    case = await case_json(client, code)
+    assert case["rating"]["label"] == "基本满意" and case["rating"]["channel"] == "sms"
+    assert case["rating"]["comment"] == "态度很好"
+    assert await outbox_count(client, "case.rated") == 1
+    assert [e["type"] for e in case["events"]].count("rated") == 1
+
+
+async def test_the_unhappy_path_reaches_a_review_and_staff_hear_of_it(
+    client: TestClient, gateway: tuple[FakeProvider, str]
+) -> None:
+    fake, _ = gateway
+    code = await closed_case(client)
+    await drain(client)
+    assert await sms_reply(client, "不满意", "u-1") == 200
+    await drain(client)
+    assert "回复“复查”" in texts(fake)[-1]
+    assert (
+        await sms_reply(client, "灯修好两天又坏了", "u-2") == 200
+    )  # the reason becomes the comment
+    assert await sms_reply(client, "复查", "u-3") == 200
+    await drain(client)
+    case = await case_json(client, code)
+    assert case["status"] == "review_requested" and case["rating"]["comment"] == "灯修好两天又坏了"
+    assert case["deadlines"]["next"]["kind"] == "review_decision"
+    assert "已为您登记复查申请" in texts(fake)[-1]
+    assert await outbox_count(client, "case.review_requested") == 1
+    async with runtime_of(client).db.session() as session:
+        topics = list(
+            await session.scalars(
+                select(Notification.topic).where(Notification.audience == "staff")
+            )
+        )
+    assert "unhappy" in topics and "review" in topics
+    # Reopened, answered and closed again: a new survey.
+    for body in (
+        {"type": "accepted"},
+        {"type": "replied", "note": "已更换灯具"},
+        {"type": "closed"},
+    ):
+        await client.post(f"/api/v1/cases/{code}/events", json=body, headers=AUTH)
+    async with runtime_of(client).db.session() as session:
+        statuses = list(await session.scalars(select(Survey.status).order_by(Survey.id)))
+    assert statuses == ["answered", "open"]
+
+
+async def test_the_chat_offers_a_review_after_an_unhappy_rating(client: TestClient) -> None:
+    code = await closed_case(client)
+    await drain(client)
+    citizen = Citizen(runtime_of(client), sender="S" * 24)
+    assert "哪里不满意" in await citizen.say("3")
+    offer = await citizen.say("跳过")
+    assert "申请复查" in offer and "1 申请复查" in offer
+    assert "已为您登记复查申请" in await citizen.say("1")
+    assert (await case_json(client, code))["status"] == "review_requested"
+
+
+async def test_two_open_surveys_on_one_phone_ask_which_and_never_guess(
+    client: TestClient, gateway: tuple[FakeProvider, str]
+) -> None:
+    fake, _ = gateway
+    first = await closed_case(client, sender="A" * 24)
+    second = await closed_case(client, sender="B" * 24)
+    await drain(client)
+    sent_before = len(fake.requests)
+    assert await sms_reply(client, "1", "w-1") == 200
+    await drain(client)
+    which = texts(fake)[-1]
+    assert len(fake.requests) == sent_before + 1
+    assert short_reference(first) in which and short_reference(second) in which
+    assert (await case_json(client, first))["rating"] is None and (await case_json(client, second))[
+        "rating"
+    ] is None
+    assert await sms_reply(client, f"{short_reference(second)} 1", "w-2") == 200
+    assert (await case_json(client, second))["rating"]["label"] == "满意"
+    assert (await case_json(client, first))["rating"] is None
+
+
+async def test_an_unclear_reply_gets_one_clarification_only(
+    client: TestClient, gateway: tuple[FakeProvider, str]
+) -> None:
+    fake, _ = gateway
+    code = await closed_case(client)
+    await drain(client)
+    for n in range(3):
+        assert await sms_reply(client, "你们是谁？", f"c-{n}") == 200
+        await drain(client)
+    clarifications = [t for t in texts(fake) if "没看懂" in t]
+    assert len(clarifications) == 1 and short_reference(code) in clarifications[0]
+
+
+async def test_opt_out_means_no_sms_ever_again(
+    client: TestClient, gateway: tuple[FakeProvider, str]
+) -> None:
+    fake, _ = gateway
+    code = await closed_case(client)
+    await drain(client)
+    assert await sms_reply(client, "TD", "td-1") == 200
+    async with runtime_of(client).db.session() as session:
+        citizen = (await session.scalars(select(CitizenRow))).one()
+    assert citizen.sms_opted_out_at is not None
+    sent = len(fake.requests)
+    await sms_reply(client, "好的", "td-2")  # would have been clarified
+    second = await closed_case(client, sender="Q" * 24)  # same phone, another case
+    await drain(client)
+    assert len(fake.requests) == sent
+    events = [e["type"] for e in (await case_json(client, second))["events"]]
+    assert "notification.skipped" in events
+    assert "sms.opted_out" in [e["type"] for e in (await case_json(client, code))["events"]]
+
+
+async def test_quiet_hours_hold_the_survey_sms_until_morning(
+    aiohttp_client: Any, sqlite_only: Settings, gateway: tuple[FakeProvider, str]
+) -> None:
+    fake, base = gateway
+    settings = sqlite_only.replace(
+        sms_provider="http", sms_api_base=base, sms_webhook_secret=HTTP_SECRET
+    )
+    client = await aiohttp_client(create_app(settings, workers=False))
+    await closed_case(client)
+    runtime = runtime_of(client)
+    rules = runtime.surveys
+    late = datetime(2026, 11, 23, 22, 30, tzinfo=SHANGHAI)
+    assert rules.quiet_end(late, SHANGHAI) == datetime(2026, 11, 24, 8, 0, tzinfo=SHANGHAI)
+    assert rules.quiet_end(datetime(2026, 11, 24, 7, 59, tzinfo=SHANGHAI), SHANGHAI) == datetime(
+        2026, 11, 24, 8, 0, tzinfo=SHANGHAI
+    )
+    assert rules.quiet_end(datetime(2026, 11, 24, 12, 0, tzinfo=SHANGHAI), SHANGHAI) is None
+    runtime.surveys = SurveyRules(
+        quiet_from=datetime.now(SHANGHAI).time().replace(second=0, microsecond=0),
+        quiet_until=(datetime.now(SHANGHAI) + timedelta(hours=1)).time(),
+    )
+    await drain(client)
+    assert texts(fake) == []  # held
+    async with runtime.db.session() as session:
+        job = (
+            await session.scalars(select(Notification).where(Notification.topic == "survey_sms"))
+        ).one()
+    assert (
+        job.status == "pending"
+        and job.attempts == 0
+        and job.next_attempt_at > utcnow() + timedelta(minutes=50)
+    )
+    runtime.surveys = SurveyRules(quiet_from=None, quiet_until=None)
+    async with runtime.db.session() as session, session.begin():
+        await session.execute(update(Notification).values(next_attempt_at=utcnow()))
+    await drain(client)
+    assert len(texts(fake)) == 1
+
+
+async def test_unanswered_surveys_expire(client: TestClient) -> None:
+    code = await closed_case(client)
+    runtime = runtime_of(client)
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        assert await survey_jobs.expire(uow, now=utcnow() + timedelta(days=6)) == 0
+        assert await survey_jobs.expire(uow, now=utcnow() + timedelta(days=8)) == 1
+        await uow.commit()
+    assert "survey.expired" in [e["type"] for e in (await case_json(client, code))["events"]]
+    assert await sms_reply(client, "1", "after-expiry") == 200
+    assert (await case_json(client, code))["rating"] is None
+
+
+def test_survey_rules_from_the_setting() -> None:
+    rules = SurveyRules.from_setting(5, 10, "22:00-07:30")
+    assert (rules.scale, rules.days) == (5, 10)
+    noon = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
+    assert rules.quiet_end(noon, SHANGHAI) is None
+    assert SurveyRules.from_setting(3, 7, "").quiet_end(noon, SHANGHAI) is None
