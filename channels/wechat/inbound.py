@@ -74,7 +74,8 @@ def read(opened: Opened) -> Inbound | Observation:
         # A shared article or page: its title, summary and address are what the citizen means.
         parts = (message.title, message.description, message.url)
         return Inbound(kind="text", text="\n".join(p for p in parts if p), **base)
-    return Observation(sender, f"message:{kind}")
+    # A mini-program card or anything newer: the engine tells the citizen what it can read.
+    return Inbound(kind="event", event="unsupported", event_key=kind, **base)
 
 
 def _event(message: Any, root: Element, base: dict[str, Any]) -> Inbound | Observation:

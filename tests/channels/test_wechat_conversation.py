@@ -74,6 +74,13 @@ async def test_a_shared_link_becomes_the_description(citizen_on_wechat: WeChatCi
     assert "已经记下" in reply  # free text at the menu starts a filing with it as the description
 
 
+async def test_a_message_we_cannot_read_says_what_to_send(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    card = citizen_on_wechat.message("text").replace("[text]", "[miniprogrampage]")
+    assert "请发送文字、照片或位置" in (await citizen_on_wechat.deliver(card)).text
+
+
 async def test_every_menu_key_opens_its_action(citizen_on_wechat: WeChatCitizen) -> None:
     expected = {
         "file": "类别",
