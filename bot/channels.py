@@ -10,6 +10,9 @@ from collections.abc import Callable
 from channels.base import Channel, Handler
 from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
+from channels.wechat import WeChatChannel, WeChatConfig
+from conversation.catalog import Catalog
+from conversation.office import load_office
 
 from .settings import Settings, SettingsError
 from .sms import sms_channel
@@ -19,6 +22,32 @@ Builder = Callable[[Settings, Handler], Channel | None]
 
 def _webchat(settings: Settings, handle: Handler) -> Channel | None:
     return WebChatChannel(handle)
+
+
+def _wechat(settings: Settings, handle: Handler) -> Channel | None:
+    if not settings.wechat_enabled or not settings.wechat_token or not settings.wechat_app_id:
+        return None
+    config = WeChatConfig(
+        token=settings.wechat_token,
+        app_id=settings.wechat_app_id,
+        apology=_apology(settings),
+        app_secret=settings.wechat_app_secret,
+        aes_key=settings.wechat_aes_key,
+        api_base=settings.wechat_api_base,
+        reply_budget=settings.wechat_reply_budget,
+        template_id=settings.wechat_template_id,
+        template_fields=dict(settings.wechat_template_fields),
+    )
+    return WeChatChannel(config, handle)
+
+
+def _apology(settings: Settings) -> str:
+    """What a citizen reads when a turn fails: the office's wording when it has its own."""
+    try:
+        catalog = load_office(settings.office_config).catalog
+    except ValueError:
+        catalog = Catalog()  # the runtime reports the office file's error at start-up
+    return catalog.text("zh", "error.internal")
 
 
 def _telegram(settings: Settings, handle: Handler) -> Channel | None:
@@ -35,7 +64,7 @@ def _telegram(settings: Settings, handle: Handler) -> Channel | None:
     )
 
 
-CHANNELS: tuple[Builder, ...] = (_webchat, _telegram, sms_channel)
+CHANNELS: tuple[Builder, ...] = (_webchat, _wechat, _telegram, sms_channel)
 
 
 def build_channels(settings: Settings, handle: Handler) -> dict[str, Channel]:

@@ -1,4 +1,5 @@
-"""The `minyi` command: serve, worker, db upgrade, backoffice tail, chat, telegram webhook/poll."""
+"""The `minyi` command: serve, worker, db upgrade, backoffice tail, chat, wechat menu,
+telegram webhook/poll."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
+from channels.base import DeliveryFailed
 from channels.console import chat
 from channels.telegram import (
     PollingRefused,
@@ -30,6 +32,8 @@ from channels.telegram import (
     delete_webhook,
     set_webhook,
 )
+from channels.wechat import WeChatChannel
+from channels.wechat.menu import MenuError, load_menu
 from storage import migrate
 from storage.db import Database
 
@@ -85,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     chat_parser.add_argument(
         "--user", default=getpass.getuser(), help="who you are (one conversation per user)"
     )
+    wechat = commands.add_parser("wechat", help="WeChat official-account maintenance")
+    wechat_commands = wechat.add_subparsers(dest="wechat_command", required=True)
+    menu = wechat_commands.add_parser(
+        "menu", help="push the custom menu (MINYI_WECHAT_MENU, or the bundled one) to WeChat"
+    )
+    menu.add_argument("--file", help="a menu JSON file in WeChat's format, instead")
     telegram = commands.add_parser("telegram", help="the Telegram bot: its webhook, or polling")
     telegram_commands = telegram.add_subparsers(dest="telegram_command", required=True)
     webhook = telegram_commands.add_parser(
@@ -122,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(upgrade(settings))
         elif args.command == "chat":
             asyncio.run(run_chat(settings, args.user))
+        elif args.command == "wechat":
+            return asyncio.run(push_wechat_menu(settings, args.file))
         elif args.command == "backoffice":
             asyncio.run(run_tail(settings, args))
         elif args.command == "telegram" and args.telegram_command == "webhook":
@@ -219,6 +231,40 @@ async def run_tail(settings: Settings, args: argparse.Namespace) -> None:
 async def run_chat(settings: Settings, user: str) -> None:
     async with open_runtime(settings) as runtime:
         await chat(runtime.handle, user)
+
+
+async def push_wechat_menu(settings: Settings, path: str | None) -> int:
+    """`menu/create` with the configured menu; prints WeChat's answer as it came."""
+    if not settings.wechat_enabled:
+        raise SettingsError(
+            "MINYI_WECHAT_TOKEN: set the official account first "
+            "(MINYI_WECHAT_TOKEN, MINYI_WECHAT_APP_ID, MINYI_WECHAT_APP_SECRET)"
+        )
+    if not settings.wechat_app_secret:
+        raise SettingsError("MINYI_WECHAT_APP_SECRET: required to push the menu")
+    try:
+        menu = load_menu(path or settings.wechat_menu)
+    except MenuError as exc:
+        print(f"minyi: {exc}", file=sys.stderr)
+        return 2
+    # Through the runtime, so the access token is the one the servers share, not a new one.
+    async with open_runtime(settings) as runtime:
+        channel = runtime.channels["wechat"]
+        assert isinstance(channel, WeChatChannel)
+        try:
+            answer = await channel.push_menu(menu)
+        except DeliveryFailed as exc:
+            print(f"minyi: WeChat was not reached: {exc.reason}", file=sys.stderr)
+            return 1
+    print(json.dumps(answer, ensure_ascii=False))
+    if answer.get("errcode") not in (0, None):
+        print(
+            f"minyi: WeChat refused the menu ({answer.get('errcode')}); "
+            "fix the menu file and run this again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 # -- telegram ------------------------------------------------------------------------------------

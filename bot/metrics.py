@@ -35,6 +35,12 @@ class Metrics:
             ["channel", "reason"],
             registry=self.registry,
         )
+        self.channel_events = Counter(
+            "minyi_channel_events",
+            "Pushes recorded without a reply (WeChat VIEW, LOCATION, template receipts)",
+            ["channel", "event"],
+            registry=self.registry,
+        )
         self.cases = Gauge(
             "minyi_cases",
             "Cases in the database, by kind and status (read at scrape time)",
@@ -74,6 +80,9 @@ class Metrics:
 
     def reject(self, channel: str, reason: str) -> None:
         self.webhook_rejected.labels(channel, reason).inc()
+
+    def observe(self, channel: str, what: str) -> None:
+        self.channel_events.labels(channel, what).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -208,6 +208,7 @@ async def open_runtime(
             rejected=metrics.reject,
             delivery_report=runtime.record_delivery_report,
             mailbox=DatabaseMailbox(db, cipher),
+            observed=metrics.observe,
         )
         for channel in channels.values():
             await channel.start(services)

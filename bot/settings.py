@@ -156,6 +156,28 @@ def _text(name: str, value: str) -> str:
     return value
 
 
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_TEMPLATE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def _field_map(name: str, value: str) -> tuple[tuple[str, str], ...]:
+    """`code=character_string1,status=phrase2`: our field names to a template's own keys."""
+    if not value:
+        return ()
+    pairs = []
+    for item in value.split(","):
+        ours, _, theirs = (part.strip() for part in item.partition("="))
+        if not _FIELD_NAME.fullmatch(ours) or not _TEMPLATE_KEY.fullmatch(theirs):
+            raise SettingsError(
+                f"{name}: {item.strip()!r} must look like code=character_string1 "
+                "(our field = the template's key, pairs separated by commas)"
+            )
+        pairs.append((ours, theirs))
+    if len({ours for ours, _ in pairs}) != len(pairs):
+        raise SettingsError(f"{name}: a field is mapped twice in {value!r}")
+    return tuple(pairs)
+
+
 def _sms_allow_list(name: str, value: str) -> str:
     try:
         parse_allow_list(name, value)
@@ -204,6 +226,11 @@ class Settings:
         "MINYI_WECHAT_API_BASE", _url("http", "https"), "https://api.weixin.qq.com"
     )
     wechat_reply_budget: float = _spec("MINYI_WECHAT_REPLY_BUDGET", _float(0.5, 4.8), 4.0)
+    wechat_template_id: str | None = _spec("MINYI_WECHAT_TEMPLATE_ID")
+    wechat_template_fields: tuple[tuple[str, str], ...] = _spec(
+        "MINYI_WECHAT_TEMPLATE_FIELDS", _field_map, ()
+    )
+    wechat_menu: str | None = _spec("MINYI_WECHAT_MENU", _path)
     # Telegram
     telegram_token: str | None = _spec("MINYI_TELEGRAM_TOKEN", _telegram_token)
     telegram_secret: str | None = _spec("MINYI_TELEGRAM_SECRET", _telegram_secret)
@@ -298,6 +325,15 @@ def _check_together(settings: Settings) -> None:
         raise SettingsError("MINYI_WECHAT_APP_ID: required when MINYI_WECHAT_TOKEN is set")
     if settings.wechat_aes_key and not settings.wechat_token:
         raise SettingsError("MINYI_WECHAT_TOKEN: required when MINYI_WECHAT_AES_KEY is set")
+    if settings.wechat_template_id and not settings.wechat_template_fields:
+        raise SettingsError(
+            "MINYI_WECHAT_TEMPLATE_FIELDS: required when MINYI_WECHAT_TEMPLATE_ID is set "
+            "(e.g. code=character_string1,status=phrase2,time=time3,note=thing4)"
+        )
+    if settings.wechat_template_fields and not settings.wechat_template_id:
+        raise SettingsError(
+            "MINYI_WECHAT_TEMPLATE_ID: required when MINYI_WECHAT_TEMPLATE_FIELDS is set"
+        )
     if settings.telegram_enabled and not settings.telegram_secret:
         raise SettingsError(
             "MINYI_TELEGRAM_SECRET: required when MINYI_TELEGRAM_TOKEN is set (the webhook secret token)"

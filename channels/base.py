@@ -55,6 +55,10 @@ def _ignore_rejection(channel: str, reason: str) -> None:
     return None
 
 
+def _ignore_observation(channel: str, what: str) -> None:
+    return None
+
+
 async def _ignore_report(report: DeliveryReport) -> None:
     return None
 
@@ -77,6 +81,8 @@ class Services:
     rejected: Callable[[str, str], None] = _ignore_rejection
     # Where delivery reports go (the notifier records them on the case timeline).
     delivery_report: Callable[[DeliveryReport], Awaitable[None]] = _ignore_report
+    # A push that needs no reply (a WeChat VIEW or LOCATION report): counted in /metrics.
+    observed: Callable[[str, str], None] = _ignore_observation
     mailbox: Mailbox | None = None
 
 

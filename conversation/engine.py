@@ -224,7 +224,7 @@ class Engine:
                 prefill["_suggested"] = suggested.key
             return forms.start(ctx, filing, prefill)
         state.to_menu()
-        if inbound.kind in ("image", "location", "voice"):
+        if inbound.kind in ("image", "video", "location", "voice"):
             return Outcome(replies=[menu_reply(ctx, lead=ctx.t("menu.media"))])
         if ctx.first_contact:
             return Outcome(replies=[menu_reply(ctx, greeting=True)])

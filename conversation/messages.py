@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-InboundKind = Literal["text", "image", "voice", "location", "event"]
+InboundKind = Literal["text", "image", "video", "voice", "location", "event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +20,9 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """A photo or voice note as the channel knows it (WeChat MediaId, Telegram file_id, URL)."""
+    """A photo, video or voice note as the channel knows it (WeChat MediaId, Telegram file_id, URL)."""
 
-    kind: Literal["image", "voice"]
+    kind: Literal["image", "video", "voice"]
     ref: str
     url: str = ""
 

@@ -7,10 +7,11 @@ import re
 from sqlalchemy import func, select
 
 from conversation.codes import CASE_CODE_RE
+from conversation.messages import Inbound, Media
 from storage.models import Attachment, Case, OutboxEntry
 from storage.uow import UnitOfWork
 
-from .conftest import Citizen
+from .conftest import Citizen, joined
 
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
@@ -206,3 +207,26 @@ async def test_replaying_a_submit_after_lost_state_files_one_case(citizen: Citiz
     assert first and again and first.group() == again.group()
     assert await count(citizen, Case) == 1
     assert await count(citizen, OutboxEntry) == 1
+
+
+async def test_a_video_is_kept_like_a_photo(citizen: Citizen) -> None:
+    await citizen.say("1")
+    await citizen.say("3")
+    video = Inbound(
+        channel="webchat",
+        sender=citizen.sender,
+        kind="video",
+        media=(Media("video", "v1"),),
+        message_id="video-1",
+    )
+    assert "第1张" in joined(await citizen.send(video))  # sent early: kept for the photo step
+    await citizen.say("河边工厂晚上偷偷排放污水，河水发黑发臭")
+    await citizen.say("幸福河东岸")
+    assert "第2张" in await citizen.photo("p2")
+    await citizen.say("完成")
+    await citizen.say("王五")
+    await citizen.say("13900139000")
+    await citizen.say("1")
+    async with citizen.runtime.db.session() as session:
+        kinds = sorted(a.kind for a in await session.scalars(select(Attachment)))
+    assert kinds == ["image", "video"]

@@ -204,6 +204,12 @@ def test_office_may_override_texts_and_add_questions(tmp_path: Path) -> None:
         ({"MINYI_WECHAT_API_BASE": "ftp://x"}, "MINYI_WECHAT_API_BASE"),
         ({"MINYI_TELEGRAM_TOKEN": "123:abc"}, "MINYI_TELEGRAM_SECRET"),
         ({"MINYI_OFFICE_CONFIG": "/nonexistent.toml"}, "MINYI_OFFICE_CONFIG"),
+        ({"MINYI_WECHAT_TEMPLATE_FIELDS": "code:thing1"}, "MINYI_WECHAT_TEMPLATE_FIELDS"),
+        ({"MINYI_WECHAT_TEMPLATE_FIELDS": "code=a,code=b"}, "MINYI_WECHAT_TEMPLATE_FIELDS"),
+        ({"MINYI_WECHAT_TEMPLATE_ID": "tmpl-1"}, "MINYI_WECHAT_TEMPLATE_FIELDS"),
+        ({"MINYI_WECHAT_TEMPLATE_FIELDS": "code=thing1"}, "MINYI_WECHAT_TEMPLATE_ID"),
+        ({"MINYI_WECHAT_MENU": "/nonexistent.json"}, "MINYI_WECHAT_MENU"),
+        ({"MINYI_WECHAT_REPLY_BUDGET": "5"}, "MINYI_WECHAT_REPLY_BUDGET"),
     ],
 )
 def test_a_wrong_setting_names_its_variable(
@@ -219,6 +225,17 @@ def _empty(tmp_path: Path) -> Path:
     path = tmp_path / "minyi.toml"
     path.write_text("", "utf-8")
     return path
+
+
+def test_wechat_template_fields_map_our_names_to_the_template_keys(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "MINYI_WECHAT_TEMPLATE_ID": "tmpl-1",
+            "MINYI_WECHAT_TEMPLATE_FIELDS": "code=character_string1, status=phrase2",
+        },
+        config_file=_empty(tmp_path),
+    )
+    assert settings.wechat_template_fields == (("code", "character_string1"), ("status", "phrase2"))
 
 
 def test_defaults_and_the_toml_file(tmp_path: Path) -> None:

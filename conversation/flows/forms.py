@@ -20,6 +20,8 @@ from .base import DONE, SKIP, YES, Context, Outcome, numbered, pick
 CONFIRM = "_confirm"
 CHANGE = "_change"
 PHOTO_LIMIT = 9
+# A short video of the problem is as good as a photo: both are taken at the photo step.
+VISUAL = ("image", "video")
 
 
 def start(ctx: Context, form: FormSpec, prefill: dict[str, Any] | None = None) -> Outcome:
@@ -55,7 +57,7 @@ def handle(ctx: Context, form: FormSpec) -> Outcome:
     spec = form.steps[form.index(step)]
     inbound = ctx.inbound
 
-    if inbound.kind == "image" and spec.type != "photos":
+    if inbound.kind in VISUAL and spec.type != "photos":
         return _take_photos_elsewhere(ctx, form, spec)
     if inbound.kind == "voice" and not inbound.text:
         return _take_voice(ctx, form, spec)
@@ -191,14 +193,14 @@ def _add_photos(ctx: Context, limit: int) -> int:
     photos = ctx.state.data.setdefault("photos", []) or []
     ctx.state.data["photos"] = photos
     for media in ctx.inbound.media:
-        if media.kind == "image" and len(photos) < limit:
+        if media.kind in VISUAL and len(photos) < limit:
             photos.append({"kind": media.kind, "ref": media.ref, "url": media.url})
     return len(photos)
 
 
 def _on_photos(ctx: Context, form: FormSpec, spec: StepSpec) -> Outcome:
     limit = _photo_limit(spec)
-    if ctx.inbound.kind == "image":
+    if ctx.inbound.kind in VISUAL:
         count = _add_photos(ctx, limit)
         if count >= limit:
             return Outcome().say(ctx.t("photos.full", n=count)).extend(_advance(ctx, form))

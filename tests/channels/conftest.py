@@ -1,5 +1,9 @@
-"""An SMS rig per provider: the whole app with the SMS channel, the provider's fake API behind
-MINYI_SMS_API_BASE, and a recorder in place of the survey handler and the notifier."""
+"""Rigs for the channel tests.
+
+SMS: per provider, the whole app with the SMS channel, the provider's fake API behind
+MINYI_SMS_API_BASE, and a recorder in place of the survey handler and the notifier.
+WeChat: a fake WeChat API on loopback and the app wired to it.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,15 @@ from .sms_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
     FakeProvider,
+)
+from .wechat_kit import (
+    AES_KEY,
+    APP_ID,
+    APP_SECRET,
+    TOKEN,
+    FakeWeChatApi,
+    WeChatCitizen,
+    WeChatServer,
 )
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -144,3 +157,41 @@ def make_rig(aiohttp_server: Any, aiohttp_client: Any, tmp_path: Path) -> MakeRi
         return Rig(client, fake, channel, recorder, settings)
 
     return make
+
+
+# -- WeChat ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fake_wechat(aiohttp_server: Any) -> FakeWeChatApi:
+    fake = FakeWeChatApi()
+    server = await aiohttp_server(fake.app)
+    fake.base = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+def wechat_settings(
+    settings: Settings, fake: FakeWeChatApi, mode: str = "safe", **changes: Any
+) -> Settings:
+    """The official account in `mode` (plain, compatible, safe), its API at the fake."""
+    return settings.replace(
+        wechat_token=TOKEN,
+        wechat_app_id=APP_ID,
+        wechat_app_secret=APP_SECRET,
+        wechat_aes_key=None if mode == "plain" else AES_KEY,
+        wechat_api_base=fake.base,
+        **changes,
+    )
+
+
+async def wechat_client(aiohttp_client: Any, settings: Settings) -> TestClient:
+    return await aiohttp_client(create_app(settings, workers=False))
+
+
+@pytest.fixture
+async def citizen_on_wechat(
+    aiohttp_client: Any, settings: Settings, fake_wechat: FakeWeChatApi
+) -> WeChatCitizen:
+    """A citizen writing to a safe-mode account, on every backend."""
+    client = await wechat_client(aiohttp_client, wechat_settings(settings, fake_wechat))
+    return WeChatCitizen(client, WeChatServer("safe"))

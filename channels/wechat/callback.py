@@ -1,0 +1,204 @@
+"""`GET/POST /wechat`: authenticate, read, and answer within WeChat's 5 seconds — or push later.
+
+WeChat waits 5 s for the passive reply, then re-sends the push (three more times at most). The
+engine deduplicates by message id and gives a re-delivery the first delivery's replies, so every
+delivery may answer passively. A delivery the engine cannot serve within the budget answers
+`success` (an empty body when encrypted) and its replies go out by the customer-service API.
+Exactly one delivery of a message may push: it claims the message in the shared cache first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from conversation.messages import Inbound, Reply
+
+from ..base import Handler, Services, read_body
+from .envelope import Envelope, Malformed, Opened, Refused
+from .inbound import Observation, read
+from .render import as_text, passive_reply, split
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+# How the replies of one message reached the citizen, kept while WeChat could still re-send it.
+PUSHED, PASSIVE = "push", "passive"
+CLAIM_TTL = 3600.0
+# WeChat re-sends a push it got no answer to after 5 s. A message created this long ago may be
+# such a re-send, so it looks whether its replies were already pushed; a fresh one cannot have
+# been (and skips the shared-cache read, which on SQLite costs a fifth of the throughput).
+RESEND_AGE = 4.0
+# On shutdown, replies still being worked on get this long to go out before they are cancelled.
+CLOSE_GRACE = 10.0
+
+T = TypeVar("T")
+Push = Callable[[str, Sequence[str]], Awaitable[None]]
+
+
+class Callback:
+    def __init__(
+        self, envelope: Envelope, handle: Handler, *, budget: float, apology: str, push: Push
+    ) -> None:
+        self.envelope = envelope
+        self.handle = handle
+        self.budget = budget
+        self.apology = apology
+        self.push = push
+        self.services: Services | None = None
+        self.tasks: set[asyncio.Future[Any]] = set()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/wechat", self.verify_url), web.post("/wechat", self.receive)]
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        """WeChat's check of the server URL: echo `echostr` when the signature is ours."""
+        try:
+            self.envelope.check_query(request.query)
+        except Refused as exc:
+            return self._refuse(exc.reason)
+        return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
+
+    async def receive(self, request: web.Request) -> web.StreamResponse:
+        deadline = asyncio.get_running_loop().time() + self.budget
+        try:
+            self.envelope.check_query(request.query)
+            body = await read_body(request, MAX_BODY)
+            opened = self.envelope.open(request.query, body)
+            pushed = read(opened)
+        except Refused as exc:
+            return self._refuse(exc.reason)
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text=f"larger than {MAX_BODY} bytes")
+        except Malformed as exc:
+            log.warning("wechat push unreadable: %s", exc)
+            return web.Response(status=400, text=str(exc))
+        if isinstance(pushed, Observation):
+            await self._observe(pushed)
+            return self._ack(opened)
+        return await self._answer(request, opened, pushed, deadline)
+
+    async def _answer(
+        self, request: web.Request, opened: Opened, inbound: Inbound, deadline: float
+    ) -> web.StreamResponse:
+        turn = self.spawn(self.handle(inbound))
+        remaining = deadline - asyncio.get_running_loop().time()
+        done, _ = await asyncio.wait({turn}, timeout=max(remaining, 0.0))
+        claim = f"wechat:answer:{inbound.sender}:{inbound.message_id}"
+        if not done:
+            # Claimed now, before answering `success`: a re-delivery that gets the replies
+            # passively later will see that they are on their way and stay silent.
+            if await self._claim(claim, PUSHED):
+                log.info("wechat reply over budget; it will be pushed when ready")
+                self.spawn(self._push_when_ready(turn, inbound.sender))
+            return self._ack(opened)
+        pieces = split(as_text(self._replies(turn)))
+        if not pieces:
+            return self._ack(opened)
+        if len(pieces) == 1:
+            if _may_be_resend(opened) and await self._claimed(claim) == PUSHED:
+                return self._ack(opened)
+            return self._passive(opened, inbound, pieces[0])
+        # Too long for one reply: the first piece now, the rest pushed once by whoever claims.
+        if not await self._claim(claim, PASSIVE):
+            if await self._claimed(claim) == PUSHED:
+                return self._ack(opened)
+            return self._passive(opened, inbound, pieces[0])
+        response = self._passive(opened, inbound, pieces[0])
+        await response.prepare(request)
+        await response.write_eof()  # sent before the rest, so the pieces arrive in order
+        self.spawn(self.push(inbound.sender, pieces[1:]))
+        return response
+
+    def _replies(self, turn: asyncio.Future[list[Reply]]) -> list[Reply]:
+        if turn.exception() is not None:
+            return [Reply(self.apology)]  # logged by spawn's callback
+        return turn.result()
+
+    async def _push_when_ready(self, turn: asyncio.Future[list[Reply]], openid: str) -> None:
+        try:
+            replies = await turn
+        except Exception:
+            replies = [Reply(self.apology)]
+        await self.push(openid, split(as_text(replies)))
+
+    async def _claim(self, key: str, how: str) -> bool:
+        """True when this delivery is the one that delivers the message's replies this way."""
+        assert self.services is not None
+        try:
+            return await self.services.shared.add(key, how, CLAIM_TTL)
+        except Exception:
+            # Better a reply twice than never: without the cache we deliver anyway.
+            log.exception("wechat: shared cache unavailable for the delivery claim")
+            return True
+
+    async def _claimed(self, key: str) -> str | None:
+        assert self.services is not None
+        try:
+            return await self.services.shared.get(key)
+        except Exception:
+            log.exception("wechat: shared cache unavailable for the delivery claim")
+            return None
+
+    async def _observe(self, observation: Observation) -> None:
+        assert self.services is not None
+        log.info("wechat %s from %s (recorded, no reply)", observation.what, observation.sender)
+        self.services.observed("wechat", observation.what)
+        if observation.report is not None:
+            try:
+                await self.services.delivery_report(observation.report)
+            except Exception:
+                log.exception("wechat: delivery report %s not recorded", observation.report)
+
+    def _passive(self, opened: Opened, inbound: Inbound, text: str) -> web.Response:
+        xml = self.envelope.seal(passive_reply(text, inbound.raw), opened)
+        return web.Response(text=xml, content_type="application/xml")
+
+    def _ack(self, opened: Opened) -> web.Response:
+        # Safe mode: the docs do not say plaintext `success` is accepted, and an empty body is
+        # documented as equivalent (nothing shown, no re-send).
+        if opened.encrypted:
+            return web.Response(body=b"")
+        return web.Response(text="success", content_type="text/plain")
+
+    def _refuse(self, reason: str) -> web.Response:
+        log.warning("wechat push refused: %s", reason)
+        if self.services is not None:
+            self.services.rejected("wechat", reason)
+        return web.Response(status=403, text="forbidden")
+
+    def spawn(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Work that outlives the request (a turn, a push), kept until done and logged if it
+        fails, so close() can let it finish."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("wechat background work failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_GRACE
+        if self.tasks:
+            log.info("wechat: waiting for %d replies still in progress", len(self.tasks))
+        # A turn that finishes may start its push: wait again until nothing is left, or time is.
+        while self.tasks and loop.time() < deadline:
+            await asyncio.wait(set(self.tasks), timeout=deadline - loop.time())
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _may_be_resend(opened: Opened) -> bool:
+    created = opened.root.findtext("CreateTime", "")
+    return not created.isdigit() or time.time() - int(created) >= RESEND_AGE

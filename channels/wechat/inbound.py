@@ -1,0 +1,134 @@
+"""Every WeChat message and event as an `Inbound`, or as an observation that needs no reply."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from wechatpy import parse_message
+
+from conversation.messages import Inbound, Location, Media
+
+from ..base import DeliveryReport
+from .envelope import Malformed, Opened
+
+CHANNEL = "wechat"
+# An openid is 28 characters of [A-Za-z0-9_-]; the bound keeps keys within their columns.
+OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_ID = 64
+# The engine's menu actions. A CLICK button's key names one of them (see menu.json).
+MENU_ACTIONS = frozenset({"file", "status", "rate", "suggest", "faq", "staff"})
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A push the conversation does not act on (VIEW, LOCATION reports, template receipts):
+    recorded as a log line and a metric; a template receipt is also a delivery report."""
+
+    sender: str
+    what: str
+    report: DeliveryReport | None = None
+
+
+def read(opened: Opened) -> Inbound | Observation:
+    try:
+        message = parse_message(opened.xml)
+    except Exception as exc:  # wechatpy raises KeyError/TypeError/ValueError on odd documents
+        raise Malformed(f"not a WeChat message ({type(exc).__name__})") from None
+    root = opened.root
+    sender = _text(root, "FromUserName")
+    if message is None or not OPENID.fullmatch(sender):
+        raise Malformed("FromUserName is not an openid")
+    base: dict[str, Any] = {"channel": CHANNEL, "sender": sender, "raw": message}
+    kind = message.type
+    if kind == "event":
+        return _event(message, root, base)
+    base["message_id"] = _short(_text(root, "MsgId") or f"{_text(root, 'CreateTime')}:{kind}")
+    if kind == "text":
+        return Inbound(kind="text", text=message.content or "", **base)
+    if kind == "image":
+        media = Media("image", message.media_id or "", message.image or "")
+        return Inbound(kind="image", media=(media,), **base)
+    if kind == "voice":
+        voice = Media("voice", message.media_id or "")
+        recognition = (message.recognition or "").strip()
+        if recognition:
+            # WeChat's own speech recognition: the citizen spoke what they would have typed,
+            # menu words included, so it is a text message (the audio is not kept then).
+            return Inbound(kind="text", text=recognition, media=(voice,), **base)
+        return Inbound(kind="voice", media=(voice,), **base)
+    if kind in ("video", "shortvideo"):
+        return Inbound(kind="video", media=(Media("video", message.media_id or ""),), **base)
+    if kind == "location":
+        return Inbound(
+            kind="location",
+            location=_location(message.location_x, message.location_y, message.label or ""),
+            text=message.label or "",
+            **base,
+        )
+    if kind == "link":
+        # A shared article or page: its title, summary and address are what the citizen means.
+        parts = (message.title, message.description, message.url)
+        return Inbound(kind="text", text="\n".join(p for p in parts if p), **base)
+    # A mini-program card or anything newer: the engine tells the citizen what it can read.
+    return Inbound(kind="event", event="unsupported", event_key=kind, **base)
+
+
+def _event(message: Any, root: Element, base: dict[str, Any]) -> Inbound | Observation:
+    event = message.event
+    raw_event, raw_key = _text(root, "Event"), _text(root, "EventKey")
+    # Events have no MsgId. WeChat advises FromUserName + CreateTime; CreateTime has 1-second
+    # resolution, so the event and key are added (a subscribe and a SCAN in the same second).
+    base["message_id"] = _short(f"{_text(root, 'CreateTime')}:{raw_event}:{raw_key}")
+    if event in ("subscribe", "subscribe_scan_product"):
+        return Inbound(kind="event", event="subscribe", **base)
+    if event == "subscribe_scan":
+        # Followed through a parameter QR code (qrscene_<scene>; wechatpy strips the prefix):
+        # the scene becomes the source of the cases filed after it.
+        return Inbound(kind="event", event="subscribe", event_key=message.scene_id or "", **base)
+    if event == "scan":
+        return Inbound(kind="event", event="scan", event_key=message.scene_id or "", **base)
+    if event == "unsubscribe":
+        return Inbound(kind="event", event="unsubscribe", **base)
+    if event == "click":
+        key = (message.key or "").strip().lower()
+        # An unknown key shows the main menu rather than being taken for a QR scene.
+        return Inbound(
+            kind="event", event="menu", event_key=key if key in MENU_ACTIONS else "", **base
+        )
+    if event == "templatesendjobfinish":
+        status = message.status or ""
+        report = DeliveryReport(
+            channel=CHANNEL,
+            message_id=_text(root, "MsgID"),
+            delivered=status == "success",
+            status=status,
+        )
+        return Observation(base["sender"], "templatesendjobfinish", report)
+    return Observation(base["sender"], f"event:{event}")
+
+
+def _short(message_id: str) -> str:
+    """Ids become keys of bounded columns (dedupe, delivery claims): a long one is digested."""
+    if len(message_id) <= MAX_ID:
+        return message_id
+    return message_id[:24] + ":" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+
+
+def _location(lat: Any, lng: Any, label: str) -> Location:
+    try:
+        point = Location(float(lat), float(lng), label.strip()[:200])
+    except (TypeError, ValueError):
+        raise Malformed("Location_X/Location_Y are not numbers") from None
+    if not (math.isfinite(point.lat) and math.isfinite(point.lng)):
+        raise Malformed("Location_X/Location_Y are not finite")
+    return point
+
+
+def _text(root: Element, tag: str) -> str:
+    child = root.find(tag)
+    return (child.text or "").strip() if child is not None else ""

@@ -1,0 +1,69 @@
+"""The custom menu `minyi wechat menu` pushes: WeChat's own JSON, checked before it is sent."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .inbound import MENU_ACTIONS
+
+
+class MenuError(ValueError):
+    """One line saying which button is wrong and how."""
+
+
+def load_menu(path: str | None = None) -> dict[str, Any]:
+    """The menu file (`MINYI_WECHAT_MENU`), or the bundled one, checked."""
+    if path:
+        source = path
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MenuError(f"{source}: cannot be read ({exc})") from None
+    else:
+        source = "bundled menu.json"
+        text = resources.files("channels.wechat").joinpath("menu.json").read_text("utf-8")
+    try:
+        menu: dict[str, Any] = json.loads(text)
+    except ValueError as exc:
+        raise MenuError(f"{source}: not valid JSON ({exc})") from None
+    check_menu(menu, source)
+    return menu
+
+
+def check_menu(menu: Any, source: str = "menu") -> None:
+    """WeChat's structural rules (1-3 buttons, 1-5 under each) and ours: a click key names one
+    of the conversation's actions, so the button does what its label says."""
+    buttons = menu.get("button") if isinstance(menu, dict) else None
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        raise MenuError(f'{source}: needs {{"button": [...]}} with 1 to 3 buttons')
+    for button in buttons:
+        subs = button.get("sub_button") if isinstance(button, dict) else None
+        if subs is None:
+            _check_button(button, source)
+            continue
+        if not isinstance(subs, list) or not 1 <= len(subs) <= 5:
+            raise MenuError(f"{source}: {_name(button)} needs 1 to 5 sub_button entries")
+        for sub in subs:
+            _check_button(sub, source)
+
+
+def _check_button(button: Any, source: str) -> None:
+    if not isinstance(button, dict) or not str(button.get("name", "")).strip():
+        raise MenuError(f"{source}: every button needs a name")
+    kind = button.get("type")
+    if kind == "click" and str(button.get("key", "")).lower() not in MENU_ACTIONS:
+        raise MenuError(
+            f"{source}: {_name(button)} has key {button.get('key')!r}; use one of "
+            + ", ".join(sorted(MENU_ACTIONS))
+        )
+    if kind == "view" and not str(button.get("url", "")).startswith(("https://", "http://")):
+        raise MenuError(f"{source}: {_name(button)} needs a url starting with https://")
+    if not kind:
+        raise MenuError(f"{source}: {_name(button)} needs a type (click, view, …)")
+
+
+def _name(button: Any) -> str:
+    return f"button {button.get('name')!r}" if isinstance(button, dict) else "a button"
