@@ -165,6 +165,12 @@ def database_settings(request: pytest.FixtureRequest, tmp_path: object) -> Setti
     return settings_for(request, request.param, tmp_path)
 
 
+@pytest.fixture(params=("postgres", "postgres+redis"))
+def shared_settings(request: pytest.FixtureRequest, tmp_path: object) -> Settings:
+    """Backends that several processes can share (the embedded SQLite default is one process)."""
+    return settings_for(request, request.param, tmp_path)
+
+
 @pytest.fixture
 def sqlite_only(tmp_path: object) -> Settings:
     return sqlite_settings(tmp_path)

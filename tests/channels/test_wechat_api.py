@@ -77,11 +77,9 @@ async def test_concurrent_callers_share_one_token_fetch(
 
 
 async def test_two_processes_share_one_token_fetch(
-    settings: Settings, fake_wechat: FakeWeChatApi
+    shared_settings: Settings, fake_wechat: FakeWeChatApi
 ) -> None:
-    if settings.is_embedded_database:
-        pytest.skip("the embedded SQLite default runs as one process")
-    configured = wechat_settings(settings, fake_wechat)
+    configured = wechat_settings(shared_settings, fake_wechat)
     async with open_runtime(configured) as one, open_runtime(configured) as two:
         fake_wechat.token_gate = asyncio.Event()
         sends = [
