@@ -47,8 +47,8 @@ FILING = (
     "幸福路12号幸福小区东门",
     "跳过",
     "张三",
-    "13800138000",
-    "1",
+    "{phone}",  # each citizen their own number, as in life: one shared number would make
+    "1",  # every submit wait on that citizen's row
 )
 
 
@@ -95,8 +95,9 @@ async def run(name: str, citizens: int, concurrency: int) -> dict[str, float]:
         async def citizen(n: int) -> None:
             async with gate:
                 for i, message in enumerate(FILING):
+                    text = message.format(phone=f"139{n % 100_000_000:08d}")
                     inbound = Inbound(
-                        channel="bench", sender=f"c{n}", text=message, message_id=f"{n}-{i}"
+                        channel="bench", sender=f"c{n}", text=text, message_id=f"{n}-{i}"
                     )
                     started = time.perf_counter()
                     await runtime.engine.handle(inbound)

@@ -59,7 +59,7 @@ class Engine:
             return []
         key = inbound.conversation_key
         dedupe_key = f"{key}:{inbound.message_id}" if inbound.message_id else ""
-        async with self.store.lock(key):
+        async with self.store.lock(key, dedupe_key):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 if dedupe_key:
                     # Checked inside the lock: a retry that waited for the first delivery

@@ -79,7 +79,9 @@ class Turn(Protocol):
 class ConversationStore(Protocol):
     """Per-conversation locks, re-delivery memory and units of work."""
 
-    def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
+    def lock(self, key: str, dedupe_key: str = "") -> AbstractAsyncContextManager[None]:
+        """Hold the conversation; `dedupe_key` lets a store read ahead what recall will ask."""
+        ...
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None: ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,10 +38,17 @@ class ConversationState:
         self.to_menu()
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["updated_at"] = self.updated_at.isoformat()
-        data.pop("version")
-        return data
+        # Written out by hand: dataclasses.asdict deep-copies, and this runs on every turn.
+        return {
+            "flow": self.flow,
+            "step": self.step,
+            "data": self.data,
+            "draft": self.draft,
+            "language": self.language,
+            "source": self.source,
+            "risk_alerted": self.risk_alerted,
+            "updated_at": self.updated_at.isoformat(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], version: int = 0) -> ConversationState:

@@ -13,8 +13,6 @@ from conversation.codes import new_case_code
 from .crypto import PiiCipher
 from .models import Attachment, Case, Identity
 
-CODE_ATTEMPTS = 8
-
 
 class Cases:
     def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
@@ -32,21 +30,15 @@ class Cases:
     async def by_origin(self, origin: str) -> Case | None:
         return await self.session.scalar(select(Case).where(Case.origin == origin))
 
-    async def new_code(self, day: date) -> str:
-        """A code not yet used. The unique index stays the last word if two filings race."""
-        for _ in range(CODE_ATTEMPTS):
-            code = new_case_code(day)
-            if await self.session.scalar(select(Case.id).where(Case.code == code)) is None:
-                return code
-        raise RuntimeError("could not find a free case code")  # 32**6 per day: not in practice
-
-    async def add(self, case: Case, attachments: list[Attachment]) -> Case:
+    async def add(self, case: Case, day: date, attachments: list[Attachment]) -> Case:
+        """File a case under a fresh code. Not asked beforehand whether the code is free (32**6
+        a day): the unique index refuses the one-in-a-billion repeat, and the turn runs again."""
+        case.code = new_case_code(day)
         self.session.add(case)
-        await self.session.flush()
+        await self.session.flush()  # the id, for the attachments and the timeline
         for attachment in attachments:
             attachment.case_id = case.id
             self.session.add(attachment)
-        await self.session.flush()
         return case
 
     def set_contact(self, case: Case, name: str, phone: str) -> None:

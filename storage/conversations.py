@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError
 from sqlalchemy import delete, func, select, update
 
 from conversation.commands import Command, Results
 from conversation.messages import Inbound, Reply
-from conversation.ports import Conflict
+from conversation.ports import CaseView, Conflict, Lookups
 from conversation.state import ConversationState
 
 from .crypto import PiiCipher
@@ -56,14 +58,30 @@ def _open_replies(cipher: PiiCipher, blob: bytes) -> list[Reply]:
 
 
 class StoreTurn:
-    """One turn's unit of work: implements `conversation.ports.Turn`."""
+    """One turn's unit of work: implements `conversation.ports.Turn`.
 
-    def __init__(self, store: ConversationStoreBase, uow: UnitOfWork) -> None:
+    The database session is opened only when the turn needs it: in the Redis store most turns
+    (a form step) touch only Redis, and skip the session altogether.
+    """
+
+    def __init__(self, store: ConversationStoreBase) -> None:
         self.store = store
-        self.uow = uow
-        self.lookups = CaseLookups(uow)
+        self._uow: UnitOfWork | None = None
         self._versions: dict[str, int] = {}
-        self._after_commit: list[tuple[str, bytes, int]] = []
+        # What the Redis store writes after the database commit.
+        self._state: tuple[str, bytes] | None = None
+        self._seen: tuple[str, bytes] | None = None
+
+    async def uow(self) -> UnitOfWork:
+        if self._uow is None:
+            uow = UnitOfWork(self.store.db, self.store.cipher)
+            await uow.__aenter__()
+            self._uow = uow
+        return self._uow
+
+    @property
+    def lookups(self) -> Lookups:
+        return _LazyLookups(self)
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         return await self.store._recall_in_turn(self, dedupe_key)
@@ -72,8 +90,9 @@ class StoreTurn:
         return await self.store._load(self, key)
 
     async def apply(self, commands: Sequence[Command], inbound: Inbound) -> Results:
-        results = await CommandHandler(self.uow, self.store.tz).apply(commands, inbound)
-        await self.uow.flush()
+        uow = await self.uow()
+        results = await CommandHandler(uow, self.store.tz).apply(commands, inbound)
+        await uow.flush()
         return results
 
     async def save_state(self, key: str, state: ConversationState) -> None:
@@ -83,8 +102,31 @@ class StoreTurn:
         await self.store._remember(self, dedupe_key, replies)
 
     async def commit(self) -> None:
-        await self.uow.commit()
+        if self._uow is not None:
+            await self._uow.commit()
         await self.store._after_commit(self)
+
+    async def close(self, exc: BaseException | None) -> None:
+        """End the unit of work if one was opened (rolled back unless committed)."""
+        if self._uow is not None:
+            uow, self._uow = self._uow, None
+            await uow.__aexit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+
+class _LazyLookups:
+    """The case lookups, opening the turn's session only when a flow asks one."""
+
+    def __init__(self, turn: StoreTurn) -> None:
+        self.turn = turn
+
+    async def cases_of(self, channel: str, sender: str, limit: int = 5) -> list[CaseView]:
+        return await CaseLookups(await self.turn.uow()).cases_of(channel, sender, limit)
+
+    async def case_of(self, channel: str, sender: str, code: str) -> CaseView | None:
+        return await CaseLookups(await self.turn.uow()).case_of(channel, sender, code)
+
+    async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
+        return await CaseLookups(await self.turn.uow()).ratable_cases(channel, sender)
 
 
 class ConversationStoreBase:
@@ -103,7 +145,7 @@ class ConversationStoreBase:
         self.lifetime = lifetime
         self.dedupe_ttl = dedupe_ttl
 
-    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+    def lock(self, key: str, dedupe_key: str = "") -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
@@ -111,8 +153,13 @@ class ConversationStoreBase:
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[StoreTurn]:
-        async with UnitOfWork(self.db, self.cipher) as uow:
-            yield StoreTurn(self, uow)
+        turn = StoreTurn(self)
+        try:
+            yield turn
+        except BaseException as exc:
+            await turn.close(exc)  # may turn an IntegrityError into Conflict
+            raise
+        await turn.close(None)
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
         raise NotImplementedError
@@ -138,7 +185,7 @@ class DatabaseConversationStore(ConversationStoreBase):
         self._locks: dict[str, _CountedLock] = {}
 
     @asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[None]:
+    async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
         # In-process only; other processes sharing the database are caught by the version column.
         entry = self._locks.setdefault(key, _CountedLock())
         entry.users += 1
@@ -154,14 +201,14 @@ class DatabaseConversationStore(ConversationStoreBase):
         return None  # asked inside the turn instead, under the lock: one transaction, not two
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
-        session = turn.uow.session
+        session = (await turn.uow()).session
         row = await session.scalar(select(InboundDedupe).where(InboundDedupe.key == dedupe_key))
         if row is None or row.expires_at <= utcnow():
             return None
         return _open_replies(self.cipher, row.replies)
 
     async def _load(self, turn: StoreTurn, key: str) -> ConversationState | None:
-        session = turn.uow.session
+        session = (await turn.uow()).session
         if self.db.is_postgres:
             # Processes sharing PostgreSQL without Redis: a transaction-scoped advisory lock makes
             # one conversation's turns wait for each other (SQLite's BEGIN IMMEDIATE does this).
@@ -173,13 +220,13 @@ class DatabaseConversationStore(ConversationStoreBase):
         return _open_state(self.cipher, row.state, row.version)
 
     async def _save(self, turn: StoreTurn, key: str, state: ConversationState) -> None:
-        session = turn.uow.session
+        session = (await turn.uow()).session
         version = turn._versions.get(key, 0)
         sealed = _seal_state(self.cipher, state)
         expires = utcnow() + self.lifetime
         if version == 0:
             session.add(Conversation(key=key, state=sealed, version=1, expires_at=expires))
-            await turn.uow.flush()
+            await (await turn.uow()).flush()
             return
         result = await session.execute(
             update(Conversation)
@@ -190,7 +237,7 @@ class DatabaseConversationStore(ConversationStoreBase):
             raise Conflict(f"conversation {key} changed under this turn")
 
     async def _remember(self, turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
-        session = turn.uow.session
+        session = (await turn.uow()).session
         # An expired record of the same id may linger until the purge: replace only that. A live
         # one means another process answered this message first; the insert then conflicts and
         # the engine's retry finds that answer.
@@ -207,7 +254,7 @@ class DatabaseConversationStore(ConversationStoreBase):
                 expires_at=utcnow() + self.dedupe_ttl,
             )
         )
-        await turn.uow.flush()
+        await (await turn.uow()).flush()
 
 
 class _CountedLock:
@@ -218,8 +265,48 @@ class _CountedLock:
         self.users = 0
 
 
+# Take the conversation's lock and, in the same round trip, read what the turn will need.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local seen = false
+  if ARGV[3] == '1' then seen = redis.call('GET', KEYS[3]) end
+  return {1, redis.call('GET', KEYS[2]), seen}
+end
+return {0}
+"""
+# After the database commit: the new state, the replies given, and the lock let go, at once.
+_FINISH = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4]) end
+if redis.call('GET', KEYS[2]) == ARGV[5] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class _Held:
+    """A lock this process holds, with what was read when taking it (each used once)."""
+
+    token: str
+    dedupe_key: str
+    state: bytes | None
+    seen: bytes | None
+    state_read: bool = False
+    seen_read: bool = False
+    released: bool = False
+
+
 class RedisConversationStore(ConversationStoreBase):
-    """Production: state, dedupe and locks in Redis, shared by every web process."""
+    """Production: state, dedupe and locks in Redis, shared by every web process.
+
+    A turn costs two Redis round trips: one script takes the lock and reads the state and the
+    replies remembered for the message; another, after the database commit, writes the new
+    state and the replies and lets the lock go.
+    """
 
     def __init__(
         self,
@@ -238,50 +325,78 @@ class RedisConversationStore(ConversationStoreBase):
         self.keys = keys
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._finish = redis.register_script(_FINISH)
+        self._release = redis.register_script(_RELEASE)
+        self._held: dict[str, _Held] = {}
 
     @asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[None]:
-        lock = self.redis.lock(
-            self.keys.lock(key), timeout=self.lock_ttl, blocking_timeout=self.lock_wait, sleep=0.01
-        )
-        if not await lock.acquire():
-            raise Busy(f"conversation {key} is busy")
+    async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
+        token = secrets.token_hex(16)
+        keys = [
+            self.keys.lock(key),
+            self.keys.conversation(key),
+            self.keys.seen(dedupe_key) if dedupe_key else "",
+        ]
+        args: list[str | int] = [token, int(self.lock_ttl * 1000), "1" if dedupe_key else "0"]
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            got = await self._acquire(keys=[k or keys[1] for k in keys], args=args)
+            if int(got[0]) == 1:
+                break
+            if time.monotonic() > deadline:
+                raise Busy(f"conversation {key} is busy")
+            await asyncio.sleep(0.01)
+        held = _Held(token, dedupe_key, got[1], got[2] if dedupe_key else None)
+        self._held[key] = held
         try:
             yield
         finally:
-            # LockError: it expired while we worked and the next turn already owns it.
-            with suppress(LockError):
-                await lock.release()
+            self._held.pop(key, None)
+            if not held.released:  # a turn that failed: let go (a no-op if it expired meanwhile)
+                await self._release(keys=[keys[0]], args=[token])
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
-        blob = cast(bytes | None, await self.redis.get(self.keys.seen(dedupe_key)))
+        held = next((h for h in self._held.values() if h.dedupe_key == dedupe_key), None)
+        if held is not None and not held.seen_read:
+            held.seen_read = True
+            blob = held.seen
+        else:
+            blob = cast(bytes | None, await self.redis.get(self.keys.seen(dedupe_key)))
         return _open_replies(self.cipher, blob) if blob else None
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
         return None  # the engine already asked under the Redis lock, which every process shares
 
     async def _load(self, turn: StoreTurn, key: str) -> ConversationState | None:
-        blob = cast(bytes | None, await self.redis.get(self.keys.conversation(key)))
+        held = self._held.get(key)
+        if held is not None and not held.state_read:
+            held.state_read = True
+            blob = held.state
+        else:
+            blob = cast(bytes | None, await self.redis.get(self.keys.conversation(key)))
         return _open_state(self.cipher, blob) if blob else None
 
     async def _save(self, turn: StoreTurn, key: str, state: ConversationState) -> None:
-        ttl = int(self.lifetime.total_seconds())
-        turn._after_commit.append(
-            (self.keys.conversation(key), _seal_state(self.cipher, state), ttl)
-        )
+        turn._state = (key, _seal_state(self.cipher, state))
 
     async def _remember(self, turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
-        ttl = int(self.dedupe_ttl.total_seconds())
-        turn._after_commit.append(
-            (self.keys.seen(dedupe_key), _seal_replies(self.cipher, replies), ttl)
-        )
+        turn._seen = (dedupe_key, _seal_replies(self.cipher, replies))
 
     async def _after_commit(self, turn: StoreTurn) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for name, value, ttl in turn._after_commit:
-                pipe.set(name, value, ex=ttl)
-            await pipe.execute()
-        turn._after_commit.clear()
+        if turn._state is None:
+            return
+        key, state = turn._state
+        dedupe_key, seen = turn._seen or ("", b"")
+        held = self._held.get(key)
+        token = held.token if held is not None else ""
+        keys = [self.keys.conversation(key), self.keys.lock(key)]
+        keys.append(self.keys.seen(dedupe_key) if dedupe_key else keys[0])
+        ttl, seen_ttl = int(self.lifetime.total_seconds()), int(self.dedupe_ttl.total_seconds())
+        await self._finish(keys=keys, args=[state, ttl, seen, seen_ttl, token])
+        if held is not None:
+            held.released = True
+        turn._state = turn._seen = None
 
 
 async def purge_expired(db: Database) -> int:

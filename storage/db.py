@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
@@ -19,13 +22,23 @@ class Database:
         self.url = make_url(url)
         options: dict[str, Any] = {}
         if self.is_sqlite:
-            options["connect_args"] = {"timeout": 30}
+            # SQLite has one writer. In one process, queue for it here (first come, first
+            # served, no sleeping) rather than in SQLite's busy handler, which sleeps in growing
+            # steps and makes the slowest turns seconds long. The busy timeout still covers
+            # other processes sharing the file. Code must never open a second session while
+            # holding one (it would wait for itself).
+            options.update(
+                connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+            )
         else:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The pool hands its one SQLite connection to whoever asks when it comes back, which can
+        # starve a task that has waited long; an asyncio.Lock queues newcomers behind waiters.
+        self._turns = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -35,8 +48,15 @@ class Database:
     def is_postgres(self) -> bool:
         return self.url.get_backend_name() == "postgresql"
 
-    def session(self) -> AsyncSession:
-        return self.sessions()
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session; on SQLite, taken in turn (first come, first served) by every task."""
+        if self._turns is None:
+            async with self.sessions() as session:
+                yield session
+            return
+        async with self._turns, self.sessions() as session:
+            yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -70,7 +70,6 @@ class CommandHandler:
             identity.citizen_id = citizen.id
         now = utcnow()
         case = Case(
-            code=await uow.cases.new_code(now.astimezone(self.tz).date()),
             origin=command.origin,
             kind=command.kind,
             category=command.category,
@@ -92,13 +91,14 @@ class CommandHandler:
         )
         uow.cases.set_contact(case, command.name, command.phone)
         attachments = attachment_rows(inbound.channel, command.attachments)
-        await uow.cases.add(case, attachments)
+        await uow.cases.add(case, now.astimezone(self.tz).date(), attachments)
         await uow.events.append(
             case,
             "submitted",
             f"citizen:{inbound.channel}",
             {"kind": case.kind, "category": case.category, "attachments": len(attachments)},
             at=now,
+            first=True,
         )
         document = case_document(case, (command.name, command.phone), attachments)
         contact = document.pop("contact")

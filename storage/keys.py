@@ -1,4 +1,8 @@
-"""Every Redis key name Minyi uses, in one place (each under the configured prefix)."""
+"""Every Redis key name Minyi uses, in one place (each under the configured prefix).
+
+A conversation's keys (state, lock, remembered replies) share a hash tag, `{channel:sender}`,
+so the scripts that touch them together also run on Redis Cluster.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ class Keys:
         self.prefix = prefix
 
     def conversation(self, key: str) -> str:
-        return f"{self.prefix}conv:{key}"
-
-    def seen(self, dedupe_key: str) -> str:
-        return f"{self.prefix}seen:{dedupe_key}"
+        return f"{self.prefix}conv:{{{key}}}"
 
     def lock(self, key: str) -> str:
-        return f"{self.prefix}lock:{key}"
+        return f"{self.prefix}lock:{{{key}}}"
+
+    def seen(self, dedupe_key: str) -> str:
+        """`dedupe_key` is `channel:sender:message id`; the first two are the conversation."""
+        channel, sender, message = dedupe_key.split(":", 2)
+        return f"{self.prefix}seen:{{{channel}:{sender}}}:{message}"
 
     def shared(self, name: str) -> str:
         """Small shared values such as the WeChat access token."""

@@ -51,8 +51,7 @@ class Outbox:
             data=data or {},
             private_enc=sealed,
         )
-        self.session.add(entry)
-        await self.session.flush()
+        self.session.add(entry)  # written with the unit of work's next flush
         return entry
 
     async def after(self, position: int, limit: int) -> list[OutboxEntry]:

@@ -47,16 +47,21 @@ class Timeline:
         actor: str,
         data: dict[str, Any] | None = None,
         at: datetime | None = None,
+        *,
+        first: bool = False,
     ) -> CaseEvent:
-        """Add one event. Callers hold the case row (FOR UPDATE on PostgreSQL) so seq is theirs."""
-        last = (
-            await self.session.execute(
-                select(CaseEvent.seq, CaseEvent.hash)
-                .where(CaseEvent.case_id == case.id)
-                .order_by(CaseEvent.seq.desc())
-                .limit(1)
-            )
-        ).first()
+        """Add one event (written with the unit of work's next flush). Callers hold the case row
+        (FOR UPDATE on PostgreSQL) so its seq is theirs; `first` for a case just filed."""
+        last = None
+        if not first:
+            last = (
+                await self.session.execute(
+                    select(CaseEvent.seq, CaseEvent.hash)
+                    .where(CaseEvent.case_id == case.id)
+                    .order_by(CaseEvent.seq.desc())
+                    .limit(1)
+                )
+            ).first()
         seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
         moment = at or utcnow()
         payload = dict(data or {})
@@ -72,7 +77,6 @@ class Timeline:
         )
         self.session.add(event)
         case.updated_at = moment
-        await self.session.flush()
         return event
 
     async def events(self, case: Case) -> list[CaseEvent]:

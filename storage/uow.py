@@ -25,7 +25,8 @@ class UnitOfWork:
         self.cipher = cipher
 
     async def __aenter__(self) -> UnitOfWork:
-        self.session = self.db.session()
+        self._held = self.db.session()
+        self.session = await self._held.__aenter__()
         await self.session.begin()
         self.cases = Cases(self.session, self.cipher)
         self.events = Timeline(self.session)
@@ -58,7 +59,7 @@ class UnitOfWork:
             if not self._committed:
                 await self.session.rollback()
         finally:
-            await self.session.close()
+            await self._held.__aexit__(None, None, None)
         if isinstance(exc, IntegrityError):
             raise Conflict(str(exc.orig)) from exc
         if isinstance(exc, OperationalError) and _is_serialization_failure(exc):
