@@ -10,7 +10,8 @@ data as a production Redis would); two `minyi serve --no-workers` on different p
 `minyi worker`; and, inside this process, a fake WeChat API (access token, customer-service and
 template messages) and a fake `http` SMS gateway.
 
-What it does: K citizens, each a WeChat openid, walk a complete filing in safe (AES) mode. Every
+What it does: K citizens, each a WeChat openid, walk a complete filing in safe (AES) mode; some
+arrive steadily, most in a burst just before each fault, so that it strikes turns in flight. Every
 push is signed and encrypted as WeChat does it and delivered as WeChat delivers it: a failed
 delivery (connection refused or reset, 5xx, no answer within 5 s) is re-sent up to three times
 with the same MsgId, and a share of pushes is delivered a second time to the *other* process
@@ -320,6 +321,8 @@ class Soak:
         self.faults: list[Fault] = []
         self.msg_ids = itertools.count(int(time.time()) * 1000)
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.runners: list[web.AppRunner] = []
+        self.http: aiohttp.ClientSession  # opened in run(), inside the event loop
         # The back office.
         self.entries_seen: set[str] = set()
         self.phone_of: dict[str, str] = {}
@@ -771,7 +774,6 @@ class Soak:
     # -- the run ---------------------------------------------------------------------------------
 
     async def run(self, logs: Path) -> int:
-        self.runners: list[web.AppRunner] = []
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2000))
         stop = asyncio.Event()
         try:
@@ -946,6 +948,7 @@ class Soak:
         finally:
             await redis.aclose()
 
+        jobs = await self.notifications()
         cases_of: dict[str, list[str]] = defaultdict(list)
         rating_of: dict[str, tuple[int | None, str | None]] = {}
         for code, openid, score, channel in rows:
@@ -995,6 +998,9 @@ class Soak:
             "ratings without `case.rated`": len(rated_missing),
             "walks the API did not complete": len(self.walk_failures),
             "rating replies the gateway could not deliver": len(self.rating_failures),
+            "notifications never sent (failed, or still pending)": sum(
+                s not in ("sent", "skipped") for _, _, s, _ in jobs
+            ),
         }
         doubled = {
             "citizens with two cases": len(two_cases),
@@ -1007,7 +1013,6 @@ class Soak:
             "case notices twice (WeChat)": len(notices_twice),
             "two deliveries of one push answered differently": sum(c.mismatched for c in citizens),
         }
-        jobs = await self.notifications()
         slowest = max((w for _, _, s, w in jobs if s == "sent"), default=0.0)
         answered = [a for a in self.attempts if a.outcome not in ("error", "timeout")]
         longest = max((a.took for a in answered), default=0.0)
@@ -1148,7 +1153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--citizens", type=int, default=500)
     parser.add_argument(
-        "--arrival", type=float, default=150.0, help="seconds over which citizens start"
+        "--arrival", type=float, default=120.0, help="seconds over which citizens start"
     )
     parser.add_argument("--quick", action="store_true", help="60 citizens over 45 s")
     parser.add_argument("--duplicates", type=float, default=0.2, help="share of pushes sent twice")
@@ -1158,10 +1163,10 @@ def main() -> None:
     )
     parser.add_argument("--sms-twice", type=float, default=0.25, help="share of SMS replies twice")
     parser.add_argument(
-        "--think", type=float, nargs=2, default=(0.3, 1.5), help="pause between messages (s)"
+        "--think", type=float, nargs=2, default=(0.05, 0.5), help="pause between messages (s)"
     )
     parser.add_argument(
-        "--burst", type=float, default=0.4, help="share of citizens arriving just before faults"
+        "--burst", type=float, default=0.6, help="share of citizens arriving just before faults"
     )
     parser.add_argument("--window", type=float, default=15.0, help="seconds before/after a fault")
     parser.add_argument("--settle", type=float, default=300.0, help="most seconds to catch up")
