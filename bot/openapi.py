@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .lifecycle import EVENT_TYPES, LIMITS, STATUSES
+
 _ERROR = {
     "type": "object",
     "required": ["error", "message"],
@@ -16,17 +18,7 @@ _CASE = {
         "code": {"type": "string", "pattern": "^XF[0-9]{8}-[0-9A-HJKMNP-TV-Z]{6}$"},
         "status": {
             "type": "string",
-            "enum": [
-                "submitted",
-                "accepted",
-                "redirected",
-                "assigned",
-                "returned",
-                "replied",
-                "closed",
-                "rated",
-                "review_requested",
-            ],
+            "enum": list(STATUSES),
         },
         "kind": {"type": "string", "enum": ["petition", "suggestion"]},
         "category": {"type": "string"},
@@ -116,6 +108,35 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 }
             },
+            "/cases/{code}/events": {
+                "post": {
+                    "summary": "Report a step of the case's lifecycle (受理, 交办, 答复, 办结 …)",
+                    "parameters": [
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "schema": {"type": "string", "maxLength": 200},
+                            "description": "the same key with the same body replays (header Idempotent-Replayed); "
+                            "with another body it answers 422",
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Progress"}
+                            }
+                        },
+                    },
+                    "responses": _responses(case_ref, 404, 409, 413, 422),
+                }
+            },
             "/cases/{code}": {
                 "get": {
                     "summary": "One case with its timeline, deadlines and rating",
@@ -203,6 +224,41 @@ def openapi_document() -> dict[str, Any]:
                         "data": {"type": "object"},
                         "at": {"type": "string", "format": "date-time"},
                         "hash": {"type": "string"},
+                    },
+                },
+                "Progress": {
+                    "type": "object",
+                    "required": ["type"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                        "note": {
+                            "type": "string",
+                            "maxLength": LIMITS["note"],
+                            "description": "needed by replied (the answer) and note",
+                        },
+                        "department": {
+                            "type": "string",
+                            "maxLength": LIMITS["department"],
+                            "description": "needed by assigned, and by redirected (where to go instead)",
+                        },
+                        "staff": {"type": "string", "maxLength": LIMITS["staff"]},
+                        "reason": {
+                            "type": "string",
+                            "maxLength": LIMITS["reason"],
+                            "description": "needed by redirected, returned and extended",
+                        },
+                        "days": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 30,
+                            "description": "extended only (default 30)",
+                        },
+                        "stage": {
+                            "type": "string",
+                            "maxLength": LIMITS["stage"],
+                            "description": "marks a local SLA stage as met",
+                        },
                     },
                 },
                 "Rating": {

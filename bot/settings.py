@@ -97,6 +97,14 @@ def _one_of(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _scale(name: str, value: str) -> int:
+    if value not in ("3", "5"):
+        raise SettingsError(
+            f"{name}: {value!r} is not a satisfaction scale; use 3 (满意/基本满意/不满意) or 5 (好差评)"
+        )
+    return int(value)
+
+
 def _aes_key(name: str, value: str) -> str:
     if len(value) != 43:
         raise SettingsError(
@@ -212,7 +220,7 @@ class Settings:
     office_config: str | None = _spec("MINYI_OFFICE_CONFIG", _path)
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
     session_hours: int = _spec("MINYI_SESSION_HOURS", _int(1, 24 * 30), 24)
-    survey_scale: int = _spec("MINYI_SURVEY_SCALE", _int(3, 5), 3)
+    survey_scale: int = _spec("MINYI_SURVEY_SCALE", _scale, 3)
     survey_days: int = _spec("MINYI_SURVEY_DAYS", _int(1, 90), 7)
     survey_quiet_hours: str = _spec("MINYI_SURVEY_QUIET_HOURS", _quiet_hours, "21:00-08:00")
     public_url: str | None = _spec("MINYI_PUBLIC_URL", _url("http", "https"))

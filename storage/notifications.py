@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Case, Delivery, Notification, utcnow
@@ -121,25 +121,6 @@ class Notifications:
                 "case_id": job.case_id,
             },
             ["channel", "message_id"],
-        )
-
-    async def delivery(self, channel: str, message_id: str) -> Delivery | None:
-        return await self.session.scalar(
-            select(Delivery).where(Delivery.channel == channel, Delivery.message_id == message_id)
-        )
-
-    async def pending_count(self) -> int:
-        query = (
-            select(func.count()).select_from(Notification).where(Notification.status == "pending")
-        )
-        return int(await self.session.scalar(query) or 0)
-
-
-async def release(session: AsyncSession, job_ids: Sequence[int]) -> None:
-    """Give leased jobs back at once (a worker shutting down cleanly)."""
-    if job_ids:
-        await session.execute(
-            update(Notification).where(Notification.id.in_(job_ids)).values(leased_until=None)
         )
 
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .crypto import PiiCipher
@@ -75,12 +75,6 @@ class Outbox:
         if skip_locked:
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))
-
-    async def count_unpublished(self) -> int:
-        query = (
-            select(func.count()).select_from(OutboxEntry).where(OutboxEntry.published_at.is_(None))
-        )
-        return int(await self.session.scalar(query) or 0)
 
     def data(self, entry: OutboxEntry) -> dict[str, Any]:
         """The event's data as consumers get it, personal data decrypted back in place."""

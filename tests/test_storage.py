@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from bot.runtime import Runtime
 from conversation.codes import CASE_CODE_RE, find_case_code, new_case_code
@@ -167,3 +167,30 @@ async def test_datetimes_come_back_in_utc(runtime: Runtime) -> None:
         assert case is not None
         assert case.created_at.tzinfo is not None and case.created_at.utcoffset() == timedelta(0)
         assert abs(datetime.now(UTC) - case.created_at) < timedelta(minutes=1)
+
+
+async def test_a_case_code_collision_is_retried_with_a_new_code(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unique index refuses a repeated code; the turn runs again and the filing gets another."""
+    import storage.cases
+
+    first = await filed(runtime, sender="first")
+    codes = iter([first, "XF20261122-ZZZZZZ"])
+    monkeypatch.setattr(storage.cases, "new_case_code", lambda day: next(codes))
+    second = await filed(runtime, sender="second")
+    assert second == "XF20261122-ZZZZZZ" and second != first
+    async with runtime.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Case)) == 2
+
+
+def test_the_embedded_key_file_is_made_private_once(tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    from storage.crypto import key_file_for, load_or_create_key_file
+
+    path = key_file_for(Path(str(tmp_path)) / "minyi.db")
+    first = load_or_create_key_file(path)
+    assert path.name == "minyi.db.key" and os.stat(path).st_mode & 0o777 == 0o600
+    assert load_or_create_key_file(path) == first  # kept, not replaced

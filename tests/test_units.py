@@ -201,6 +201,8 @@ def test_office_may_override_texts_and_add_questions(tmp_path: Path) -> None:
         ({"MINYI_DATABASE_URL": "postgresql+asyncpg://u@h/d"}, "MINYI_PII_KEY"),
         ({"MINYI_TIMEZONE": "Mars/Base"}, "MINYI_TIMEZONE"),
         ({"MINYI_SESSION_HOURS": "zero"}, "MINYI_SESSION_HOURS"),
+        ({"MINYI_SURVEY_SCALE": "4"}, "MINYI_SURVEY_SCALE"),
+        ({"MINYI_SURVEY_QUIET_HOURS": "late"}, "MINYI_SURVEY_QUIET_HOURS"),
         ({"MINYI_WECHAT_API_BASE": "ftp://x"}, "MINYI_WECHAT_API_BASE"),
         ({"MINYI_TELEGRAM_TOKEN": "123:abc"}, "MINYI_TELEGRAM_SECRET"),
         ({"MINYI_OFFICE_CONFIG": "/nonexistent.toml"}, "MINYI_OFFICE_CONFIG"),

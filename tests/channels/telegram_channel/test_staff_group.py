@@ -211,3 +211,35 @@ async def test_a_second_claim_is_refused_and_a_redelivered_press_is_taken_once(
         client, press({"id": 43, "is_bot": False, "first_name": "李明"}, buttons[0][1], alert_id)
     )
     assert fake_api.texts(STAFF_CHAT)[-1] == "已由王 芳认领。"
+
+
+async def test_staff_talk_with_a_citizen_who_wrote_on_wechat(
+    aiohttp_client: Any,
+    telegram_settings: Settings,
+    virtual_time: VirtualTime,
+    fake_api: FakeBotApi,
+    fake_wechat: Any,
+) -> None:
+    """The duty group answers a WeChat citizen: words go out as customer-service messages."""
+    from ..conftest import wechat_settings
+
+    settings = wechat_settings(
+        telegram_settings.replace(staff_telegram_chat=str(STAFF_CHAT)), fake_wechat
+    )
+    client = await app_client(aiohttp_client, settings, virtual_time)
+    openid = "oK8Yq6Dp2fXvN3sLw0hTzR1aBcDe"
+    citizen = Citizen(client.app[RUNTIME], sender=openid, channel="wechat")
+    code = (await citizen.file_a_matter()).split("编号是 ")[1].split("，")[0]
+    await citizen.say("人工")
+    await drain(client)
+    alert_id, _ = fake_api.keyboard(STAFF_CHAT)
+    await post(
+        client, group_message(WANG, "您好，我是值班的王芳，路灯今天下午修。", reply_to=alert_id)
+    )
+    assert (
+        fake_wechat.texts_to(openid)[-1] == "工作人员王 芳：您好，我是值班的王芳，路灯今天下午修。"
+    )
+    assert await citizen.say("好的，谢谢") == ""
+    assert fake_api.texts(STAFF_CHAT)[-1] == "💬 群众：好的，谢谢"
+    kinds = [(kind, data.get("route", "")) for kind, _, data in await timeline(client, code)]
+    assert ("staff.message", "wechat") in kinds and ("citizen.message", "") in kinds

@@ -1,0 +1,392 @@
+"""Fuzzing every webhook: random and mutated input never gets a 5xx, an unauthenticated request
+never stores anything, and the server keeps serving.
+
+Runs a few dozen examples per test in the suite; `benchmarks/fuzz_webhooks.py` runs thousands
+(MINYI_FUZZ_EXAMPLES). One app serves every example of a test, as one server serves all comers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from bot.app import create_app
+from bot.keys import RUNTIME
+from bot.settings import Settings
+from channels.telegram.webhook import SECRET_HEADER
+
+from .channels.conftest import PROVIDER_SETTINGS
+from .channels.sms_fakes import HTTP_SECRET, TWILIO_TOKEN, FakeProvider, http_gateway_app
+from .channels.telegram_channel.fake_telegram import SECRET as TELEGRAM_SECRET
+from .channels.telegram_channel.fake_telegram import TOKEN as TELEGRAM_TOKEN
+from .channels.telegram_channel.fake_telegram import FakeBotApi
+from .channels.test_sms_webhooks import twilio_signature
+from .channels.wechat_kit import AES_KEY, APP_ID, APP_SECRET, TOKEN, WeChatServer
+from .conftest import TABLES, sqlite_settings
+
+EXAMPLES = int(os.environ.get("MINYI_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+PAYLOADS = Path(__file__).parent / "channels" / "payloads"
+WECHAT_XML = sorted((PAYLOADS / "wechat").glob("*.xml"))
+PATH_SECRET = "path-secret-0123456789abcdef"
+PUBLIC_URL = "https://minyi.example.gov.cn"
+API = {"Authorization": "Bearer test-token"}
+
+
+@pytest.fixture
+async def fakes(aiohttp_server: Any) -> dict[str, str]:
+    """The providers' APIs, so authenticated turns can answer (nothing reaches the internet)."""
+    bot = FakeBotApi()
+    telegram: TestServer = await aiohttp_server(bot.app())
+    bot.base = str(telegram.make_url("")).rstrip("/")
+    gateway: TestServer = await aiohttp_server(http_gateway_app(FakeProvider()))
+    return {"telegram": bot.base, "sms": str(gateway.make_url("")).rstrip("/")}
+
+
+def fuzz_settings(tmp_path: Path, fakes: dict[str, str], **sms: Any) -> Settings:
+    return sqlite_settings(
+        tmp_path,
+        wechat_token=TOKEN,
+        wechat_app_id=APP_ID,
+        wechat_app_secret=APP_SECRET,
+        wechat_aes_key=AES_KEY,
+        wechat_api_base=fakes["sms"],  # any local server: fuzzed turns rarely push
+        telegram_token=TELEGRAM_TOKEN,
+        telegram_secret=TELEGRAM_SECRET,
+        telegram_api_base=fakes["telegram"],
+        **(
+            {
+                "sms_provider": "http",
+                "sms_api_base": fakes["sms"],
+                "sms_webhook_secret": HTTP_SECRET,
+            }
+            | sms
+        ),
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, tmp_path: Path, fakes: dict[str, str]) -> TestClient:
+    return await aiohttp_client(create_app(fuzz_settings(tmp_path, fakes), workers=False))
+
+
+async def rows(client: TestClient) -> dict[str, int]:
+    counts = {}
+    async with client.server.app[RUNTIME].db.session() as session:
+        for table in TABLES.split(", "):
+            counts[table] = int(
+                (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar() or 0
+            )
+    return counts
+
+
+async def still_serving(client: TestClient) -> None:
+    assert (await client.get("/healthz")).status == 200
+
+
+# -- strategies --------------------------------------------------------------------------------
+
+junk = st.one_of(st.binary(max_size=2048), st.text(max_size=512).map(str.encode))
+field_text = st.one_of(
+    st.text(max_size=300), st.sampled_from(["", "]]>", "<xml>", "&amp;", "\x00", "😀" * 50])
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: str) -> str:
+    """A recorded payload with a few random cuts, insertions and replacements."""
+    text_ = original
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(text_)))
+        cut = draw(st.integers(0, 20))
+        text_ = text_[:at] + draw(st.text(max_size=20)) + text_[at + cut :]
+    return text_
+
+
+xml_payloads = st.sampled_from(WECHAT_XML).map(lambda p: p.read_text("utf-8")).flatmap(mutated)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=50),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def telegram_updates(draw: st.DrawFn) -> Any:
+    """Update-shaped JSON with random holes and types, or anything at all."""
+    message = {
+        "message_id": draw(st.integers(-5, 10**9) | st.text(max_size=5)),
+        "date": draw(st.integers(0, 2**31)),
+        "chat": draw(
+            st.fixed_dictionaries(
+                {
+                    "id": st.integers(-(10**13), 10**13),
+                    "type": st.sampled_from(["private", "group", "supergroup", "channel", "x"]),
+                }
+            )
+        ),
+        "from": draw(
+            st.fixed_dictionaries(
+                {
+                    "id": st.integers(1, 10**10),
+                    "is_bot": st.booleans(),
+                    "first_name": st.text(max_size=10),
+                }
+            )
+        ),
+        "text": draw(field_text),
+    }
+    update = {"update_id": draw(st.integers(-1, 2**31) | st.text(max_size=5)), "message": message}
+    return draw(
+        st.sampled_from(
+            [update, {"update_id": 1, "callback_query": draw(json_values)}, draw(json_values)]
+        )
+    )
+
+
+# -- WeChat ------------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["signature", "timestamp", "nonce", "encrypt_type", "msg_signature", "x"]),
+        st.text(max_size=60),
+    ),
+    body=junk,
+)
+async def test_wechat_refuses_what_is_not_signed_and_stores_nothing(
+    client: TestClient, query: dict[str, str], body: bytes
+) -> None:
+    before = await rows(client)
+    response = await client.post("/wechat", params=query, data=body)
+    assert response.status in (400, 403, 413)
+    assert await rows(client) == before
+    await still_serving(client)
+
+
+@FUZZ
+@given(xml=xml_payloads, mode=st.sampled_from(["safe", "compatible"]))
+async def test_wechat_survives_any_signed_push(client: TestClient, xml: str, mode: str) -> None:
+    try:
+        query, body = WeChatServer(mode=mode).push(xml)
+    except (UnicodeEncodeError, ValueError):
+        return  # WeChat could not have sent it either
+    response = await client.post("/wechat", params=query, data=body)
+    assert response.status < 500, await response.text()
+    await still_serving(client)
+
+
+@FUZZ
+@given(xml=xml_payloads)
+async def test_wechat_refuses_a_push_signed_with_another_token(
+    client: TestClient, xml: str
+) -> None:
+    before = await rows(client)
+    try:
+        query, body = WeChatServer(mode="safe", token="not-our-token").push(xml)
+    except (UnicodeEncodeError, ValueError):
+        return
+    response = await client.post("/wechat", params=query, data=body)
+    assert response.status == 403
+    assert await rows(client) == before
+
+
+# -- Telegram ----------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(update=telegram_updates(), secret=st.one_of(st.none(), st.text(max_size=40)))
+async def test_telegram_refuses_a_wrong_secret_and_stores_nothing(
+    client: TestClient, update: Any, secret: str | None
+) -> None:
+    if secret == TELEGRAM_SECRET:
+        return
+    before = await rows(client)
+    headers = (
+        {SECRET_HEADER: secret}
+        if secret is not None and secret.isprintable() and secret.isascii()
+        else {}
+    )
+    response = await client.post("/telegram", json=update, headers=headers)
+    assert response.status == 403
+    assert await rows(client) == before
+    await still_serving(client)
+
+
+@FUZZ
+@given(update=telegram_updates())
+async def test_telegram_survives_any_update_with_the_secret(
+    client: TestClient, update: Any
+) -> None:
+    response = await client.post("/telegram", json=update, headers={SECRET_HEADER: TELEGRAM_SECRET})
+    assert response.status < 500, await response.text()
+    await still_serving(client)
+
+
+# -- SMS ---------------------------------------------------------------------------------------
+
+
+def http_signed(body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Minyi-Signature": hmac.new(HTTP_SECRET.encode(), body, hashlib.sha256).hexdigest(),
+    }
+
+
+@FUZZ
+@given(body=junk, kind=st.sampled_from(["inbound", "status"]))
+async def test_sms_refuses_what_is_not_signed_and_stores_nothing(
+    client: TestClient, body: bytes, kind: str
+) -> None:
+    before = await rows(client)
+    response = await client.post(
+        f"/sms/http/{kind}", data=body, headers={"X-Minyi-Signature": "0" * 64}
+    )
+    assert response.status == 403
+    assert await rows(client) == before
+    await still_serving(client)
+
+
+@FUZZ
+@given(
+    body=st.one_of(
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries(
+            {
+                "from": st.text(max_size=20) | st.sampled_from(["+8613800138000", "13800138000"]),
+                "text": field_text,
+                "id": st.text(max_size=70),
+            }
+        ).map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
+        junk,
+    ),
+    kind=st.sampled_from(["inbound", "status"]),
+)
+async def test_sms_survives_any_signed_push(client: TestClient, body: bytes, kind: str) -> None:
+    response = await client.post(f"/sms/http/{kind}", data=body, headers=http_signed(body))
+    assert response.status < 500, await response.text()
+    await still_serving(client)
+
+
+@pytest.fixture(params=["aliyun", "tencent", "twilio"])
+async def provider_client(
+    request: pytest.FixtureRequest, aiohttp_client: Any, tmp_path: Path, fakes: dict[str, str]
+) -> tuple[str, TestClient]:
+    """The app with Alibaba or Tencent (guarded by a secret path) or Twilio (signed)."""
+    provider = str(request.param)
+    settings = fuzz_settings(tmp_path, fakes, sms_provider=provider, **PROVIDER_SETTINGS[provider])
+    return provider, await aiohttp_client(create_app(settings, workers=False))
+
+
+def inbound_path(provider: str, secret: str = PATH_SECRET) -> str:
+    return f"/sms/{provider}/inbound" + ("" if provider == "twilio" else f"/{secret}")
+
+
+@FUZZ
+@given(body=st.one_of(junk, json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode())))
+async def test_the_other_providers_survive_random_pushes(
+    provider_client: tuple[str, TestClient], body: bytes
+) -> None:
+    provider, client = provider_client
+    path = inbound_path(provider)
+    headers = {"Content-Type": "application/json"}
+    if provider == "twilio":
+        try:
+            signature = twilio_signature(PUBLIC_URL + path, body, TWILIO_TOKEN)
+        except UnicodeDecodeError:  # Twilio never sends such a body; it must be refused calmly
+            signature = "unsignable"
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        }
+    response = await client.post(path, data=body, headers=headers)
+    assert response.status < 500, await response.text()
+    await still_serving(client)
+
+
+@FUZZ
+@given(body=junk, secret=st.text(alphabet="abcdef0123456789-", min_size=1, max_size=40))
+async def test_the_other_providers_refuse_strangers_and_store_nothing(
+    provider_client: tuple[str, TestClient], body: bytes, secret: str
+) -> None:
+    provider, client = provider_client
+    if secret == PATH_SECRET:
+        return
+    before = await rows(client)
+    headers = {"Content-Type": "application/json", "X-Twilio-Signature": "bad"}
+    response = await client.post(inbound_path(provider, secret), data=body, headers=headers)
+    assert response.status in (403, 404)
+    assert await rows(client) == before
+
+
+# -- the back-office API -----------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    body=st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(
+                    [
+                        "accepted",
+                        "redirected",
+                        "assigned",
+                        "returned",
+                        "replied",
+                        "closed",
+                        "extended",
+                        "note",
+                        "x",
+                    ]
+                )
+            },
+            optional={
+                "note": field_text,
+                "department": field_text,
+                "staff": field_text,
+                "reason": field_text,
+                "days": st.integers(-5, 40) | st.text(max_size=3),
+                "stage": field_text,
+            },
+        ),
+    ),
+    code=st.sampled_from(
+        ["XF20261122-7K3M9Q", "xf20261122-7k3m9q", "nonsense", "XF20261122-7K3M9Q%00"]
+    ),
+    token=st.booleans(),
+)
+async def test_the_api_answers_any_body_with_4xx_at_worst(
+    client: TestClient, body: Any, code: str, token: bool
+) -> None:
+    before = await rows(client)
+    response = await client.post(
+        f"/api/v1/cases/{code}/events", json=body, headers=API if token else {}
+    )
+    assert response.status < 500, await response.text()
+    assert "error" in await response.json() or response.status == 200
+    if not token:
+        assert response.status == 401 and await rows(client) == before
+    await still_serving(client)
