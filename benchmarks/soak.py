@@ -556,7 +556,10 @@ class Soak:
     async def citizen(self, citizen: Citizen) -> None:
         await asyncio.sleep(max(0.0, citizen.arrival - self.now()))
         message = "菜单"
+        give_up = self.args.arrival + self.args.patience
         for _ in range(MAX_MESSAGES):
+            if self.now() > give_up:
+                break  # the run must end: a citizen still without a code counts as lost
             for seen in self.pushed(citizen):  # a pushed reply that came while they typed
                 self.note_codes(citizen, seen)
             if citizen.codes:
@@ -1169,6 +1172,12 @@ def main() -> None:
         "--burst", type=float, default=0.6, help="share of citizens arriving just before faults"
     )
     parser.add_argument("--window", type=float, default=15.0, help="seconds before/after a fault")
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=300.0,
+        help="seconds after the arrival window when citizens still without a code give up",
+    )
     parser.add_argument("--settle", type=float, default=300.0, help="most seconds to catch up")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10000)
     parser.add_argument("--logs", type=Path, help="keep every process's log in this directory")
