@@ -140,7 +140,19 @@ class Notifier:
         attempts = await self.reach(routes, recipient, phone, replies, key, fields)
         if survey_topic and attempts and attempts[-1].ok:
             # Only now that the question is on the citizen's screen does their next "1" mean 满意.
-            await runtime.engine.expect_rating(chat, recipient, code, language)
+            try:
+                await runtime.engine.expect_rating(chat, recipient, code, language)
+            except Exception as exc:
+                # The question went out and is recorded below either way: failing here used to
+                # leave the job leased, to be asked again. Without the conversation store (Redis
+                # down, the conversation busy) a "1" in the chat is not read as a rating; the
+                # SMS survey and the menu's 评价 still are.
+                log.warning(
+                    "survey for %s asked, but the chat will not read the answer (%s: %s)",
+                    code,
+                    type(exc).__name__,
+                    exc,
+                )
         await self._record_citizen(job_id, attempts, alert_staff=not survey_topic)
 
     async def _sms_only(self, job_id: int) -> None:

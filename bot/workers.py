@@ -3,12 +3,16 @@
 Each job runs when kicked (a turn or an API call just committed something for it) or after its
 interval, whichever comes first. A job that fails backs off (doubling up to a minute) and logs;
 it never stops the others. The work itself is safe to run in several processes at once.
+
+Stopping lets each job finish the run in hand: cut short, a relay run could leave a batch in the
+stream but not marked published (so published again), and a notifier run a message sent but not
+recorded (so sent again when its lease ends). Only a run still going after the grace period is
+cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ from .runtime import Runtime
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
+# On stop, how long a job's run in hand may take to finish; longer than one outbound call (10 s).
+STOP_GRACE = 20.0
 STREAM_RETENTION = timedelta(days=7)
 
 
@@ -64,26 +70,32 @@ def jobs_for(runtime: Runtime) -> tuple[Job, ...]:
 
 
 class Workers:
-    """Starts every job as a task and stops them all together."""
+    """Starts every job as a task and stops them all together, each after its run in hand."""
 
     def __init__(self, runtime: Runtime, jobs: tuple[Job, ...] | None = None) -> None:
         self.runtime = runtime
         self.jobs = jobs if jobs is not None else jobs_for(runtime)
         self.tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping.clear()
         self.tasks = [asyncio.create_task(self._loop(job), name=job.name) for job in self.jobs]
 
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        self._stopping.set()  # a job between runs ends now; one in the middle of a run, after it
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=grace)
+            for task in late:
+                log.warning("job %s still running after %.0f s; cancelled", task.get_name(), grace)
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
 
     async def _loop(self, job: Job) -> None:
         wakeup = self.runtime.wakeup(job.name) if job.kickable else asyncio.Event()
         failures = 0
-        while True:
+        while not self._stopping.is_set():
             try:
                 result = await job.run()
                 failures = 0
@@ -100,11 +112,21 @@ class Workers:
                     wait,
                 )
                 self.runtime.metrics.job_failures.labels(job.name).inc()
-                await asyncio.sleep(wait)
+                await self._pause(wait)
                 continue
             if job.repeat_while_busy and result:
                 await asyncio.sleep(0)
                 continue
-            with contextlib.suppress(TimeoutError):  # the interval passed without a kick
-                await asyncio.wait_for(wakeup.wait(), job.every)
+            await self._pause(job.every, wakeup)  # the interval, unless kicked (or stopping)
             wakeup.clear()
+
+    async def _pause(self, seconds: float, wakeup: asyncio.Event | None = None) -> None:
+        """Wait `seconds`, or less when `wakeup` is set or the workers are stopping."""
+        waits = [asyncio.ensure_future(self._stopping.wait())]
+        if wakeup is not None:
+            waits.append(asyncio.ensure_future(wakeup.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()

@@ -20,6 +20,7 @@ from datetime import timedelta, tzinfo
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select, update
 
 from conversation.commands import Command, Results
@@ -285,6 +286,11 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# While the turn runs: keep the lock, if it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 @dataclass
@@ -306,6 +312,12 @@ class RedisConversationStore(ConversationStoreBase):
     A turn costs two Redis round trips: one script takes the lock and reads the state and the
     replies remembered for the message; another, after the database commit, writes the new
     state and the replies and lets the lock go.
+
+    The lock expires after `lock_ttl` unless its turn is still running, which renews it every
+    third of that; so a holder that died (a killed process, a Redis write lost in an outage)
+    frees the conversation within `lock_ttl`. That is shorter than `lock_wait`, so a turn
+    waiting behind a dead holder gets the conversation instead of failing; a 30-second lock
+    (as it was) kept such a citizen answered with apologies for half a minute.
     """
 
     def __init__(
@@ -316,7 +328,7 @@ class RedisConversationStore(ConversationStoreBase):
         redis: Redis,
         keys: Keys,
         *,
-        lock_ttl: float = 30.0,
+        lock_ttl: float = 6.0,
         lock_wait: float = 10.0,
         **kwargs: Any,
     ) -> None:
@@ -328,6 +340,7 @@ class RedisConversationStore(ConversationStoreBase):
         self._acquire = redis.register_script(_ACQUIRE)
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
         self._held: dict[str, _Held] = {}
 
     @asynccontextmanager
@@ -349,12 +362,32 @@ class RedisConversationStore(ConversationStoreBase):
             await asyncio.sleep(0.01)
         held = _Held(token, dedupe_key, got[1], got[2] if dedupe_key else None)
         self._held[key] = held
+        # Most turns take milliseconds: the renewal only starts for one still running.
+        renewal: list[asyncio.Task[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            self.lock_ttl / 3,
+            lambda: renewal.append(asyncio.ensure_future(self._keep(keys[0], held))),
+        )
         try:
             yield
         finally:
+            timer.cancel()
+            for task in renewal:
+                task.cancel()
             self._held.pop(key, None)
             if not held.released:  # a turn that failed: let go (a no-op if it expired meanwhile)
                 await self._release(keys=[keys[0]], args=[token])
+
+    async def _keep(self, lock_key: str, held: _Held) -> None:
+        """Renew the lock every third of its TTL while the turn holds it."""
+        ttl = int(self.lock_ttl * 1000)
+        while not held.released:
+            try:
+                if not await self._renew(keys=[lock_key], args=[held.token, ttl]):
+                    return  # let go already, or lost: nothing to keep
+            except RedisError:
+                pass  # Redis is away; the turn will find out when it writes
+            await asyncio.sleep(self.lock_ttl / 3)
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         held = next((h for h in self._held.values() if h.dedupe_key == dedupe_key), None)

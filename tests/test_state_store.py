@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,7 +12,9 @@ from bot.settings import Settings
 from conversation.messages import Reply
 from conversation.ports import Conflict
 from conversation.state import ConversationState
-from storage.conversations import DatabaseConversationStore
+from storage.conversations import Busy, DatabaseConversationStore, RedisConversationStore
+
+from .conftest import settings_for
 
 
 async def recalled(runtime: Runtime, key: str, dedupe_key: str) -> list[Reply] | None:
@@ -102,3 +105,45 @@ async def _detects_concurrent_writer(runtime: Runtime) -> None:
             late._versions["webchat:d"] = 1  # it read version 1 before `first` committed
             await late.save_state("webchat:d", ConversationState(flow="rating"))
             await late.commit()
+
+
+# -- the Redis store's lock: short, renewed while its turn runs -------------------------------
+
+
+@pytest.fixture
+async def redis_runtime(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[Runtime]:
+    async with open_runtime(settings_for(request, "postgres+redis", tmp_path)) as runtime:
+        yield runtime
+
+
+async def test_a_turn_behind_a_dead_holder_gets_the_conversation(redis_runtime: Runtime) -> None:
+    """Found by the soak: a SIGKILLed process (or a turn whose Redis write was lost in an
+    outage) left its conversation locked for the lock's 30 s, longer than a turn waits (10 s);
+    the citizen's next turns failed with the apology for half a minute."""
+    store = redis_runtime.store
+    assert isinstance(store, RedisConversationStore)
+    assert store.lock_ttl < store.lock_wait  # a waiter always outlasts a dead holder's lock
+    # What a process killed in the middle of a turn leaves behind: the lock, with its full TTL.
+    await store.redis.set(
+        store.keys.lock("wechat:dead"), "a-dead-token", px=int(store.lock_ttl * 1000)
+    )
+    async with store.lock("wechat:dead"):
+        pass  # taken, not Busy
+
+
+async def test_a_long_turn_keeps_its_lock_past_the_ttl(redis_runtime: Runtime) -> None:
+    store = redis_runtime.store
+    assert isinstance(store, RedisConversationStore)
+    short = RedisConversationStore(
+        store.db, store.cipher, store.tz, store.redis, store.keys, lock_ttl=0.9, lock_wait=0.0
+    )
+    other = RedisConversationStore(
+        store.db, store.cipher, store.tz, store.redis, store.keys, lock_ttl=0.9, lock_wait=0.0
+    )
+    async with short.lock("wechat:slow"):
+        await asyncio.sleep(3 * short.lock_ttl)  # a turn slower than its lock's TTL
+        with pytest.raises(Busy):  # still held: renewed, never expired under the turn
+            async with other.lock("wechat:slow"):
+                pass
+    async with other.lock("wechat:slow"):
+        pass  # and let go when the turn ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -16,17 +17,19 @@ from sqlalchemy import func, select, update
 from bot import surveys as survey_jobs
 from bot.app import create_app
 from bot.keys import RUNTIME
+from bot.lifecycle import Progress, record_progress
 from bot.notify import Notifier
-from bot.runtime import Runtime
+from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
 from bot.surveys import SurveyRules
 from conversation.codes import short_reference
+from storage.conversations import RedisConversationStore
 from storage.models import Citizen as CitizenRow
 from storage.models import Notification, OutboxEntry, Survey, utcnow
 from storage.uow import UnitOfWork
 
 from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app
-from .conftest import Citizen
+from .conftest import Citizen, settings_for
 
 AUTH = {"Authorization": "Bearer test-token"}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -333,3 +336,64 @@ def test_survey_rules_from_the_setting() -> None:
     noon = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
     assert rules.quiet_end(noon, SHANGHAI) is None
     assert SurveyRules.from_setting(3, 7, "").quiet_end(noon, SHANGHAI) is None
+
+
+@pytest.fixture
+def redis_settings(request: pytest.FixtureRequest, tmp_path: object) -> Settings:
+    return settings_for(request, "postgres+redis", tmp_path)
+
+
+async def test_a_survey_asked_while_the_conversation_cannot_be_locked_is_not_asked_again(
+    redis_settings: Settings,
+) -> None:
+    """Found by the soak: during a Redis outage the chat question went out, readying the
+    conversation for the answer failed, and the job stayed leased — to be asked again."""
+    sender = "R" * 24
+    async with open_runtime(redis_settings) as runtime:
+        code = (await Citizen(runtime, sender=sender).file_a_matter()).split("编号是 ")[1][:17]
+        for step in (
+            Progress("accepted"),
+            Progress("replied", note="已修复。"),
+            Progress("closed"),
+        ):
+            async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+                case = await uow.cases.by_code(code, for_update=True)
+                assert case is not None
+                await record_progress(uow, case, step, runtime.deadlines, utcnow(), runtime.surveys)
+                await uow.commit()
+        # Another turn holds the conversation, and this one gives up on it at once.
+        assert isinstance(runtime.store, RedisConversationStore)
+        runtime.store.lock_wait = 0.0
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with runtime.store.lock(f"webchat:{sender}"):
+                held.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await held.wait()
+        notifier = Notifier(runtime)
+        try:
+            while await notifier.run_once():
+                pass
+        finally:
+            release.set()
+            await holder
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            case = await uow.cases.by_code(code)
+            assert case is not None
+            asked = [
+                e
+                for e in await uow.events.events(case)
+                if e.type == "notification.sent" and e.data.get("topic") == "survey"
+            ]
+            job = (
+                await uow.session.execute(
+                    select(Notification.status, Notification.leased_until).where(
+                        Notification.topic == "survey"
+                    )
+                )
+            ).one()
+        # Asked once, and recorded: nothing held back under a lease to be asked a second time.
+        assert len(asked) == 1 and tuple(job) == ("sent", None)
