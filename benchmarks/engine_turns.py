@@ -18,7 +18,6 @@ import os
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,18 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from redis.asyncio import Redis
+from throwaway import database
 
 from bot.runtime import open_runtime
 from bot.settings import Settings
 from conversation.messages import Inbound
-from storage import migrate
-from storage.db import Database
 
-PG_ADMIN = os.environ.get(
-    "MINYI_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 REDIS_URL = os.environ.get("MINYI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 FILING = (
@@ -54,37 +48,17 @@ FILING = (
 
 @asynccontextmanager
 async def backend(name: str) -> AsyncIterator[Settings]:
-    if name == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield Settings(database_url=f"sqlite+aiosqlite:///{folder}/bench.db", pii_key=KEY)
-        return
-    database = f"minyi_bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{database}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
-    try:
-        db = Database(url)
-        await migrate.upgrade(db)
-        await db.dispose()
+    async with database("sqlite" if name == "sqlite" else "postgres") as url:
         settings = Settings(database_url=url, pii_key=KEY)
-        if name == "postgres+redis":
-            prefix = f"minyi-bench:{secrets.token_hex(4)}:"
-            settings = settings.replace(
-                redis_url=REDIS_URL, redis_prefix=prefix, stream=prefix + "events"
-            )
-        yield settings
-        if settings.redis_url:
-            from redis.asyncio import Redis
-
-            redis = Redis.from_url(REDIS_URL)
-            async for key in redis.scan_iter(match=settings.redis_prefix + "*"):
-                await redis.delete(key)
-            await redis.aclose()
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        await admin.dispose()
+        if name != "postgres+redis":
+            yield settings
+            return
+        prefix = f"minyi-bench:{secrets.token_hex(4)}:"
+        yield settings.replace(redis_url=REDIS_URL, redis_prefix=prefix, stream=prefix + "events")
+        redis = Redis.from_url(REDIS_URL)
+        async for key in redis.scan_iter(match=prefix + "*"):
+            await redis.delete(key)
+        await redis.aclose()
 
 
 async def run(name: str, citizens: int, concurrency: int) -> dict[str, float]:

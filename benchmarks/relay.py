@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import os
 import secrets
@@ -26,19 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis.asyncio import Redis
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from throwaway import database
 
 from bot.backoffice import StreamConsumer
-from storage import migrate
 from storage.crypto import PiiCipher
 from storage.db import Database
 from storage.models import OutboxEntry
 from storage.relay import Relay
 from storage.uow import UnitOfWork
 
-PG_ADMIN = os.environ.get(
-    "MINYI_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 REDIS_URL = os.environ.get("MINYI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATA = {
     "code": "XF20261122-7K3M9Q",
@@ -122,37 +117,29 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--latency-samples", type=int, default=300)
     args = parser.parse_args()
-    name = f"minyi_bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")
     redis = Redis.from_url(REDIS_URL)
     stream = f"minyi-bench:{secrets.token_hex(4)}:events"
-    try:
-        await migrate.upgrade(db)
-        cipher = PiiCipher(
-            base64.urlsafe_b64decode(base64.urlsafe_b64encode(secrets.token_bytes(32)))
-        )
-        print(f"throughput, {args.events} events in the outbox, one relay:")
-        print(f"{'batch':>8}{'events/s':>12}")
-        for batch in (1, 10, 100, 200, 500):
+    async with database("postgres") as url:
+        db = Database(url)
+        try:
+            cipher = PiiCipher(secrets.token_bytes(32))
+            print(f"throughput, {args.events} events in the outbox, one relay:")
+            print(f"{'batch':>8}{'events/s':>12}")
+            for batch in (1, 10, 100, 200, 500):
+                events = args.events if batch > 1 else args.events // 10
+                print(
+                    f"{batch:>8}{await throughput(db, cipher, redis, stream, events, batch):>12.0f}"
+                )
+            await redis.delete(stream)
+            samples = sorted(await latency(db, cipher, redis, stream, args.latency_samples))
             print(
-                f"{batch:>8}{await throughput(db, cipher, redis, stream, args.events if batch > 1 else args.events // 10, batch):>12.0f}"
+                f"\ncommit → XREADGROUP, {len(samples)} events: p50 {statistics.median(samples):.1f} ms, "
+                f"p99 {samples[int(len(samples) * 0.99) - 1]:.1f} ms, max {samples[-1]:.1f} ms"
             )
-        await redis.delete(stream)
-        samples = sorted(await latency(db, cipher, redis, stream, args.latency_samples))
-        print(
-            f"\ncommit → XREADGROUP, {len(samples)} events: p50 {statistics.median(samples):.1f} ms, "
-            f"p99 {samples[int(len(samples) * 0.99) - 1]:.1f} ms, max {samples[-1]:.1f} ms"
-        )
-    finally:
-        await redis.delete(stream)
-        await redis.aclose()
-        await db.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        finally:
+            await redis.delete(stream)
+            await redis.aclose()
+            await db.dispose()
 
 
 if __name__ == "__main__":

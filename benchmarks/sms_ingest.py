@@ -20,20 +20,18 @@ import os
 import secrets
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from throwaway import database
 
 from bot import logs
 from bot.app import create_app
@@ -41,13 +39,8 @@ from bot.keys import RUNTIME
 from bot.runtime import Runtime
 from bot.settings import Settings
 from conversation.codes import new_case_code, short_reference
-from storage import migrate
-from storage.db import Database
 from storage.models import Case, Citizen, Identity, OutboxEntry, Survey, utcnow
 
-PG_ADMIN = os.environ.get(
-    "MINYI_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 SECRET = "bench-path-secret-0123456789"
 BATCH = 100
 KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
@@ -55,28 +48,6 @@ KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 def phone(n: int) -> str:
     return f"+86138{n:08d}"
-
-
-@asynccontextmanager
-async def database(backend: str) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite+aiosqlite:///{folder}/bench.db"
-        return
-    name = f"minyi_bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        db = Database(url)
-        await migrate.upgrade(db)
-        await db.dispose()
-        yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 async def prepare(runtime: Runtime, count: int) -> list[str]:
