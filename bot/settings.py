@@ -62,25 +62,15 @@ def _database_url(name: str, value: str) -> str:
     return value
 
 
-def _int(low: int, high: int) -> Callable[[str, str], int]:
-    def parse(name: str, value: str) -> int:
+def _number(convert: Callable[[str], float], low: float, high: float) -> Callable[[str, str], Any]:
+    """A whole number (`convert=int`) or any number (`float`) within [low, high]."""
+    kind = "a whole number" if convert is int else "a number"
+
+    def parse(name: str, value: str) -> Any:
         try:
-            number = int(value)
+            number = convert(value)
         except ValueError:
-            raise SettingsError(f"{name}: {value!r} is not a whole number") from None
-        if not low <= number <= high:
-            raise SettingsError(f"{name}: {number} is outside {low}–{high}")
-        return number
-
-    return parse
-
-
-def _float(low: float, high: float) -> Callable[[str, str], float]:
-    def parse(name: str, value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            raise SettingsError(f"{name}: {value!r} is not a number") from None
+            raise SettingsError(f"{name}: {value!r} is not {kind}") from None
         if not low <= number <= high:
             raise SettingsError(f"{name}: {number} is outside {low}–{high}")
         return number
@@ -219,9 +209,9 @@ class Settings:
     pii_key: str | None = _spec("MINYI_PII_KEY")
     office_config: str | None = _spec("MINYI_OFFICE_CONFIG", _path)
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
-    session_hours: int = _spec("MINYI_SESSION_HOURS", _int(1, 24 * 30), 24)
+    session_hours: int = _spec("MINYI_SESSION_HOURS", _number(int, 1, 24 * 30), 24)
     survey_scale: int = _spec("MINYI_SURVEY_SCALE", _scale, 3)
-    survey_days: int = _spec("MINYI_SURVEY_DAYS", _int(1, 90), 7)
+    survey_days: int = _spec("MINYI_SURVEY_DAYS", _number(int, 1, 90), 7)
     survey_quiet_hours: str = _spec("MINYI_SURVEY_QUIET_HOURS", _quiet_hours, "21:00-08:00")
     public_url: str | None = _spec("MINYI_PUBLIC_URL", _url("http", "https"))
     log_level: str = _spec("MINYI_LOG_LEVEL", _one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
@@ -233,7 +223,7 @@ class Settings:
     wechat_api_base: str = _spec(
         "MINYI_WECHAT_API_BASE", _url("http", "https"), "https://api.weixin.qq.com"
     )
-    wechat_reply_budget: float = _spec("MINYI_WECHAT_REPLY_BUDGET", _float(0.5, 4.8), 4.0)
+    wechat_reply_budget: float = _spec("MINYI_WECHAT_REPLY_BUDGET", _number(float, 0.5, 4.8), 4.0)
     wechat_template_id: str | None = _spec("MINYI_WECHAT_TEMPLATE_ID")
     wechat_template_fields: tuple[tuple[str, str], ...] = _spec(
         "MINYI_WECHAT_TEMPLATE_FIELDS", _field_map, ()

@@ -85,3 +85,6 @@ class Results:
     case_code: str = ""
     case_created_at: datetime | None = None
     values: dict[str, Any] = field(default_factory=dict)
+
+    def with_value(self, name: str, value: Any) -> Results:
+        return Results(self.case_code, self.case_created_at, {**self.values, name: value})

@@ -38,21 +38,11 @@ class CommandHandler:
                 case RequestHandoff():
                     await self.handoff(command, inbound)
                 case RecordRating():
-                    rated = await self.rate(command, inbound)
-                    results = Results(
-                        results.case_code,
-                        results.case_created_at,
-                        {**results.values, "rated": rated},
-                    )
+                    results = results.with_value("rated", await self.rate(command, inbound))
                 case AddRatingComment():
                     await self.comment(command, inbound)
                 case RequestReview():
-                    outcome = await self.review(command, inbound)
-                    results = Results(
-                        results.case_code,
-                        results.case_created_at,
-                        {**results.values, "review": outcome},
-                    )
+                    results = results.with_value("review", await self.review(command, inbound))
                 case Unsubscribe():
                     identity = await self.uow.people.identity(inbound.channel, inbound.sender)
                     identity.unsubscribed_at = utcnow()
