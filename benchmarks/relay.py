@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from sqlalchemy import insert, text
 from throwaway import database
 
-from bot.backoffice import StreamConsumer
+from bot.backoffice.stream_consumer import StreamConsumer
 from storage.crypto import PiiCipher
 from storage.db import Database
 from storage.models import OutboxEntry

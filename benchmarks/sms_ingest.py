@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from throwaway import database
 
-from bot import logs
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.app import logs
+from bot.app.appkeys import RUNTIME
+from bot.app.runtime import Runtime
+from bot.app.settings import Settings
+from bot.app.web import create_app
 from conversation.codes import new_case_code, short_reference
 from storage.models import Case, Citizen, Identity, OutboxEntry, Survey, utcnow
 

@@ -21,8 +21,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
 from conversation.messages import Inbound, Location, Media, Reply
 from storage import migrate
 from storage.db import Database

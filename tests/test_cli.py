@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.runtime import open_runtime
-from bot.settings import Settings
+from bot.app.runtime import open_runtime
+from bot.app.settings import Settings
 from channels.console import chat
 from storage import migrate
 

@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy import func, select
 
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
 from conversation.messages import Inbound, Media
 from storage.models import Attachment, Case
 

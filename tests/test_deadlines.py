@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot import deadline_watch
-from bot.deadlines import LegalDeadlines
-from bot.lifecycle import Progress, record_progress
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
+from bot.backoffice import deadline_watch
+from bot.backoffice.deadlines import LegalDeadlines
+from bot.backoffice.lifecycle import Progress, record_progress
 from conversation.office import DeadlineRules, SlaStage
 from storage.models import Case, Notification, OutboxEntry
 from storage.uow import UnitOfWork

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.app.web import create_app
 from channels.telegram.webhook import SECRET_HEADER
 
 from .channels.conftest import PROVIDER_SETTINGS

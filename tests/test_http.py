@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.app.web import create_app
 from storage.relay import Relay
 
 AUTH = {"Authorization": "Bearer test-token"}

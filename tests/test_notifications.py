@@ -14,9 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select, update
 
-from bot.notify import Notifier
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
+from bot.backoffice.notifier import Notifier
 from channels.base import DeliveryFailed, DeliveryReport, RecipientUnreachable, Services
 from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
@@ -216,7 +216,7 @@ class ScriptedChannel:
 
 
 async def accept(runtime: Runtime, code: str) -> None:
-    from bot.lifecycle import Progress, record_progress
+    from bot.backoffice.lifecycle import Progress, record_progress
 
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code, for_update=True)
@@ -310,7 +310,7 @@ async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Set
                 await session.scalars(select(Identity).where(Identity.channel == "telegram"))
             ).one()
         assert identity.unreachable_at is not None and len(sms.sent) == 1
-        from bot.lifecycle import Progress, record_progress
+        from bot.backoffice.lifecycle import Progress, record_progress
 
         async with UnitOfWork(runtime.db, runtime.cipher) as uow:
             case = await uow.cases.by_code(code, for_update=True)
@@ -326,8 +326,8 @@ async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Set
 async def test_web_chat_keeps_messages_until_the_page_comes_back(
     aiohttp_client: Any, settings: Settings
 ) -> None:
-    from bot.app import create_app
-    from bot.keys import RUNTIME
+    from bot.app.appkeys import RUNTIME
+    from bot.app.web import create_app
 
     client = await aiohttp_client(create_app(settings, workers=False))
     runtime = client.server.app[RUNTIME]
@@ -377,8 +377,8 @@ async def test_with_workers_running_the_loop_closes_by_itself(
     """`minyi serve` as shipped: the API call wakes the workers; the feed and the mailbox fill."""
     import asyncio
 
-    from bot.app import create_app
-    from bot.keys import RUNTIME
+    from bot.app.appkeys import RUNTIME
+    from bot.app.web import create_app
 
     client = await aiohttp_client(create_app(settings))
     session = "L" * 24

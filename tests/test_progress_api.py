@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.lifecycle import TRANSITIONS
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.app.web import create_app
+from bot.backoffice.lifecycle import TRANSITIONS
 from storage.models import Notification, OutboxEntry
 
 from .conftest import Citizen

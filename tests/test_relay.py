@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from bot.backoffice import StreamConsumer
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
+from bot.backoffice.stream_consumer import StreamConsumer
 from storage.models import OutboxEntry
 from storage.relay import Relay
 from storage.uow import UnitOfWork

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.runtime import Runtime
+from bot.app.runtime import Runtime
 
 
 async def test_values_expire(runtime: Runtime) -> None:

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
-from bot.runtime import Runtime
+from bot.app.runtime import Runtime
 from conversation.codes import CASE_CODE_RE, find_case_code, new_case_code
 from storage.models import Base, Case
 from storage.timeline import verify_chain

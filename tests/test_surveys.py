@@ -14,14 +14,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
-from bot import surveys as survey_jobs
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.lifecycle import Progress, record_progress
-from bot.notify import Notifier
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
-from bot.surveys import SurveyRules
+from bot.app.appkeys import RUNTIME
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
+from bot.app.web import create_app
+from bot.backoffice import surveys as survey_jobs
+from bot.backoffice.lifecycle import Progress, record_progress
+from bot.backoffice.notifier import Notifier
+from bot.backoffice.surveys import SurveyRules
 from conversation.codes import short_reference
 from storage.conversations import RedisConversationStore
 from storage.models import Citizen as CitizenRow

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import mask_phones
-from bot.settings import SettingsError, load_settings
+from bot.app.logs import mask_phones
+from bot.app.settings import SettingsError, load_settings
 from conversation import validators
 from conversation.catalog import EN, ZH
 from conversation.messages import Location

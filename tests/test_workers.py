@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.notify import Notifier
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
-from bot.workers import Job, Workers
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
+from bot.backoffice.notifier import Notifier
+from bot.backoffice.workers import Job, Workers
 from channels.base import Services
 from channels.webchat import WebChatChannel
 from conversation.messages import Inbound, Reply

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.app import create_app
-from bot.settings import Settings
-from bot.sms import build_sms
+from bot.app.settings import Settings
+from bot.app.sms_setup import build_sms
+from bot.app.web import create_app
 from channels.base import DeliveryReport, Services
 from channels.sms import SmsChannel, SmsReply
 from conversation.messages import Reply

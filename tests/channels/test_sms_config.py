@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.app import create_app
-from bot.channels import build_channels
-from bot.settings import SettingsError, load_settings
-from bot.sms import not_bound
+from bot.app.channel_setup import build_channels
+from bot.app.settings import SettingsError, load_settings
+from bot.app.sms_setup import not_bound
+from bot.app.web import create_app
 from channels.sms import SmsChannel, SmsReply, WebhookGuard
 from channels.sms.aliyun import AliyunSms
 from channels.sms.config import SmsConfig

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.runtime import Runtime, open_runtime
-from bot.settings import Settings
+from bot.app.runtime import Runtime, open_runtime
+from bot.app.settings import Settings
 from channels.base import DeliveryFailed, DeliveryReport, RecipientUnreachable, Services
 from channels.wechat import WeChatChannel, WeChatConfig
 from channels.wechat import callback as callback_module

@@ -10,9 +10,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.app.web import create_app
 
 from ..conftest import REDIS_URL, TABLES
 from .conftest import wechat_settings

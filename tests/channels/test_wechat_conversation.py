@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.app.web import create_app
 from storage.models import Attachment, Case, Identity
 
 from .conftest import wechat_settings

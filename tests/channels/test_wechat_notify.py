@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.app.web import create_app
 
 from ..test_notifications import accept, drain, timeline
 from .conftest import wechat_settings

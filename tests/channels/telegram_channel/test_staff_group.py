@@ -9,9 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.keys import RUNTIME
-from bot.notify import Notifier
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.backoffice.notifier import Notifier
 from channels.telegram.webhook import SECRET_HEADER
 from storage.models import StaffThread
 from storage.uow import UnitOfWork

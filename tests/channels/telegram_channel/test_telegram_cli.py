@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.runtime import open_runtime
-from bot.settings import Settings
+from bot.app.runtime import open_runtime
+from bot.app.settings import Settings
 from channels.telegram import TelegramChannel
 
 from ...conftest import PII_KEY

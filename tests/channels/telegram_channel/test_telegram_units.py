@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from telegram import Bot, Update
 
-from bot.settings import SettingsError, load_settings
+from bot.app.settings import SettingsError, load_settings
 from channels.telegram.limits import FloodLimiter, Rate
 from channels.telegram.render import MAX_TEXT, render, split_text
 from channels.telegram.updates import read_update

@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 
-from bot.app import create_app
-from bot.keys import RUNTIME
-from bot.notify import Notifier
-from bot.settings import Settings
+from bot.app.appkeys import RUNTIME
+from bot.app.settings import Settings
+from bot.app.web import create_app
+from bot.backoffice.notifier import Notifier
 from channels.base import RecipientUnreachable
 from channels.telegram.webhook import SECRET_HEADER
 from conversation.catalog import EN, ZH

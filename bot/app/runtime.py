@@ -14,6 +14,13 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
+from bot.app.channel_setup import build_channels
+from bot.app.metrics import Metrics
+from bot.app.settings import Settings, SettingsError
+from bot.backoffice.deadlines import LegalDeadlines
+from bot.backoffice.duty_group import StaffDesk
+from bot.backoffice.survey_replies import SurveyReplies
+from bot.backoffice.surveys import SurveyRules
 from channels.base import Channel, DeliveryReport, Services, SharedCache
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
@@ -33,14 +40,6 @@ from storage.mailbox import DatabaseMailbox
 from storage.notifications import record_report
 from storage.shared import DatabaseShared, RedisShared
 from storage.uow import UnitOfWork
-
-from .channels import build_channels
-from .deadlines import LegalDeadlines
-from .metrics import Metrics
-from .settings import Settings, SettingsError
-from .sms_replies import SurveyReplies
-from .staff_desk import StaffDesk
-from .surveys import SurveyRules
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .lifecycle import EVENT_TYPES, LIMITS, STATUSES
+from bot.backoffice.lifecycle import EVENT_TYPES, LIMITS, STATUSES
 
 _ERROR = {
     "type": "object",

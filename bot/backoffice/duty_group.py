@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from bot.app.logs import mask_phones
+from bot.backoffice.notifier import Notifier
 from channels.base import DeliveryFailed
 from channels.telegram import TelegramChannel
 from channels.telegram.staff import StaffAction
@@ -24,11 +26,8 @@ from storage.models import Case, Citizen, Identity, StaffThread, utcnow
 from storage.staff_threads import active_for, by_alert_message
 from storage.uow import UnitOfWork
 
-from .logs import mask_phones
-from .notify import Notifier
-
 if TYPE_CHECKING:  # the runtime binds the desk; importing it here would be a cycle
-    from .runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -7,16 +7,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.api.routes import create_api
+from bot.app.appkeys import RUNTIME
+from bot.app.channel_setup import build_channels
+from bot.app.health import healthz, metrics, readyz
+from bot.app.runtime import open_runtime
+from bot.app.settings import Settings
+from bot.backoffice.workers import Workers
 from channels.base import Channel
 from conversation.messages import Inbound, Reply
-
-from .api import create_api
-from .channels import build_channels
-from .health import healthz, metrics, readyz
-from .keys import RUNTIME
-from .runtime import open_runtime
-from .settings import Settings
-from .workers import Workers
 
 log = logging.getLogger(__name__)
 

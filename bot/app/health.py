@@ -10,11 +10,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
+from bot.api import stats
+from bot.app.appkeys import RUNTIME
 from storage.models import Case, Notification, OutboxEntry, utcnow
 from storage.uow import UnitOfWork
-
-from . import stats
-from .keys import RUNTIME
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0

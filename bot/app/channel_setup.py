@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.app.settings import Settings, SettingsError
+from bot.app.sms_setup import sms_channel
 from channels.base import Channel, Handler
 from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
 from channels.wechat import WeChatChannel, WeChatConfig
 from conversation.catalog import Catalog
 from conversation.office import load_office
-
-from .settings import Settings, SettingsError
-from .sms import sms_channel
 
 Builder = Callable[[Settings, Handler], Channel | None]
 

@@ -13,18 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.api import stats
+from bot.api.openapi import openapi_document
+from bot.app.appkeys import RUNTIME
+from bot.app.runtime import Runtime
+from bot.backoffice.lifecycle import IllegalTransition, InvalidProgress, Progress, record_progress
 from channels.base import json_response
 from conversation.codes import CASE_CODE_RE
 from conversation.ports import Conflict
 from storage.documents import case_document
 from storage.models import ApiIdempotency, utcnow
 from storage.uow import UnitOfWork
-
-from . import stats
-from .keys import RUNTIME
-from .lifecycle import IllegalTransition, InvalidProgress, Progress, record_progress
-from .openapi import openapi_document
-from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,11 @@ from datetime import datetime
 
 from sqlalchemy import String, cast, or_, select
 
+from bot.app.runtime import Runtime
+from bot.backoffice.deadlines import Due, LegalDeadlines
 from storage.models import Case, DeadlineMark, utcnow
 from storage.people import insert_ignoring_duplicates
 from storage.uow import UnitOfWork
-
-from .deadlines import Due, LegalDeadlines
-from .runtime import Runtime
 
 OPEN = ("submitted", "accepted", "assigned", "returned", "review_requested")
 STAGES_CLOSE_AT = frozenset({"replied", "closed", "rated", "redirected"})

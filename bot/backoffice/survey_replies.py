@@ -29,7 +29,7 @@ from storage.people import insert_ignoring_duplicates
 from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:  # the runtime wires this handler in; importing it here would be a cycle
-    from .runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

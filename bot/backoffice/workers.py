@@ -18,14 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.app.runtime import Runtime
+from bot.backoffice import deadline_watch, surveys
+from bot.backoffice.notifier import Notifier
 from storage.conversations import purge_expired
 from storage.relay import Relay
 from storage.shared import purge_expired_values
 from storage.uow import UnitOfWork
-
-from . import deadline_watch, surveys
-from .notify import Notifier
-from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.backoffice.deadlines import MAX_EXTENSION_DAYS, LegalDeadlines
+from bot.backoffice.surveys import SurveyRules, open_survey
 from storage.models import Case, CaseEvent
 from storage.uow import UnitOfWork
-
-from .deadlines import MAX_EXTENSION_DAYS, LegalDeadlines
-from .surveys import SurveyRules, open_survey
 
 STATUSES = (
     "submitted",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from bot.app.settings import Settings, SettingsError, sms_config
 from channels.base import Channel, Handler
 from channels.sms import ReplyHandler, SmsChannel, SmsConfigError, SmsReply, build_sms_channel
-
-from .settings import Settings, SettingsError, sms_config
 
 
 async def not_bound(reply: SmsReply) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot.app.logs import mask_phones
 from channels.base import DeliveryFailed, RecipientUnreachable
 from channels.sms import SmsMessage
 from channels.staff import SignedWebhook, StaffAlert, StaffTarget, WeComRobot
@@ -30,10 +31,8 @@ from storage.models import Case, Citizen, Identity, Notification, StaffThread, S
 from storage.staff_threads import conversation_of, open_thread
 from storage.uow import UnitOfWork
 
-from .logs import mask_phones
-
 if TYPE_CHECKING:  # the runtime builds the staff desk, which uses the notifier
-    from .runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,12 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
+from bot.app import logs
+from bot.app.runtime import HTTP_TIMEOUT, open_runtime
+from bot.app.settings import Settings, SettingsError, load_settings
+from bot.app.web import create_app
+from bot.backoffice.stream_consumer import StreamConsumer
+from bot.backoffice.workers import Workers
 from channels.base import DeliveryFailed
 from channels.console import chat
 from channels.telegram import (
@@ -36,13 +42,6 @@ from channels.wechat import WeChatChannel
 from channels.wechat.menu import MenuError, load_menu
 from storage import migrate
 from storage.db import Database
-
-from . import logs
-from .app import create_app
-from .backoffice import StreamConsumer
-from .runtime import HTTP_TIMEOUT, open_runtime
-from .settings import Settings, SettingsError, load_settings
-from .workers import Workers
 
 log = logging.getLogger("minyi")
 

@@ -1,0 +1,1 @@
+"""Settings, wiring, the web app, the CLI, health and logging: how a Minyi process starts."""

@@ -1,0 +1,1 @@
+"""The back office at work: notices, staff alerts and threads, surveys, deadlines, workers."""
