@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis.asyncio import Redis
 from throwaway import database
 
-from bot.app.runtime import open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import open_minyi
 from conversation.messages import Inbound
 
 REDIS_URL = os.environ.get("MINYI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -62,7 +62,7 @@ async def backend(name: str) -> AsyncIterator[Settings]:
 
 
 async def run(name: str, citizens: int, concurrency: int) -> dict[str, float]:
-    async with backend(name) as settings, open_runtime(settings) as runtime:
+    async with backend(name) as settings, open_minyi(settings) as runtime:
         latencies: list[float] = []
         gate = asyncio.Semaphore(concurrency)
 

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from throwaway import database
 
 from bot.app import logs
-from bot.app.appkeys import RUNTIME
-from bot.app.runtime import Runtime
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
+from bot.app.wiring import Minyi
 from conversation.codes import new_case_code, short_reference
 from storage.models import Case, Citizen, Identity, OutboxEntry, Survey, utcnow
 
@@ -50,7 +50,7 @@ def phone(n: int) -> str:
     return f"+86138{n:08d}"
 
 
-async def prepare(runtime: Runtime, count: int) -> list[str]:
+async def prepare(runtime: Minyi, count: int) -> list[str]:
     """`count` closed cases, each with an open survey on its own phone; their short references."""
     cipher, now = runtime.cipher, utcnow()
     refs = []
@@ -173,7 +173,7 @@ async def run(backend: str, replies: int, concurrency: int) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        runtime = app[RUNTIME]
+        runtime = app[MINYI]
         host, port = runner.addresses[0][:2]
         url_in = f"http://{host}:{port}/sms/aliyun/inbound/{SECRET}"
         try:

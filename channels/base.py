@@ -1,17 +1,20 @@
-"""What every channel shares: the handler it is given, and careful body reading."""
+"""What every channel shares: the handler it is given, how it reaches people, how the composition
+root builds it (`Plugin`), and careful body reading."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
 
 from conversation.messages import Inbound, Reply
+
+from .settings import Spec
 
 Handler = Callable[[Inbound], Awaitable[list[Reply]]]
 
@@ -97,23 +100,119 @@ class DeliveryFailed(Exception):
 
 class RecipientUnreachable(DeliveryFailed):
     """This route cannot reach the person now (WeChat 45015/45047, a blocked Telegram bot, an
-    SMS opt-out): retrying will not help; the notifier falls back to the next route."""
+    SMS opt-out): retrying will not help; the notifier falls back to the next route.
+
+    `lasting` when it stays so until the person acts (they blocked the bot): the notifier then
+    marks their identity and stops trying this channel first.
+    """
+
+    def __init__(self, reason: str, *, lasting: bool = False) -> None:
+        super().__init__(reason)
+        self.lasting = lasting
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whom a message is for, as much as channels need: the chat their conversation is in
+    (`channel`, `address` = their id there) and the mobile on file."""
+
+    channel: str
+    address: str
+    phone: str = ""
+    chat_reachable: bool = True  # not unsubscribed, not blocked
+    sms_allowed: bool = True  # the number has not opted out
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message to deliver outside a turn: the replies, an idempotency key, and the same
+    notice as fields (`code`, `status`, `time`, `note`) for channels that send structured
+    notifications (WeChat template messages)."""
+
+    replies: Sequence[Reply]
+    key: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to reach a recipient. `name` is what the timeline records; `channel` is whose
+    delivery reports answer for it; a `conversational` route lands in the chat, where the
+    citizen can answer (a template message or an SMS does not)."""
+
+    name: str
+    channel: str
+    conversational: bool
+    deliver: Callable[[Notice], Awaitable[str | None]]
 
 
 class Channel(Protocol):
-    """A citizen channel: owns its routes, sends replies outside a request, closes cleanly."""
+    """A citizen channel: owns its routes, says how it reaches people, closes cleanly."""
 
     name: str
+    title: str  # as staff read it: 微信, 短信, 网页
 
     def routes(self) -> Sequence[web.RouteDef]: ...
 
     async def start(self, services: Services) -> None: ...
 
-    async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
-        """Deliver outside a request; the provider's message id when it gives one."""
+    def reach(self, recipient: Recipient) -> Sequence[Route]:
+        """The routes this channel has to the recipient, best first: a chat channel reaches the
+        people whose conversation is on it; a phone channel (SMS) reaches any mobile number."""
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class PhoneTexting(Protocol):
+    """A channel that texts any mobile number with the office's approved templates (SMS):
+    surveys and answers to the citizen's own texts go this way only. `sign_name` is the 【签名】
+    the provider puts in front (it counts towards the length of one SMS)."""
+
+    sign_name: str
+
+    def has_template(self, template: str) -> bool: ...
+
+    async def text_phone(
+        self, to: str, template: str, params: Mapping[str, str], text: str, key: str
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a channel may be given when it is built: where what arrives on it goes.
+
+    `handle` takes a citizen's message (the conversation pipeline); `sms_replies` takes a text
+    answering something we sent (survey replies); `staff_actions` takes what a staff member did
+    in a staff front end, with a way to answer them there; `text` is the office's sentence for
+    a catalog key (channels hold no citizen-facing sentences of their own).
+    """
+
+    handle: Handler
+    text: Callable[[str], str]
+    sms_replies: Callable[[Any], Awaitable[None]]
+    staff_actions: Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a plugin built from its settings: a citizen channel, a staff alert target, or both."""
+
+    channel: Channel | None = None
+    staff: Any = None  # a channels.staff.StaffTarget
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One line of the registry (channels/registry.py): a provider's settings, how they are
+    checked together (`configure` returns None when the provider is off, raises SettingError
+    naming the variable when a value cannot work) and how the channel is built."""
+
+    name: str
+    settings: tuple[Spec, ...]
+    configure: Callable[[Mapping[str, Any]], Any]
+    build: Callable[[Any, Parts], Built]
 
 
 def json_error(status: int, error: str, message: str) -> web.Response:

@@ -1,66 +1,67 @@
-"""Where staff hear that a person is needed: a WeCom group robot, a webhook (and the Telegram
-duty group, channels/telegram/staff.py, whose alerts carry buttons to take the case).
+"""Where staff hear that a person is needed: what an alert says, and the targets' protocol.
 
-Each target sends a batch of alerts the way its platform likes best: one WeCom markdown message
-for the whole batch (the robot allows only 20 a minute), one signed JSON POST per batch to a
-webhook, one Telegram message per alert.
+Targets are built by their plugins: the WeCom group robot (channels/wecom_robot.py), the
+office's own signed webhook (channels/staff_webhook.py) and the Telegram duty group
+(channels/telegram/staff.py, whose alerts carry buttons to take the case). Each sends a batch of
+alerts the way its platform likes best.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
-from .base import DeliveryFailed, SharedCache
+from .base import DeliveryFailed, Services
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
-WECOM_PER_MINUTE = 20
-WECOM_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True)
 class StaffAlert:
-    """Why a person is needed, with nothing personal beyond a masked phone."""
+    """Why a person is needed, with nothing personal beyond a masked phone.
+
+    `text` is the whole alert as staff read it, composed from the office's catalog (channels
+    hold no sentences of their own); the other fields are the same facts for machines.
+    """
 
     key: str  # unique per alert; receivers deduplicate on it
-    reason: str  # handoff, risk, unhappy, deadline.warning, deadline.missed, notification.failed
+    reason: str  # handoff, risk, unhappy, review, deadline.warning, deadline.missed, notification.failed
     title: str  # one line for humans, e.g. "群众要求人工服务"
     code: str = ""  # case code, when there is a case
     category: str = ""
     summary: str = ""  # short, phone masked
     channel: str = ""  # where the citizen wrote
     detail: str = ""  # e.g. the deadline and when it was due
+    text: str = ""
     thread: int | None = None  # staff may talk to the citizen through this alert (Telegram)
 
     def lines(self) -> list[str]:
-        rows = [f"【{self.title}】"]
-        if self.code:
-            rows.append(f"事项：{self.code}" + (f"（{self.category}）" if self.category else ""))
-        if self.summary:
-            rows.append(f"摘要：{self.summary}")
-        if self.detail:
-            rows.append(self.detail)
-        if self.channel:
-            rows.append(f"渠道：{self.channel}")
-        return rows
+        return self.text.split("\n") if self.text else [self.title]
 
 
 class StaffTarget(Protocol):
     name: str
+
+    async def start(self, services: Services) -> None: ...
 
     async def send(self, alerts: Sequence[StaffAlert]) -> dict[str, str]:
         """Post the alerts; by alert key, the target's id of the message (where it has one)."""
         ...
 
 
-async def _post(
+@runtime_checkable
+class ThreadTarget(StaffTarget, Protocol):
+    """A target where staff answer the citizen through the alert itself (claim, reply): the
+    citizen's words are posted under it while a staff member has the conversation."""
+
+    async def post_in_thread(self, alert_message_id: str, text: str) -> str: ...
+
+
+async def post_json(
     http: aiohttp.ClientSession, url: str, *, data: bytes, headers: dict[str, str]
 ) -> dict[str, Any]:
     try:
@@ -82,87 +83,3 @@ async def _post(
             return body if isinstance(body, dict) else {}
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryFailed(f"{type(exc).__name__} calling {url.split('?')[0]}") from exc
-
-
-class WeComRobot:
-    """A WeCom (企业微信) group robot: markdown, batched, at most 20 messages a minute across processes."""
-
-    name = "wecom"
-
-    def __init__(
-        self, http: aiohttp.ClientSession, api_base: str, key: str, shared: SharedCache
-    ) -> None:
-        self.http, self.url, self.shared = (
-            http,
-            f"{api_base}/cgi-bin/webhook/send?key={key}",
-            shared,
-        )
-
-    async def send(self, alerts: Sequence[StaffAlert]) -> dict[str, str]:
-        for text in _markdown_pages(alerts):
-            await self._take_slot()
-            body = json.dumps(
-                {"msgtype": "markdown", "markdown": {"content": text}}, ensure_ascii=False
-            )
-            answer = await _post(
-                self.http,
-                self.url,
-                data=body.encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            if answer.get("errcode", 0) != 0:
-                raise DeliveryFailed(
-                    f"WeCom robot: {answer.get('errcode')} {answer.get('errmsg', '')}"
-                )
-        return {}
-
-    async def _take_slot(self) -> None:
-        """One of the minute's 20 slots, or DeliveryFailed with the wait until the next minute."""
-        minute = int(time.time() // 60)
-        for slot in range(WECOM_PER_MINUTE):
-            if await self.shared.add(f"wecom:{minute}:{slot}", "1", ttl=120):
-                return
-        raise DeliveryFailed(
-            "WeCom robot: 20 messages this minute already", retry_after=60 - time.time() % 60
-        )
-
-
-def _markdown_pages(alerts: Sequence[StaffAlert]) -> list[str]:
-    """As few messages as fit in 4096 bytes each, alerts never split."""
-    pages: list[str] = []
-    current = ""
-    for alert in alerts:
-        lines = alert.lines()
-        block = f"**{lines[0]}**\n" + "\n".join(f"> {line}" for line in lines[1:])
-        candidate = f"{current}\n\n{block}" if current else block
-        if current and len(candidate.encode()) > WECOM_MAX_BYTES:
-            pages.append(current)
-            candidate = block
-        current = (
-            candidate[: WECOM_MAX_BYTES // 3]
-            if len(candidate.encode()) > WECOM_MAX_BYTES
-            else candidate
-        )
-    if current:
-        pages.append(current)
-    return pages
-
-
-class SignedWebhook:
-    """A JSON POST to the office's own system, signed X-Minyi-Signature = hex HMAC-SHA256(body)."""
-
-    name = "webhook"
-
-    def __init__(self, http: aiohttp.ClientSession, url: str, secret: str) -> None:
-        self.http, self.url, self.secret = http, url, secret.encode()
-
-    async def send(self, alerts: Sequence[StaffAlert]) -> dict[str, str]:
-        body = json.dumps({"alerts": [asdict(a) for a in alerts]}, ensure_ascii=False).encode()
-        signature = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
-        await _post(
-            self.http,
-            self.url,
-            data=body,
-            headers={"Content-Type": "application/json", "X-Minyi-Signature": signature},
-        )
-        return {}

@@ -14,9 +14,15 @@ from aiohttp import web
 from conversation.messages import Inbound, Location, Reply
 
 from .base import (
+    Built,
     DeliveryFailed,
     Handler,
     Mailbox,
+    Notice,
+    Parts,
+    Plugin,
+    Recipient,
+    Route,
     Services,
     json_error,
     json_response,
@@ -36,6 +42,7 @@ MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 class WebChatChannel:
     name = "webchat"
+    title = "网页"
 
     def __init__(self, handle: Handler) -> None:
         self.handle = handle
@@ -88,6 +95,17 @@ class WebChatChannel:
     async def start(self, services: Services) -> None:
         self.mailbox = services.mailbox
 
+    def reach(self, recipient: Recipient) -> Sequence[Route]:
+        """A web citizen: the mailbox their page reads when it is open again."""
+        if recipient.channel != self.name:
+            return []
+        session = recipient.address
+
+        async def keep(notice: Notice) -> str | None:
+            return await self.send(session, notice.replies)
+
+        return [Route("mailbox", self.name, conversational=True, deliver=keep)]
+
     async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
         """The page may be closed: keep the messages until the citizen opens it again."""
         if self.mailbox is None:
@@ -97,6 +115,14 @@ class WebChatChannel:
 
     async def close(self) -> None:
         return None
+
+
+def _build(config: object, parts: Parts) -> Built:
+    return Built(channel=WebChatChannel(parts.handle))
+
+
+# Always on: the embedded default must be usable with no settings at all.
+PLUGIN = Plugin("webchat", (), lambda values: True, _build)
 
 
 def _inbound(data: dict[str, Any]) -> Inbound | str:

@@ -165,9 +165,46 @@ ZH: dict[str, str] = {
     "notify.replied": "您反映的事项 {code} 有答复了：\n{note}\n如不满意，可在{review}前申请复查。",
     "notify.closed": "您反映的事项 {code} 已办结，谢谢您的耐心。",
     "notify.extended": "您反映的事项 {code} 情况较复杂，办理期限依法延长至{due}。原因：{reason}",
+    "template.status.accepted": "已受理",
+    "template.status.redirected": "不予受理",
+    "template.status.replied": "已答复",
+    "template.status.closed": "已办结",
+    "template.status.extended": "已延期",
+    "template.finish_by": "办结期限：{due}",
     # Generic
     "unsupported": "抱歉，这类消息暂时看不了。请发送文字、照片或位置；回复“菜单”可以看能办的事。",
     "error.internal": "系统暂时有点忙，请稍后再发一次。您已填写的内容不会丢。",
+    # -- for staff: alerts, the duty group, relayed words --------------------------------------
+    "staff.alert.handoff": "群众要求人工服务",
+    "staff.alert.risk": "高风险事项，请立即处理",
+    "staff.alert.unhappy": "群众对办理结果不满意",
+    "staff.alert.review": "群众申请复查",
+    "staff.alert.deadline.warning": "期限将到",
+    "staff.alert.deadline.missed": "已超期",
+    "staff.alert.notification.failed": "无法通知群众",
+    "staff.alert.case": "事项：{code}{category}",
+    "staff.alert.summary": "摘要：{summary}",
+    "staff.alert.phone": "（电话 {phone}）",
+    "staff.alert.channel": "渠道：{channel}",
+    "staff.alert.deadline": "期限：{deadline}，{due}",
+    "staff.alert.risk_words": "风险词：{words}",
+    "staff.alert.undelivered": "未送达：{topic}（{error}）",
+    "staff.group.no_thread": "找不到对应的群众。请回复告警消息或群众的消息后再说。",
+    "staff.group.ended": "这段对话已经结束了。",
+    "staff.group.claimed_by": "已由{name}认领。",
+    "staff.group.claimed": "✅ {name} 已认领。回复这条消息即可与群众对话，说完发送 /done。",
+    "staff.group.done": "已结束与群众的对话，之后群众的消息由系统答复。",
+    "staff.group.citizen_says": "💬 群众：{text}",
+    "staff.show.unfiled": "（尚未立案）群众渠道：{channel}",
+    "staff.show.case": "事项 {code}（{category}）状态：{status}",
+    "staff.show.citizen": "群众：{name} {phone}",
+    "staff.show.place": "地点：{place}",
+    "staff.show.what": "情况：{text}",
+    "staff.show.history": "经过：",
+    "relay.image": "[照片]",
+    "relay.voice": "[语音]",
+    "relay.location": "[位置] {place}",
+    "relay.other": "[消息]",
 }
 
 EN: dict[str, str] = {
@@ -340,11 +377,48 @@ EN: dict[str, str] = {
     "notify.replied": "Your matter {code} has an answer:\n{note}\nIf not satisfied, you may ask for a review by {review}.",
     "notify.closed": "Your matter {code} is closed. Thank you for your patience.",
     "notify.extended": "Your matter {code} is complex; by law its deadline is extended to {due}. Reason: {reason}",
+    "template.status.accepted": "Accepted",
+    "template.status.redirected": "Not accepted",
+    "template.status.replied": "Answered",
+    "template.status.closed": "Closed",
+    "template.status.extended": "Extended",
+    "template.finish_by": "To be finished by {due}",
     "unsupported": (
         "Sorry, we cannot read this kind of message. Please send text, a photo or a location; "
         "reply 'menu' to see what we can do."
     ),
     "error.internal": "The system is busy; please send that again in a moment. Nothing you entered is lost.",
+    # -- for staff: alerts, the duty group, relayed words --------------------------------------
+    "staff.alert.handoff": "A citizen asks for a person",
+    "staff.alert.risk": "High-risk matter: act now",
+    "staff.alert.unhappy": "A citizen is not satisfied with the outcome",
+    "staff.alert.review": "A citizen asks for a review",
+    "staff.alert.deadline.warning": "Deadline near",
+    "staff.alert.deadline.missed": "Deadline missed",
+    "staff.alert.notification.failed": "The citizen could not be told",
+    "staff.alert.case": "Case: {code}{category}",
+    "staff.alert.summary": "Summary: {summary}",
+    "staff.alert.phone": " (phone {phone})",
+    "staff.alert.channel": "Channel: {channel}",
+    "staff.alert.deadline": "Deadline: {deadline}, {due}",
+    "staff.alert.risk_words": "Risk words: {words}",
+    "staff.alert.undelivered": "Not delivered: {topic} ({error})",
+    "staff.group.no_thread": "No citizen found for this. Reply to an alert or to a citizen's message.",
+    "staff.group.ended": "This conversation has ended.",
+    "staff.group.claimed_by": "Taken by {name}.",
+    "staff.group.claimed": "✅ {name} took it. Reply to this message to talk with the citizen; send /done when finished.",
+    "staff.group.done": "The conversation with the citizen has ended; the system answers them again.",
+    "staff.group.citizen_says": "💬 Citizen: {text}",
+    "staff.show.unfiled": "(no case yet) Citizen on: {channel}",
+    "staff.show.case": "Case {code} ({category}) status: {status}",
+    "staff.show.citizen": "Citizen: {name} {phone}",
+    "staff.show.place": "Place: {place}",
+    "staff.show.what": "What happened: {text}",
+    "staff.show.history": "History:",
+    "relay.image": "[photo]",
+    "relay.voice": "[voice]",
+    "relay.location": "[location] {place}",
+    "relay.other": "[message]",
 }
 
 
@@ -367,6 +441,9 @@ class Catalog:
         table = self._texts.get(lang) or self._texts["zh"]
         template = table.get(key) or self._texts["zh"][key]
         return template.format(**values) if values else template
+
+    def has(self, key: str) -> bool:
+        return key in self._texts["zh"]
 
     def for_language(self, lang: str) -> Texts:
         return Texts(self, lang if lang in self._texts else "zh")

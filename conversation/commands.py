@@ -69,12 +69,27 @@ class RequestReview:
 
 
 @dataclass(frozen=True)
+class RelayToStaff:
+    """A staff member has the conversation: the citizen's words go to them (and the timeline).
+    The result `relayed` is False when the thread has ended meanwhile."""
+
+    thread: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Unsubscribe:
     """The citizen left the channel (e.g. WeChat `unsubscribe`): stop every push to them."""
 
 
 Command = (
-    SubmitCase | RequestHandoff | RecordRating | AddRatingComment | RequestReview | Unsubscribe
+    SubmitCase
+    | RequestHandoff
+    | RecordRating
+    | AddRatingComment
+    | RequestReview
+    | RelayToStaff
+    | Unsubscribe
 )
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from .codes import find_case_code
-from .commands import RequestHandoff, Results, Unsubscribe
+from .commands import RelayToStaff, RequestHandoff, Results, Unsubscribe
 from .flows import faq, forms, handoff, rating, status
 from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Outcome, numbered, pick
 from .flows.menu import ACTIONS, menu_action, menu_reply
@@ -88,21 +88,43 @@ class Engine:
         Called only after the send succeeded, so a chat that never showed the question never
         reads a later "1" as a rating. A form in progress is set aside, not lost.
         """
-        key = f"{channel}:{sender}"
+
+        def ask(state: ConversationState) -> None:
+            if state.flow in FORMS:
+                state.set_aside()
+            state.enter("rating", "score", {"code": code})
+
+        await self._change(f"{channel}:{sender}", language, ask)
+
+    async def hand_over(self, channel: str, sender: str, thread: int) -> None:
+        """A staff member took the conversation: from now on the citizen talks with them."""
+
+        def to_staff(state: ConversationState) -> None:
+            state.staff_thread = thread
+
+        await self._change(f"{channel}:{sender}", "", to_staff)
+
+    async def take_back(self, channel: str, sender: str, thread: int) -> None:
+        """The staff member let go: the bot answers again (unless another thread took over)."""
+
+        def to_bot(state: ConversationState) -> None:
+            if state.staff_thread == thread:
+                state.staff_thread = None
+
+        await self._change(f"{channel}:{sender}", "", to_bot)
+
+    async def _change(
+        self, key: str, language: str, change: Callable[[ConversationState], None]
+    ) -> None:
+        """Change a conversation's state from outside a turn, under its lock."""
         async with self.store.lock(key):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     async with self.store.turn() as turn:
                         now = self.clock()
                         loaded = await turn.load_state(key)
-                        if loaded is not None and now - loaded.updated_at <= self.session_lifetime:
-                            state = loaded
-                        else:
-                            version = loaded.version if loaded else 0
-                            state = ConversationState(language=_language(language), version=version)
-                        if state.flow in FORMS:
-                            state.set_aside()
-                        state.enter("rating", "score", {"code": code})
+                        state = self._current(loaded, now, language)
+                        change(state)
                         state.updated_at = now
                         await turn.save_state(key, state)
                         await turn.commit()
@@ -110,6 +132,19 @@ class Engine:
                 except Conflict:
                     if attempt == MAX_ATTEMPTS:
                         raise
+
+    def _current(
+        self, loaded: ConversationState | None, now: datetime, language: str
+    ) -> ConversationState:
+        """The conversation as it stands, or a fresh one when it was never begun or expired.
+        A staff member's hold outlives the expiry: only they end it."""
+        if loaded is not None and now - loaded.updated_at <= self.session_lifetime:
+            return loaded
+        return ConversationState(
+            language=_language(language),
+            version=loaded.version if loaded else 0,
+            staff_thread=loaded.staff_thread if loaded else None,
+        )
 
     async def _turn(self, inbound: Inbound, key: str, dedupe_key: str) -> list[Reply]:
         now = self.clock()
@@ -121,13 +156,7 @@ class Engine:
                 if seen is not None:
                     return seen
             first_contact = loaded is None or now - loaded.updated_at > self.session_lifetime
-            state = (
-                loaded
-                if loaded is not None and not first_contact
-                else ConversationState(
-                    language=_language(inbound.language), version=loaded.version if loaded else 0
-                )
-            )
+            state = self._current(loaded, now, inbound.language)
             ctx = Context(
                 inbound=inbound,
                 state=state,
@@ -141,8 +170,18 @@ class Engine:
                 first_contact=first_contact,
             )
             idle = now - state.updated_at
-            outcome = await self._step(ctx, idle)
-            results = await turn.apply(outcome.commands, inbound) if outcome.commands else Results()
+            results = Results()
+            if state.staff_thread is not None and inbound.kind != "event":
+                relay = RelayToStaff(state.staff_thread, relayed_words(ctx))
+                results = await turn.apply([relay], inbound)
+                if results.values.get("relayed"):
+                    outcome = Outcome()  # the staff member answers, not the bot
+                else:
+                    state.staff_thread = None  # the thread ended meanwhile: the bot again
+            if state.staff_thread is None or inbound.kind == "event":
+                outcome = await self._step(ctx, idle)
+                if outcome.commands:
+                    results = await turn.apply(outcome.commands, inbound)
             replies = outcome.replies + (outcome.after(results) if outcome.after else [])
             state.updated_at = now
             await turn.save_state(key, state)
@@ -309,6 +348,21 @@ class Engine:
                 numbered(labels),
             )
         )
+
+
+def relayed_words(ctx: Context) -> str:
+    """What a staff member reads of the citizen's message: the words, or what was sent
+    (in the office's language: staff read Chinese whatever the citizen's is)."""
+    inbound = ctx.inbound
+    if inbound.text:
+        return inbound.text[:2000]
+    texts = ctx.office.catalog
+    location = inbound.location
+    if inbound.kind == "location" and location is not None:
+        place = location.label or f"{location.lat:.5f},{location.lng:.5f}"
+        return texts.text("zh", "relay.location", place=place)
+    kind = inbound.kind if inbound.kind in ("image", "voice") else "other"
+    return texts.text("zh", f"relay.{kind}")
 
 
 def _language(code: str) -> str:

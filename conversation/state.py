@@ -22,6 +22,9 @@ class ConversationState:
     language: str = "zh"
     source: str = ""
     risk_alerted: bool = False
+    # A staff member has this conversation (the staff thread's id): the citizen's messages go
+    # to them, not to the flows, until they hand it back.
+    staff_thread: int | None = None
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     version: int = 0
 
@@ -47,6 +50,7 @@ class ConversationState:
             "language": self.language,
             "source": self.source,
             "risk_alerted": self.risk_alerted,
+            "staff_thread": self.staff_thread,
             "updated_at": self.updated_at.isoformat(),
         }
 
@@ -60,6 +64,7 @@ class ConversationState:
             language=data.get("language", "zh"),
             source=data.get("source", ""),
             risk_alerted=bool(data.get("risk_alerted", False)),
+            staff_thread=data.get("staff_thread"),
             updated_at=datetime.fromisoformat(data["updated_at"])
             if "updated_at" in data
             else datetime.now(UTC),

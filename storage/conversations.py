@@ -34,7 +34,7 @@ from .intake import CommandHandler
 from .keys import Keys
 from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
-from .uow import UnitOfWork
+from .uow import Committed, UnitOfWork
 
 
 class Busy(Exception):
@@ -75,7 +75,7 @@ class StoreTurn:
 
     async def uow(self) -> UnitOfWork:
         if self._uow is None:
-            uow = UnitOfWork(self.store.db, self.store.cipher)
+            uow = UnitOfWork(self.store.db, self.store.cipher, self.store.committed)
             await uow.__aenter__()
             self._uow = uow
         return self._uow
@@ -139,9 +139,12 @@ class ConversationStoreBase:
         *,
         lifetime: timedelta = timedelta(hours=24),
         dedupe_ttl: timedelta = timedelta(hours=24),
+        committed: Committed | None = None,
     ) -> None:
         self.db = db
         self.cipher = cipher
+        # Told which queues a turn wrote to (a filing's outbox event, an alert), after commit.
+        self.committed: Committed = committed or (lambda touched: None)
         self.tz = tz
         self.lifetime = lifetime
         self.dedupe_ttl = dedupe_ttl

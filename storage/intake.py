@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import tzinfo
 
@@ -9,6 +10,7 @@ from conversation.commands import (
     AddRatingComment,
     Command,
     RecordRating,
+    RelayToStaff,
     RequestHandoff,
     RequestReview,
     Results,
@@ -21,6 +23,7 @@ from . import ratings
 from .cases import attachment_rows
 from .documents import case_document
 from .models import Case, utcnow
+from .staff_threads import relay_from_citizen
 from .uow import UnitOfWork
 
 
@@ -43,6 +46,10 @@ class CommandHandler:
                     await self.comment(command, inbound)
                 case RequestReview():
                     results = results.with_value("review", await self.review(command, inbound))
+                case RelayToStaff():
+                    key = inbound.message_id or uuid.uuid4().hex
+                    relayed = await relay_from_citizen(self.uow, command.thread, command.text, key)
+                    results = results.with_value("relayed", relayed)
                 case Unsubscribe():
                     identity = await self.uow.people.identity(inbound.channel, inbound.sender)
                     identity.unsubscribed_at = utcnow()

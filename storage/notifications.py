@@ -25,13 +25,15 @@ LEASE = timedelta(seconds=120)
 
 
 class Notifications:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, touched: set[str]) -> None:
         self.session = session
+        self.touched = touched  # the unit of work's: the notifier is woken after the commit
 
     async def add(
         self, key: str, audience: str, topic: str, case: Case | None, payload: dict[str, Any]
     ) -> None:
         """Queue once per key: a repeated cause (a retried API call) queues nothing new."""
+        self.touched.add("notifications")
         await insert_ignoring_duplicates(
             self.session,
             Notification,

@@ -27,9 +27,10 @@ EVENT_TYPES = frozenset(
 
 
 class Outbox:
-    def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
+    def __init__(self, session: AsyncSession, cipher: PiiCipher, touched: set[str]) -> None:
         self.session = session
         self.cipher = cipher
+        self.touched = touched  # the unit of work's: the relay is woken after the commit
 
     async def add(
         self,
@@ -41,6 +42,7 @@ class Outbox:
         """Queue an event; `private` keys (personal data) are stored encrypted and merged on read."""
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type_!r}")
+        self.touched.add("outbox")
         sealed = None
         if private:
             sealed = self.cipher.encrypt(json.dumps(private, ensure_ascii=False), "outbox")

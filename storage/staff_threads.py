@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Case, Identity, Notification, StaffThread
 from .people import insert_ignoring_duplicates
+from .uow import UnitOfWork
 
 
 async def conversation_of(session: AsyncSession, job: Notification) -> tuple[str, str] | None:
@@ -56,3 +57,26 @@ async def active_for(session: AsyncSession, channel: str, external_id: str) -> S
         .order_by(StaffThread.claimed_at.desc())
         .limit(1)
     )
+
+
+async def relay_from_citizen(uow: UnitOfWork, thread_id: int, text: str, message_id: str) -> bool:
+    """The citizen wrote while a staff member has them: onto the case's timeline, and queued
+    for the staff front ends of the thread. False when the thread has ended (or never was)."""
+    thread = await uow.session.get(StaffThread, thread_id)
+    if thread is None or thread.done_at is not None:
+        return False
+    case = None
+    if thread.case_id is not None:
+        case = await uow.session.get(Case, thread.case_id, with_for_update=uow.db.is_postgres)
+    if case is not None:
+        await uow.events.append(
+            case, "citizen.message", f"citizen:{thread.channel}", {"text": text}
+        )
+    await uow.notifications.add(
+        f"staff:thread:{thread.id}:{message_id}",
+        "staff",
+        "citizen.message",
+        case,
+        {"thread": thread.id, "text": text},
+    )
+    return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -16,13 +18,26 @@ from .outbox import Outbox
 from .people import People
 from .timeline import Timeline
 
+# Told, after a commit, which queues it wrote to ("outbox", "notifications"): their workers wake.
+Committed = Callable[[frozenset[str]], None]
+
+
+def _nobody(touched: frozenset[str]) -> None:
+    return None
+
 
 class UnitOfWork:
-    """`async with UnitOfWork(db, cipher) as uow:` … `await uow.commit()`; anything else rolls back."""
+    """`async with UnitOfWork(db, cipher) as uow:` … `await uow.commit()`; anything else rolls back.
 
-    def __init__(self, db: Database, cipher: PiiCipher) -> None:
+    `committed` hears which queues a successful commit wrote to, so that the relay and the
+    notifier run at once for work that is there, and sleep when a turn wrote nothing for them.
+    """
+
+    def __init__(self, db: Database, cipher: PiiCipher, committed: Committed = _nobody) -> None:
         self.db = db
         self.cipher = cipher
+        self.committed = committed
+        self.touched: set[str] = set()
 
     async def __aenter__(self) -> UnitOfWork:
         self._held = self.db.session()
@@ -30,9 +45,9 @@ class UnitOfWork:
         await self.session.begin()
         self.cases = Cases(self.session, self.cipher)
         self.events = Timeline(self.session)
-        self.outbox = Outbox(self.session, self.cipher)
+        self.outbox = Outbox(self.session, self.cipher, self.touched)
         self.people = People(self.session, self.cipher)
-        self.notifications = Notifications(self.session)
+        self.notifications = Notifications(self.session, self.touched)
         self._committed = False
         return self
 
@@ -42,6 +57,8 @@ class UnitOfWork:
         except IntegrityError as exc:
             raise Conflict(str(exc.orig)) from exc
         self._committed = True
+        if self.touched:
+            self.committed(frozenset(self.touched))
 
     async def flush(self) -> None:
         try:
@@ -69,3 +86,15 @@ class UnitOfWork:
 def _is_serialization_failure(exc: OperationalError) -> bool:
     text = str(exc.orig).lower()
     return "deadlock" in text or "could not serialize" in text
+
+
+@dataclass(frozen=True)
+class Units:
+    """Makes units of work: what a service is given instead of the database and the key."""
+
+    db: Database
+    cipher: PiiCipher
+    committed: Committed = _nobody
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.db, self.cipher, self.committed)

@@ -21,8 +21,9 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import Minyi, open_minyi
+from channels.base import Notice, Recipient, Route
 from conversation.messages import Inbound, Location, Media, Reply
 from storage import migrate
 from storage.db import Database
@@ -142,12 +143,12 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
 
 
 def sqlite_settings(tmp_path: object, **overrides: object) -> Settings:
-    return Settings(
+    base = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/minyi.db",
         api_token="test-token",
         pii_key=PII_KEY,
-        **overrides,  # type: ignore[arg-type]
     )
+    return base.replace(**overrides)
 
 
 BACKENDS = ("sqlite", "postgres", "postgres+redis")
@@ -188,15 +189,27 @@ def settings_for(request: pytest.FixtureRequest, backend: str, tmp_path: object)
 
 
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings) as rt:
+async def runtime(settings: Settings) -> AsyncIterator[Minyi]:
+    async with open_minyi(settings) as rt:
         yield rt
 
 
 @pytest.fixture
-async def sqlite_runtime(sqlite_only: Settings) -> AsyncIterator[Runtime]:
-    async with open_runtime(sqlite_only) as rt:
+async def sqlite_runtime(sqlite_only: Settings) -> AsyncIterator[Minyi]:
+    async with open_minyi(sqlite_only) as rt:
         yield rt
+
+
+def reach_by_send(channel: Any, recipient: Recipient) -> list[Route]:
+    """`Channel.reach` for a test's own chat channel: its `send`, to its own citizens."""
+    if recipient.channel != channel.name or not recipient.chat_reachable:
+        return []
+
+    async def deliver(notice: Notice) -> str | None:
+        result: str | None = await channel.send(recipient.address, notice.replies)
+        return result
+
+    return [Route(channel.name, channel.name, conversational=True, deliver=deliver)]
 
 
 # -- A simulated citizen ----------------------------------------------------------------------------
@@ -206,7 +219,7 @@ async def sqlite_runtime(sqlite_only: Settings) -> AsyncIterator[Runtime]:
 class Citizen:
     """Talks to the engine like a channel would, one message at a time."""
 
-    runtime: Runtime
+    runtime: Minyi
     sender: str = "citizen-1"
     channel: str = "webchat"
     language: str = ""
@@ -271,5 +284,5 @@ def joined(replies: list[Reply]) -> str:
 
 
 @pytest.fixture
-def citizen(runtime: Runtime) -> Citizen:
+def citizen(runtime: Minyi) -> Citizen:
     return Citizen(runtime)

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.app.runtime import open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import open_minyi
 from channels.console import chat
 from storage import migrate
 
@@ -52,7 +52,7 @@ def test_a_wrong_setting_stops_with_one_line(tmp_path: Path) -> None:
 async def test_chat_in_the_terminal(sqlite_only: Settings) -> None:
     typed = io.StringIO("1\n5\n楼下烧烤店油烟太大，窗户都打不开\n/quit\n")
     shown = io.StringIO()
-    async with open_runtime(sqlite_only) as runtime:
+    async with open_minyi(sqlite_only) as runtime:
         await chat(runtime.handle, "tester", stdin=typed, stdout=shown)
     output = shown.getvalue()
     assert "1 我要反映" in output and "1 住房与物业" in output and "事情发生在哪里" in output

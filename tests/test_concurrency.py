@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy import func, select
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import Minyi, open_minyi
 from conversation.messages import Inbound, Media
 from storage.models import Attachment, Case
 
@@ -61,10 +61,10 @@ async def test_concurrent_redeliveries_give_one_step_and_identical_replies(
 
 async def test_two_processes_on_one_database_lose_nothing(settings: Settings) -> None:
     """Two runtimes share the database (and Redis when configured), like two web processes."""
-    async with open_runtime(settings) as one, open_runtime(settings) as two:
+    async with open_minyi(settings) as one, open_minyi(settings) as two:
         citizen = Citizen(one)
         await at_photo_step(citizen)
-        runtimes: tuple[Runtime, ...] = (one, two)
+        runtimes: tuple[Minyi, ...] = (one, two)
         replies = await asyncio.gather(*(runtimes[n % 2].handle(photo(n)) for n in range(8)))
         counts = sorted(int(re.search(r"第(\d+)张", joined(r)).group(1)) for r in replies)  # type: ignore[union-attr]
         assert counts == list(range(1, 9))

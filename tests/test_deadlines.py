@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import Minyi, open_minyi
 from bot.backoffice import deadline_watch
 from bot.backoffice.deadlines import LegalDeadlines
 from bot.backoffice.lifecycle import Progress, record_progress
@@ -93,12 +93,12 @@ def test_calendar_day_stage_and_extension_limits() -> None:
             LAW.extended(end("2027-01-21"), bad)
 
 
-async def _submitted_case(runtime: Runtime) -> str:
+async def _submitted_case(runtime: Minyi) -> str:
     reply = await Citizen(runtime, sender="deadline").file_a_matter()
     return reply.split("编号是 ")[1].split("，")[0]
 
 
-async def _counts(runtime: Runtime) -> tuple[int, int, int]:
+async def _counts(runtime: Minyi) -> tuple[int, int, int]:
     async with runtime.db.session() as session:
         warnings = await session.scalar(
             select(func.count())
@@ -121,19 +121,47 @@ async def _counts(runtime: Runtime) -> tuple[int, int, int]:
 async def test_scheduler_warns_then_reports_a_miss_once_each_across_restarts(
     settings: Settings,
 ) -> None:
-    async with open_runtime(settings) as runtime:
+    async with open_minyi(settings) as runtime:
         code = await _submitted_case(runtime)
         async with runtime.db.session() as session:
             due = (await session.scalars(select(Case.accept_due_at))).one()
         assert due is not None
-        assert await deadline_watch.scan(runtime, now=due - timedelta(days=5)) == 0
-        assert await deadline_watch.scan(runtime, now=due - timedelta(hours=47)) == 1
-        assert await deadline_watch.scan(runtime, now=due - timedelta(hours=1)) == 0
+        assert (
+            await deadline_watch.scan(runtime.units, runtime.deadlines, now=due - timedelta(days=5))
+            == 0
+        )
+        assert (
+            await deadline_watch.scan(
+                runtime.units, runtime.deadlines, now=due - timedelta(hours=47)
+            )
+            == 1
+        )
+        assert (
+            await deadline_watch.scan(
+                runtime.units, runtime.deadlines, now=due - timedelta(hours=1)
+            )
+            == 0
+        )
         assert await _counts(runtime) == (1, 0, 1)
-    async with open_runtime(settings) as restarted:  # a new process: marks are in the database
-        assert await deadline_watch.scan(restarted, now=due - timedelta(hours=1)) == 0
-        assert await deadline_watch.scan(restarted, now=due + timedelta(minutes=1)) == 1
-        assert await deadline_watch.scan(restarted, now=due + timedelta(days=3)) == 0
+    async with open_minyi(settings) as restarted:  # a new process: marks are in the database
+        assert (
+            await deadline_watch.scan(
+                restarted.units, restarted.deadlines, now=due - timedelta(hours=1)
+            )
+            == 0
+        )
+        assert (
+            await deadline_watch.scan(
+                restarted.units, restarted.deadlines, now=due + timedelta(minutes=1)
+            )
+            == 1
+        )
+        assert (
+            await deadline_watch.scan(
+                restarted.units, restarted.deadlines, now=due + timedelta(days=3)
+            )
+            == 0
+        )
         assert await _counts(restarted) == (1, 1, 2)
         async with UnitOfWork(restarted.db, restarted.cipher) as uow:
             case = await uow.cases.by_code(code)
@@ -142,16 +170,21 @@ async def test_scheduler_warns_then_reports_a_miss_once_each_across_restarts(
         assert types == ["submitted", "deadline.warning", "deadline.missed"]
 
 
-async def test_a_miss_found_late_does_not_warn_after_the_fact(sqlite_runtime: Runtime) -> None:
+async def test_a_miss_found_late_does_not_warn_after_the_fact(sqlite_runtime: Minyi) -> None:
     await _submitted_case(sqlite_runtime)
     async with sqlite_runtime.db.session() as session:
         due = (await session.scalars(select(Case.accept_due_at))).one()
     assert due is not None
-    assert await deadline_watch.scan(sqlite_runtime, now=due + timedelta(days=1)) == 1
+    assert (
+        await deadline_watch.scan(
+            sqlite_runtime.units, sqlite_runtime.deadlines, now=due + timedelta(days=1)
+        )
+        == 1
+    )
     assert await _counts(sqlite_runtime) == (0, 1, 1)
 
 
-async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Runtime) -> None:
+async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Minyi) -> None:
     runtime = sqlite_runtime
     code = await _submitted_case(runtime)
     now = datetime.now(UTC)
@@ -162,7 +195,9 @@ async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Ru
             await record_progress(uow, case, step, runtime.deadlines, now)
         await uow.commit()
     first_stage = datetime.fromisoformat(case.stages[0]["due_at"])
-    raised = await deadline_watch.scan(runtime, now=first_stage + timedelta(minutes=1))
+    raised = await deadline_watch.scan(
+        runtime.units, runtime.deadlines, now=first_stage + timedelta(minutes=1)
+    )
     assert raised >= 1  # the first stage missed (later ones may be in their warning window)
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code, for_update=True)
@@ -173,9 +208,8 @@ async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Ru
         )
         await uow.commit()
     assert finish is not None
-    await deadline_watch.scan(
-        runtime, now=finish - timedelta(hours=1)
-    )  # old due time: no longer owed
+    # The old due time: no longer owed.
+    await deadline_watch.scan(runtime.units, runtime.deadlines, now=finish - timedelta(hours=1))
     async with runtime.db.session() as session:
         kinds = list(
             await session.scalars(
@@ -183,7 +217,9 @@ async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Ru
             )
         )
     assert not any(k["deadline"] == "finish" for k in kinds)
-    await deadline_watch.scan(runtime, now=finish + timedelta(days=10) - timedelta(hours=1))
+    await deadline_watch.scan(
+        runtime.units, runtime.deadlines, now=finish + timedelta(days=10) - timedelta(hours=1)
+    )
     async with runtime.db.session() as session:
         kinds = list(
             await session.scalars(

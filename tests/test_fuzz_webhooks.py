@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from channels.telegram.webhook import SECRET_HEADER
@@ -86,7 +86,7 @@ async def client(aiohttp_client: Any, tmp_path: Path, fakes: dict[str, str]) -> 
 
 async def rows(client: TestClient) -> dict[str, int]:
     counts = {}
-    async with client.server.app[RUNTIME].db.session() as session:
+    async with client.server.app[MINYI].db.session() as session:
         for table in TABLES.split(", "):
             counts[table] = int(
                 (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar() or 0

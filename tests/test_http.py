@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from storage.relay import Relay
@@ -176,7 +176,7 @@ async def test_case_list_pages_and_filters(client: TestClient) -> None:
 
 async def publish(client: TestClient) -> None:
     """What the relay worker does every second (the test app runs without workers)."""
-    runtime = client.server.app[RUNTIME]
+    runtime = client.server.app[MINYI]
     await Relay(runtime.db, runtime.cipher, runtime.redis, runtime.settings.stream).publish_once()
 
 

@@ -14,10 +14,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select, update
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
-from bot.backoffice.notifier import Notifier
-from channels.base import DeliveryFailed, DeliveryReport, RecipientUnreachable, Services
+from bot.app.wiring import Minyi, open_minyi
+from bot.backoffice.delivery_reports import DeliveryReports
+from channels.base import (
+    DeliveryFailed,
+    DeliveryReport,
+    Notice,
+    Recipient,
+    RecipientUnreachable,
+    Route,
+    Services,
+)
 from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
 from conversation.messages import Inbound, Reply
@@ -26,7 +34,7 @@ from storage.uow import UnitOfWork
 
 from .channels.telegram_channel.conftest import VirtualTime
 from .channels.telegram_channel.fake_telegram import SECRET, TOKEN, FakeBotApi
-from .conftest import Citizen
+from .conftest import Citizen, reach_by_send
 
 HOOK_SECRET = "hook-secret"
 STAFF_CHAT = "-1001234"
@@ -82,17 +90,17 @@ def with_staff(settings: Settings, base: str) -> Settings:
     )
 
 
-async def drain(runtime: Runtime) -> None:
+async def drain(runtime: Minyi) -> None:
     telegram = runtime.channels.get("telegram")
     if isinstance(telegram, TelegramChannel) and telegram.sender is not None:
         clock = VirtualTime()  # the group's pacing (about 20 a minute) without waiting for it
         telegram.sender.clock, telegram.sender.sleep = clock.clock, clock.sleep
-    notifier = Notifier(runtime)
+    notifier = runtime.notifier
     while await notifier.run_once():
         pass
 
 
-async def make_due(runtime: Runtime) -> None:
+async def make_due(runtime: Minyi) -> None:
     """Skip the back-off wait: what the clock would do."""
     async with runtime.db.session() as session, session.begin():
         await session.execute(update(Notification).values(next_attempt_at=utcnow()))
@@ -102,7 +110,7 @@ async def test_staff_hear_of_a_handoff_everywhere(
     settings: Settings, endpoints: tuple[FakeStaffEndpoints, str]
 ) -> None:
     fake, base = endpoints
-    async with open_runtime(with_staff(settings, base)) as runtime:
+    async with open_minyi(with_staff(settings, base)) as runtime:
         citizen = Citizen(runtime, sender="needs-help")
         await citizen.file_a_matter()
         await citizen.say("人工")
@@ -123,7 +131,7 @@ async def test_risky_matter_alert_masks_the_phone_and_wecom_batches(
     sqlite_only: Settings, endpoints: tuple[FakeStaffEndpoints, str]
 ) -> None:
     fake, base = endpoints
-    async with open_runtime(with_staff(sqlite_only, base)) as runtime:
+    async with open_minyi(with_staff(sqlite_only, base)) as runtime:
         for n in range(3):
             await Citizen(runtime, sender=f"risk-{n}").file_a_matter(
                 "拖欠工资半年，老板不给钱我就去跳楼，说到做到"
@@ -145,7 +153,7 @@ async def test_a_failing_target_is_retried_alone(
 ) -> None:
     fake, base = endpoints
     fake.webhook_status = 500
-    async with open_runtime(with_staff(sqlite_only, base)) as runtime:
+    async with open_minyi(with_staff(sqlite_only, base)) as runtime:
         await Citizen(runtime).say("人工")
         await drain(runtime)
         assert len(fake.telegram) == 1 and len(fake.webhook) == 1
@@ -169,7 +177,7 @@ async def test_a_failing_target_is_retried_alone(
     )
 
 
-async def test_no_staff_target_is_recorded_not_pretended(sqlite_runtime: Runtime) -> None:
+async def test_no_staff_target_is_recorded_not_pretended(sqlite_runtime: Minyi) -> None:
     await Citizen(sqlite_runtime).say("人工")
     await drain(sqlite_runtime)
     async with sqlite_runtime.db.session() as session:
@@ -189,9 +197,27 @@ class ScriptedChannel:
     outcomes: list[Exception | str | None] = field(default_factory=list)
     sent: list[tuple[str, str]] = field(default_factory=list)
     templates: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
+    title: str = "测试"
 
     def routes(self) -> Sequence[web.RouteDef]:
         return []
+
+    def reach(self, recipient: Recipient) -> list[Route]:
+        """As the real channel of that name: a WeChat stand-in has its template route too, an
+        SMS one reaches any mobile on file."""
+        if self.name == "sms":
+            return self.by_phone(recipient)
+        routes = reach_by_send(self, recipient)
+        if self.name == "wechat" and routes:
+
+            async def template(notice: Notice) -> str | None:
+                key = f"{notice.key}:tpl"
+                return await self.send_template(recipient.address, dict(notice.fields), key)
+
+            routes.append(
+                Route("wechat_template", "wechat", conversational=False, deliver=template)
+            )
+        return routes
 
     async def start(self, services: Services) -> None:
         return None
@@ -209,13 +235,22 @@ class ScriptedChannel:
         self.sent.append((recipient, replies[0].text))
         return self._next()
 
+    def by_phone(self, recipient: Recipient) -> list[Route]:
+        if not recipient.phone or not recipient.sms_allowed:
+            return []
+
+        async def text(notice: Notice) -> str | None:
+            return await self.send(recipient.phone, notice.replies)
+
+        return [Route("sms", "sms", conversational=False, deliver=text)]
+
     async def send_template(self, openid: str, fields: dict[str, str], idempotency_key: str) -> str:
         self.templates.append((openid, fields, idempotency_key))
         outcome = self._next()
         return outcome or "tpl-1"
 
 
-async def accept(runtime: Runtime, code: str) -> None:
+async def accept(runtime: Minyi, code: str) -> None:
     from bot.backoffice.lifecycle import Progress, record_progress
 
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
@@ -225,12 +260,12 @@ async def accept(runtime: Runtime, code: str) -> None:
         await uow.commit()
 
 
-async def file_on(runtime: Runtime, channel: str, sender: str = "who") -> str:
+async def file_on(runtime: Minyi, channel: str, sender: str = "who") -> str:
     reply = await Citizen(runtime, sender=sender, channel=channel).file_a_matter()
     return reply.split("编号是 ")[1].split("，")[0]
 
 
-async def timeline(runtime: Runtime, code: str) -> list[tuple[str, dict[str, Any]]]:
+async def timeline(runtime: Minyi, code: str) -> list[tuple[str, dict[str, Any]]]:
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code)
         assert case is not None
@@ -241,8 +276,9 @@ async def runtime_with(settings: Settings, *channels: ScriptedChannel) -> Any:
     async def handle(inbound: Inbound) -> list[Reply]:
         raise AssertionError("not used")
 
-    return open_runtime(
-        settings, {"webchat": WebChatChannel(handle), **{c.name: c for c in channels}}
+    return open_minyi(
+        settings,
+        replace_channels={"webchat": WebChatChannel(handle), **{c.name: c for c in channels}},
     )
 
 
@@ -260,7 +296,7 @@ async def test_wechat_outside_48_hours_falls_back_to_template_then_sms(
         await drain(runtime)
         events = await timeline(runtime, code)
         report = DeliveryReport("sms", "sms-msg-1", True, "DELIVERED")
-        await runtime.record_delivery_report(report)
+        await DeliveryReports(runtime.units)(report)
         after_report = await timeline(runtime, code)
     assert wechat.sent[0][0] == "openid-7" and "已受理" in wechat.sent[0][1]
     assert wechat.templates[0][1]["code"] == code and wechat.templates[0][1]["status"] == "已受理"
@@ -298,7 +334,7 @@ async def test_a_passing_failure_waits_and_retries_then_gives_up_and_tells_staff
 
 async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Settings) -> None:
     telegram = ScriptedChannel(
-        "telegram", [RecipientUnreachable("Forbidden: bot was blocked by the user")]
+        "telegram", [RecipientUnreachable("Forbidden: bot was blocked by the user", lasting=True)]
     )
     sms = ScriptedChannel("sms", [None, None])
     async with await runtime_with(sqlite_only, telegram, sms) as runtime:
@@ -326,11 +362,11 @@ async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Set
 async def test_web_chat_keeps_messages_until_the_page_comes_back(
     aiohttp_client: Any, settings: Settings
 ) -> None:
-    from bot.app.appkeys import RUNTIME
+    from bot.app.appkeys import MINYI
     from bot.app.web import create_app
 
     client = await aiohttp_client(create_app(settings, workers=False))
-    runtime = client.server.app[RUNTIME]
+    runtime = client.server.app[MINYI]
     session = "W" * 24
     citizen = Citizen(runtime, sender=session)
     reply = await citizen.file_a_matter()
@@ -377,12 +413,12 @@ async def test_with_workers_running_the_loop_closes_by_itself(
     """`minyi serve` as shipped: the API call wakes the workers; the feed and the mailbox fill."""
     import asyncio
 
-    from bot.app.appkeys import RUNTIME
+    from bot.app.appkeys import MINYI
     from bot.app.web import create_app
 
     client = await aiohttp_client(create_app(settings))
     session = "L" * 24
-    citizen = Citizen(client.server.app[RUNTIME], sender=session)
+    citizen = Citizen(client.server.app[MINYI], sender=session)
     code = (await citizen.file_a_matter()).split("编号是 ")[1].split("，")[0]
     auth = {"Authorization": "Bearer test-token"}
     response = await client.post(

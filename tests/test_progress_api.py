@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from bot.backoffice.lifecycle import TRANSITIONS
@@ -51,7 +51,7 @@ async def client(aiohttp_client: Any, settings: Settings) -> TestClient:
 
 
 async def new_case(client: TestClient, sender: str = "c1") -> str:
-    runtime = client.server.app[RUNTIME]
+    runtime = client.server.app[MINYI]
     reply = await Citizen(runtime, sender=sender).file_a_matter()
     return reply.split("编号是 ")[1].split("，")[0]
 
@@ -92,7 +92,7 @@ async def test_the_whole_lifecycle_lands_on_the_timeline(client: TestClient) -> 
         "closed",
     ]
     assert case["events"][1]["actor"] == "staff:王芳" and case["events"][2]["actor"] == "backoffice"
-    runtime = client.server.app[RUNTIME]
+    runtime = client.server.app[MINYI]
     async with runtime.db.session() as session:
         types = list(await session.scalars(select(OutboxEntry.type).order_by(OutboxEntry.seq)))
         topics = list(

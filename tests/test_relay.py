@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import Minyi, open_minyi
 from bot.backoffice.stream_consumer import StreamConsumer
 from storage.models import OutboxEntry
 from storage.relay import Relay
@@ -23,7 +23,7 @@ from .conftest import Citizen
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def relay_for(runtime: Runtime, redis: Redis | None = None) -> Relay:
+def relay_for(runtime: Minyi, redis: Redis | None = None) -> Relay:
     return Relay(
         runtime.db,
         runtime.cipher,
@@ -32,7 +32,7 @@ def relay_for(runtime: Runtime, redis: Redis | None = None) -> Relay:
     )
 
 
-async def file_cases(runtime: Runtime, n: int, prefix: str = "c") -> list[str]:
+async def file_cases(runtime: Minyi, n: int, prefix: str = "c") -> list[str]:
     codes = []
     for i in range(n):
         reply = await Citizen(runtime, sender=f"{prefix}{i}").file_a_matter()
@@ -40,7 +40,7 @@ async def file_cases(runtime: Runtime, n: int, prefix: str = "c") -> list[str]:
     return codes
 
 
-async def published_count(runtime: Runtime) -> int:
+async def published_count(runtime: Minyi) -> int:
     async with runtime.db.session() as session:
         return int(
             await session.scalar(
@@ -62,7 +62,7 @@ def redis_settings(request: pytest.FixtureRequest, tmp_path: object) -> Settings
 async def test_relay_feeds_a_consumer_group_exactly_as_the_contract_says(
     redis_settings: Settings,
 ) -> None:
-    async with open_runtime(redis_settings) as runtime:
+    async with open_minyi(redis_settings) as runtime:
         assert runtime.redis is not None
         codes = await file_cases(runtime, 3)
         consumer = StreamConsumer(runtime.redis, redis_settings.stream, "office", "c1", block_ms=10)
@@ -102,7 +102,7 @@ async def test_relay_feeds_a_consumer_group_exactly_as_the_contract_says(
 async def test_redis_down_then_back_loses_nothing_and_doubles_nothing(
     redis_settings: Settings,
 ) -> None:
-    async with open_runtime(redis_settings) as runtime:
+    async with open_minyi(redis_settings) as runtime:
         dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
         codes = await file_cases(runtime, 4)
         for _ in range(3):
@@ -120,7 +120,7 @@ async def test_redis_down_then_back_loses_nothing_and_doubles_nothing(
 
 
 async def test_two_relays_at_once_publish_each_row_once(redis_settings: Settings) -> None:
-    async with open_runtime(redis_settings) as one, open_runtime(redis_settings) as two:
+    async with open_minyi(redis_settings) as one, open_minyi(redis_settings) as two:
         await file_cases(one, 12)
         relays = [
             Relay(r.db, r.cipher, r.redis, redis_settings.stream, batch=3) for r in (one, two)
@@ -141,7 +141,7 @@ async def test_two_relays_at_once_publish_each_row_once(redis_settings: Settings
 
 
 async def test_a_dead_consumers_entries_are_claimed_by_another(redis_settings: Settings) -> None:
-    async with open_runtime(redis_settings) as runtime:
+    async with open_minyi(redis_settings) as runtime:
         assert runtime.redis is not None
         await file_cases(runtime, 2)
         await relay_for(runtime).publish_once()
@@ -171,7 +171,7 @@ async def test_a_dead_consumers_entries_are_claimed_by_another(redis_settings: S
 
 
 async def test_poison_entries_go_to_the_dead_letter_stream(redis_settings: Settings) -> None:
-    async with open_runtime(redis_settings) as runtime:
+    async with open_minyi(redis_settings) as runtime:
         assert runtime.redis is not None
         await file_cases(runtime, 1)
         await relay_for(runtime).publish_once()
@@ -199,7 +199,7 @@ async def test_poison_entries_go_to_the_dead_letter_stream(redis_settings: Setti
 async def test_trimming_keeps_what_a_group_has_not_acknowledged(redis_settings: Settings) -> None:
     from datetime import timedelta
 
-    async with open_runtime(redis_settings) as runtime:
+    async with open_minyi(redis_settings) as runtime:
         assert runtime.redis is not None
         stream = redis_settings.stream
         await file_cases(runtime, 3)
@@ -243,7 +243,7 @@ async def test_a_late_committing_row_is_not_skipped_by_the_feed(
     """Insert order is not commit order on PostgreSQL: a row that took an earlier seq but commits
     after later rows were published and read must still reach a poller (SQLite serialises writers,
     so the race does not exist there)."""
-    async with open_runtime(postgres_settings) as runtime:
+    async with open_minyi(postgres_settings) as runtime:
         relay = relay_for(runtime)
         async with UnitOfWork(runtime.db, runtime.cipher) as late:
             early = await late.outbox.add("handoff.requested", "", {"reason": "late"})
@@ -286,7 +286,7 @@ async def test_backoffice_tail_prints_json_lines_and_stops_on_sigterm(
     import signal
     import sys
 
-    async with open_runtime(redis_settings) as runtime:
+    async with open_minyi(redis_settings) as runtime:
         codes = await file_cases(runtime, 2)
         await relay_for(runtime).publish_once()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINYI_")}

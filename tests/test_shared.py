@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.app.runtime import Runtime
+from bot.app.wiring import Minyi
 
 
-async def test_values_expire(runtime: Runtime) -> None:
+async def test_values_expire(runtime: Minyi) -> None:
     shared = runtime.shared
     assert await shared.get("token") is None
     await shared.set("token", "abc", ttl=60)
@@ -19,7 +19,7 @@ async def test_values_expire(runtime: Runtime) -> None:
     assert await shared.get("short") is None
 
 
-async def test_add_is_true_only_for_the_first(runtime: Runtime) -> None:
+async def test_add_is_true_only_for_the_first(runtime: Minyi) -> None:
     shared = runtime.shared
     results = await asyncio.gather(*(shared.add("update:42", "1", ttl=60) for _ in range(5)))
     assert sorted(results) == [False, False, False, False, True]
@@ -28,7 +28,7 @@ async def test_add_is_true_only_for_the_first(runtime: Runtime) -> None:
     assert await shared.add("gone", "1", ttl=60)  # expired: first again
 
 
-async def test_lock_lets_one_holder_in_at_a_time(runtime: Runtime) -> None:
+async def test_lock_lets_one_holder_in_at_a_time(runtime: Minyi) -> None:
     shared = runtime.shared
     inside = 0
     most = 0

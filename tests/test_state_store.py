@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import Minyi, open_minyi
 from conversation.messages import Reply
 from conversation.ports import Conflict
 from conversation.state import ConversationState
@@ -17,7 +17,7 @@ from storage.conversations import Busy, DatabaseConversationStore, RedisConversa
 from .conftest import settings_for
 
 
-async def recalled(runtime: Runtime, key: str, dedupe_key: str) -> list[Reply] | None:
+async def recalled(runtime: Minyi, key: str, dedupe_key: str) -> list[Reply] | None:
     """As the engine asks: before the turn (Redis answers here), then inside it (the database)."""
     seen = await runtime.store.recall(dedupe_key)
     if seen is not None:
@@ -27,7 +27,7 @@ async def recalled(runtime: Runtime, key: str, dedupe_key: str) -> list[Reply] |
         return await turn.recall(dedupe_key)
 
 
-async def test_state_round_trips(runtime: Runtime) -> None:
+async def test_state_round_trips(runtime: Minyi) -> None:
     store = runtime.store
     async with store.turn() as turn:
         assert await turn.load_state("webchat:a") is None
@@ -44,7 +44,7 @@ async def test_state_round_trips(runtime: Runtime) -> None:
     )
 
 
-async def test_uncommitted_turn_changes_nothing(runtime: Runtime) -> None:
+async def test_uncommitted_turn_changes_nothing(runtime: Minyi) -> None:
     store = runtime.store
     async with store.turn() as turn:
         await turn.load_state("webchat:b")
@@ -55,7 +55,7 @@ async def test_uncommitted_turn_changes_nothing(runtime: Runtime) -> None:
     assert await recalled(runtime, "webchat:b", "webchat:b:m1") is None
 
 
-async def test_remembered_replies_come_back(runtime: Runtime) -> None:
+async def test_remembered_replies_come_back(runtime: Minyi) -> None:
     store = runtime.store
     async with store.turn() as turn:
         await turn.load_state("webchat:c")
@@ -66,7 +66,7 @@ async def test_remembered_replies_come_back(runtime: Runtime) -> None:
     assert await recalled(runtime, "webchat:c", "webchat:c:m2") is None
 
 
-async def test_lock_serialises_one_conversation_but_not_two(runtime: Runtime) -> None:
+async def test_lock_serialises_one_conversation_but_not_two(runtime: Minyi) -> None:
     store = runtime.store
     order: list[str] = []
 
@@ -85,11 +85,11 @@ async def test_lock_serialises_one_conversation_but_not_two(runtime: Runtime) ->
 
 async def test_database_store_detects_a_concurrent_writer(database_settings: Settings) -> None:
     """Two processes on one database: the version column makes the loser retry."""
-    async with open_runtime(database_settings) as runtime:
+    async with open_minyi(database_settings) as runtime:
         await _detects_concurrent_writer(runtime)
 
 
-async def _detects_concurrent_writer(runtime: Runtime) -> None:
+async def _detects_concurrent_writer(runtime: Minyi) -> None:
     store = runtime.store
     assert isinstance(store, DatabaseConversationStore)
     async with store.turn() as turn:
@@ -111,12 +111,12 @@ async def _detects_concurrent_writer(runtime: Runtime) -> None:
 
 
 @pytest.fixture
-async def redis_runtime(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings_for(request, "postgres+redis", tmp_path)) as runtime:
+async def redis_runtime(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[Minyi]:
+    async with open_minyi(settings_for(request, "postgres+redis", tmp_path)) as runtime:
         yield runtime
 
 
-async def test_a_turn_behind_a_dead_holder_gets_the_conversation(redis_runtime: Runtime) -> None:
+async def test_a_turn_behind_a_dead_holder_gets_the_conversation(redis_runtime: Minyi) -> None:
     """Found by the soak: a SIGKILLed process (or a turn whose Redis write was lost in an
     outage) left its conversation locked for the lock's 30 s, longer than a turn waits (10 s);
     the citizen's next turns failed with the apology for half a minute."""
@@ -131,7 +131,7 @@ async def test_a_turn_behind_a_dead_holder_gets_the_conversation(redis_runtime: 
         pass  # taken, not Busy
 
 
-async def test_a_long_turn_keeps_its_lock_past_the_ttl(redis_runtime: Runtime) -> None:
+async def test_a_long_turn_keeps_its_lock_past_the_ttl(redis_runtime: Minyi) -> None:
     store = redis_runtime.store
     assert isinstance(store, RedisConversationStore)
     short = RedisConversationStore(

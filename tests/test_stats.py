@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from storage.models import Survey
@@ -26,7 +26,7 @@ async def client(aiohttp_client: Any, settings: Settings) -> TestClient:
 
 
 async def filed(client: TestClient, sender: str, phone: str, category: str) -> str:
-    runtime = client.server.app[RUNTIME]
+    runtime = client.server.app[MINYI]
     citizen = Citizen(runtime, sender=sender)
     for text in (
         "1",
@@ -43,7 +43,7 @@ async def filed(client: TestClient, sender: str, phone: str, category: str) -> s
 
 
 async def shape(client: TestClient, code: str, **values: Any) -> None:
-    runtime = client.server.app[RUNTIME]
+    runtime = client.server.app[MINYI]
     surveys = values.pop("surveys", 0)
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code)

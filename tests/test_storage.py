@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
-from bot.app.runtime import Runtime
+from bot.app.wiring import Minyi
 from conversation.codes import CASE_CODE_RE, find_case_code, new_case_code
 from storage.models import Base, Case
 from storage.timeline import verify_chain
@@ -21,7 +21,7 @@ from .conftest import Citizen
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
 
-async def filed(runtime: Runtime, sender: str = "c1") -> str:
+async def filed(runtime: Minyi, sender: str = "c1") -> str:
     reply = await Citizen(runtime, sender=sender).file_a_matter()
     match = CODE.search(reply)
     assert match
@@ -41,7 +41,7 @@ def test_case_codes_follow_the_contract() -> None:
     assert find_case_code("XF2026112-7K3M9Q") is None
 
 
-async def test_migrations_match_the_models(runtime: Runtime) -> None:
+async def test_migrations_match_the_models(runtime: Minyi) -> None:
     async with runtime.db.engine.connect() as conn:
         diff = await conn.run_sync(
             lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
@@ -49,7 +49,7 @@ async def test_migrations_match_the_models(runtime: Runtime) -> None:
     assert diff == []
 
 
-async def test_no_plaintext_name_or_phone_in_any_row(runtime: Runtime) -> None:
+async def test_no_plaintext_name_or_phone_in_any_row(runtime: Minyi) -> None:
     citizen = Citizen(runtime, sender="pii-check")
     await citizen.say("1")
     await citizen.say("1")
@@ -70,7 +70,7 @@ async def test_no_plaintext_name_or_phone_in_any_row(runtime: Runtime) -> None:
                 assert b"13912345678" not in value and "欧阳娜娜".encode() not in value
 
 
-async def raw_dump(runtime: Runtime) -> str:
+async def raw_dump(runtime: Minyi) -> str:
     """Every value of every row of every table, as text, straight from the database."""
     out = []
     async with runtime.db.engine.connect() as conn:
@@ -83,7 +83,7 @@ async def raw_dump(runtime: Runtime) -> str:
     return "\n".join(out)
 
 
-async def test_timeline_chain_verifies_and_tampering_breaks_it(runtime: Runtime) -> None:
+async def test_timeline_chain_verifies_and_tampering_breaks_it(runtime: Minyi) -> None:
     code = await filed(runtime)
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code, for_update=True)
@@ -124,7 +124,7 @@ async def test_timeline_chain_verifies_and_tampering_breaks_it(runtime: Runtime)
     assert not check.ok and check.broken_at == 2 and "changed" in check.reason
 
 
-async def test_a_deleted_event_breaks_the_chain(runtime: Runtime) -> None:
+async def test_a_deleted_event_breaks_the_chain(runtime: Minyi) -> None:
     code = await filed(runtime)
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code, for_update=True)
@@ -138,13 +138,13 @@ async def test_a_deleted_event_breaks_the_chain(runtime: Runtime) -> None:
     assert not check.ok and check.broken_at == 3
 
 
-async def test_unknown_outbox_type_is_refused(runtime: Runtime) -> None:
+async def test_unknown_outbox_type_is_refused(runtime: Minyi) -> None:
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         with pytest.raises(ValueError, match="unknown event type"):
             await uow.outbox.add("case.sumbitted", "XF20261122-7K3M9Q", {})
 
 
-async def test_owned_lookup_is_scoped_to_the_identity(runtime: Runtime) -> None:
+async def test_owned_lookup_is_scoped_to_the_identity(runtime: Minyi) -> None:
     code = await filed(runtime, sender="owner")
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         assert await uow.cases.owned("webchat", "owner", code) is not None
@@ -152,7 +152,7 @@ async def test_owned_lookup_is_scoped_to_the_identity(runtime: Runtime) -> None:
         assert await uow.cases.owned("wechat", "owner", code) is None
 
 
-async def test_one_citizen_per_phone_across_filings(runtime: Runtime) -> None:
+async def test_one_citizen_per_phone_across_filings(runtime: Minyi) -> None:
     await filed(runtime, sender="a")
     await filed(runtime, sender="b")
     async with runtime.db.session() as session:
@@ -160,7 +160,7 @@ async def test_one_citizen_per_phone_across_filings(runtime: Runtime) -> None:
     assert len(citizens) == 1
 
 
-async def test_datetimes_come_back_in_utc(runtime: Runtime) -> None:
+async def test_datetimes_come_back_in_utc(runtime: Minyi) -> None:
     code = await filed(runtime)
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code)
@@ -170,7 +170,7 @@ async def test_datetimes_come_back_in_utc(runtime: Runtime) -> None:
 
 
 async def test_a_case_code_collision_is_retried_with_a_new_code(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    runtime: Minyi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The unique index refuses a repeated code; the turn runs again and the filing gets another."""
     import storage.cases

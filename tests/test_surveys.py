@@ -14,13 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
-from bot.app.appkeys import RUNTIME
-from bot.app.runtime import Runtime, open_runtime
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
+from bot.app.wiring import Minyi, open_minyi
 from bot.backoffice import surveys as survey_jobs
 from bot.backoffice.lifecycle import Progress, record_progress
-from bot.backoffice.notifier import Notifier
 from bot.backoffice.surveys import SurveyRules
 from conversation.codes import short_reference
 from storage.conversations import RedisConversationStore
@@ -56,8 +55,8 @@ async def client(
     return await aiohttp_client(create_app(sms, workers=False))
 
 
-def runtime_of(client: TestClient) -> Runtime:
-    return client.server.app[RUNTIME]
+def runtime_of(client: TestClient) -> Minyi:
+    return client.server.app[MINYI]
 
 
 async def closed_case(
@@ -86,7 +85,7 @@ async def closed_case(
 
 
 async def drain(client: TestClient) -> None:
-    notifier = Notifier(runtime_of(client))
+    notifier = runtime_of(client).notifier
     while await notifier.run_once():
         pass
 
@@ -282,24 +281,26 @@ async def test_opt_out_means_no_sms_ever_again(
 async def test_quiet_hours_hold_the_survey_sms_until_morning(
     aiohttp_client: Any, sqlite_only: Settings, gateway: tuple[FakeProvider, str]
 ) -> None:
-    fake, base = gateway
-    settings = sqlite_only.replace(
-        sms_provider="http", sms_api_base=base, sms_webhook_secret=HTTP_SECRET
-    )
-    client = await aiohttp_client(create_app(settings, workers=False))
-    await closed_case(client)
-    runtime = runtime_of(client)
-    rules = runtime.surveys
+    rules = SurveyRules()  # 21:00-08:00
     late = datetime(2026, 11, 23, 22, 30, tzinfo=SHANGHAI)
     assert rules.quiet_end(late, SHANGHAI) == datetime(2026, 11, 24, 8, 0, tzinfo=SHANGHAI)
     assert rules.quiet_end(datetime(2026, 11, 24, 7, 59, tzinfo=SHANGHAI), SHANGHAI) == datetime(
         2026, 11, 24, 8, 0, tzinfo=SHANGHAI
     )
     assert rules.quiet_end(datetime(2026, 11, 24, 12, 0, tzinfo=SHANGHAI), SHANGHAI) is None
-    runtime.surveys = SurveyRules(
-        quiet_from=datetime.now(SHANGHAI).time().replace(second=0, microsecond=0),
-        quiet_until=(datetime.now(SHANGHAI) + timedelta(hours=1)).time(),
+
+    fake, base = gateway
+    now = datetime.now(SHANGHAI)
+    quiet_now = f"{now:%H:%M}-{now + timedelta(hours=1):%H:%M}"  # quiet from this minute on
+    settings = sqlite_only.replace(
+        sms_provider="http",
+        sms_api_base=base,
+        sms_webhook_secret=HTTP_SECRET,
+        survey_quiet_hours=quiet_now,
     )
+    client = await aiohttp_client(create_app(settings, workers=False))
+    await closed_case(client)
+    runtime = runtime_of(client)
     await drain(client)
     assert texts(fake) == []  # held
     async with runtime.db.session() as session:
@@ -311,10 +312,11 @@ async def test_quiet_hours_hold_the_survey_sms_until_morning(
         and job.attempts == 0
         and job.next_attempt_at > utcnow() + timedelta(minutes=50)
     )
-    runtime.surveys = SurveyRules(quiet_from=None, quiet_until=None)
+    # The same office without quiet hours (a restart with the setting changed): it goes out.
+    awake = await aiohttp_client(create_app(settings.replace(survey_quiet_hours=""), workers=False))
     async with runtime.db.session() as session, session.begin():
         await session.execute(update(Notification).values(next_attempt_at=utcnow()))
-    await drain(client)
+    await drain(awake)
     assert len(texts(fake)) == 1
 
 
@@ -349,7 +351,7 @@ async def test_a_survey_asked_while_the_conversation_cannot_be_locked_is_not_ask
     """Found by the soak: during a Redis outage the chat question went out, readying the
     conversation for the answer failed, and the job stayed leased — to be asked again."""
     sender = "R" * 24
-    async with open_runtime(redis_settings) as runtime:
+    async with open_minyi(redis_settings) as runtime:
         code = (await Citizen(runtime, sender=sender).file_a_matter()).split("编号是 ")[1][:17]
         for step in (
             Progress("accepted"),
@@ -373,7 +375,7 @@ async def test_a_survey_asked_while_the_conversation_cannot_be_locked_is_not_ask
 
         holder = asyncio.create_task(hold())
         await held.wait()
-        notifier = Notifier(runtime)
+        notifier = runtime.notifier
         try:
             while await notifier.run_once():
                 pass

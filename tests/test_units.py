@@ -232,12 +232,17 @@ def _empty(tmp_path: Path) -> Path:
 def test_wechat_template_fields_map_our_names_to_the_template_keys(tmp_path: Path) -> None:
     settings = load_settings(
         {
+            "MINYI_WECHAT_TOKEN": "wechat-token",
+            "MINYI_WECHAT_APP_ID": "wx0123456789abcdef",
             "MINYI_WECHAT_TEMPLATE_ID": "tmpl-1",
             "MINYI_WECHAT_TEMPLATE_FIELDS": "code=character_string1, status=phrase2",
         },
         config_file=_empty(tmp_path),
     )
-    assert settings.wechat_template_fields == (("code", "character_string1"), ("status", "phrase2"))
+    assert settings.channel("wechat").template_fields == {
+        "code": "character_string1",
+        "status": "phrase2",
+    }
 
 
 def test_defaults_and_the_toml_file(tmp_path: Path) -> None:

@@ -14,15 +14,15 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
-from bot.backoffice.notifier import Notifier
+from bot.app.wiring import Minyi, open_minyi
 from bot.backoffice.workers import Job, Workers
-from channels.base import Services
+from channels.base import Recipient, Route, Services
 from channels.webchat import WebChatChannel
 from conversation.messages import Inbound, Reply
 from storage.models import Notification
 
+from .conftest import reach_by_send
 from .test_notifications import accept, file_on
 
 
@@ -30,6 +30,7 @@ class GatedChannel:
     """A channel whose sends wait at a gate the test opens: a send caught in flight."""
 
     name = "wechat"
+    title = "微信"
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
@@ -45,6 +46,9 @@ class GatedChannel:
     async def close(self) -> None:
         return None
 
+    def reach(self, recipient: Recipient) -> list[Route]:
+        return reach_by_send(self, recipient)
+
     async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
         self.sending.set()
         await self.gate.wait()
@@ -56,10 +60,12 @@ def runtime_with(settings: Settings, channel: GatedChannel) -> Any:
     async def handle(inbound: Inbound) -> list[Reply]:
         raise AssertionError("not used")
 
-    return open_runtime(settings, {"webchat": WebChatChannel(handle), "wechat": channel})
+    return open_minyi(
+        settings, replace_channels={"webchat": WebChatChannel(handle), "wechat": channel}
+    )
 
 
-async def jobs_of(runtime: Runtime) -> list[Notification]:
+async def jobs_of(runtime: Minyi) -> list[Notification]:
     async with runtime.db.session() as session:
         return list(await session.scalars(select(Notification)))
 
@@ -71,8 +77,8 @@ async def test_stopping_finishes_a_notification_in_flight_so_it_is_not_sent_agai
     async with runtime_with(shared_settings, wechat) as runtime:
         code = await file_on(runtime, "wechat", "openid-stop")
         await accept(runtime, code)
-        notifier = Notifier(runtime)
-        workers = Workers(runtime, (Job("notifier", 60.0, notifier.run_once, kickable=True),))
+        notifier = runtime.notifier
+        workers = Workers((Job("notifier", 60.0, notifier.run_once),), runtime.wakeups)
         workers.start()
         async with asyncio.timeout(30):  # only keeps a broken test from hanging
             await wechat.sending.wait()  # the notice is on its way out …
@@ -98,7 +104,7 @@ async def test_a_job_waiting_for_its_interval_stops_at_once(shared_settings: Set
         return 0
 
     async with runtime_with(shared_settings, GatedChannel()) as runtime:
-        workers = Workers(runtime, (Job("tick", 3600.0, tick),))
+        workers = Workers((Job("tick", 3600.0, tick),), runtime.wakeups)
         workers.start()
         async with asyncio.timeout(30):
             await ran.wait()
@@ -118,7 +124,7 @@ async def test_a_run_that_outlasts_the_grace_is_cancelled(shared_settings: Setti
         return 0
 
     async with runtime_with(shared_settings, GatedChannel()) as runtime:
-        workers = Workers(runtime, (Job("stuck", 1.0, stuck),))
+        workers = Workers((Job("stuck", 1.0, stuck),), runtime.wakeups)
         workers.start()
         async with asyncio.timeout(30):
             await started.wait()

@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,20 +15,35 @@ from aiohttp import web
 
 from bot.api import stats
 from bot.api.openapi import openapi_document
-from bot.app.appkeys import RUNTIME
-from bot.app.runtime import Runtime
+from bot.backoffice.deadlines import LegalDeadlines
 from bot.backoffice.lifecycle import IllegalTransition, InvalidProgress, Progress, record_progress
+from bot.backoffice.surveys import SurveyRules
 from channels.base import json_response
 from conversation.codes import CASE_CODE_RE
+from conversation.office import OfficeConfig
 from conversation.ports import Conflict
 from storage.documents import case_document
 from storage.models import ApiIdempotency, utcnow
-from storage.uow import UnitOfWork
+from storage.uow import UnitOfWork, Units
 
 log = logging.getLogger(__name__)
 
 HandlerType = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class ApiParts:
+    """What the API uses: units of work, its token, the office (labels), and the case rules."""
+
+    units: Units
+    token: str | None
+    office: OfficeConfig
+    deadlines: LegalDeadlines
+    surveys: SurveyRules
+
+
+PARTS = web.AppKey("api", ApiParts)
 
 
 class ApiError(Exception):
@@ -64,7 +79,7 @@ async def errors_as_json(request: web.Request, handler: HandlerType) -> web.Stre
 
 @web.middleware
 async def bearer_auth(request: web.Request, handler: HandlerType) -> web.StreamResponse:
-    token = request.config_dict[RUNTIME].settings.api_token
+    token = request.app[PARTS].token
     given = request.headers.get("Authorization", "")
     if not token:
         raise ApiError(401, "unauthorized", "The API is off: set MINYI_API_TOKEN to use it.")
@@ -77,8 +92,7 @@ async def bearer_auth(request: web.Request, handler: HandlerType) -> web.StreamR
 
 
 def _uow(request: web.Request) -> UnitOfWork:
-    runtime = request.config_dict[RUNTIME]
-    return UnitOfWork(runtime.db, runtime.cipher)
+    return request.app[PARTS].units()
 
 
 def _code(request: web.Request) -> str:
@@ -118,17 +132,15 @@ async def post_event(request: web.Request) -> web.Response:
             "invalid",
             f"Idempotency-Key must be printable and at most {IDEMPOTENCY_KEY_MAX} characters.",
         )
-    runtime = request.config_dict[RUNTIME]
+    parts = request.app[PARTS]
     fingerprint = hashlib.sha256(json.dumps(asdict(step), sort_keys=True).encode()).hexdigest()
     for attempt in range(3):
         try:
-            document, replayed = await _record(runtime, code, step, key, fingerprint)
+            document, replayed = await _record(parts, code, step, key, fingerprint)
         except Conflict:
             if attempt == 2:
                 raise
             continue  # the same key raced in from elsewhere, or the case moved: look again
-        if not replayed:
-            runtime.kick()
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return json_response(document, headers=headers)
     raise AssertionError("unreachable")
@@ -153,9 +165,9 @@ async def _progress_body(request: web.Request) -> Progress:
 
 
 async def _record(
-    runtime: Runtime, code: str, step: Progress, key: str, fingerprint: str
+    parts: ApiParts, code: str, step: Progress, key: str, fingerprint: str
 ) -> tuple[dict[str, Any], bool]:
-    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+    async with parts.units() as uow:
         case = await uow.cases.by_code(code, for_update=True)
         if case is None:
             raise ApiError(404, "not_found", f"No case with code {code}.")
@@ -172,7 +184,7 @@ async def _record(
         if not replayed:
             try:
                 event = await record_progress(
-                    uow, case, step, runtime.deadlines, utcnow(), runtime.surveys
+                    uow, case, step, parts.deadlines, utcnow(), parts.surveys
                 )
             except IllegalTransition as exc:
                 raise ApiError(409, "illegal_transition", str(exc), status=exc.status) from None
@@ -229,13 +241,13 @@ async def get_stats(request: web.Request) -> web.Response:
     by = query.get("by", "")
     if by and by not in stats.DIMENSIONS:
         raise ApiError(422, "invalid", f"'by' must be one of: {', '.join(stats.DIMENSIONS)}.")
-    runtime = request.config_dict[RUNTIME]
+    office = request.app[PARTS].office
     async with _uow(request) as uow:
         result = await stats.report(uow, start, end, by)
     groups = []
     for key, tally in sorted(result.groups.items()):
         label = key
-        if by == "category" and (category := runtime.office.category(key)) is not None:
+        if by == "category" and (category := office.category(key)) is not None:
             label = category.label("zh")
         groups.append({"key": key, "label": label, **tally.to_json()})
     body: dict[str, Any] = {
@@ -281,8 +293,9 @@ def _time_param(query: Any, name: str) -> datetime | None:
     return value
 
 
-def create_api() -> web.Application:
+def create_api(parts: ApiParts) -> web.Application:
     api = web.Application(middlewares=[errors_as_json, bearer_auth])
+    api[PARTS] = parts
     api.router.add_get("/cases", list_cases)
     api.router.add_get("/cases/{code}", get_case)
     api.router.add_post("/cases/{code}/events", post_event)

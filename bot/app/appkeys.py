@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.app.runtime import Runtime
+from bot.app.wiring import Minyi
 
-RUNTIME = web.AppKey("runtime", Runtime)
+# The process's services, for the app's own handlers (health, metrics) and for tests.
+MINYI = web.AppKey("minyi", Minyi)

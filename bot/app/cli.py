@@ -24,9 +24,9 @@ from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
 from bot.app import logs
-from bot.app.runtime import HTTP_TIMEOUT, open_runtime
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
+from bot.app.wiring import HTTP_TIMEOUT, open_minyi
 from bot.backoffice.stream_consumer import StreamConsumer
 from bot.backoffice.workers import Workers
 from channels.base import DeliveryFailed
@@ -34,6 +34,7 @@ from channels.console import chat
 from channels.telegram import (
     PollingRefused,
     TelegramChannel,
+    TelegramConfig,
     build_application,
     delete_webhook,
     set_webhook,
@@ -161,8 +162,8 @@ def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> No
 
 
 async def run_workers(settings: Settings) -> None:
-    async with open_runtime(settings) as runtime:
-        workers = Workers(runtime)
+    async with open_minyi(settings) as minyi:
+        workers = Workers(minyi.jobs, minyi.wakeups, minyi.metrics.job_failures)
         workers.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -228,27 +229,28 @@ async def run_tail(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def run_chat(settings: Settings, user: str) -> None:
-    async with open_runtime(settings) as runtime:
-        await chat(runtime.handle, user)
+    async with open_minyi(settings) as minyi:
+        await chat(minyi.handle, user)
 
 
 async def push_wechat_menu(settings: Settings, path: str | None) -> int:
     """`menu/create` with the configured menu; prints WeChat's answer as it came."""
-    if not settings.wechat_enabled:
+    config = settings.channel("wechat")
+    if config is None:
         raise SettingsError(
             "MINYI_WECHAT_TOKEN: set the official account first "
             "(MINYI_WECHAT_TOKEN, MINYI_WECHAT_APP_ID, MINYI_WECHAT_APP_SECRET)"
         )
-    if not settings.wechat_app_secret:
+    if not config.app_secret:
         raise SettingsError("MINYI_WECHAT_APP_SECRET: required to push the menu")
     try:
-        menu = load_menu(path or settings.wechat_menu)
+        menu = load_menu(path or config.menu)
     except MenuError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
-    # Through the runtime, so the access token is the one the servers share, not a new one.
-    async with open_runtime(settings) as runtime:
-        channel = runtime.channels["wechat"]
+    # Through the running services, so the access token is the one the servers share.
+    async with open_minyi(settings) as minyi:
+        channel = minyi.channels["wechat"]
         assert isinstance(channel, WeChatChannel)
         try:
             answer = await channel.push_menu(menu)
@@ -279,24 +281,25 @@ def _webhook_url(value: str) -> str:
     return value
 
 
-def _require_telegram(settings: Settings) -> tuple[str, str]:
-    if not settings.telegram_token or not settings.telegram_secret:
+def _require_telegram(settings: Settings) -> TelegramConfig:
+    config = settings.channel("telegram")
+    if config is None:
         raise SettingsError(
             "MINYI_TELEGRAM_TOKEN: required for `minyi telegram` (the token BotFather gave you)"
         )
-    return settings.telegram_token, settings.telegram_secret
+    return config
 
 
 async def telegram_webhook(settings: Settings, url: str | None, *, drop_pending: bool) -> int:
     """setWebhook (or deleteWebhook with no url) and print what Telegram then reports."""
-    token, secret = _require_telegram(settings)
+    config = _require_telegram(settings)
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
-        bot = build_application(token, settings.telegram_api_base, http).bot
+        bot = build_application(config.token, config.api_base, http).bot
         try:
             if url is None:
                 info = await delete_webhook(bot, drop_pending=drop_pending)
             else:
-                info = await set_webhook(bot, url, secret, drop_pending=drop_pending)
+                info = await set_webhook(bot, url, config.secret, drop_pending=drop_pending)
         except TelegramError as exc:
             print(f"minyi: Telegram refused: {exc.message}", file=sys.stderr)
             return 1
@@ -320,8 +323,8 @@ def _describe(info: WebhookInfo, *, deleted: bool) -> str:
 async def telegram_poll(settings: Settings) -> int:
     """The same channel and engine as the webhook, fed by getUpdates until Ctrl-C."""
     _require_telegram(settings)
-    async with open_runtime(settings) as runtime:
-        channel = runtime.channels.get("telegram")
+    async with open_minyi(settings) as minyi:
+        channel = minyi.channels.get("telegram")
         assert isinstance(channel, TelegramChannel)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

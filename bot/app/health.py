@@ -11,9 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
 from bot.api import stats
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from storage.models import Case, Notification, OutboxEntry, utcnow
-from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0
@@ -24,7 +23,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+    runtime = request.app[MINYI]
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(runtime.db.ping(), CHECK_TIMEOUT)
@@ -42,7 +41,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+    runtime = request.app[MINYI]
     m = runtime.metrics
     try:
         # Read at scrape time from the database, so the figures are right across all processes.
@@ -68,7 +67,7 @@ async def metrics(request: web.Request) -> web.Response:
         m.cases_submitted.set(sum(count for _, _, count in rows))
         m.outbox_backlog.set(backlog or 0)
         m.notifications_pending.set(pending or 0)
-        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        async with runtime.units() as uow:
             now = utcnow()
             recent = (await stats.report(uow, now - timedelta(days=30), now)).total.to_json()
         for measure in ("satisfaction_rate", "response_rate", "on_time_rate", "repeat_rate"):

@@ -1,4 +1,4 @@
-"""The composition root: `create_app(settings)` wires runtime, channels, API and health."""
+"""`create_app(settings)`: the channels' routes, the API, health and metrics over one `Minyi`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.api.routes import create_api
-from bot.app.appkeys import RUNTIME
-from bot.app.channel_setup import build_channels
+from bot.api.routes import ApiParts, create_api
+from bot.app.appkeys import MINYI
 from bot.app.health import healthz, metrics, readyz
-from bot.app.runtime import open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import build_minyi, running
 from bot.backoffice.workers import Workers
 from channels.base import Channel
-from conversation.messages import Inbound, Reply
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +29,13 @@ def create_app(
     `channels` replaces the channels built from settings, for tests and benchmarks that give a
     channel their own handler.
     """
+    minyi = build_minyi(settings, replace_channels=channels)
     app = web.Application(client_max_size=MAX_REQUEST)
+    app[MINYI] = minyi
 
-    async def handle(inbound: Inbound) -> list[Reply]:
-        return await app[RUNTIME].handle(inbound)
-
-    if channels is None:
-        channels = build_channels(settings, handle)
-
-    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_runtime(settings, channels) as runtime:
-            app[RUNTIME] = runtime
-            jobs = Workers(runtime)
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        async with running(minyi):
+            jobs = Workers(minyi.jobs, minyi.wakeups, minyi.metrics.job_failures)
             if workers:
                 jobs.start()
             try:
@@ -50,12 +43,12 @@ def create_app(
             finally:
                 await jobs.stop()
 
-    app.cleanup_ctx.append(runtime_ctx)
-
-    for channel in channels.values():
+    app.cleanup_ctx.append(run)
+    for channel in minyi.channels.values():
         app.router.add_routes(channel.routes())
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.add_subapp("/api/v1", create_api())
+    api = ApiParts(minyi.units, settings.api_token, minyi.office, minyi.deadlines, minyi.surveys)
+    app.add_subapp("/api/v1", create_api(api))
     return app

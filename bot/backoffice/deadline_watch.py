@@ -8,11 +8,11 @@ deadline and warns again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import String, cast, or_, select
 
-from bot.app.runtime import Runtime
 from bot.backoffice.deadlines import Due, LegalDeadlines
 from storage.models import Case, DeadlineMark, utcnow
 from storage.people import insert_ignoring_duplicates
@@ -46,11 +46,13 @@ def levels_reached(due: Due, now: datetime, deadlines: LegalDeadlines) -> list[s
     return []
 
 
-async def scan(runtime: Runtime, now: datetime | None = None) -> int:
+async def scan(
+    units: Callable[[], UnitOfWork], deadlines: LegalDeadlines, now: datetime | None = None
+) -> int:
     """Raise what is due; the number of warnings and misses raised."""
     now = now or utcnow()
-    horizon = now + runtime.deadlines.warn_before
-    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+    horizon = now + deadlines.warn_before
+    async with units() as uow:
         cases = await uow.session.scalars(
             select(Case).where(
                 Case.status.in_(OPEN),
@@ -64,7 +66,7 @@ async def scan(runtime: Runtime, now: datetime | None = None) -> int:
         raised = 0
         for case in list(cases):
             for due in open_deadlines(case):
-                levels = levels_reached(due, now, runtime.deadlines)
+                levels = levels_reached(due, now, deadlines)
                 for level in levels:
                     if await _mark(uow, case, due, level) and (
                         level == "missed" or len(levels) == 1

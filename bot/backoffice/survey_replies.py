@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, tzinfo
 
 from sqlalchemy import select
 
 from channels.sms import SmsReply
 from conversation import rating
+from conversation.catalog import Catalog
 from conversation.codes import short_reference
 from conversation.survey_reply import OptOut, Rated, read_reply
 from conversation.survey_text import survey_options
@@ -26,10 +26,10 @@ from conversation.validators import normalize
 from storage import ratings
 from storage.models import Case, SmsInbound, Survey, utcnow
 from storage.people import insert_ignoring_duplicates
-from storage.uow import UnitOfWork
+from storage.uow import UnitOfWork, Units
 
-if TYPE_CHECKING:  # the runtime wires this handler in; importing it here would be a cycle
-    from bot.app.runtime import Runtime
+from .deadlines import LegalDeadlines
+from .surveys import SurveyRules
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,25 @@ class _Open:
 class SurveyReplies:
     """The SMS channel's reply handler (`SmsChannel.on_reply`)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        units: Units,
+        catalog: Catalog,
+        rules: SurveyRules,
+        deadlines: LegalDeadlines,
+        tz: tzinfo,
+    ) -> None:
+        self.units = units
+        self.catalog = catalog
+        self.rules = rules
+        self.deadlines = deadlines
+        self.tz = tz
 
     async def __call__(self, reply: SmsReply) -> None:
-        runtime = self.runtime
         now = utcnow()
-        # The provider's key contains the phone: stored only as our keyed hash of it.
-        key = runtime.cipher.digest(reply.dedupe_key, "sms-inbound")
-        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        async with self.units() as uow:
+            # The provider's key contains the phone: stored only as our keyed hash of it.
+            key = uow.cipher.digest(reply.dedupe_key, "sms-inbound")
             first = await insert_ignoring_duplicates(
                 uow.session, SmsInbound, {"key": key, "created_at": now}, ["key"]
             )
@@ -66,11 +76,10 @@ class SurveyReplies:
                 return
             await self._take(uow, reply, now)
             await uow.commit()
-        runtime.kick()
 
     async def _take(self, uow: UnitOfWork, reply: SmsReply, now: datetime) -> None:
         phone_hash = uow.cipher.phone_hash(reply.phone)
-        parsed = read_reply(reply.text, self.runtime.surveys.scale)
+        parsed = read_reply(reply.text, self.rules.scale)
         if isinstance(parsed, OptOut):
             await self._opt_out(uow, reply, phone_hash, now)
             return
@@ -143,7 +152,7 @@ class SurveyReplies:
     async def _review(self, uow: UnitOfWork, answered: _Open, now: datetime) -> None:
         case = await uow.cases.by_code(answered.case.code, for_update=True)
         assert case is not None
-        due = self.runtime.deadlines.review_decision_due(now)
+        due = self.deadlines.review_decision_due(now)
         until = case.review_due_at
         outcome = await ratings.request_review(uow, case, due, "sms", now)
         kind = f"review:{now.isoformat()}"
@@ -169,7 +178,7 @@ class SurveyReplies:
         if only.survey.clarified_at is not None:
             return  # one clarifying SMS per survey, no more
         only.survey.clarified_at = now
-        t = self.runtime.office.catalog.for_language(only.case.language)
+        t = self.catalog.for_language(only.case.language)
         options = survey_options(t, only.survey.scale)
         await self._follow_up(
             uow,
@@ -214,7 +223,7 @@ class SurveyReplies:
         log.info("SMS opt-out from %s recorded", reply.masked_phone)
 
     def _day(self, case: Case, moment: datetime) -> str:
-        local = moment.astimezone(self.runtime.settings.tz())
+        local = moment.astimezone(self.tz)
         return f"{local.month}月{local.day}日" if case.language != "en" else f"{local:%Y-%m-%d}"
 
     async def _follow_up(

@@ -1,6 +1,6 @@
 """Background jobs, in-process under `minyi serve` or alone under `minyi worker`.
 
-Each job runs when kicked (a turn or an API call just committed something for it) or after its
+Each job runs when woken (a unit of work just committed something for it) or after its
 interval, whichever comes first. A job that fails backs off (doubling up to a minute) and logs;
 it never stops the others. The work itself is safe to run in several processes at once.
 
@@ -18,13 +18,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.app.runtime import Runtime
-from bot.backoffice import deadline_watch, surveys
-from bot.backoffice.notifier import Notifier
+from prometheus_client import Counter
+
 from storage.conversations import purge_expired
+from storage.db import Database
 from storage.relay import Relay
 from storage.shared import purge_expired_values
-from storage.uow import UnitOfWork
+from storage.uow import Units
+
+from . import deadline_watch, surveys
+from .deadlines import LegalDeadlines
+from .notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -32,38 +36,63 @@ MAX_BACKOFF = 60.0
 # On stop, how long a job's run in hand may take to finish; longer than one outbound call (10 s).
 STOP_GRACE = 20.0
 STREAM_RETENTION = timedelta(days=7)
+# Which job a queue wakes when a unit of work commits rows to it.
+WAKES = {"outbox": "outbox-relay", "notifications": "notifier"}
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
-    every: float  # seconds between runs when nothing kicks it
+    every: float  # seconds between runs when nothing wakes it
     run: Callable[[], Awaitable[object]]
-    kickable: bool = False
     repeat_while_busy: bool = False  # run again at once while it returns a non-zero count
 
 
-def jobs_for(runtime: Runtime) -> tuple[Job, ...]:
-    relay = Relay(runtime.db, runtime.cipher, runtime.redis, runtime.settings.stream)
-    notifier = Notifier(runtime)
+class Wakeups:
+    """Wakes the relay and the notifier when a commit wrote work for them, and only then: a
+    form step that wrote nothing costs them nothing. Several wake-ups before a job runs are one
+    run (an event, not a queue)."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, asyncio.Event] = {}
+
+    def event(self, job: str) -> asyncio.Event:
+        return self.events.setdefault(job, asyncio.Event())
+
+    def committed(self, touched: frozenset[str]) -> None:
+        for queue in touched:
+            if queue in WAKES:
+                self.event(WAKES[queue]).set()
+
+
+def jobs_for(
+    units: Units,
+    db: Database,
+    relay: Relay,
+    notifier: Notifier,
+    deadlines: LegalDeadlines,
+    *,
+    stream: bool,
+) -> tuple[Job, ...]:
+    """The background jobs; `stream` when Redis carries the back office's stream (trimmed)."""
 
     async def expire_surveys() -> int:
-        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        async with units() as uow:
             expired = await surveys.expire(uow)
             await uow.commit()
         return expired
 
     async def purge() -> int:
-        return await purge_expired(runtime.db) + await purge_expired_values(runtime.db)
+        return await purge_expired(db) + await purge_expired_values(db)
 
     jobs = [
-        Job("outbox-relay", 1.0, relay.publish_once, kickable=True, repeat_while_busy=True),
-        Job("notifier", 2.0, notifier.run_once, kickable=True, repeat_while_busy=True),
-        Job("deadlines", 60.0, lambda: deadline_watch.scan(runtime)),
+        Job("outbox-relay", 1.0, relay.publish_once, repeat_while_busy=True),
+        Job("notifier", 2.0, notifier.run_once, repeat_while_busy=True),
+        Job("deadlines", 60.0, lambda: deadline_watch.scan(units, deadlines)),
         Job("survey-expiry", 300.0, expire_surveys),
         Job("purge-expired", 600.0, purge),
     ]
-    if runtime.redis is not None:
+    if stream:
         jobs.append(Job("stream-trim", 300.0, lambda: relay.trim(STREAM_RETENTION)))
     return tuple(jobs)
 
@@ -71,9 +100,12 @@ def jobs_for(runtime: Runtime) -> tuple[Job, ...]:
 class Workers:
     """Starts every job as a task and stops them all together, each after its run in hand."""
 
-    def __init__(self, runtime: Runtime, jobs: tuple[Job, ...] | None = None) -> None:
-        self.runtime = runtime
-        self.jobs = jobs if jobs is not None else jobs_for(runtime)
+    def __init__(
+        self, jobs: tuple[Job, ...], wakeups: Wakeups, failures: Counter | None = None
+    ) -> None:
+        self.jobs = jobs
+        self.wakeups = wakeups
+        self.failures = failures
         self.tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -92,7 +124,7 @@ class Workers:
         self.tasks = []
 
     async def _loop(self, job: Job) -> None:
-        wakeup = self.runtime.wakeup(job.name) if job.kickable else asyncio.Event()
+        wakeup = self.wakeups.event(job.name)
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -110,7 +142,8 @@ class Workers:
                     exc,
                     wait,
                 )
-                self.runtime.metrics.job_failures.labels(job.name).inc()
+                if self.failures is not None:
+                    self.failures.labels(job.name).inc()
                 await self._pause(wait)
                 continue
             if job.repeat_while_busy and result:

@@ -4,11 +4,12 @@ and sending, for surveys (`send_sms`) and plain notices (`send`)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import ipaddress
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -16,9 +17,25 @@ from aiohttp import web
 
 from conversation.messages import Reply
 
-from ..base import DeliveryReport, RecipientUnreachable, Services, json_error, read_body
+from ..base import (
+    DeliveryReport,
+    Notice,
+    Recipient,
+    RecipientUnreachable,
+    Route,
+    Services,
+    json_error,
+    read_body,
+)
 from .aliyun import AliyunSms
-from .common import PayloadError, ReplyHandler, SmsMessage, SmsProvider, SmsReply
+from .common import (
+    IDEMPOTENCY_KEY,
+    PayloadError,
+    ReplyHandler,
+    SmsMessage,
+    SmsProvider,
+    SmsReply,
+)
 from .config import Network, SmsConfig
 from .http import HttpSms
 from .tencent import TencentSms
@@ -69,8 +86,15 @@ class SmsChannel:
     """A citizen channel for SMS; `on_reply` receives every reply, once per provider delivery."""
 
     name = "sms"
+    title = "短信"
 
-    def __init__(self, provider: SmsProvider, on_reply: ReplyHandler, guard: WebhookGuard) -> None:
+    def __init__(
+        self,
+        provider: SmsProvider,
+        on_reply: ReplyHandler,
+        guard: WebhookGuard,
+        sign_name: str = "",
+    ) -> None:
         if not provider.signs_webhooks and not guard.protects:
             raise ValueError(
                 f"the {provider.name} SMS webhooks carry no signature: "
@@ -79,11 +103,32 @@ class SmsChannel:
         self.provider = provider
         self.on_reply = on_reply
         self.guard = guard
+        self.sign_name = sign_name
         self._services: Services | None = None
 
     def has_template(self, template: str) -> bool:
         """Whether `send_sms` can send this logical template (always, for free-text providers)."""
         return self.provider.has_template(template)
+
+    def reach(self, recipient: Recipient) -> Sequence[Route]:
+        """Anyone with a mobile on file who has not opted out; never a conversation."""
+        if not recipient.phone or not recipient.sms_allowed:
+            return []
+        phone = recipient.phone
+
+        async def text(notice: Notice) -> str | None:
+            return await self.send(phone, notice.replies, _sms_key(notice.key))
+
+        return [Route("sms", self.name, conversational=False, deliver=text)]
+
+    async def text_phone(
+        self, to: str, template: str, params: Mapping[str, str], text: str, key: str
+    ) -> str:
+        """One approved-template SMS (a survey, an answer to the citizen's own text)."""
+        message = SmsMessage(
+            to=to, template=template, params=params, text=text, idempotency_key=_sms_key(key)
+        )
+        return await self.send_sms(message)
 
     def routes(self) -> Sequence[web.RouteDef]:
         routes = []
@@ -243,9 +288,14 @@ def _party(item: object) -> str:
     return item.phone if isinstance(item, SmsReply) else getattr(item, "message_id", "")
 
 
+def _sms_key(key: str) -> str:
+    """Providers take idempotency keys of 1-64 plain characters; ours may be longer or richer."""
+    return key if IDEMPOTENCY_KEY.fullmatch(key) else hashlib.sha256(key.encode()).hexdigest()
+
+
 def build_sms_channel(config: SmsConfig, on_reply: ReplyHandler) -> SmsChannel:
     """The channel for the configured provider. Raises SmsConfigError naming the variable."""
     config.check()
     provider = PROVIDERS[config.provider](config)
     guard = WebhookGuard(path_secret=config.path_secret, allow=config.allow)
-    return SmsChannel(provider, on_reply, guard)
+    return SmsChannel(provider, on_reply, guard, config.sign_name)

@@ -16,12 +16,28 @@ from telegram.ext import Application
 
 from conversation.messages import Inbound, Reply
 
-from ..base import DeliveryFailed, Handler, RecipientUnreachable, Services, SharedCache
+from ..base import (
+    DeliveryFailed,
+    Handler,
+    Notice,
+    Recipient,
+    RecipientUnreachable,
+    Route,
+    Services,
+    SharedCache,
+)
 from .polling import poll
 from .render import Outgoing, render
 from .request import build_application, redact
 from .sender import TelegramSender
-from .staff import MEMBER_STATUSES, StaffHandler, alert_keyboard, in_staff_chat, read_staff_update
+from .staff import (
+    MEMBER_STATUSES,
+    GroupAlerts,
+    StaffHandler,
+    alert_keyboard,
+    in_staff_chat,
+    read_staff_update,
+)
 from .updates import Received, read_update
 from .webhook import PATH, BadUpdate, Webhook
 
@@ -40,14 +56,22 @@ _CHAT_ID = re.compile(r"-?[0-9]{1,20}")
 
 class TelegramChannel:
     name = "telegram"
+    title = "Telegram"
 
     def __init__(
-        self, handle: Handler, *, token: str, secret: str, api_base: str, staff_chat: str = ""
+        self,
+        handle: Handler,
+        *,
+        token: str,
+        secret: str,
+        api_base: str,
+        staff_chat: str = "",
+        on_staff: StaffHandler | None = None,
     ) -> None:
         self.handle = handle
         self.staff_chat = staff_chat
-        # What members of the duty group do (bot/staff_desk.py); bound by the runtime.
-        self.on_staff: StaffHandler | None = None
+        # What members of the duty group do (bot/backoffice/duty_group.py).
+        self.on_staff = on_staff
         self._token = token
         self._api_base = api_base
         self._webhook = Webhook(secret, self.process_json, self._rejected)
@@ -84,6 +108,17 @@ class TelegramChannel:
         return self.application.bot
 
     # -- out: the notifier's entry -------------------------------------------------------------
+
+    def reach(self, recipient: Recipient) -> Sequence[Route]:
+        """A citizen who chats with the bot, unless they blocked it."""
+        if recipient.channel != self.name or not recipient.chat_reachable:
+            return []
+        chat = recipient.address
+
+        async def deliver(notice: Notice) -> str | None:
+            return await self.send(chat, notice.replies)
+
+        return [Route("telegram", self.name, conversational=True, deliver=deliver)]
 
     async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
         """Tell a citizen something outside a turn (case updates, surveys); the id of the last
@@ -149,7 +184,18 @@ class TelegramChannel:
         if self.on_staff is None:
             log.warning("staff group: %s ignored, no staff desk is bound", action.kind)
             return
-        await self.on_staff(action)
+        await self.on_staff(action, self._say_in_group)
+
+    async def _say_in_group(self, text: str, reply_to: str) -> str:
+        return await self.post_staff(text, reply_to=reply_to)
+
+    def group_alerts(self) -> GroupAlerts:
+        """The duty group as a staff-alert target."""
+
+        async def post(text: str, thread: int | None) -> str:
+            return await self.post_staff(text, thread=thread)
+
+        return GroupAlerts(post, self._say_in_group)
 
     async def is_member(self, user_id: str) -> bool:
         """A member of the duty group now (asked once per 10 minutes per person)."""

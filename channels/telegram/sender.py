@@ -91,9 +91,10 @@ def delivery_error(exc: TelegramError) -> DeliveryFailed:
     """PTB's error as the channels' own: unreachable when retrying cannot help."""
     reason = f"telegram: {exc.message}"
     if isinstance(exc, Forbidden):
-        return RecipientUnreachable(reason)  # blocked, kicked, deactivated: 403
+        # Blocked, kicked, deactivated (403): so until the person unblocks the bot.
+        return RecipientUnreachable(reason, lasting=True)
     if isinstance(exc, BadRequest) and any(word in exc.message.lower() for word in _GONE):
-        return RecipientUnreachable(reason)
+        return RecipientUnreachable(reason, lasting=True)
     if isinstance(exc, ChatMigrated):
         # A group became a supergroup; the caller must use the new id from now on.
         return DeliveryFailed(f"{reason} (new chat id {exc.new_chat_id})")

@@ -12,14 +12,12 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 
+from ..base import Services
 from ..staff import StaffAlert
-
-if TYPE_CHECKING:  # the channel imports this module
-    from .channel import TelegramChannel
 
 ActionKind = Literal["claim", "show", "say", "done"]
 _BUTTON = re.compile(r"(claim|show):(\d{1,18})")
@@ -49,7 +47,12 @@ class StaffAction:
     callback_id: str = ""
 
 
-StaffHandler = Callable[[StaffAction], Awaitable[None]]
+# Posts in the duty group: (text, the message it replies to or "") → the new message's id.
+GroupSay = Callable[[str, str], Awaitable[str]]
+# What members do goes here, with a way to answer in the group.
+StaffHandler = Callable[[StaffAction, GroupSay], Awaitable[None]]
+# Posts an alert (with its thread's buttons when it has one) → the message's id.
+GroupPost = Callable[[str, int | None], Awaitable[str]]
 
 
 def alert_keyboard(thread: int) -> InlineKeyboardMarkup:
@@ -115,17 +118,22 @@ def _member(user: User) -> StaffMember:
 
 class GroupAlerts:
     """The duty group as a staff-alert target: one message per alert, with 认领 / 查看 buttons
-    when staff can talk to the citizen through it."""
+    when staff can talk to the citizen through it, and the citizen's words under it."""
 
     name = "telegram"
+    threads = True
 
-    def __init__(self, channel: TelegramChannel) -> None:
-        self.channel = channel
+    def __init__(self, post: GroupPost, say: GroupSay) -> None:
+        self.post, self.say = post, say
+
+    async def start(self, services: Services) -> None:
+        return None  # the channel it posts through is started as a channel
 
     async def send(self, alerts: Sequence[StaffAlert]) -> dict[str, str]:
         posted = {}
         for alert in alerts:
-            posted[alert.key] = await self.channel.post_staff(
-                "\n".join(alert.lines()), thread=alert.thread
-            )
+            posted[alert.key] = await self.post("\n".join(alert.lines()), alert.thread)
         return posted
+
+    async def post_in_thread(self, alert_message_id: str, text: str) -> str:
+        return await self.say(text, alert_message_id)

@@ -10,7 +10,15 @@ from aiohttp import web
 
 from conversation.messages import Reply
 
-from ..base import DeliveryFailed, Handler, RecipientUnreachable, Services
+from ..base import (
+    DeliveryFailed,
+    Handler,
+    Notice,
+    Recipient,
+    RecipientUnreachable,
+    Route,
+    Services,
+)
 from .api import WeChatApi
 from .callback import Callback
 from .config import WeChatConfig
@@ -24,6 +32,7 @@ log = logging.getLogger(__name__)
 
 class WeChatChannel:
     name = "wechat"
+    title = "微信"
 
     def __init__(self, config: WeChatConfig, handle: Handler) -> None:
         self.config = config
@@ -65,6 +74,26 @@ class WeChatChannel:
         if self._api is None:
             raise DeliveryFailed("the WeChat channel is not started")
         return self._api
+
+    def reach(self, recipient: Recipient) -> Sequence[Route]:
+        """A citizen who wrote to the account: customer-service messages (within 48 hours of
+        their last message), then a template message (any time, but no conversation)."""
+        if recipient.channel != self.name or not recipient.chat_reachable:
+            return []
+        openid = recipient.address
+
+        async def chat(notice: Notice) -> str | None:
+            return await self.send(openid, notice.replies)
+
+        async def template(notice: Notice) -> str | None:
+            if not notice.fields:
+                raise RecipientUnreachable("this notice has no template form")
+            return await self.send_template(openid, dict(notice.fields), f"{notice.key}:tpl")
+
+        return [
+            Route("wechat", self.name, conversational=True, deliver=chat),
+            Route("wechat_template", self.name, conversational=False, deliver=template),
+        ]
 
     async def send(self, recipient: str, replies: Sequence[Reply]) -> str | None:
         """Customer-service text messages, as few as the length allows (WeChat counts them:

@@ -18,7 +18,7 @@ class WeChatConfig:
 
     token: str
     app_id: str
-    apology: str
+    apology: str = ""
     app_secret: str | None = None
     # The 43-character EncodingAESKey: set for compatible and safe mode, unset for plaintext.
     aes_key: str | None = None
@@ -31,6 +31,8 @@ class WeChatConfig:
     template_id: str | None = None
     # Our field names (code, status, time, note) to the template's keys (character_string1, …).
     template_fields: Mapping[str, str] = field(default_factory=dict)
+    # The custom menu `minyi wechat menu` pushes (WeChat's JSON); None = the bundled one.
+    menu: str | None = None
 
     @property
     def encrypted(self) -> bool:

@@ -17,10 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.app.settings import Settings
-from bot.app.sms_setup import build_sms
 from bot.app.web import create_app
-from channels.base import DeliveryReport, Services
-from channels.sms import SmsChannel, SmsReply
+from channels.base import DeliveryReport, Recipient, Route, Services
+from channels.sms import SmsChannel, SmsReply, build_sms_channel
 from conversation.messages import Reply
 from tests.conftest import sqlite_settings
 
@@ -110,10 +109,14 @@ class ReportsRecorded:
     """The SMS channel, its delivery reports going to the recorder instead of the notifier."""
 
     def __init__(self, channel: SmsChannel, recorder: Recorder) -> None:
-        self.channel, self.recorder, self.name = channel, recorder, channel.name
+        self.channel, self.recorder = channel, recorder
+        self.name, self.title = channel.name, channel.title
 
     def routes(self) -> Sequence[web.RouteDef]:
         return self.channel.routes()
+
+    def reach(self, recipient: Recipient) -> Sequence[Route]:
+        return self.channel.reach(recipient)
 
     async def start(self, services: Services) -> None:
         await self.channel.start(replace(services, delivery_report=self.recorder.report))
@@ -150,8 +153,7 @@ def make_rig(aiohttp_server: Any, aiohttp_client: Any, tmp_path: Path) -> MakeRi
         server = await aiohttp_server(APPS[provider](fake))
         settings = sms_settings(tmp_path, provider, str(server.make_url("")).rstrip("/"), **extra)
         recorder = Recorder()
-        channel = build_sms(settings, on_reply=recorder.reply)
-        assert channel is not None
+        channel = build_sms_channel(settings.channel("sms"), recorder.reply)
         channels: dict[str, Any] = {"sms": ReportsRecorded(channel, recorder)}
         client = await aiohttp_client(create_app(settings, workers=False, channels=channels))
         return Rig(client, fake, channel, recorder, settings)

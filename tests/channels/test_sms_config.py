@@ -3,16 +3,13 @@ without request signatures can run with its webhooks open."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app.channel_setup import build_channels
 from bot.app.settings import SettingsError, load_settings
-from bot.app.sms_setup import not_bound
-from bot.app.web import create_app
+from bot.app.wiring import build_minyi
 from channels.sms import SmsChannel, SmsReply, WebhookGuard
 from channels.sms.aliyun import AliyunSms
 from channels.sms.config import SmsConfig
@@ -55,7 +52,7 @@ def _load(tmp_path: Path, env: dict[str, str]) -> Any:
     "env", [ALIYUN, TENCENT, TWILIO, HTTP], ids=["aliyun", "tencent", "twilio", "http"]
 )
 def test_complete_settings_load(tmp_path: Path, env: dict[str, str]) -> None:
-    assert _load(tmp_path, env).sms_provider == env["MINYI_SMS_PROVIDER"]
+    assert _load(tmp_path, env).channel("sms").provider == env["MINYI_SMS_PROVIDER"]
 
 
 @pytest.mark.parametrize(
@@ -103,21 +100,20 @@ def test_an_allow_list_may_replace_the_secret_path(tmp_path: Path) -> None:
         **without(ALIYUN, "MINYI_SMS_WEBHOOK_SECRET"),
         "MINYI_SMS_WEBHOOK_ALLOW": "106.11.0.0/16",
     }
-    assert _load(tmp_path, env).sms_webhook_allow == "106.11.0.0/16"
+    assert [str(n) for n in _load(tmp_path, env).channel("sms").allow] == ["106.11.0.0/16"]
 
 
-def test_the_app_refuses_unprotected_webhooks_even_without_load_settings(tmp_path: Path) -> None:
-    settings = sqlite_settings(
-        tmp_path,
-        sms_provider="tencent",
-        sms_access_key_id="id",
-        sms_access_key_secret="key",
-        sms_sign_name="民意热线",
-        sms_app_id="1400006666",
-        sms_template_notice="1000001",
-    )
+def test_unprotected_webhooks_are_refused_even_without_load_settings(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"^MINYI_SMS_WEBHOOK_SECRET: required"):
-        create_app(settings)
+        sqlite_settings(
+            tmp_path,
+            sms_provider="tencent",
+            sms_access_key_id="id",
+            sms_access_key_secret="key",
+            sms_sign_name="民意热线",
+            sms_app_id="1400006666",
+            sms_template_notice="1000001",
+        )
 
 
 async def _noop(reply: SmsReply) -> None:
@@ -130,42 +126,23 @@ def test_the_channel_itself_refuses_an_unsigned_provider_without_a_guard() -> No
         SmsChannel(AliyunSms(config), _noop, WebhookGuard())
 
 
-async def _handle(inbound: Any) -> list[Any]:
-    return []
-
-
 def test_sms_is_in_the_registry_only_when_a_provider_is_set(tmp_path: Path) -> None:
-    assert "sms" not in build_channels(sqlite_settings(tmp_path), _handle)
+    assert "sms" not in build_minyi(sqlite_settings(tmp_path)).channels
     settings = sqlite_settings(
         tmp_path,
         sms_provider="http",
         sms_api_base="https://gateway.example",
         sms_webhook_secret="0123456789abcdef",
     )
-    assert isinstance(build_channels(settings, _handle)["sms"], SmsChannel)
-
-
-async def test_a_channel_without_its_survey_handler_takes_no_reply() -> None:
-    """Built outside a runtime, the channel refuses replies (the webhook answers 5xx and the
-    provider re-delivers) rather than drop them."""
-    reply = SmsReply(
-        provider="aliyun",
-        phone="+8613800138000",
-        text="1",
-        received_at=datetime(2026, 11, 22, 2, 15, tzinfo=UTC),
-        dedupe_key="aliyun:abc",
-    )
-    with pytest.raises(RuntimeError, match="not being taken"):
-        await not_bound(reply)
+    assert isinstance(build_minyi(settings).channels["sms"], SmsChannel)
 
 
 def test_settings_made_in_code_are_checked_as_well(tmp_path: Path) -> None:
-    settings = sqlite_settings(
-        tmp_path,
-        sms_provider="http",
-        sms_api_base="https://gateway.example",
-        sms_webhook_secret="0123456789abcdef",
-        sms_webhook_allow="not-an-address",
-    )
     with pytest.raises(SettingsError, match=r"^MINYI_SMS_WEBHOOK_ALLOW: 'not-an-address'"):
-        create_app(settings)
+        sqlite_settings(
+            tmp_path,
+            sms_provider="http",
+            sms_api_base="https://gateway.example",
+            sms_webhook_secret="0123456789abcdef",
+            sms_webhook_allow="not-an-address",
+        )

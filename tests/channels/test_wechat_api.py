@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.app.runtime import Runtime, open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import Minyi, open_minyi
 from channels.base import DeliveryFailed, DeliveryReport, RecipientUnreachable, Services
 from channels.wechat import WeChatChannel, WeChatConfig
 from channels.wechat import callback as callback_module
@@ -40,19 +40,19 @@ TEMPLATE = {
 
 
 @pytest.fixture
-async def runtime(settings: Settings, fake_wechat: FakeWeChatApi) -> AsyncIterator[Runtime]:
-    async with open_runtime(wechat_settings(settings, fake_wechat, **TEMPLATE)) as rt:
+async def runtime(settings: Settings, fake_wechat: FakeWeChatApi) -> AsyncIterator[Minyi]:
+    async with open_minyi(wechat_settings(settings, fake_wechat, **TEMPLATE)) as rt:
         yield rt
 
 
-def wechat_of(runtime: Runtime) -> WeChatChannel:
+def wechat_of(runtime: Minyi) -> WeChatChannel:
     channel = runtime.channels["wechat"]
     assert isinstance(channel, WeChatChannel)
     return channel
 
 
 async def test_concurrent_callers_share_one_token_fetch(
-    runtime: Runtime, fake_wechat: FakeWeChatApi
+    runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
     fake_wechat.token_gate = asyncio.Event()
@@ -80,7 +80,7 @@ async def test_two_processes_share_one_token_fetch(
     shared_settings: Settings, fake_wechat: FakeWeChatApi
 ) -> None:
     configured = wechat_settings(shared_settings, fake_wechat)
-    async with open_runtime(configured) as one, open_runtime(configured) as two:
+    async with open_minyi(configured) as one, open_minyi(configured) as two:
         fake_wechat.token_gate = asyncio.Event()
         sends = [
             asyncio.create_task(wechat_of(rt).send(f"openid-{n}", [Reply("好的")]))
@@ -93,7 +93,7 @@ async def test_two_processes_share_one_token_fetch(
 
 
 async def test_an_expired_token_is_refreshed_once_and_the_call_retried(
-    runtime: Runtime, fake_wechat: FakeWeChatApi
+    runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
     await wechat.send(OPENID, [Reply("第一条")])
@@ -110,7 +110,7 @@ async def test_an_expired_token_is_refreshed_once_and_the_call_retried(
 
 
 async def test_a_revoked_token_that_normal_mode_still_returns_is_forced(
-    runtime: Runtime, fake_wechat: FakeWeChatApi
+    runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
     await wechat.send(OPENID, [Reply("一")])
@@ -122,7 +122,7 @@ async def test_a_revoked_token_that_normal_mode_still_returns_is_forced(
 
 
 async def test_a_token_refused_twice_is_a_delivery_failure_not_a_loop(
-    runtime: Runtime, fake_wechat: FakeWeChatApi
+    runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
     for _ in range(2):
@@ -151,7 +151,7 @@ async def test_send_errors_are_typed_for_the_notifier(
     unreachable: bool,
     retry_after: float | None,
 ) -> None:
-    async with open_runtime(wechat_settings(sqlite_only, fake_wechat)) as runtime:
+    async with open_minyi(wechat_settings(sqlite_only, fake_wechat)) as runtime:
         fake_wechat.answer_next("message/custom/send", {"errcode": errcode, "errmsg": "…"})
         with pytest.raises(DeliveryFailed) as failed:
             await wechat_of(runtime).send(OPENID, [Reply("您的事项已办结。")])
@@ -160,7 +160,7 @@ async def test_send_errors_are_typed_for_the_notifier(
 
 
 async def test_send_renders_choices_and_splits_long_text_without_escaping(
-    runtime: Runtime, fake_wechat: FakeWeChatApi
+    runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
     await wechat.send(OPENID, [Reply("请评价：", (Choice("1", "满意"), Choice("2", "不满意")))])
@@ -175,7 +175,7 @@ async def test_send_renders_choices_and_splits_long_text_without_escaping(
 
 
 async def test_template_message_maps_our_fields_and_is_idempotent(
-    runtime: Runtime, fake_wechat: FakeWeChatApi
+    runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
     fields = {
@@ -205,7 +205,7 @@ async def test_template_message_maps_our_fields_and_is_idempotent(
 async def test_no_template_configured_moves_the_chain_on(
     sqlite_only: Settings, fake_wechat: FakeWeChatApi
 ) -> None:
-    async with open_runtime(wechat_settings(sqlite_only, fake_wechat)) as runtime:
+    async with open_minyi(wechat_settings(sqlite_only, fake_wechat)) as runtime:
         with pytest.raises(RecipientUnreachable, match="no template configured"):
             await wechat_of(runtime).send_template(OPENID, {"code": "XF"}, "k1")
     assert fake_wechat.calls == []
@@ -215,16 +215,16 @@ async def test_credentials_and_network_failures_say_what_to_fix(
     sqlite_only: Settings, fake_wechat: FakeWeChatApi
 ) -> None:
     wrong_secret = wechat_settings(sqlite_only, fake_wechat).replace(wechat_app_secret="nope")
-    async with open_runtime(wrong_secret) as runtime:
+    async with open_minyi(wrong_secret) as runtime:
         with pytest.raises(DeliveryFailed, match="MINYI_WECHAT_APP_SECRET"):
             await wechat_of(runtime).send(OPENID, [Reply("你好")])
     unreachable = wrong_secret.replace(wechat_api_base="http://127.0.0.1:9")
-    async with open_runtime(unreachable) as runtime:
+    async with open_minyi(unreachable) as runtime:
         with pytest.raises(DeliveryFailed) as failed:
             await wechat_of(runtime).send(OPENID, [Reply("你好")])
         assert failed.value.retry_after == 5 and "secret" not in failed.value.reason
     no_secret = wrong_secret.replace(wechat_app_secret=None)
-    async with open_runtime(no_secret) as runtime:
+    async with open_minyi(no_secret) as runtime:
         with pytest.raises(DeliveryFailed, match="MINYI_WECHAT_APP_SECRET is not set"):
             await wechat_of(runtime).send(OPENID, [Reply("你好")])
 
@@ -234,7 +234,7 @@ async def test_credentials_and_network_failures_say_what_to_fix(
 
 async def channel_app(
     aiohttp_client: Any,
-    runtime: Runtime,
+    runtime: Minyi,
     handle: Any,
     reports: list[DeliveryReport] | None = None,
     budget: float = 4.0,
@@ -245,7 +245,7 @@ async def channel_app(
         apology="系统暂时有点忙，请稍后再发一次。",
         app_secret=APP_SECRET,
         aes_key=AES_KEY,
-        api_base=runtime.settings.wechat_api_base,
+        api_base=runtime.settings.channel("wechat").api_base,
         reply_budget=budget,
     )
     channel = WeChatChannel(config, handle)
@@ -259,9 +259,7 @@ async def channel_app(
     return channel, WeChatCitizen(await aiohttp_client(app), WeChatServer("safe"))
 
 
-async def test_a_template_receipt_is_a_delivery_report(
-    aiohttp_client: Any, runtime: Runtime
-) -> None:
+async def test_a_template_receipt_is_a_delivery_report(aiohttp_client: Any, runtime: Minyi) -> None:
     reports: list[DeliveryReport] = []
     _, citizen = await channel_app(aiohttp_client, runtime, runtime.handle, reports)
     delivery = await citizen.send("event_templatesendjobfinish")
@@ -282,7 +280,7 @@ async def test_a_failed_turn_apologises_instead_of_going_silent(
     async def broken(inbound: Inbound) -> list[Reply]:
         raise RuntimeError("database went away")
 
-    async with open_runtime(wechat_settings(sqlite_only, fake_wechat)) as runtime:
+    async with open_minyi(wechat_settings(sqlite_only, fake_wechat)) as runtime:
         _, citizen = await channel_app(aiohttp_client, runtime, broken)
         assert "请稍后再发一次" in (await citizen.send("text")).text
 
@@ -300,7 +298,7 @@ async def test_close_lets_a_pending_push_go_out_then_cancels_the_rest(
         await (release if inbound.text == "soon" else never).wait()
         return [Reply(f"答复：{inbound.text}")]
 
-    async with open_runtime(wechat_settings(sqlite_only, fake_wechat)) as runtime:
+    async with open_minyi(wechat_settings(sqlite_only, fake_wechat)) as runtime:
         channel, citizen = await channel_app(aiohttp_client, runtime, slow, budget=0.5)
         assert (await citizen.send("text", Content="soon")).body == ""
         assert (await citizen.send("text", Content="never")).body == ""

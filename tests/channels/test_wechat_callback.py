@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 
@@ -28,7 +28,7 @@ from .wechat_kit import (
 
 
 async def nothing_stored(client: TestClient, settings: Settings) -> None:
-    runtime = client.app[RUNTIME]
+    runtime = client.app[MINYI]
     async with runtime.db.session() as session:
         for table in TABLES.split(", "):
             count = await session.scalar(text(f"SELECT count(*) FROM {table}"))

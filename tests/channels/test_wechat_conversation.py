@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from storage.models import Attachment, Case, Identity
@@ -21,7 +21,7 @@ CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
 
 async def rows(citizen: WeChatCitizen, model: type) -> list[Any]:
-    async with citizen.client.app[RUNTIME].db.session() as session:
+    async with citizen.client.app[MINYI].db.session() as session:
         return list(await session.scalars(select(model)))
 
 
@@ -212,7 +212,7 @@ async def test_a_slow_turn_answers_success_and_pushes_exactly_once(
     configured = wechat_settings(settings, fake_wechat, "plain", wechat_reply_budget=0.5)
     client = await aiohttp_client(create_app(configured, workers=False))
     citizen = WeChatCitizen(client, WeChatServer("plain"))
-    runtime = client.app[RUNTIME]
+    runtime = client.app[MINYI]
     # Created 6 s ago: WeChat's re-sends of it (same body) may still be arriving.
     xml = citizen.message("text", Content="1", CreateTime=int(time.time()) - 6)
     # The conversation is busy (another turn holds its lock): the engine cannot answer in time.
@@ -223,7 +223,7 @@ async def test_a_slow_turn_answers_success_and_pushes_exactly_once(
     await fake_wechat.wait_for(lambda: len(fake_wechat.of("message/custom/send")) >= 1)
     late = await citizen.deliver(xml)  # a fifth delivery, after the push: it stays silent
     assert late.body == "success"
-    await client.app[RUNTIME].channels["wechat"].close()  # let every background task finish
+    await client.app[MINYI].channels["wechat"].close()  # let every background task finish
     [push] = fake_wechat.texts_to(citizen.openid)
     assert "类别" in push
     assert len(fake_wechat.of("stable_token")) == 1

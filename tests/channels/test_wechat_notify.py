@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 
@@ -34,7 +34,7 @@ async def test_within_48_hours_the_citizen_gets_a_customer_service_message(
     app = create_app(wechat_settings(settings, fake_wechat, **TEMPLATE), workers=False)
     citizen = WeChatCitizen(await aiohttp_client(app))
     code = await filed(citizen)
-    runtime = citizen.client.app[RUNTIME]
+    runtime = citizen.client.app[MINYI]
     await accept(runtime, code)
     await drain(runtime)
     [message] = fake_wechat.texts_to(citizen.openid)
@@ -50,7 +50,7 @@ async def test_outside_48_hours_a_template_message_goes_and_its_receipt_is_recor
     app = create_app(wechat_settings(settings, fake_wechat, **TEMPLATE), workers=False)
     citizen = WeChatCitizen(await aiohttp_client(app))
     code = await filed(citizen)
-    runtime = citizen.client.app[RUNTIME]
+    runtime = citizen.client.app[MINYI]
     fake_wechat.answer_next(
         "message/custom/send", {"errcode": 45015, "errmsg": "response out of time limit"}
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from channels.telegram import TelegramChannel
@@ -47,7 +47,7 @@ def telegram_settings(settings: Settings, fake_api: FakeBotApi) -> Settings:
 
 
 def telegram_of(client: TestClient) -> TelegramChannel:
-    channel = client.app[RUNTIME].channels["telegram"]
+    channel = client.app[MINYI].channels["telegram"]
     assert isinstance(channel, TelegramChannel)
     return channel
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.app.runtime import open_runtime
 from bot.app.settings import Settings
+from bot.app.wiring import open_minyi
 from channels.telegram import TelegramChannel
 
 from ...conftest import PII_KEY
@@ -154,7 +154,7 @@ async def test_polling_uses_the_webhook_path_for_each_update(
 ) -> None:
     """In process, on every backend: a batch with a press, then a duplicate batch."""
     user = TelegramUser()
-    async with open_runtime(telegram_settings) as runtime:
+    async with open_minyi(telegram_settings) as runtime:
         channel = runtime.channels["telegram"]
         assert isinstance(channel, TelegramChannel) and channel.sender is not None
         channel.sender.clock, channel.sender.sleep = virtual_time.clock, virtual_time.sleep

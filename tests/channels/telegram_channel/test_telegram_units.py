@@ -202,4 +202,4 @@ def test_good_telegram_settings(tmp_path: Path) -> None:
         {"MINYI_TELEGRAM_TOKEN": TOKEN, "MINYI_TELEGRAM_SECRET": SECRET},
         config_file=_empty(tmp_path),
     )
-    assert settings.telegram_enabled and settings.telegram_api_base == "https://api.telegram.org"
+    assert settings.channel("telegram").api_base == "https://api.telegram.org"

@@ -10,10 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 
-from bot.app.appkeys import RUNTIME
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
-from bot.backoffice.notifier import Notifier
 from channels.base import RecipientUnreachable
 from channels.telegram.webhook import SECRET_HEADER
 from conversation.catalog import EN, ZH
@@ -42,7 +41,7 @@ async def post(
 
 async def row_counts(client: TestClient) -> dict[str, int]:
     counts = {}
-    async with client.app[RUNTIME].db.session() as session:
+    async with client.app[MINYI].db.session() as session:
         for table in TABLES.split(", "):
             counts[table] = (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
     return counts
@@ -81,7 +80,7 @@ async def test_a_complete_filing_with_buttons_a_photo_and_a_location(
 
     code = CODE.search(fake_api.texts(chat)[-1])
     assert code is not None
-    async with client.app[RUNTIME].db.session() as session:
+    async with client.app[MINYI].db.session() as session:
         case = (await session.scalars(select(Case))).one()
         attachments = (await session.scalars(select(Attachment))).all()
     assert (case.code, case.channel, case.category, case.source) == (
@@ -122,7 +121,7 @@ async def test_a_wrong_or_missing_secret_is_refused_and_leaves_no_trace(
     body = await response.json()
     assert body["error"] == "forbidden" and SECRET_HEADER in body["message"]
     assert set((await row_counts(client)).values()) == {0}
-    runtime = client.app[RUNTIME]
+    runtime = client.app[MINYI]
     if runtime.redis is not None:
         assert [k async for k in runtime.redis.scan_iter(match=runtime.keys.prefix + "*")] == []
     assert len(fake_api.calls) == before  # nothing was sent either
@@ -216,7 +215,7 @@ async def test_an_update_that_failed_is_finished_on_redelivery_without_repeats(
 async def test_a_failing_turn_answers_503_so_telegram_sends_it_again(
     client: TestClient, fake_api: FakeBotApi, user: TelegramUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = client.app[RUNTIME].engine
+    engine = client.app[MINYI].engine
 
     async def broken(inbound: Any) -> Any:
         raise ConnectionError("database went away")
@@ -366,14 +365,14 @@ async def file_through_the_webhook(
 async def test_the_notifier_tells_the_citizen_on_telegram_or_marks_a_blocked_chat(
     client: TestClient, fake_api: FakeBotApi, user: TelegramUser
 ) -> None:
-    runtime = client.app[RUNTIME]
+    runtime = client.app[MINYI]
     auth = {"Authorization": "Bearer test-token"}
     code = await file_through_the_webhook(client, fake_api, user)
     response = await client.post(
         f"/api/v1/cases/{code}/events", json={"type": "accepted"}, headers=auth
     )
     assert response.status == 200, await response.text()
-    notifier = Notifier(runtime)
+    notifier = runtime.notifier
     while await notifier.run_once():
         pass
     assert code in fake_api.texts(user.chat_id)[-1] and "已受理" in fake_api.texts()[-1]

@@ -1,0 +1,285 @@
+"""The composition root: builds every service from settings, each given only what it uses, and
+closes everything in one place.
+
+Order of construction is the dependency order — storage, then the engine and what citizens and
+staff send in (survey replies, the duty group), then the channels (given those), then what
+reaches people through the channels (notices, alerts), then the background jobs — so no service
+is ever completed after it was made, and nothing needs the whole of `Minyi`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+from redis.asyncio import Redis
+
+from bot.backoffice.citizen_notices import CitizenNotices
+from bot.backoffice.deadlines import LegalDeadlines
+from bot.backoffice.delivery_reports import DeliveryReports
+from bot.backoffice.duty_group import DutyGroup
+from bot.backoffice.notifier import Notifier
+from bot.backoffice.reach import CitizenReach
+from bot.backoffice.staff_alerts import StaffAlerts
+from bot.backoffice.survey_replies import SurveyReplies
+from bot.backoffice.surveys import SurveyRules
+from bot.backoffice.workers import Job, Wakeups, jobs_for
+from channels.base import Channel, Handler, Parts, PhoneTexting, Services, SharedCache
+from channels.registry import PLUGINS
+from channels.staff import StaffTarget
+from conversation.engine import Engine
+from conversation.messages import Inbound, Reply
+from conversation.office import OfficeConfig, load_office
+from storage import migrate
+from storage.conversations import (
+    ConversationStoreBase,
+    DatabaseConversationStore,
+    RedisConversationStore,
+)
+from storage.crypto import PiiCipher, key_file_for, load_or_create_key_file, parse_key
+from storage.db import Database
+from storage.keys import Keys
+from storage.mailbox import DatabaseMailbox
+from storage.relay import Relay
+from storage.shared import DatabaseShared, RedisShared
+from storage.uow import Units
+
+from .metrics import Metrics
+from .settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
+
+
+@dataclass
+class Minyi:
+    """Everything one process built: what the web app, the CLI and the tests reach for. No
+    service is given this; each got its own parts when it was made. `http`, the one client
+    session, exists while it runs."""
+
+    settings: Settings
+    db: Database
+    cipher: PiiCipher
+    units: Units
+    redis: Redis | None
+    keys: Keys
+    office: OfficeConfig
+    deadlines: LegalDeadlines
+    surveys: SurveyRules
+    store: ConversationStoreBase
+    engine: Engine
+    metrics: Metrics
+    shared: SharedCache
+    channels: dict[str, Channel]
+    staff_targets: tuple[StaffTarget, ...]
+    notifier: Notifier
+    survey_replies: SurveyReplies
+    duty_group: DutyGroup
+    wakeups: Wakeups
+    jobs: tuple[Job, ...]
+    handle: Handler
+    http: aiohttp.ClientSession | None = None
+
+
+def measured(engine: Engine, metrics: Metrics) -> Handler:
+    """The inbound pipeline every channel calls: metrics around the engine (which hands the
+    message to a staff member instead, when one has the conversation)."""
+
+    async def handle(inbound: Inbound) -> list[Reply]:
+        started = time.perf_counter()
+        try:
+            return await engine.handle(inbound)
+        except Exception:
+            # Errors propagate: each channel knows how to apologise.
+            metrics.turn_errors.labels(inbound.channel).inc()
+            raise
+        finally:
+            metrics.messages.labels(inbound.channel).inc()
+            metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
+
+    return handle
+
+
+def pii_cipher(settings: Settings, db: Database) -> PiiCipher:
+    if settings.pii_key:
+        try:
+            return PiiCipher(parse_key(settings.pii_key))
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    database = db.url.database
+    if not db.is_sqlite or not database or database == ":memory:":
+        raise SettingsError("MINYI_PII_KEY: required unless the database is a SQLite file")
+    return PiiCipher(load_or_create_key_file(key_file_for(Path(database).resolve())))
+
+
+async def prepare_schema(db: Database) -> None:
+    """The embedded default migrates itself; a shared database is migrated by `minyi db upgrade`."""
+    if db.is_sqlite:
+        await migrate.upgrade(db)
+        return
+    current, head = await migrate.current_revision(db), migrate.head_revision()
+    if current != head:
+        raise SettingsError(
+            f"MINYI_DATABASE_URL: schema is at {current or 'nothing'}, code needs {head}; "
+            "run `minyi db upgrade` first"
+        )
+
+
+def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | None = None) -> Minyi:
+    """Build every service; nothing is connected or started yet (see `running`).
+
+    `replace_channels` stands in for the channels built from settings (tests and benchmarks
+    that bring their own channel)."""
+    db = Database(settings.database_url)
+    cipher = pii_cipher(settings, db)
+    office = load_office(settings.office_config)
+    tz = settings.tz()
+    keys = Keys(settings.redis_prefix)
+    wakeups = Wakeups()
+    units = Units(db, cipher, wakeups.committed)
+    lifetime = timedelta(hours=settings.session_hours)
+    redis: Redis | None = None
+    store: ConversationStoreBase
+    if settings.redis_url:
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
+        )
+        store = RedisConversationStore(
+            db, cipher, tz, redis, keys, lifetime=lifetime, committed=wakeups.committed
+        )
+    else:
+        store = DatabaseConversationStore(
+            db, cipher, tz, lifetime=lifetime, committed=wakeups.committed
+        )
+    shared: SharedCache = RedisShared(redis, keys) if redis is not None else DatabaseShared(db)
+    deadlines = LegalDeadlines(tz, office.deadlines)
+    surveys = SurveyRules.from_setting(
+        settings.survey_scale, settings.survey_days, settings.survey_quiet_hours
+    )
+    engine = Engine(
+        store,
+        office,
+        deadlines,
+        tz=tz,
+        session_lifetime=lifetime,
+        rating_scale=settings.survey_scale,
+    )
+    metrics = Metrics()
+    handle = measured(engine, metrics)
+    # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
+    # staff do in the duty group.
+    survey_replies = SurveyReplies(units, office.catalog, surveys, deadlines, tz)
+    duty_group = DutyGroup(units, shared, office, tz, engine)
+
+    parts = Parts(
+        handle=handle,
+        text=lambda key: office.catalog.text("zh", key),
+        sms_replies=survey_replies,
+        staff_actions=duty_group.act,
+    )
+    channels: dict[str, Channel] = {}
+    staff_targets: list[StaffTarget] = []
+    for plugin in PLUGINS:
+        config = settings.channel(plugin.name)
+        if config is None:
+            continue
+        built = plugin.build(config, parts)
+        if built.channel is not None:
+            channels[built.channel.name] = built.channel
+        if built.staff is not None:
+            staff_targets.append(built.staff)
+    if replace_channels is not None:
+        channels = replace_channels
+
+    # What reaches people through the channels.
+    reach = CitizenReach(channels)
+    phone = next((c for c in channels.values() if isinstance(c, PhoneTexting)), None)
+    citizens = CitizenNotices(
+        units,
+        reach,
+        office.catalog,
+        tz,
+        surveys,
+        invitation=engine.rating_invitation,
+        expect_rating=engine.expect_rating,
+        phone=phone,
+    )
+    staff = StaffAlerts(units, staff_targets, office, tz, reach, shared)
+    notifier = Notifier(units, citizens, staff)
+    relay = Relay(db, cipher, redis, settings.stream)
+    jobs = jobs_for(units, db, relay, notifier, deadlines, stream=redis is not None)
+    return Minyi(
+        settings=settings,
+        db=db,
+        cipher=cipher,
+        units=units,
+        redis=redis,
+        keys=keys,
+        office=office,
+        deadlines=deadlines,
+        surveys=surveys,
+        store=store,
+        engine=engine,
+        metrics=metrics,
+        shared=shared,
+        channels=channels,
+        staff_targets=tuple(staff_targets),
+        notifier=notifier,
+        survey_replies=survey_replies,
+        duty_group=duty_group,
+        wakeups=wakeups,
+        jobs=jobs,
+        handle=handle,
+    )
+
+
+@asynccontextmanager
+async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
+    """Connect and start what was built; close it all on exit, in reverse."""
+    started: list[Channel | StaffTarget] = []
+    try:
+        await prepare_schema(minyi.db)
+        minyi.http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+        services = Services(
+            http=minyi.http,
+            shared=minyi.shared,
+            rejected=minyi.metrics.reject,
+            delivery_report=DeliveryReports(minyi.units),
+            mailbox=DatabaseMailbox(minyi.db, minyi.cipher),
+            observed=minyi.metrics.observe,
+        )
+        parts: list[Channel | StaffTarget] = [*minyi.channels.values(), *minyi.staff_targets]
+        for part in parts:
+            await part.start(services)
+            started.append(part)
+        yield minyi
+    finally:
+        for part in reversed(started):
+            close = getattr(part, "close", None)  # staff targets hold nothing of their own
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    log.exception("closing %s failed", part.name)
+        if minyi.http is not None:
+            await minyi.http.close()
+        if minyi.redis is not None:
+            await minyi.redis.aclose()
+        await minyi.db.dispose()
+
+
+@asynccontextmanager
+async def open_minyi(
+    settings: Settings, *, replace_channels: dict[str, Channel] | None = None
+) -> AsyncIterator[Minyi]:
+    """Build and run everything, for commands and tests that need no web server."""
+    minyi = build_minyi(settings, replace_channels=replace_channels)
+    async with running(minyi):
+        yield minyi

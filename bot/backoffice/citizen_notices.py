@@ -1,0 +1,366 @@
+"""Telling citizens about their case (受理, 答复, 办结 …), asking for their rating, and carrying a
+staff member's words to them — on their own channel, falling back as the channels declare.
+
+A notice is read in a short transaction, sent outside any transaction, and then recorded: every
+attempt lands on the case timeline. A route that fails for a passing reason makes the job wait
+and retry with back-off; after the last try the timeline records `notification.failed` and staff
+are told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from bot.backoffice.surveys import SurveyRules
+from channels.base import Notice, PhoneTexting, Recipient, Route
+from conversation.catalog import Catalog
+from conversation.codes import short_reference
+from conversation.messages import Reply
+from conversation.survey_text import survey_sms
+from storage.models import Case, Citizen, Identity, Notification, StaffThread, Survey, utcnow
+from storage.uow import UnitOfWork, Units
+
+from .reach import Attempt, CitizenReach
+
+log = logging.getLogger(__name__)
+
+# Survey SMS and SMS answering the citizen's own SMS: that route only, no chat, no fallback.
+SMS_ONLY = frozenset({"survey_sms", "sms_followup"})
+# A staff member's words: in the chat if it can take them, else by SMS — a person's words must
+# arrive — but never as a template message, which cannot carry them.
+STAFF_WORDS = frozenset({"staff.joined", "staff.says", "staff.left"})
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What a job needs, read in its short transaction, usable after it."""
+
+    recipient: Recipient
+    case_code: str
+    language: str
+    replies: list[Reply]
+    fields: dict[str, str]
+
+
+class CitizenNotices:
+    def __init__(
+        self,
+        units: Units,
+        reach: CitizenReach,
+        catalog: Catalog,
+        tz: tzinfo,
+        surveys: SurveyRules,
+        *,
+        invitation: Callable[[str, str], list[Reply]],
+        expect_rating: Callable[[str, str, str, str], Awaitable[None]],
+        phone: PhoneTexting | None = None,
+    ) -> None:
+        self.units = units
+        self.reach = reach
+        self.catalog = catalog
+        self.tz = tz
+        self.surveys = surveys
+        self.invitation = invitation  # the survey question as the chat asks it
+        self.expect_rating = expect_rating  # the chat's next "1" answers the survey
+        self.phone = phone
+
+    async def send(self, job_id: int, topic: str) -> None:
+        if topic in SMS_ONLY:
+            await self._text_phone(job_id)
+        else:
+            await self._notify(job_id)
+
+    # -- through the channels ------------------------------------------------------------------
+
+    async def _notify(self, job_id: int) -> None:
+        survey_topic = False
+        async with self.units() as uow:
+            job = await uow.notifications.get(job_id)
+            if job is None:
+                return
+            survey_topic = job.topic == "survey"
+            if survey_topic and not await _survey_open(uow, job):
+                uow.notifications.skipped(
+                    job, "the survey was answered or expired before it was asked"
+                )
+                await uow.commit()
+                return
+            reading = await self._read(uow, job)
+            key, staff_words = job.key, job.topic in STAFF_WORDS
+        if reading is None:
+            return
+        routes = self.reach.routes(
+            reading.recipient,
+            chat_only=survey_topic or staff_words,
+            fallback=not survey_topic,
+        )
+        notice = Notice(reading.replies, key, reading.fields)
+        attempts = await self.reach.reach(routes, notice)
+        if survey_topic and attempts and attempts[-1].ok:
+            # Only now that the question is on the citizen's screen does their next "1" mean 满意.
+            recipient = reading.recipient
+            try:
+                await self.expect_rating(
+                    recipient.channel, recipient.address, reading.case_code, reading.language
+                )
+            except Exception as exc:
+                # The question went out and is recorded below either way: failing here used to
+                # leave the job leased, to be asked again. Without the conversation store (Redis
+                # down, the conversation busy) a "1" in the chat is not read as a rating; the
+                # SMS survey and the menu's 评价 still are.
+                log.warning(
+                    "survey for %s asked, but the chat will not read the answer (%s: %s)",
+                    reading.case_code,
+                    type(exc).__name__,
+                    exc,
+                )
+        await self._record(job_id, attempts, alert_staff=not survey_topic)
+
+    async def _read(self, uow: UnitOfWork, job: Notification) -> _Reading | None:
+        case = await uow.session.get(Case, job.case_id) if job.case_id is not None else None
+        thread_id = job.payload.get("thread")
+        if thread_id is not None:
+            thread = await uow.session.get(StaffThread, thread_id)
+            if thread is None:
+                return None
+            channel, address = thread.channel, thread.external_id
+            identity = await uow.people.find_identity(channel, address)
+        elif case is not None:
+            identity = await uow.session.get(Identity, case.identity_id)
+            assert identity is not None
+            channel, address = identity.channel, identity.external_id
+        else:
+            return None
+        phone = uow.cases.contact(case)[1] if case is not None else ""
+        citizen = (
+            await uow.session.get(Citizen, case.citizen_id) if case and case.citizen_id else None
+        )
+        recipient = Recipient(
+            channel=channel,
+            address=address,
+            phone=phone,
+            chat_reachable=identity is None
+            or (identity.unsubscribed_at is None and identity.unreachable_at is None),
+            sms_allowed=not (citizen and citizen.sms_opted_out_at),
+        )
+        language = case.language if case else (identity.language if identity else "zh")
+        code = case.code if case else ""
+        if job.topic == "survey":
+            replies = self.invitation(code, language)
+        else:
+            replies = [Reply(self._text(job, case, language))]
+        fields = self._template_fields(job, case) if case is not None else {}
+        return _Reading(recipient, code, language, replies, fields)
+
+    def _text(self, job: Notification, case: Case | None, language: str) -> str:
+        """The citizen's message in their language, from the catalog."""
+        t = self.catalog.for_language(language)
+        data = job.payload
+        if job.topic in STAFF_WORDS:
+            return t(job.topic, name=data.get("staff", ""), text=data.get("text", ""))
+        assert case is not None
+        due = data.get("finish_by") or (
+            case.finish_due_at.isoformat() if case.finish_due_at else ""
+        )
+        return t(
+            f"notify.{job.topic}",
+            code=case.code,
+            due=self._day(due, language),
+            review=self._day(data.get("review_by", ""), language),
+            reason=data.get("reason", ""),
+            where=data.get("department", ""),
+            note=data.get("note", ""),
+        )
+
+    def _template_fields(self, job: Notification, case: Case) -> dict[str, str]:
+        """The notice as a template message's fields (code, status, time, note); none for a
+        notice that has no such form (a survey question, a staff member's words)."""
+        if not self.catalog.has(f"template.status.{job.topic}"):
+            return {}
+        t = self.catalog.for_language("zh")
+        data = job.payload
+        note = data.get("note") or data.get("reason") or ""
+        if job.topic in ("accepted", "extended"):
+            finish = t("template.finish_by", due=self._day(data.get("finish_by", ""), "zh"))
+            note = finish + (f"；{note}" if note else "")
+        return {
+            "code": case.code,
+            "status": t(f"template.status.{job.topic}"),
+            "time": utcnow().astimezone(self.tz).strftime("%Y-%m-%d %H:%M"),
+            "note": note[:200],
+        }
+
+    def _day(self, iso: str, lang: str) -> str:
+        if not iso:
+            return ""
+        local = datetime.fromisoformat(iso).astimezone(self.tz)
+        return (
+            f"{local.year}年{local.month}月{local.day}日" if lang == "zh" else f"{local:%Y-%m-%d}"
+        )
+
+    # -- by SMS only ---------------------------------------------------------------------------
+
+    async def _text_phone(self, job_id: int) -> None:
+        """A survey SMS, or an SMS answering the citizen's SMS: this route only, no fallback."""
+        phone_channel = self.phone
+        async with self.units() as uow:
+            job = await uow.notifications.get(job_id)
+            assert job is not None and job.case_id is not None
+            case = await uow.session.get(Case, job.case_id)
+            assert case is not None
+            _, phone = uow.cases.contact(case)
+            citizen = await uow.session.get(Citizen, case.citizen_id) if case.citizen_id else None
+            why_not = ""
+            if phone_channel is None:
+                why_not = "SMS is off (MINYI_SMS_PROVIDER is not set)"
+            elif not phone:
+                why_not = "no mobile number on file"
+            elif citizen is not None and citizen.sms_opted_out_at is not None:
+                why_not = "the number opted out of SMS"
+            elif job.topic == "survey_sms" and not await _survey_open(uow, job):
+                why_not = "the survey was answered or expired before the SMS"
+            if not why_not and job.topic == "survey_sms":
+                quiet_end = self.surveys.quiet_end(utcnow(), self.tz)
+                if quiet_end is not None:
+                    uow.notifications.postpone(job, quiet_end)  # nobody is texted at night
+                    await uow.commit()
+                    return
+            template, params, text = self._sms(job, case)
+            if not why_not:
+                assert phone_channel is not None
+                if not phone_channel.has_template(template):
+                    why_not = (
+                        f"no approved SMS template for '{template}' "
+                        f"(MINYI_SMS_TEMPLATE_{template.upper()})"
+                    )
+            if why_not:
+                uow.notifications.skipped(job, why_not)
+                await uow.events.append(
+                    case, "notification.skipped", "minyi", {"topic": job.topic, "why": why_not}
+                )
+                await uow.commit()
+                return
+        assert phone_channel is not None
+        attempt = (
+            await self.reach.reach(
+                [_phone_route(phone_channel, phone, template, params)],
+                Notice([Reply(text)], f"{job_id}.sms"),
+            )
+        )[0]
+        await self._record(job_id, [attempt], alert_staff=False)
+
+    def _sms(self, job: Notification, case: Case) -> tuple[str, dict[str, str], str]:
+        """(template, its parameters, the full text) of an SMS-only job."""
+        t = self.catalog.for_language(case.language)
+        ref = short_reference(case.code)
+        if job.topic == "survey_sms":
+            sign = self.phone.sign_name if self.phone is not None else ""
+            return "survey", {"ref": ref}, survey_sms(t, self.surveys.scale, ref, sign)
+        data = job.payload
+        template, params = data["template"], dict(data.get("params") or {})
+        text = t(data["text_key"], **dict(data.get("values") or {}))
+        if template == "notice":
+            params = {"text": text}
+        return template, params, text
+
+    # -- recording the outcome -----------------------------------------------------------------
+
+    async def _record(self, job_id: int, attempts: list[Attempt], *, alert_staff: bool) -> None:
+        async with self.units() as uow:
+            job = await uow.notifications.get(job_id)
+            assert job is not None
+            case = (
+                await uow.session.get(Case, job.case_id, with_for_update=uow.db.is_postgres)
+                if job.case_id is not None
+                else None
+            )
+            for attempt in attempts:
+                await self._record_attempt(uow, job, case, attempt)
+            delivered = next((a for a in attempts if a.ok), None)
+            if delivered is not None:
+                uow.notifications.succeeded(job, delivered.route)
+                if job.topic == "survey_sms" and (
+                    survey := await uow.session.get(Survey, job.payload.get("survey"))
+                ):
+                    survey.sms_sent_at = utcnow()
+            elif not attempts or all(a.unreachable for a in attempts):
+                error = attempts[-1].error if attempts else "no route can reach the citizen"
+                await _give_up(uow, job, case, error, alert_staff=alert_staff)
+            else:
+                last = attempts[-1]
+                if not uow.notifications.retry_later(
+                    job, last.error, wait=_seconds(last.retry_after)
+                ):
+                    await _give_up(
+                        uow, job, case, last.error, alert_staff=alert_staff, counted=True
+                    )
+            await uow.commit()
+
+    async def _record_attempt(
+        self, uow: UnitOfWork, job: Notification, case: Case | None, attempt: Attempt
+    ) -> None:
+        if attempt.ok and attempt.message_id:
+            await uow.notifications.record_delivery(attempt.channel, attempt.message_id, job)
+        if attempt.lasting and case is not None:
+            identity = await uow.session.get(Identity, case.identity_id)
+            if identity is not None and identity.channel == attempt.channel:
+                identity.unreachable_at = utcnow()  # blocked: not tried first again
+        if case is None:
+            return
+        if attempt.ok:
+            data = {
+                "topic": job.topic,
+                "route": attempt.route,
+                "message_id": attempt.message_id or "",
+            }
+            await uow.events.append(case, "notification.sent", "minyi", data)
+        else:
+            data = {"topic": job.topic, "route": attempt.route, "error": attempt.error[:300]}
+            await uow.events.append(case, "notification.attempt_failed", "minyi", data)
+
+
+def _phone_route(phone: PhoneTexting, to: str, template: str, params: dict[str, str]) -> Route:
+    async def text(notice: Notice) -> str | None:
+        return await phone.text_phone(to, template, params, notice.replies[0].text, notice.key)
+
+    return Route("sms", "sms", conversational=False, deliver=text)
+
+
+async def _survey_open(uow: UnitOfWork, job: Notification) -> bool:
+    survey = await uow.session.get(Survey, job.payload.get("survey"))
+    return survey is not None and survey.status == "open"
+
+
+async def _give_up(
+    uow: UnitOfWork,
+    job: Notification,
+    case: Case | None,
+    error: str,
+    *,
+    alert_staff: bool = True,
+    counted: bool = False,
+) -> None:
+    if not counted:
+        job.attempts += 1
+    job.status, job.finished_at, job.leased_until, job.last_error = (
+        "failed",
+        utcnow(),
+        None,
+        error[:1000],
+    )
+    data = {"topic": job.topic, "error": error[:300]}
+    if case is not None:
+        await uow.events.append(case, "notification.failed", "minyi", data)
+    if not alert_staff:
+        return  # e.g. a survey the chat could not ask: its SMS asks instead
+    payload = {**data, "thread": job.payload["thread"]} if "thread" in job.payload else data
+    await uow.notifications.add(
+        f"staff:notification.failed:{job.key}", "staff", "notification.failed", case, payload
+    )
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return timedelta(seconds=value) if value else None

@@ -1,0 +1,219 @@
+"""Telling staff that a person is needed — handoffs, risky matters, unhappy ratings, deadlines,
+notices that could not reach a citizen — on every configured staff front end, and posting a
+citizen's words under the alert while a staff member has them.
+
+Each target gets the batch once (`done_routes`); one that fails makes only its alerts wait and
+retry. Alerts about someone staff can talk to open a staff thread when a target lets staff
+answer through the alert (the Telegram duty group's 认领 button).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta, tzinfo
+
+from bot.app.logs import mask_phones
+from channels.base import DeliveryFailed, SharedCache
+from channels.staff import StaffAlert, StaffTarget, ThreadTarget
+from conversation.catalog import Catalog
+from conversation.office import OfficeConfig
+from storage.crypto import mask_phone
+from storage.models import Case, Notification, StaffThread, utcnow
+from storage.staff_threads import conversation_of, open_thread
+from storage.uow import UnitOfWork, Units
+
+from .duty_group import remember_post
+from .reach import CitizenReach
+
+log = logging.getLogger(__name__)
+
+SUMMARY_LENGTH = 80
+
+
+class StaffAlerts:
+    def __init__(
+        self,
+        units: Units,
+        targets: Sequence[StaffTarget],
+        office: OfficeConfig,
+        tz: tzinfo,
+        reach: CitizenReach,
+        shared: SharedCache,
+    ) -> None:
+        self.units = units
+        self.targets = list(targets)
+        self.office = office
+        self.catalog: Catalog = office.catalog
+        self.tz = tz
+        self.reach = reach  # only for the channels' names
+        self.shared = shared
+        self.threads = [t for t in self.targets if isinstance(t, ThreadTarget)]
+
+    async def send(self, job_ids: Sequence[int]) -> None:
+        relays = []
+        alerts_ids = []
+        async with self.units() as uow:
+            for job_id in job_ids:
+                job = await uow.notifications.get(job_id)
+                if job is not None and job.topic == "citizen.message":
+                    relays.append(job_id)
+                elif job is not None:
+                    alerts_ids.append(job_id)
+        for job_id in relays:
+            await self._relay(job_id)
+        if alerts_ids:
+            await self._alert(alerts_ids)
+
+    # -- alerts --------------------------------------------------------------------------------
+
+    async def _alert(self, job_ids: Sequence[int]) -> None:
+        async with self.units() as uow:
+            jobs = [
+                job
+                for job_id in job_ids
+                if (job := await uow.notifications.get(job_id)) is not None
+            ]
+            alerts = {job.id: await self.compose(uow, job) for job in jobs}
+            done = {job.id: list(job.done_routes) for job in jobs}
+            if self.threads:
+                # Staff may answer the citizen through the alert: a thread for each alert about
+                # someone, named by the alert's buttons.
+                for job in jobs:
+                    if (who := await conversation_of(uow.session, job)) is not None:
+                        thread = await open_thread(uow.session, job, *who)
+                        alerts[job.id] = replace(alerts[job.id], thread=thread.id)
+            await uow.commit()
+        failures: dict[int, DeliveryFailed] = {}
+        posted: dict[str, str] = {}
+        for target in self.targets:
+            waiting = [job_id for job_id in alerts if target.name not in done[job_id]]
+            if not waiting:
+                continue
+            try:
+                sent = await target.send([alerts[job_id] for job_id in waiting])
+                if isinstance(target, ThreadTarget):
+                    posted.update(sent)
+            except DeliveryFailed as exc:
+                log.warning("staff alerts to %s failed: %s", target.name, exc.reason)
+                failures.update({job_id: exc for job_id in waiting})
+            except Exception as exc:
+                log.exception("staff alerts to %s failed unexpectedly", target.name)
+                failures.update(
+                    {job_id: DeliveryFailed(f"{type(exc).__name__}: {exc}") for job_id in waiting}
+                )
+            else:
+                for job_id in waiting:
+                    done[job_id].append(target.name)
+        async with self.units() as uow:
+            for job_id in alerts:
+                job = await uow.notifications.get(job_id)
+                assert job is not None
+                if not self.targets:
+                    job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
+                    job.last_error = "no staff target configured (MINYI_STAFF_*)"
+                elif job_id in failures:
+                    error = failures[job_id]
+                    if not uow.notifications.retry_later(
+                        job, error.reason, done[job_id], wait=_seconds(error.retry_after)
+                    ):
+                        log.error("staff alert %s given up: %s", job.key, error.reason)
+                else:
+                    job.done_routes = done[job_id]
+                    uow.notifications.succeeded(job)
+                thread_id = alerts[job_id].thread
+                if thread_id is not None and job.key in posted:
+                    posted_thread = await uow.session.get(StaffThread, thread_id)
+                    if posted_thread is not None:
+                        posted_thread.alert_message_id = posted[job.key]
+            await uow.commit()
+
+    async def compose(self, uow: UnitOfWork, job: Notification) -> StaffAlert:
+        """What staff read: case, category, a short summary with the phone masked, and why."""
+        t = self.catalog.for_language("zh")
+        data = job.payload
+        case = await uow.session.get(Case, job.case_id) if job.case_id else None
+        summary = str(data.get("summary") or (case.description if case else ""))
+        cut = summary[:SUMMARY_LENGTH] + ("…" if len(summary) > SUMMARY_LENGTH else "")
+        summary = mask_phones(cut)
+        if case is not None:
+            _, phone = uow.cases.contact(case)
+            if phone:
+                summary += t("staff.alert.phone", phone=mask_phone(phone))
+        detail = ""
+        if job.topic.startswith("deadline."):
+            due = datetime.fromisoformat(data["due_at"]).astimezone(self.tz)
+            detail = t(
+                "staff.alert.deadline",
+                deadline=data.get("deadline", ""),
+                due=f"{due:%Y-%m-%d %H:%M}",
+            )
+        elif data.get("risk_words"):
+            detail = t("staff.alert.risk_words", words="、".join(data["risk_words"]))
+        elif job.topic == "notification.failed":
+            detail = t(
+                "staff.alert.undelivered", topic=data.get("topic", ""), error=data.get("error", "")
+            )
+        category = ""
+        if case is not None:
+            found = self.office.category(case.category)
+            category = found.label("zh") if found else case.category
+        channel = case.channel if case else str(data.get("channel", ""))
+        title = t(f"staff.alert.{job.topic}")
+        lines = [f"【{title}】"]
+        if case is not None:
+            label = f"（{category}）" if category else ""
+            lines.append(t("staff.alert.case", code=case.code, category=label))
+        if summary:
+            lines.append(t("staff.alert.summary", summary=summary))
+        if detail:
+            lines.append(detail)
+        if channel:
+            lines.append(t("staff.alert.channel", channel=self.reach.title(channel)))
+        return StaffAlert(
+            key=job.key,
+            reason=job.topic,
+            title=title,
+            code=case.code if case else "",
+            category=category,
+            summary=summary,
+            channel=self.reach.title(channel) if channel else "",
+            detail=detail,
+            text="\n".join(lines),
+        )
+
+    # -- a citizen's words in a thread -----------------------------------------------------------
+
+    async def _relay(self, job_id: int) -> None:
+        """The citizen's words under their thread's alert, on each front end that has it."""
+        t = self.catalog.for_language("zh")
+        async with self.units() as uow:
+            job = await uow.notifications.get(job_id)
+            assert job is not None
+            thread_id = int(job.payload["thread"])
+            thread = await uow.session.get(StaffThread, thread_id)
+            alert = thread.alert_message_id if thread is not None else ""
+            text = t("staff.group.citizen_says", text=mask_phones(str(job.payload.get("text", ""))))
+        error = ""
+        if not self.threads:
+            error = "no staff front end takes a thread's messages"
+        for target in self.threads:
+            try:
+                posted = await target.post_in_thread(alert, text)
+            except DeliveryFailed as exc:
+                error = exc.reason
+            else:
+                await remember_post(self.shared, posted, thread_id)
+        async with self.units() as uow:
+            job = await uow.notifications.get(job_id)
+            assert job is not None
+            if not error:
+                uow.notifications.succeeded(job)
+            elif not uow.notifications.retry_later(job, error):
+                log.error("a citizen's words to staff were given up: %s", error)
+            await uow.commit()
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return timedelta(seconds=value) if value else None
