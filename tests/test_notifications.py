@@ -20,7 +20,9 @@ from bot.backoffice.notifier import Notifier
 from channels.base import DeliveryFailed, DeliveryReport, RecipientUnreachable, Services
 from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
+from conversation.cases.progress import Progress
 from conversation.messages import Inbound, Reply
+from storage.lifecycle import record_progress
 from storage.models import Identity, Notification, utcnow
 from storage.uow import UnitOfWork
 
@@ -216,8 +218,6 @@ class ScriptedChannel:
 
 
 async def accept(runtime: Runtime, code: str) -> None:
-    from bot.backoffice.lifecycle import Progress, record_progress
-
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code, for_update=True)
         assert case is not None
@@ -310,8 +310,6 @@ async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Set
                 await session.scalars(select(Identity).where(Identity.channel == "telegram"))
             ).one()
         assert identity.unreachable_at is not None and len(sms.sent) == 1
-        from bot.backoffice.lifecycle import Progress, record_progress
-
         async with UnitOfWork(runtime.db, runtime.cipher) as uow:
             case = await uow.cases.by_code(code, for_update=True)
             assert case is not None

@@ -17,11 +17,13 @@ from bot.api import stats
 from bot.api.openapi import openapi_document
 from bot.app.appkeys import RUNTIME
 from bot.app.runtime import Runtime
-from bot.backoffice.lifecycle import IllegalTransition, InvalidProgress, Progress, record_progress
 from channels.base import json_response
+from conversation.cases.lifecycle import IllegalTransition
+from conversation.cases.progress import InvalidProgress, Progress
 from conversation.codes import CASE_CODE_RE
 from conversation.ports import Conflict
 from storage.documents import case_document
+from storage.lifecycle import record_progress
 from storage.models import ApiIdempotency, utcnow
 from storage.uow import UnitOfWork
 

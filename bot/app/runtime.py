@@ -17,13 +17,13 @@ from redis.asyncio import Redis
 from bot.app.channel_setup import build_channels
 from bot.app.metrics import Metrics
 from bot.app.settings import Settings, SettingsError
-from bot.backoffice.deadlines import LegalDeadlines
 from bot.backoffice.duty_group import StaffDesk
 from bot.backoffice.survey_replies import SurveyReplies
-from bot.backoffice.surveys import SurveyRules
 from channels.base import Channel, DeliveryReport, Services, SharedCache
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
+from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.surveys import SurveyRules
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
@@ -146,6 +146,7 @@ async def open_runtime(
         tz = settings.tz()
         keys = Keys(settings.redis_prefix)
         lifetime = timedelta(hours=settings.session_hours)
+        deadlines = LegalDeadlines(tz, office.deadlines)
         store: ConversationStoreBase
         if settings.redis_url:
             redis = Redis.from_url(
@@ -154,10 +155,13 @@ async def open_runtime(
                 socket_connect_timeout=3,
                 health_check_interval=30,
             )
-            store = RedisConversationStore(db, cipher, tz, redis, keys, lifetime=lifetime)
+            store = RedisConversationStore(
+                db, cipher, tz, redis, keys, lifetime=lifetime, deadlines=deadlines
+            )
         else:
-            store = DatabaseConversationStore(db, cipher, tz, lifetime=lifetime)
-        deadlines = LegalDeadlines(tz, office.deadlines)
+            store = DatabaseConversationStore(
+                db, cipher, tz, lifetime=lifetime, deadlines=deadlines
+            )
         engine = Engine(
             store,
             office,

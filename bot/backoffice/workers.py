@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.app.runtime import Runtime
-from bot.backoffice import deadline_watch, surveys
+from bot.backoffice import deadline_watch
 from bot.backoffice.notifier import Notifier
 from storage.conversations import purge_expired
 from storage.relay import Relay
 from storage.shared import purge_expired_values
+from storage.surveys import expire_surveys
 from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,12 @@ def jobs_for(runtime: Runtime) -> tuple[Job, ...]:
     relay = Relay(runtime.db, runtime.cipher, runtime.redis, runtime.settings.stream)
     notifier = Notifier(runtime)
 
-    async def expire_surveys() -> int:
-        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-            expired = await surveys.expire(uow)
+    def units() -> UnitOfWork:
+        return UnitOfWork(runtime.db, runtime.cipher)
+
+    async def expire() -> int:
+        async with units() as uow:
+            expired = await expire_surveys(uow)
             await uow.commit()
         return expired
 
@@ -59,8 +63,8 @@ def jobs_for(runtime: Runtime) -> tuple[Job, ...]:
     jobs = [
         Job("outbox-relay", 1.0, relay.publish_once, kickable=True, repeat_while_busy=True),
         Job("notifier", 2.0, notifier.run_once, kickable=True, repeat_while_busy=True),
-        Job("deadlines", 60.0, lambda: deadline_watch.scan(runtime)),
-        Job("survey-expiry", 300.0, expire_surveys),
+        Job("deadlines", 60.0, lambda: deadline_watch.scan(units, runtime.deadlines)),
+        Job("survey-expiry", 300.0, expire),
         Job("purge-expired", 600.0, purge),
     ]
     if runtime.redis is not None:
