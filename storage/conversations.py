@@ -145,7 +145,7 @@ class ConversationStoreBase:
         self.db = db
         self.cipher = cipher
         self.tz = tz
-        # The office's stages start at filing; without them, the law's limits alone.
+        # Filing sets the case's first deadlines with these (the office's stages from filing).
         self.deadlines = deadlines or LegalDeadlines(tz)
         self.lifetime = lifetime
         self.dedupe_ttl = dedupe_ttl

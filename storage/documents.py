@@ -15,7 +15,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def deadlines_json(case: Case) -> dict[str, Any]:
-    due = next_deadline(owed(case))
+    due = next_deadline(deadlines_of(case))
     return {
         "accept_by": _iso(case.accept_due_at),
         "finish_by": _iso(case.finish_due_at),
@@ -27,7 +27,7 @@ def deadlines_json(case: Case) -> dict[str, Any]:
     }
 
 
-def owed(case: Case) -> list[Due]:
+def deadlines_of(case: Case) -> list[Due]:
     """The deadlines open on this case now (the rule is `conversation.cases.due`)."""
     return open_deadlines(
         kind=case.kind,

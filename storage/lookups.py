@@ -7,7 +7,7 @@ from conversation.cases.due import next_deadline
 from conversation.cases.kinds import SURVEYED_KINDS
 from conversation.ports import CaseView, Deadline
 
-from .documents import owed
+from .documents import deadlines_of
 from .models import Case
 from .uow import UnitOfWork
 
@@ -40,7 +40,7 @@ class CaseLookups:
 
 
 def _view(case: Case, history: tuple[tuple, ...] = ()) -> CaseView:
-    due = next_deadline(owed(case))
+    due = next_deadline(deadlines_of(case))
     return CaseView(
         code=case.code,
         kind=case.kind,

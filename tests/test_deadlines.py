@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -98,9 +97,11 @@ def test_calendar_day_stage_and_extension_limits() -> None:
             LAW.extended(end("2027-01-21"), bad)
 
 
-def units(runtime: Runtime) -> Callable[[], UnitOfWork]:
-    """What the deadline watch opens its unit of work with."""
-    return lambda: UnitOfWork(runtime.db, runtime.cipher)
+async def scan(runtime: Runtime, now: datetime) -> int:
+    """One run of the deadline watch, as the worker runs it."""
+    return await deadline_watch.scan(
+        lambda: UnitOfWork(runtime.db, runtime.cipher), runtime.deadlines, now
+    )
 
 
 async def _submitted_case(runtime: Runtime) -> str:
@@ -136,44 +137,14 @@ async def test_scheduler_warns_then_reports_a_miss_once_each_across_restarts(
         async with runtime.db.session() as session:
             due = (await session.scalars(select(Case.accept_due_at))).one()
         assert due is not None
-        assert (
-            await deadline_watch.scan(
-                units(runtime), runtime.deadlines, now=due - timedelta(days=5)
-            )
-            == 0
-        )
-        assert (
-            await deadline_watch.scan(
-                units(runtime), runtime.deadlines, now=due - timedelta(hours=47)
-            )
-            == 1
-        )
-        assert (
-            await deadline_watch.scan(
-                units(runtime), runtime.deadlines, now=due - timedelta(hours=1)
-            )
-            == 0
-        )
+        assert await scan(runtime, due - timedelta(days=5)) == 0
+        assert await scan(runtime, due - timedelta(hours=47)) == 1
+        assert await scan(runtime, due - timedelta(hours=1)) == 0
         assert await _counts(runtime) == (1, 0, 1)
     async with open_runtime(settings) as restarted:  # a new process: marks are in the database
-        assert (
-            await deadline_watch.scan(
-                units(restarted), restarted.deadlines, now=due - timedelta(hours=1)
-            )
-            == 0
-        )
-        assert (
-            await deadline_watch.scan(
-                units(restarted), restarted.deadlines, now=due + timedelta(minutes=1)
-            )
-            == 1
-        )
-        assert (
-            await deadline_watch.scan(
-                units(restarted), restarted.deadlines, now=due + timedelta(days=3)
-            )
-            == 0
-        )
+        assert await scan(restarted, due - timedelta(hours=1)) == 0
+        assert await scan(restarted, due + timedelta(minutes=1)) == 1
+        assert await scan(restarted, due + timedelta(days=3)) == 0
         assert await _counts(restarted) == (1, 1, 2)
         async with UnitOfWork(restarted.db, restarted.cipher) as uow:
             case = await uow.cases.by_code(code)
@@ -187,59 +158,8 @@ async def test_a_miss_found_late_does_not_warn_after_the_fact(sqlite_runtime: Ru
     async with sqlite_runtime.db.session() as session:
         due = (await session.scalars(select(Case.accept_due_at))).one()
     assert due is not None
-    assert (
-        await deadline_watch.scan(
-            units(sqlite_runtime), sqlite_runtime.deadlines, now=due + timedelta(days=1)
-        )
-        == 1
-    )
+    assert await scan(sqlite_runtime, due + timedelta(days=1)) == 1
     assert await _counts(sqlite_runtime) == (0, 1, 1)
-
-
-async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Runtime) -> None:
-    runtime = sqlite_runtime
-    code = await _submitted_case(runtime)
-    now = datetime.now(UTC)
-    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-        case = await uow.cases.by_code(code, for_update=True)
-        assert case is not None
-        for step in (Progress("accepted"), Progress("assigned", department="城管局")):
-            await record_progress(uow, case, step, runtime.deadlines, now)
-        await uow.commit()
-    first_stage = datetime.fromisoformat(case.stages[0]["due_at"])
-    raised = await deadline_watch.scan(
-        units(runtime), runtime.deadlines, now=first_stage + timedelta(minutes=1)
-    )
-    assert raised >= 1  # the first stage missed (later ones may be in their warning window)
-    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-        case = await uow.cases.by_code(code, for_update=True)
-        assert case is not None
-        finish = case.finish_due_at
-        await record_progress(
-            uow, case, Progress("extended", reason="会商", days=10), runtime.deadlines, now
-        )
-        await uow.commit()
-    assert finish is not None
-    await deadline_watch.scan(
-        units(runtime), runtime.deadlines, now=finish - timedelta(hours=1)
-    )  # old due time: no longer owed
-    async with runtime.db.session() as session:
-        kinds = list(
-            await session.scalars(
-                select(OutboxEntry.data).where(OutboxEntry.type.like("deadline.%"))
-            )
-        )
-    assert not any(k["deadline"] == "finish" for k in kinds)
-    await deadline_watch.scan(
-        units(runtime), runtime.deadlines, now=finish + timedelta(days=10) - timedelta(hours=1)
-    )
-    async with runtime.db.session() as session:
-        kinds = list(
-            await session.scalars(
-                select(OutboxEntry.data).where(OutboxEntry.type.like("deadline.%"))
-            )
-        )
-    assert [k["level"] for k in kinds if k["deadline"] == "finish"] == ["warning"]
 
 
 async def _deadline_events(runtime: Runtime) -> list[tuple[str, str]]:
@@ -258,6 +178,25 @@ async def _walk(runtime: Runtime, code: str, now: datetime, *steps: Progress) ->
             await record_progress(uow, case, step, runtime.deadlines, now)
         await uow.commit()
     return case
+
+
+async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Runtime) -> None:
+    runtime = sqlite_runtime
+    code = await _submitted_case(runtime)
+    now = datetime.now(UTC)
+    steps = (Progress("accepted"), Progress("assigned", department="城管局"))
+    case = await _walk(runtime, code, now, *steps)
+    first_stage = datetime.fromisoformat(case.stages[0]["due_at"])
+    raised = await scan(runtime, first_stage + timedelta(minutes=1))
+    assert raised >= 1  # the first stage missed (later ones may be in their warning window)
+    finish = case.finish_due_at
+    assert finish is not None
+    await _walk(runtime, code, now, Progress("extended", reason="会商", days=10))
+    await scan(runtime, finish - timedelta(hours=1))  # old due time: no longer owed
+    assert not any(kind == "finish" for kind, _ in await _deadline_events(runtime))
+    await scan(runtime, finish + timedelta(days=10) - timedelta(hours=1))
+    finish_levels = [level for kind, level in await _deadline_events(runtime) if kind == "finish"]
+    assert finish_levels == ["warning"]
 
 
 async def test_stages_from_submission_start_at_filing(tmp_path: Path) -> None:
@@ -284,10 +223,8 @@ async def test_stages_from_submission_start_at_filing(tmp_path: Path) -> None:
         }
         assert deadlines["next"]["kind"] == "accept"  # the law's limit, not a stage
         # The watch counts them like any other stage: the 4 hours warn in their last hour.
-        assert await deadline_watch.scan(units(runtime), runtime.deadlines, start) == 0
-        warned = await deadline_watch.scan(
-            units(runtime), runtime.deadlines, start + timedelta(hours=3, minutes=1)
-        )
+        assert await scan(runtime, start) == 0
+        warned = await scan(runtime, start + timedelta(hours=3, minutes=1))
         assert warned >= 1 and ("stage:四小时联系", "warning") in await _deadline_events(runtime)
 
 
@@ -308,13 +245,10 @@ async def test_a_fresh_assignment_does_not_page_staff(sqlite_runtime: Runtime) -
     )
     contact = datetime.fromisoformat(case.stages[0]["due_at"])
     assert contact - MONDAY == timedelta(hours=37, minutes=59, seconds=59)
-    scan = deadline_watch.scan
-    assert await scan(units(runtime), runtime.deadlines, MONDAY + timedelta(minutes=1)) == 0
+    assert await scan(runtime, MONDAY + timedelta(minutes=1)) == 0
     quarter = (contact - MONDAY) / 4
-    assert (
-        await scan(units(runtime), runtime.deadlines, contact - quarter - timedelta(minutes=1)) == 0
-    )
-    assert await scan(units(runtime), runtime.deadlines, contact - quarter) == 1
+    assert await scan(runtime, contact - quarter - timedelta(minutes=1)) == 0
+    assert await scan(runtime, contact - quarter) == 1
     assert await _deadline_events(runtime) == [("stage:联系群众", "warning")]
 
 
@@ -324,17 +258,10 @@ async def test_an_hour_stage_warns_in_its_last_hour(tmp_path: Path) -> None:
         code = await _submitted_case(runtime)
         steps = (Progress("accepted"), Progress("assigned", department="城管局"))
         await _walk(runtime, code, MONDAY, *steps)
-        scan = deadline_watch.scan
-        assert await scan(units(runtime), runtime.deadlines, MONDAY + timedelta(minutes=1)) == 0
-        assert (
-            await scan(units(runtime), runtime.deadlines, MONDAY + timedelta(hours=2, minutes=59))
-            == 0
-        )
-        assert await scan(units(runtime), runtime.deadlines, MONDAY + timedelta(hours=3)) == 1
-        assert (
-            await scan(units(runtime), runtime.deadlines, MONDAY + timedelta(hours=4, minutes=1))
-            == 1
-        )
+        assert await scan(runtime, MONDAY + timedelta(minutes=1)) == 0
+        assert await scan(runtime, MONDAY + timedelta(hours=2, minutes=59)) == 0
+        assert await scan(runtime, MONDAY + timedelta(hours=3)) == 1
+        assert await scan(runtime, MONDAY + timedelta(hours=4, minutes=1)) == 1
         assert await _deadline_events(runtime) == [
             ("stage:四小时联系", "warning"),
             ("stage:四小时联系", "missed"),
@@ -348,7 +275,6 @@ async def test_the_sixty_days_still_warn_two_days_ahead(tmp_path: Path) -> None:
         case = await _walk(runtime, code, MONDAY, Progress("accepted"))
         finish = case.finish_due_at
         assert finish is not None
-        scan = deadline_watch.scan
-        assert await scan(units(runtime), runtime.deadlines, finish - timedelta(hours=49)) == 0
-        assert await scan(units(runtime), runtime.deadlines, finish - timedelta(hours=47)) == 1
+        assert await scan(runtime, finish - timedelta(hours=49)) == 0
+        assert await scan(runtime, finish - timedelta(hours=47)) == 1
         assert await _deadline_events(runtime) == [("finish", "warning")]

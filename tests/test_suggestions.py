@@ -7,7 +7,6 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bot.app.runtime import Runtime
-from bot.backoffice import deadline_watch
 from conversation.cases.progress import Progress
 from storage.documents import case_document
 from storage.lifecycle import record_progress
@@ -16,7 +15,7 @@ from storage.models import Case, Notification, OutboxEntry, Survey, utcnow
 from storage.uow import UnitOfWork
 
 from .conftest import Citizen
-from .test_deadlines import units
+from .test_deadlines import scan
 
 STEPS = (
     Progress("accepted"),
@@ -66,10 +65,10 @@ async def test_a_suggestion_never_raises_deadline_warnings(sqlite_runtime: Runti
     runtime = sqlite_runtime
     code = await suggest(runtime)
     later = utcnow() + timedelta(days=16)  # past the petition's 15 days
-    assert await deadline_watch.scan(units(runtime), runtime.deadlines, later) == 0
+    assert await scan(runtime, later) == 0
     await walk(runtime, code, *STEPS[:2])  # accepted and assigned: no 1-2-3 stages either
     later = utcnow() + timedelta(days=91)
-    assert await deadline_watch.scan(units(runtime), runtime.deadlines, later) == 0
+    assert await scan(runtime, later) == 0
     assert await count(runtime, OutboxEntry, OutboxEntry.type.like("deadline.%")) == 0
 
 

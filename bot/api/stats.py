@@ -82,7 +82,8 @@ async def report(uow: UnitOfWork, start: datetime, end: datetime, by: str = "") 
 def _count(tally: Tally, case: Case, surveys: int, repeat: bool) -> None:
     tally.cases += 1
     kind = kind_of(case.kind)
-    tally.suggestions_received += case.kind == SUGGESTION.name
+    if case.kind == SUGGESTION.name:
+        tally.suggestions_received += 1
     if kind.timed and case.closed_at is not None:
         tally.closed += 1
         if case.finish_due_at is not None and case.closed_at <= case.finish_due_at:

@@ -16,7 +16,7 @@ from sqlalchemy import String, cast, or_, select
 
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.due import OWING, Due
-from storage.documents import owed
+from storage.documents import deadlines_of
 from storage.models import Case, DeadlineMark, utcnow
 from storage.people import insert_ignoring_duplicates
 from storage.uow import UnitOfWork
@@ -49,7 +49,7 @@ async def scan(
         )
         raised = 0
         for case in list(cases):
-            for due in owed(case):
+            for due in deadlines_of(case):
                 if not due.office:
                     continue  # the citizen's window to ask for a review: nothing to warn
                 levels = levels_reached(due, now, deadlines)
