@@ -71,6 +71,6 @@ def next_deadline(dues: Iterable[Due]) -> Due | None:
 
 def _stage(stage: Mapping[str, Any]) -> Due:
     due_at = datetime.fromisoformat(stage["due_at"])
-    started = stage.get("started_at")  # stages stored before hours existed have no start
+    started = stage.get("started_at")  # stages stored before starts were recorded have none
     span = due_at - datetime.fromisoformat(started) if started else None
     return Due(f"stage:{stage['name']}", due_at, span)
