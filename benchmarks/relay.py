@@ -5,7 +5,7 @@
 Runs on PostgreSQL (a throwaway database) and Redis (a throwaway stream), as in production.
 Throughput: a backlog of `--events` outbox rows is published by one relay with each batch size.
 Latency: events are committed one by one while the relay loop runs as the worker runs it
-(woken on commit, as `Runtime.kick` does) and a consumer group blocks on XREADGROUP; each
+(woken on commit, as `Minyi.kick` does) and a consumer group blocks on XREADGROUP; each
 event's time from commit to arrival is measured.
 """
 

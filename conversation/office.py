@@ -7,8 +7,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
+from .cases.stages import (
+    MAX_STAGE_DAYS,
+    MAX_STAGE_HOURS,
+    STAGE_ANCHORS,
+    DeadlineRules,
+    SlaStage,
+)
 from .catalog import Catalog
 
 STEP_TYPES = ("category", "description", "location", "photos", "name", "phone", "text", "choice")
@@ -85,26 +92,6 @@ class StaffHours:
             return False
         now = local.time()
         return any(start <= now < end for start, end in self.spans)
-
-
-@dataclass(frozen=True)
-class SlaStage:
-    """A local fast-track limit on top of the law, e.g. 1-2-3's "contact within 1 day"."""
-
-    name: str
-    days: int
-    working_days: bool = True
-    anchor: str = "assigned"  # the status whose start the days count from
-
-
-@dataclass(frozen=True)
-class DeadlineRules:
-    """When to warn, the local stages, and the calendar for counting working days."""
-
-    warn_before_hours: int = 48
-    stages: tuple[SlaStage, ...] = ()
-    holidays: frozenset[date] = frozenset()
-    workdays: frozenset[date] = frozenset()  # weekend days worked instead (调休)
 
 
 @dataclass(frozen=True)
@@ -283,22 +270,12 @@ def _parse_form(name: str, spec: dict[str, Any]) -> FormSpec:
     return FormSpec(name=name, kind=str(spec.get("kind", name)), steps=tuple(steps))
 
 
-STAGE_ANCHORS = ("submitted", "accepted", "assigned")
-
-
 def _parse_deadlines(data: dict[str, Any]) -> DeadlineRules:
-    stages = []
-    for i, raw in enumerate(data.get("stages", [])):
-        where = f"deadlines.stages[{i}]"
-        name, days = raw.get("name"), raw.get("days")
-        if not isinstance(name, str) or not name:
-            raise OfficeConfigError(f"{where}.name is missing")
-        if not isinstance(days, int) or not 1 <= days <= 60:
-            raise OfficeConfigError(f"{where}.days must be a whole number of days from 1 to 60")
-        anchor = raw.get("from", "assigned")
-        if anchor not in STAGE_ANCHORS:
-            raise OfficeConfigError(f"{where}.from must be one of {', '.join(STAGE_ANCHORS)}")
-        stages.append(SlaStage(name, days, bool(raw.get("working_days", True)), anchor))
+    stages = [
+        _parse_stage(raw, f"deadlines.stages[{i}]") for i, raw in enumerate(data.get("stages", []))
+    ]
+    if len({s.name for s in stages}) != len(stages):
+        raise OfficeConfigError("deadlines.stages: two stages share one name")
     warn = data.get("warn_before_hours", 48)
     if not isinstance(warn, int) or not 0 <= warn <= 24 * 30:
         raise OfficeConfigError(
@@ -310,6 +287,49 @@ def _parse_deadlines(data: dict[str, Any]) -> DeadlineRules:
         holidays=frozenset(_day(d, "deadlines.holidays") for d in data.get("holidays", [])),
         workdays=frozenset(_day(d, "deadlines.workdays") for d in data.get("workdays", [])),
     )
+
+
+def _parse_stage(raw: Any, where: str) -> SlaStage:
+    """One local stage: `name`, `days` (0 = the same day) or `hours`, `working_days`, `from`."""
+    if not isinstance(raw, dict):
+        raise OfficeConfigError(
+            f'{where} must be a table such as {{ name = "联系群众", days = 1 }}'
+        )
+    name, days, hours = raw.get("name"), raw.get("days"), raw.get("hours")
+    if not isinstance(name, str) or not name:
+        raise OfficeConfigError(f"{where}.name is missing")
+    if (days is None) == (hours is None):
+        raise OfficeConfigError(f"{where} needs either days or hours (one of them)")
+    if hours is not None:
+        if not _whole(hours) or not 1 <= hours <= MAX_STAGE_HOURS:
+            raise OfficeConfigError(
+                f"{where}.hours must be a whole number of hours from 1 to {MAX_STAGE_HOURS}"
+            )
+        if "working_days" in raw:
+            raise OfficeConfigError(
+                f"{where}.working_days applies to days only: hours run on the clock"
+            )
+    elif not _whole(days) or not 0 <= days <= MAX_STAGE_DAYS:
+        raise OfficeConfigError(
+            f"{where}.days must be a whole number of days from 0 (the same day) to {MAX_STAGE_DAYS}"
+        )
+    anchor = raw.get("from", "assigned")
+    if anchor not in STAGE_ANCHORS:
+        raise OfficeConfigError(
+            f"{where}.from = {anchor!r} cannot start a stage: a stage counts from when the case "
+            f"is {', '.join(STAGE_ANCHORS[:-1])} or {STAGE_ANCHORS[-1]}, and ends at the reply"
+        )
+    return SlaStage(
+        name,
+        days=days or 0,
+        working_days=bool(raw.get("working_days", True)),
+        anchor=anchor,
+        hours=hours or 0,
+    )
+
+
+def _whole(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _day(value: Any, key: str) -> date:

@@ -89,7 +89,8 @@ class ConversationStore(Protocol):
 
 
 class DeadlinePolicy(Protocol):
-    """The legal time limits, computed where the law and local rules are configured (bot/)."""
+    """The legal time limits (`conversation.cases.deadlines.LegalDeadlines`, with the office's
+    calendar)."""
 
     def acceptance_due(self, submitted_at: datetime) -> datetime: ...
 

@@ -59,7 +59,13 @@ class Cases:
         return list(rows)
 
     async def of_identity(
-        self, channel: str, external_id: str, *, statuses: tuple[str, ...] = (), limit: int = 5
+        self,
+        channel: str,
+        external_id: str,
+        *,
+        statuses: tuple[str, ...] = (),
+        kinds: tuple[str, ...] = (),
+        limit: int = 5,
     ) -> list[Case]:
         query = (
             select(Case)
@@ -70,6 +76,8 @@ class Cases:
         )
         if statuses:
             query = query.where(Case.status.in_(statuses))
+        if kinds:
+            query = query.where(Case.kind.in_(kinds))
         return list(await self.session.scalars(query))
 
     async def owned(self, channel: str, external_id: str, code: str) -> Case | None:

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select, update
 
+from conversation.cases.deadlines import LegalDeadlines
 from conversation.commands import Command, Results
 from conversation.messages import Inbound, Reply
 from conversation.ports import CaseView, Conflict, Lookups
@@ -92,7 +93,7 @@ class StoreTurn:
 
     async def apply(self, commands: Sequence[Command], inbound: Inbound) -> Results:
         uow = await self.uow()
-        results = await CommandHandler(uow, self.store.tz).apply(commands, inbound)
+        results = await CommandHandler(uow, self.store.deadlines).apply(commands, inbound)
         await uow.flush()
         return results
 
@@ -140,12 +141,15 @@ class ConversationStoreBase:
         lifetime: timedelta = timedelta(hours=24),
         dedupe_ttl: timedelta = timedelta(hours=24),
         committed: Committed | None = None,
+        deadlines: LegalDeadlines | None = None,
     ) -> None:
         self.db = db
         self.cipher = cipher
         # Told which queues a turn wrote to (a filing's outbox event, an alert), after commit.
         self.committed: Committed = committed or (lambda touched: None)
         self.tz = tz
+        # Filing sets the case's first deadlines with these (the office's stages from filing).
+        self.deadlines = deadlines or LegalDeadlines(tz)
         self.lifetime = lifetime
         self.dedupe_ttl = dedupe_ttl
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from conversation.cases.due import Due, next_deadline, open_deadlines
+
 from .models import Attachment, Case, CaseEvent
 
 
@@ -13,7 +15,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def deadlines_json(case: Case) -> dict[str, Any]:
-    due = next_deadline(case)
+    due = next_deadline(deadlines_of(case))
     return {
         "accept_by": _iso(case.accept_due_at),
         "finish_by": _iso(case.finish_due_at),
@@ -21,22 +23,21 @@ def deadlines_json(case: Case) -> dict[str, Any]:
         "extended_days": case.extended_days or 0,
         "extension_reason": case.extension_reason or "",
         "stages": [{k: v for k, v in s.items() if k != "anchor"} for s in case.stages or []],
-        "next": {"kind": due[0], "due_at": _iso(due[1])} if due else None,
+        "next": {"kind": due.kind, "due_at": _iso(due.due_at)} if due else None,
     }
 
 
-def next_deadline(case: Case) -> tuple[str, datetime] | None:
-    """What is due next, by status: the decision on acceptance, completion, the review decision,
-    or (after the reply) the end of the citizen's window to ask for a review."""
-    if case.status == "submitted" and case.accept_due_at:
-        return "accept", case.accept_due_at
-    if case.status in ("accepted", "assigned", "returned") and case.finish_due_at:
-        return "finish", case.finish_due_at
-    if case.status == "review_requested" and case.finish_due_at:
-        return "review_decision", case.finish_due_at
-    if case.status == "replied" and case.review_due_at:
-        return "review", case.review_due_at
-    return None
+def deadlines_of(case: Case) -> list[Due]:
+    """The deadlines open on this case now (the rule is `conversation.cases.due`)."""
+    return open_deadlines(
+        kind=case.kind,
+        status=case.status,
+        accept_by=case.accept_due_at,
+        finish_by=case.finish_due_at,
+        review_by=case.review_due_at,
+        extended_days=case.extended_days or 0,
+        stages=case.stages or [],
+    )
 
 
 def rating_json(case: Case) -> dict[str, Any] | None:

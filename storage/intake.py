@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import tzinfo
 
+from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.kinds import kind_of
 from conversation.commands import (
     AddRatingComment,
     Command,
@@ -28,9 +29,9 @@ from .uow import UnitOfWork
 
 
 class CommandHandler:
-    def __init__(self, uow: UnitOfWork, tz: tzinfo) -> None:
+    def __init__(self, uow: UnitOfWork, deadlines: LegalDeadlines) -> None:
         self.uow = uow
-        self.tz = tz
+        self.deadlines = deadlines
 
     async def apply(self, commands: Sequence[Command], inbound: Inbound) -> Results:
         results = Results()
@@ -66,6 +67,7 @@ class CommandHandler:
         if citizen is not None:
             identity.citizen_id = citizen.id
         now = utcnow()
+        timed = kind_of(command.kind).timed
         case = Case(
             origin=command.origin,
             kind=command.kind,
@@ -84,11 +86,13 @@ class CommandHandler:
             status="submitted",
             created_at=now,
             updated_at=now,
-            accept_due_at=command.acceptance_due,
+            # A suggestion has no decision on acceptance to make within 15 days.
+            accept_due_at=command.acceptance_due if timed else None,
+            stages=self.deadlines.stages_from("submitted", now) if timed else [],
         )
         uow.cases.set_contact(case, command.name, command.phone)
         attachments = attachment_rows(inbound.channel, command.attachments)
-        await uow.cases.add(case, now.astimezone(self.tz).date(), attachments)
+        await uow.cases.add(case, now.astimezone(self.deadlines.tz).date(), attachments)
         await uow.events.append(
             case,
             "submitted",

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
+from conversation.cases.citizen import CITIZEN_VISIBLE, RATABLE
+from conversation.cases.due import next_deadline
+from conversation.cases.kinds import SURVEYED_KINDS
 from conversation.ports import CaseView, Deadline
 
-from .documents import next_deadline
+from .documents import deadlines_of
 from .models import Case
 from .uow import UnitOfWork
-
-# Timeline entries a citizen sees in "办理经过"; internal ones (notes, deliveries) stay hidden.
-CITIZEN_VISIBLE = frozenset(
-    {
-        "submitted",
-        "accepted",
-        "redirected",
-        "assigned",
-        "returned",
-        "replied",
-        "closed",
-        "extended",
-        "rated",
-        "review_requested",
-    }
-)
-RATABLE = ("closed",)
 
 
 class CaseLookups:
@@ -47,12 +33,14 @@ class CaseLookups:
         return _view(case, history)
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
-        cases = await self.uow.cases.of_identity(channel, sender, statuses=RATABLE, limit=10)
+        cases = await self.uow.cases.of_identity(
+            channel, sender, statuses=RATABLE, kinds=SURVEYED_KINDS, limit=10
+        )
         return [_view(case) for case in cases]
 
 
 def _view(case: Case, history: tuple[tuple, ...] = ()) -> CaseView:
-    due = next_deadline(case)
+    due = next_deadline(deadlines_of(case))
     return CaseView(
         code=case.code,
         kind=case.kind,
@@ -60,7 +48,7 @@ def _view(case: Case, history: tuple[tuple, ...] = ()) -> CaseView:
         status=case.status,
         created_at=case.created_at,
         updated_at=case.updated_at,
-        next_deadline=Deadline(due[0], due[1]) if due else None,
+        next_deadline=Deadline(due.kind, due.due_at) if due else None,
         review_until=case.review_due_at,
         history=history,
     )

@@ -2,28 +2,22 @@
 
 A rating is taken only from a closed case and only once (closed → rated), so `case.rated` is
 published exactly once. An unhappy rating pages staff. A review (复查) may be asked within the
-window the law gives after the reply; it reopens the case and opens a new survey later.
+window the law gives after the reply; it reopens the case and opens a new survey later. Both
+move the case through `lifecycle.advance`, as the transition table allows.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed
 
+from .lifecycle import advance
 from .models import Case, Survey, utcnow
+from .surveys import open_survey
 from .uow import UnitOfWork
 
 COMMENT_WINDOW = timedelta(hours=24)  # free text this soon after a rating becomes its comment
-REVIEW_FROM = ("replied", "closed", "rated")
-
-
-async def open_survey(uow: UnitOfWork, case: Case) -> Survey | None:
-    return await uow.session.scalar(
-        select(Survey)
-        .where(Survey.case_id == case.id, Survey.status == "open")
-        .order_by(Survey.id.desc())
-    )
 
 
 async def record_rating(
@@ -42,12 +36,13 @@ async def record_rating(
     """Rate a closed case; False (and nothing written) when it is not closed any more.
 
     `survey` is the case's open survey when the caller has it already (SMS replies do)."""
-    if case.status != "closed":
-        return False
     now = now or utcnow()
+    try:
+        advance(case, "rated", now)
+    except IllegalTransition:
+        return False
     case.rating_score, case.rating_scale, case.rating_label = score, scale, label
     case.rating_comment, case.rating_channel, case.rated_at = comment, channel, now
-    case.status = "rated"
     survey = survey or await open_survey(uow, case)
     if survey is not None:
         survey.status, survey.answered_at, survey.answered_via, survey.score = (
@@ -94,11 +89,12 @@ async def request_review(
 ) -> str:
     """Reopen for review: "requested", "too_late" (the 30 days after the reply passed) or "not_possible"."""
     now = now or utcnow()
-    if case.status not in REVIEW_FROM or case.review_due_at is None:
-        return "not_possible"
-    if now > case.review_due_at:
+    try:
+        advance(case, "review_requested", now)
+    except ReviewWindowClosed:
         return "too_late"
-    case.status = "review_requested"
+    except IllegalTransition:
+        return "not_possible"
     case.finish_due_at = decision_due
     data = {"decide_by": decision_due.isoformat(), "channel": channel}
     await uow.events.append(case, "review_requested", f"citizen:{channel}", data, at=now)

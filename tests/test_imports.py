@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,12 @@ STORAGE_MAY_USE = {
     "conversation.ports",
     "conversation.state",
     "conversation.codes",
+    "conversation.cases",  # the case rules storage consults, with every module in it
 }
+
+
+def storage_may_use(name: str) -> bool:
+    return any(name == allowed or name.startswith(f"{allowed}.") for allowed in STORAGE_MAY_USE)
 
 
 def imports_of(path: Path) -> list[str]:
@@ -56,7 +62,7 @@ def test_packages_import_only_what_the_architecture_allows() -> None:
                     broken.append(
                         f"{path.relative_to(ROOT)} imports {name} (channels see only conversation.messages)"
                     )
-                if package == "storage" and top == "conversation" and name not in STORAGE_MAY_USE:
+                if package == "storage" and top == "conversation" and not storage_may_use(name):
                     broken.append(
                         f"{path.relative_to(ROOT)} imports {name} (storage sees conversation types and ports)"
                     )
@@ -67,3 +73,17 @@ def test_nothing_imports_bot() -> None:
     for package in ("conversation", "storage", "channels"):
         for path in (ROOT / package).rglob("*.py"):
             assert not any(n.split(".")[0] == "bot" for n in imports_of(path)), path
+
+
+def test_case_rules_use_the_standard_library_only() -> None:
+    """conversation/cases/ is what storage and bot consult: nothing but itself and the stdlib."""
+    for path in (ROOT / "conversation" / "cases").rglob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 1:
+                raise AssertionError(f"{path.name} reaches outside conversation/cases")
+        for name in imports_of(path):
+            top = name.split(".")[0]
+            assert top in sys.stdlib_module_names or name.startswith("conversation.cases"), (
+                f"{path.relative_to(ROOT)} imports {name}"
+            )

@@ -28,7 +28,9 @@ from channels.base import (
 )
 from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
+from conversation.cases.progress import Progress
 from conversation.messages import Inbound, Reply
+from storage.lifecycle import record_progress
 from storage.models import Identity, Notification, utcnow
 from storage.uow import UnitOfWork
 
@@ -251,8 +253,6 @@ class ScriptedChannel:
 
 
 async def accept(runtime: Minyi, code: str) -> None:
-    from bot.backoffice.lifecycle import Progress, record_progress
-
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         case = await uow.cases.by_code(code, for_update=True)
         assert case is not None
@@ -346,8 +346,6 @@ async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Set
                 await session.scalars(select(Identity).where(Identity.channel == "telegram"))
             ).one()
         assert identity.unreachable_at is not None and len(sms.sent) == 1
-        from bot.backoffice.lifecycle import Progress, record_progress
-
         async with UnitOfWork(runtime.db, runtime.cipher) as uow:
             case = await uow.cases.by_code(code, for_update=True)
             assert case is not None

@@ -15,6 +15,7 @@ from storage.models import Survey
 from storage.uow import UnitOfWork
 
 from .conftest import Citizen
+from .test_suggestions import suggest
 
 AUTH = {"Authorization": "Bearer test-token"}
 DAY = timedelta(days=1)
@@ -129,3 +130,27 @@ async def test_metrics_expose_the_rates(client: TestClient) -> None:
         'minyi_rate{measure="satisfaction"} 1.0' in text
         and 'minyi_rate{measure="response"} 1.0' in text
     )
+
+
+async def test_suggestions_count_apart_from_satisfaction_and_timeliness(
+    client: TestClient,
+) -> None:
+    now = datetime.now(UTC)
+    petition = await filed(client, "p", "13800000021", "1")
+    suggestion = await suggest(client.server.app[MINYI], "s")
+    for code, score in ((petition, 3), (suggestion, 1)):
+        await shape(
+            client,
+            code,
+            status="rated",
+            closed_at=now,
+            finish_due_at=now - DAY,
+            rating_score=score,
+            rating_scale=3,
+            surveys=1,
+        )
+    total = (await (await client.get("/api/v1/stats", headers=AUTH)).json())["total"]
+    assert (total["cases"], total["suggestions_received"]) == (2, 1)
+    assert (total["surveys"], total["answered"], total["satisfied"]) == (1, 1, 0)
+    assert total["satisfaction_rate"] == 0.0 and total["response_rate"] == 1.0
+    assert (total["closed"], total["on_time_rate"]) == (1, 0.0)

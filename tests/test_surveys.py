@@ -18,13 +18,14 @@ from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from bot.app.wiring import Minyi, open_minyi
-from bot.backoffice import surveys as survey_jobs
-from bot.backoffice.lifecycle import Progress, record_progress
-from bot.backoffice.surveys import SurveyRules
+from conversation.cases.progress import Progress
+from conversation.cases.surveys import SurveyRules
 from conversation.codes import short_reference
 from storage.conversations import RedisConversationStore
+from storage.lifecycle import record_progress
 from storage.models import Citizen as CitizenRow
 from storage.models import Notification, OutboxEntry, Survey, utcnow
+from storage.surveys import expire_surveys
 from storage.uow import UnitOfWork
 
 from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app
@@ -324,8 +325,8 @@ async def test_unanswered_surveys_expire(client: TestClient) -> None:
     code = await closed_case(client)
     runtime = runtime_of(client)
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-        assert await survey_jobs.expire(uow, now=utcnow() + timedelta(days=6)) == 0
-        assert await survey_jobs.expire(uow, now=utcnow() + timedelta(days=8)) == 1
+        assert await expire_surveys(uow, now=utcnow() + timedelta(days=6)) == 0
+        assert await expire_surveys(uow, now=utcnow() + timedelta(days=8)) == 1
         await uow.commit()
     assert "survey.expired" in [e["type"] for e in (await case_json(client, code))["events"]]
     assert await sms_reply(client, "1", "after-expiry") == 200

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.backoffice.lifecycle import EVENT_TYPES, LIMITS, STATUSES
+from conversation.cases.lifecycle import BACKOFFICE_EVENTS, STATUSES
+from conversation.cases.progress import LIMITS
 
 _ERROR = {
     "type": "object",
@@ -231,7 +232,7 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["type"],
                     "additionalProperties": False,
                     "properties": {
-                        "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                        "type": {"type": "string", "enum": list(BACKOFFICE_EVENTS)},
                         "note": {
                             "type": "string",
                             "maxLength": LIMITS["note"],

@@ -15,14 +15,16 @@ from aiohttp import web
 
 from bot.api import stats
 from bot.api.openapi import openapi_document
-from bot.backoffice.deadlines import LegalDeadlines
-from bot.backoffice.lifecycle import IllegalTransition, InvalidProgress, Progress, record_progress
-from bot.backoffice.surveys import SurveyRules
 from channels.base import json_response
+from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.lifecycle import IllegalTransition
+from conversation.cases.progress import InvalidProgress, Progress
+from conversation.cases.surveys import SurveyRules
 from conversation.codes import CASE_CODE_RE
 from conversation.office import OfficeConfig
 from conversation.ports import Conflict
 from storage.documents import case_document
+from storage.lifecycle import record_progress
 from storage.models import ApiIdempotency, utcnow
 from storage.uow import UnitOfWork, Units
 

@@ -6,6 +6,9 @@
 - 按期办结率 (on-time closure rate): cases closed by their finish deadline among cases closed.
 - 重复信访率 (repeat-petition rate): cases whose citizen (same mobile number) had filed an earlier
   case in the same category, among cases with a known citizen.
+
+Suggestions (人民建议) are counted apart (`suggestions_received`): they are not surveyed and have
+no finish deadline, so they count in neither 满意率 nor the on-time measures.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from conversation.cases.kinds import SUGGESTION, kind_of
 from conversation.rating import is_unhappy
 from storage.models import Case, Survey
 from storage.uow import UnitOfWork
@@ -35,6 +39,7 @@ class Tally:
     satisfied: int = 0
     with_citizen: int = 0
     repeat: int = 0
+    suggestions_received: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,15 +81,19 @@ async def report(uow: UnitOfWork, start: datetime, end: datetime, by: str = "") 
 
 def _count(tally: Tally, case: Case, surveys: int, repeat: bool) -> None:
     tally.cases += 1
-    if case.closed_at is not None:
+    kind = kind_of(case.kind)
+    if case.kind == SUGGESTION.name:
+        tally.suggestions_received += 1
+    if kind.timed and case.closed_at is not None:
         tally.closed += 1
         if case.finish_due_at is not None and case.closed_at <= case.finish_due_at:
             tally.closed_on_time += 1
-    tally.surveys += surveys
-    if case.rating_score is not None:
-        tally.answered += 1
-        if not is_unhappy(case.rating_scale or 3, case.rating_score):
-            tally.satisfied += 1
+    if kind.surveyed:
+        tally.surveys += surveys
+        if case.rating_score is not None:
+            tally.answered += 1
+            if not is_unhappy(case.rating_scale or 3, case.rating_score):
+                tally.satisfied += 1
     if case.citizen_id is not None:
         tally.with_citizen += 1
         tally.repeat += int(repeat)

@@ -21,18 +21,18 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bot.backoffice.citizen_notices import CitizenNotices
-from bot.backoffice.deadlines import LegalDeadlines
 from bot.backoffice.delivery_reports import DeliveryReports
 from bot.backoffice.duty_group import DutyGroup
 from bot.backoffice.notifier import Notifier
 from bot.backoffice.reach import CitizenReach
 from bot.backoffice.staff_alerts import StaffAlerts
 from bot.backoffice.survey_replies import SurveyReplies
-from bot.backoffice.surveys import SurveyRules
 from bot.backoffice.workers import Job, Wakeups, jobs_for
 from channels.base import Channel, Handler, Parts, PhoneTexting, Services, SharedCache
 from channels.registry import PLUGINS
 from channels.staff import StaffTarget
+from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.surveys import SurveyRules
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
@@ -145,6 +145,8 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     wakeups = Wakeups()
     units = Units(db, cipher, wakeups.committed)
     lifetime = timedelta(hours=settings.session_hours)
+    # The law's limits and the office's stages: filing sets the first, the watch raises them.
+    deadlines = LegalDeadlines(tz, office.deadlines)
     redis: Redis | None = None
     store: ConversationStoreBase
     if settings.redis_url:
@@ -152,14 +154,20 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
             settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
         )
         store = RedisConversationStore(
-            db, cipher, tz, redis, keys, lifetime=lifetime, committed=wakeups.committed
+            db,
+            cipher,
+            tz,
+            redis,
+            keys,
+            lifetime=lifetime,
+            committed=wakeups.committed,
+            deadlines=deadlines,
         )
     else:
         store = DatabaseConversationStore(
-            db, cipher, tz, lifetime=lifetime, committed=wakeups.committed
+            db, cipher, tz, lifetime=lifetime, committed=wakeups.committed, deadlines=deadlines
         )
     shared: SharedCache = RedisShared(redis, keys) if redis is not None else DatabaseShared(db)
-    deadlines = LegalDeadlines(tz, office.deadlines)
     surveys = SurveyRules.from_setting(
         settings.survey_scale, settings.survey_days, settings.survey_quiet_hours
     )

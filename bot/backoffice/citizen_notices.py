@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from bot.backoffice.surveys import SurveyRules
 from channels.base import Notice, PhoneTexting, Recipient, Route
+from conversation.cases.surveys import SurveyRules
 from conversation.catalog import Catalog
 from conversation.codes import short_reference
 from conversation.messages import Reply

@@ -3,7 +3,8 @@
 Each fires once per case, deadline and due time — across restarts and several workers — because
 it is raised only by whoever inserts its mark (a unique row) in the same transaction as the
 timeline entry, the stream event and the staff alert. A new due time (an extension) is a new
-deadline and warns again.
+deadline and warns again. The warning comes at most a quarter of the limit's span ahead (see
+`conversation.cases.deadlines`), so a fresh one-day stage does not page anyone at once.
 """
 
 from __future__ import annotations
@@ -13,35 +14,18 @@ from datetime import datetime
 
 from sqlalchemy import String, cast, or_, select
 
-from bot.backoffice.deadlines import Due, LegalDeadlines
+from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.due import OWING, Due
+from storage.documents import deadlines_of
 from storage.models import Case, DeadlineMark, utcnow
 from storage.people import insert_ignoring_duplicates
 from storage.uow import UnitOfWork
-
-OPEN = ("submitted", "accepted", "assigned", "returned", "review_requested")
-STAGES_CLOSE_AT = frozenset({"replied", "closed", "rated", "redirected"})
-
-
-def open_deadlines(case: Case) -> list[Due]:
-    """What the office still owes on this case, by its status."""
-    dues: list[Due] = []
-    if case.status == "submitted" and case.accept_due_at:
-        dues.append(Due("accept", case.accept_due_at))
-    elif case.status in ("accepted", "assigned", "returned") and case.finish_due_at:
-        dues.append(Due("finish", case.finish_due_at))
-    elif case.status == "review_requested" and case.finish_due_at:
-        dues.append(Due("review_decision", case.finish_due_at))
-    if case.status not in STAGES_CLOSE_AT:
-        for stage in case.stages or []:
-            if not stage.get("met_at"):
-                dues.append(Due(f"stage:{stage['name']}", datetime.fromisoformat(stage["due_at"])))
-    return dues
 
 
 def levels_reached(due: Due, now: datetime, deadlines: LegalDeadlines) -> list[str]:
     if now > due.due_at:
         return ["warning", "missed"]
-    if now >= due.due_at - deadlines.warn_before:
+    if now >= due.due_at - deadlines.warning_lead(due.span):
         return ["warning"]
     return []
 
@@ -51,11 +35,11 @@ async def scan(
 ) -> int:
     """Raise what is due; the number of warnings and misses raised."""
     now = now or utcnow()
-    horizon = now + deadlines.warn_before
+    horizon = now + deadlines.warn_before  # no lead is longer than the configured one
     async with units() as uow:
         cases = await uow.session.scalars(
             select(Case).where(
-                Case.status.in_(OPEN),
+                Case.status.in_(OWING),
                 or_(
                     Case.accept_due_at <= horizon,
                     Case.finish_due_at <= horizon,
@@ -65,7 +49,9 @@ async def scan(
         )
         raised = 0
         for case in list(cases):
-            for due in open_deadlines(case):
+            for due in deadlines_of(case):
+                if not due.office:
+                    continue  # the citizen's window to ask for a review: nothing to warn
                 levels = levels_reached(due, now, deadlines)
                 for level in levels:
                     if await _mark(uow, case, due, level) and (

@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from channels.sms import SmsReply
 from conversation import rating
+from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.surveys import SurveyRules
 from conversation.catalog import Catalog
 from conversation.codes import short_reference
 from conversation.survey_reply import OptOut, Rated, read_reply
@@ -27,9 +29,6 @@ from storage import ratings
 from storage.models import Case, SmsInbound, Survey, utcnow
 from storage.people import insert_ignoring_duplicates
 from storage.uow import UnitOfWork, Units
-
-from .deadlines import LegalDeadlines
-from .surveys import SurveyRules
 
 log = logging.getLogger(__name__)
 

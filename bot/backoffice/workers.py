@@ -20,14 +20,15 @@ from datetime import timedelta
 
 from prometheus_client import Counter
 
+from conversation.cases.deadlines import LegalDeadlines
 from storage.conversations import purge_expired
 from storage.db import Database
 from storage.relay import Relay
 from storage.shared import purge_expired_values
+from storage.surveys import expire_surveys
 from storage.uow import Units
 
-from . import deadline_watch, surveys
-from .deadlines import LegalDeadlines
+from . import deadline_watch
 from .notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,9 @@ def jobs_for(
 ) -> tuple[Job, ...]:
     """The background jobs; `stream` when Redis carries the back office's stream (trimmed)."""
 
-    async def expire_surveys() -> int:
+    async def expire() -> int:
         async with units() as uow:
-            expired = await surveys.expire(uow)
+            expired = await expire_surveys(uow)
             await uow.commit()
         return expired
 
@@ -89,7 +90,7 @@ def jobs_for(
         Job("outbox-relay", 1.0, relay.publish_once, repeat_while_busy=True),
         Job("notifier", 2.0, notifier.run_once, repeat_while_busy=True),
         Job("deadlines", 60.0, lambda: deadline_watch.scan(units, deadlines)),
-        Job("survey-expiry", 300.0, expire_surveys),
+        Job("survey-expiry", 300.0, expire),
         Job("purge-expired", 600.0, purge),
     ]
     if stream:

@@ -1,0 +1,25 @@
+"""What the citizen is told of their case: the steps sent to them, the history they see."""
+
+from __future__ import annotations
+
+from .lifecycle import TRANSITIONS
+
+# Steps the citizen hears about on their own channel as they happen.
+CITIZEN_TOPICS = frozenset({"accepted", "redirected", "replied", "closed", "extended"})
+# Timeline entries a citizen sees in "办理经过"; internal ones (notes, deliveries) stay hidden.
+CITIZEN_VISIBLE = frozenset(
+    {
+        "submitted",
+        "accepted",
+        "redirected",
+        "assigned",
+        "returned",
+        "replied",
+        "closed",
+        "extended",
+        "rated",
+        "review_requested",
+    }
+)
+# The statuses a citizen may rate from, as the table says.
+RATABLE = tuple(TRANSITIONS["rated"])

@@ -1,0 +1,107 @@
+"""The case lifecycle as rows: the one status change, and each step the back office reports.
+
+`advance` is the only place a case's status is set; it asks the table in
+`conversation.cases.lifecycle` and raises `IllegalTransition` otherwise. `record_progress`
+applies one back-office step: status, deadlines and stages, timeline, `case.updated`, the
+citizen's notice and, on closing, the satisfaction survey — all in the caller's unit of work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from conversation.cases.citizen import CITIZEN_TOPICS
+from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.kinds import kind_of
+from conversation.cases.lifecycle import IllegalTransition, next_status
+from conversation.cases.progress import Progress
+from conversation.cases.stages import STAGE_ANCHORS
+from conversation.cases.surveys import SurveyRules
+
+from .models import Case, CaseEvent
+from .surveys import start_survey
+from .uow import UnitOfWork
+
+
+def advance(case: Case, event: str, now: datetime) -> str:
+    """Move `case` by `event` as the table allows (or raise `IllegalTransition`); the status
+    it had before."""
+    before = case.status
+    case.status = next_status(before, event, review_until=case.review_due_at, now=now)
+    return before
+
+
+async def record_progress(
+    uow: UnitOfWork,
+    case: Case,
+    step: Progress,
+    deadlines: LegalDeadlines,
+    now: datetime,
+    surveys: SurveyRules | None = None,
+) -> CaseEvent:
+    """Apply one step. The caller holds the case row (`by_code(for_update=True)`) and commits."""
+    kind = kind_of(case.kind)
+    if step.type == "extended" and case.extended_days:
+        raise IllegalTransition(
+            case.status,
+            step.type,
+            "The case was extended once already; the law allows one extension.",
+        )
+    before = advance(case, step.type, now)
+    data = step.data()
+    if step.type == "extended":
+        base = case.finish_due_at or deadlines.finish_due(case.accepted_at or now)
+        case.finish_due_at = deadlines.extended(base, step.days)
+        case.extended_days, case.extension_reason = step.days, step.reason
+        data["finish_by"] = case.finish_due_at.isoformat()
+    elif step.type == "accepted":
+        case.accepted_at = now
+        case.finish_due_at = deadlines.finish_due(now)
+        data["finish_by"] = case.finish_due_at.isoformat()
+    elif step.type in ("assigned", "redirected"):
+        case.department = step.department
+    elif step.type == "replied":
+        case.replied_at = now
+        case.review_due_at = deadlines.review_request_until(now)
+        data["review_by"] = case.review_due_at.isoformat()
+    elif step.type == "closed":
+        case.closed_at = now
+    if case.status != before and case.status in STAGE_ANCHORS and kind.timed:
+        # Entering an anchor again (assigned after a return) starts its unmet stages afresh.
+        case.stages = [s for s in case.stages if not _unmet_from(s, case.status)] + (
+            deadlines.stages_from(case.status, now)
+        )
+    if step.stage:
+        case.stages = [_met(s, step.stage, now) for s in case.stages]
+    actor = f"staff:{step.staff}" if step.staff else "backoffice"
+    event = await uow.events.append(case, step.type, actor, data, at=now)
+    await uow.outbox.add(
+        "case.updated",
+        case.code,
+        {
+            "status": case.status,
+            "event": {"seq": event.seq, "type": step.type, "at": now.isoformat(), **data},
+        },
+    )
+    if step.type in CITIZEN_TOPICS:
+        await uow.notifications.add(
+            f"citizen:{case.code}:{event.seq}",
+            "citizen",
+            step.type,
+            case,
+            {"event_seq": event.seq, **data},
+        )
+    if step.type == "closed" and kind.surveyed:
+        await start_survey(uow, case, surveys or SurveyRules(), now)
+    return event
+
+
+def _unmet_from(stage: dict[str, Any], anchor: str) -> bool:
+    return stage.get("anchor") == anchor and not stage.get("met_at")
+
+
+def _met(stage: dict[str, Any], name: str, now: datetime) -> dict[str, Any]:
+    if stage.get("name") == name and not stage.get("met_at"):
+        return {**stage, "met_at": now.isoformat()}
+    return stage
