@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from conversation.ports import CaseView, Deadline
+from typing import Any
+
+from conversation.ports import CaseStep, CaseView, Deadline
 
 from .documents import next_deadline
-from .models import Case
+from .models import Case, CaseEvent
 from .uow import UnitOfWork
 
 # Timeline entries a citizen sees in "办理经过"; internal ones (notes, deliveries) stay hidden.
@@ -39,11 +41,7 @@ class CaseLookups:
         if case is None:
             return None
         events = await self.uow.events.events(case)
-        history = tuple(
-            (e.at, e.type, str(e.data.get("note") or e.data.get("reason") or ""))
-            for e in events
-            if e.type in CITIZEN_VISIBLE
-        )
+        history = tuple(_step(e) for e in events if e.type in CITIZEN_VISIBLE)
         return _view(case, history)
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
@@ -51,7 +49,26 @@ class CaseLookups:
         return [_view(case) for case in cases]
 
 
-def _view(case: Case, history: tuple[tuple, ...] = ()) -> CaseView:
+def _step(event: CaseEvent) -> CaseStep:
+    data: dict[str, Any] = event.data or {}
+    return CaseStep(
+        at=event.at,
+        type=event.type,
+        department=str(data.get("department") or ""),
+        note=str(data.get("note") or ""),
+        reason=str(data.get("reason") or ""),
+        rating=str(data.get("label") or ""),
+        score=_number(data.get("score")),
+        scale=_number(data.get("scale")),
+        days=_number(data.get("days")),
+    )
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _view(case: Case, history: tuple[CaseStep, ...] = ()) -> CaseView:
     due = next_deadline(case)
     return CaseView(
         code=case.code,
