@@ -240,7 +240,8 @@ class Engine:
         if flow.open is None:
             state.to_menu()
             return Outcome(replies=[menu_reply(ctx)])
-        state.enter(flow.name)
+        if flow.form:
+            state.enter(flow.name)  # every form opens alike: the state says which one
         return await flow.open(ctx)
 
     async def _event(self, ctx: Context) -> Outcome:

@@ -104,7 +104,7 @@ class Flow:
 
     `name` is what the conversation state records while in it; `handle` takes a message there
     (None from it, or no `handle`: the message is for the main menu); `open` starts it from the
-    menu, after the state has entered it; a `form` is set aside and offered back, not lost.
+    menu (a form's after the state has entered it); a `form` is set aside and offered back.
     """
 
     name: str

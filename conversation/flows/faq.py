@@ -8,11 +8,14 @@ from .base import Context, Outcome, numbered
 from .menu import menu_action
 from .small_talk import small_talk
 
+FLOW = "faq"
+
 
 async def start(ctx: Context) -> Outcome:
     if not ctx.office.faq:
         ctx.state.to_menu()
         return Outcome().say(ctx.t("faq.empty"))
+    ctx.state.enter(FLOW)
     return Outcome(replies=[_list(ctx)])
 
 

@@ -18,6 +18,8 @@ from ..validators import normalize
 from . import faq, forms, handoff, rating, resume, status
 from .base import Flow, FlowTable, label
 
+# A flow that enters itself (status, rating, faq, resume) keeps its name in its module as FLOW;
+# the others are named here only.
 FLOWS: tuple[Flow, ...] = (
     Flow(
         "filing",
@@ -61,7 +63,7 @@ FLOWS: tuple[Flow, ...] = (
         ),
     ),
     Flow(
-        "faq",
+        faq.FLOW,
         faq.handle,
         faq.start,
         menu=MenuEntry("5", "menu.faq", frozenset({"常见问题", "问题", "faq", "questions"}), "faq"),
@@ -74,8 +76,6 @@ FLOWS: tuple[Flow, ...] = (
     ),
     Flow(resume.FLOW, resume.handle),
 )
-# Flows that enter themselves (status by a case code, rating by a survey, resume) keep their
-# name in their own module as FLOW; the others are named here only.
 # A form of the office file that FLOWS does not name: the form handler, its menu entry its own.
 FORM = Flow("", forms.handle, forms.open_form, form=True)
 
