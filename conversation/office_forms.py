@@ -77,24 +77,16 @@ class FormSpec:
 
 
 def parse_forms(data: dict[str, Any]) -> dict[str, FormSpec]:
-    """Every `[forms.<name>]`, checked; free text at the menu needs a petition form to start."""
+    """Every `[forms.<name>]`, checked; free text at the menu needs a petition form to start.
+
+    Menu entries that clash (with each other or with the built-in flows) are refused where the
+    flow table is built, which knows them all."""
     forms = {name: _parse_form(name, spec) for name, spec in data.items()}
     if not any(form.takes_free_text for form in forms.values()):
         raise OfficeConfigError(
             'a form with kind = "petition" and a description step is needed: '
             "a matter written at the menu starts it"
         )
-    for what in ("key", "event"):
-        seen: dict[str, str] = {}
-        for form in forms.values():
-            if form.menu is None:
-                continue
-            value = getattr(form.menu, what)
-            if value in seen:
-                raise OfficeConfigError(
-                    f"forms.{form.name}.menu.{what} {value!r} is taken by forms.{seen[value]}"
-                )
-            seen[value] = form.name
     return forms
 
 

@@ -143,8 +143,6 @@ MINIMAL = (
 PRAISE = (
     "[forms.praise]\nkind = 'suggestion'\nconfirmation = '谢谢！编号 {code}'\n"
     "menu = { key = '6', label = '表扬' }\nsteps = [{ field='praise', type='description' }]\n"
-    "[forms.other]\nkind = 'suggestion'\nmenu = { key = '4', label = '其他' }\n"
-    "steps = [{ field='description', type='description' }]\n"
 )
 
 
@@ -163,10 +161,6 @@ PRAISE = (
         ),
         (MINIMAL + PRAISE.replace("'suggestion'", "'praise'"), "forms.praise.kind must be one of"),
         (MINIMAL + PRAISE.replace("key = '6'", "key = 'six'"), "forms.praise.menu.key must be"),
-        (
-            MINIMAL + PRAISE.replace("'6'", "'4'"),
-            "forms.other.menu.key '4' is taken by forms.praise",
-        ),
         (MINIMAL + PRAISE.replace("{code}", "{name}"), "may name only {code} and {due}"),
         (MINIMAL + PRAISE.replace("field='praise'", "field='form'"), '.field "form" is taken'),
         ("[[categories]]\nkey='a'\nlabel='A'\n[texts.zh]\nnot_a_key='x'", "unknown text keys"),

@@ -23,6 +23,8 @@ CHANGE = "_change"
 PHOTO_LIMIT = 9
 # A short video of the problem is as good as a photo: both are taken at the photo step.
 VISUAL = ("image", "video")
+# What a form says on submit when the office file gives it no `confirmation` of its own.
+CONFIRMATIONS = {"petition": "submitted", "suggestion": "submitted.suggestion"}
 
 
 async def open_form(ctx: Context) -> Outcome:
@@ -342,7 +344,3 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
         return [Reply(ctx.t(CONFIRMATIONS[form.kind], code=results.case_code, due=due))]
 
     return Outcome(commands=[command], after=submitted)
-
-
-# What a form says on submit when the office file gives it no `confirmation` of its own.
-CONFIRMATIONS = {"petition": "submitted", "suggestion": "submitted.suggestion"}
