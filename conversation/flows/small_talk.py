@@ -29,10 +29,14 @@ FILLERS = (
 _TOKENS = sorted({*GREETINGS, *THANKS, *FILLERS}, key=len, reverse=True)
 
 SmallTalk = Literal["greeting", "thanks"]
+# Longer than this, a message says more than hello or thank you.
+LONGEST = 40
 
 
 def small_talk(text: str) -> SmallTalk | None:
     """ "thanks" or "greeting" when the message is nothing else; None for anything with content."""
+    if len(text) > LONGEST:
+        return None
     rest = "".join(ch for ch in normalize(text) if ch.isalnum())
     heard: set[str] = set()
     while rest:
