@@ -7,6 +7,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from .catalog import Texts
 from .office_text import LocalText, OfficeConfigError, local_text
 from .validators import normalize
 
@@ -35,6 +36,15 @@ class MenuEntry:
     label: str | LocalText
     synonyms: frozenset[str] = frozenset()
     event: str = ""
+
+    def text(self, t: Texts) -> str:
+        """The label in the conversation's language."""
+        return self.label(t.lang) if isinstance(self.label, LocalText) else t(self.label)
+
+    @property
+    def order(self) -> tuple[bool, int]:
+        """Menu order: by number, with 0 (a person) last as on a phone line."""
+        return self.key == "0", int(self.key)
 
 
 @dataclass(frozen=True)

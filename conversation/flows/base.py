@@ -12,7 +12,6 @@ from ..commands import Command, Results
 from ..messages import Choice, Inbound, Reply
 from ..office import OfficeConfig
 from ..office_forms import MenuEntry
-from ..office_text import LocalText
 from ..ports import DeadlinePolicy, Lookups
 from ..state import ConversationState
 from ..validators import choice_number, normalize
@@ -119,13 +118,9 @@ class FlowTable:
 
     def __init__(self, flows: Iterable[Flow], free_text: str) -> None:
         self._by_name = {flow.name: flow for flow in flows}
-        # Menu order: by number, with 0 (a person) last as on a phone line.
-        self.menu = tuple(
-            sorted(
-                (f for f in self._by_name.values() if f.menu is not None),
-                key=lambda f: (f.menu.key == "0", int(f.menu.key)) if f.menu else (True, 0),
-            )
-        )
+        entries = [(f.menu, f) for f in self._by_name.values() if f.menu is not None]
+        # (entry, flow) pairs, in the order the menu lists them
+        self.entries = tuple(sorted(entries, key=lambda pair: pair[0].order))
         self.forms = frozenset(f.name for f in self._by_name.values() if f.form)
         self.free_text = free_text  # the form a matter written at the menu starts
 
@@ -133,21 +128,14 @@ class FlowTable:
         return self._by_name.get(name)
 
     def by_event(self, event: str) -> Flow | None:
-        return next((f for f in self.menu if f.menu and f.menu.event == event), None)
+        return next((flow for entry, flow in self.entries if entry.event == event), None)
 
     def chosen(self, word: str, t: Texts) -> Flow | None:
         """The menu entry a (normalized) message picks: its number, a synonym or its label."""
-        for flow in self.menu:
-            entry = flow.menu
-            if entry and (
-                word == entry.key or word in entry.synonyms or word == normalize(label(entry, t))
-            ):
+        for entry, flow in self.entries:
+            if word == entry.key or word in entry.synonyms or word == normalize(entry.text(t)):
                 return flow
         return None
-
-
-def label(entry: MenuEntry, t: Texts) -> str:
-    return entry.label(t.lang) if isinstance(entry.label, LocalText) else t(entry.label)
 
 
 def numbered(labels: list[str]) -> tuple[Choice, ...]:

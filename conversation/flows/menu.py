@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from ..messages import Choice, Reply
 from ..validators import choice_number, normalize
-from .base import Context, Flow, label
+from .base import Context, Flow
 
 
 def menu_choices(ctx: Context) -> tuple[Choice, ...]:
-    return tuple(
-        Choice(flow.menu.key, label(flow.menu, ctx.t)) for flow in ctx.flows.menu if flow.menu
-    )
+    return tuple(Choice(entry.key, entry.text(ctx.t)) for entry, _ in ctx.flows.entries)
 
 
 def menu_reply(ctx: Context, greeting: bool = False, lead: str = "") -> Reply:

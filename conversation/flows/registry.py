@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..catalog import LANGUAGES
 from ..office import OfficeConfig
 from ..office_forms import MenuEntry, free_text_form
 from ..office_text import OfficeConfigError
 from ..validators import normalize
 from . import faq, forms, handoff, rating, resume, status
-from .base import Flow, FlowTable, label
+from .base import Flow, FlowTable
 
 # A flow that enters itself (status, rating, faq, resume) keeps its name in its module as FLOW;
 # the others are named here only.
@@ -103,9 +104,7 @@ def _refuse_shared_entries(table: list[Flow], office: OfficeConfig) -> None:
         if flow.menu is None:
             continue
         entry = flow.menu
-        labels = {
-            normalize(label(entry, office.catalog.for_language(lang))) for lang in ("zh", "en")
-        }
+        labels = {normalize(entry.text(office.catalog.for_language(lang))) for lang in LANGUAGES}
         picks = {("key", entry.key), ("event", entry.event)}
         picks |= {("word", word) for word in entry.synonyms | labels}
         for what, value in sorted(picks):
