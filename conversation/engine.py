@@ -14,19 +14,21 @@ from zoneinfo import ZoneInfo
 
 from .codes import find_case_code
 from .commands import RelayToStaff, RequestHandoff, Results, Unsubscribe
-from .flows import faq, forms, handoff, rating, status
-from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Outcome, numbered, pick
-from .flows.menu import ACTIONS, menu_action, menu_reply
+from .flows import forms, handoff, rating, resume, status
+from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Flow, Outcome, numbered
+from .flows.menu import menu_action, menu_reply
+from .flows.registry import flows_for
+from .flows.small_talk import small_talk
 from .messages import Inbound, Reply
 from .office import OfficeConfig
 from .ports import Conflict, ConversationStore, DeadlinePolicy
 from .rating import labels as rating_scale_labels
 from .state import ConversationState
+from .validators import choice_number
 from .validators import description as valid_description
 
 log = logging.getLogger(__name__)
 
-FORMS = ("filing", "suggestion")
 # Events that change the conversation; any other event (VIEW, LOCATION reports, delivery
 # receipts) is the channel's to record and gets no reply. `unsupported` is a message the engine
 # cannot read (a sticker, a video, a file): the citizen is told what to send instead.
@@ -48,6 +50,7 @@ class Engine:
     ) -> None:
         self.store = store
         self.office = office
+        self.flows = flows_for(office)
         self.deadlines = deadlines
         self.tz = tz or ZoneInfo("Asia/Shanghai")
         self.session_lifetime = session_lifetime
@@ -90,9 +93,8 @@ class Engine:
         """
 
         def ask(state: ConversationState) -> None:
-            if state.flow in FORMS:
-                state.set_aside()
-            state.enter("rating", "score", {"code": code})
+            state.set_aside(self.flows.forms)
+            rating.await_score(state, code)
 
         await self._change(f"{channel}:{sender}", language, ask)
 
@@ -166,6 +168,7 @@ class Engine:
                 now=now,
                 tz=self.tz,
                 deadlines=self.deadlines,
+                flows=self.flows,
                 rating_scale=self.rating_scale,
                 first_contact=first_contact,
             )
@@ -213,76 +216,72 @@ class Engine:
             state.to_menu()
             return Outcome(replies=[menu_reply(ctx, lead=ctx.t("cancelled"))])
         if word in MENU:
-            state.set_aside()
+            ctx.set_aside()
             return Outcome(
                 replies=[menu_reply(ctx, greeting=word not in ("菜单", "menu", "/menu"))]
             )
         if word in STAFF:
-            return handoff.request(ctx)
+            return await handoff.request(ctx)
         if word in BACK:
             return self._back(ctx)
-        if state.flow in FORMS and idle > timedelta(minutes=self.office.resume_after_minutes):
-            return self._offer_resume(ctx)
-        return await self._dispatch(ctx)
-
-    async def _dispatch(self, ctx: Context) -> Outcome:
-        flow = ctx.state.flow
-        if flow in FORMS:
-            return forms.handle(ctx, self.office.forms[flow])
-        if flow == "resume":
-            return self._on_resume(ctx)
-        if flow == "status":
-            return await self._status_or_menu(ctx)
-        if flow == "faq":
-            if menu_action(ctx) is not None and ctx.word and not ctx.word.isdigit():
-                return await self._menu(ctx)
-            return faq.handle(ctx)
-        if flow == "rating":
-            return await rating.handle(ctx)
+        if ctx.in_form and idle > timedelta(minutes=self.office.resume_after_minutes):
+            return resume.offer(ctx)
+        flow = self.flows.get(state.flow)
+        if flow is not None and flow.handle is not None:
+            outcome = await flow.handle(ctx)
+            if outcome is not None:
+                return outcome
         return await self._menu(ctx)
 
-    async def _status_or_menu(self, ctx: Context) -> Outcome:
-        if find_case_code(ctx.inbound.text) is None and menu_action(ctx) is not None:
-            return await self._menu(ctx)
-        return await status.handle(ctx)
-
     async def _menu(self, ctx: Context) -> Outcome:
-        """At the main menu: an entry, a case code, a matter told in free text, or help."""
+        """At the main menu: an entry, a case code, a greeting, a matter in free text, or help."""
         inbound, state = ctx.inbound, ctx.state
-        action = menu_action(ctx) if inbound.kind == "text" else None
-        if action is not None:
-            return await self._open(ctx, action)
+        chosen = menu_action(ctx) if inbound.kind == "text" else None
+        if chosen is not None:
+            return await self._open(ctx, chosen)
         code = find_case_code(inbound.text)
         if code is not None:
             return await status.lookup(ctx, code)
-        if inbound.kind == "text" and isinstance(valid_description(inbound.text), str):
-            filing = self.office.forms["filing"]
-            suggested = self.office.suggest_category(inbound.text)
-            prefill = {"description": inbound.text.strip()}
-            if suggested is not None:
-                prefill["_suggested"] = suggested.key
-            return forms.start(ctx, filing, prefill)
         state.to_menu()
+        talk = small_talk(inbound.text) if inbound.kind == "text" else None
+        if talk == "thanks":
+            return Outcome(replies=[menu_reply(ctx, lead=ctx.t("menu.thanks"))])
+        if talk == "greeting":
+            return Outcome(replies=[menu_reply(ctx, greeting=True)])
+        if inbound.kind == "text" and inbound.text.strip() and choice_number(inbound.text) is None:
+            ctx.remember_words()
+            if isinstance(valid_description(inbound.text), str):
+                return self._file_free_text(ctx)
         if inbound.kind in ("image", "video", "location", "voice"):
-            return Outcome(replies=[menu_reply(ctx, lead=ctx.t("menu.media"))])
+            return Outcome(replies=[menu_reply(ctx, lead=self._media_hint(ctx))])
         if ctx.first_contact:
             return Outcome(replies=[menu_reply(ctx, greeting=True)])
         return Outcome(replies=[menu_reply(ctx, lead=ctx.t("menu.unknown"))])
 
-    async def _open(self, ctx: Context, action: str) -> Outcome:
+    def _file_free_text(self, ctx: Context) -> Outcome:
+        """A matter told at the menu starts the office's free-text form with it as the description."""
+        form = self.office.forms[self.flows.free_text]
+        text = ctx.inbound.text.strip()
+        prefill = {"description": text}
+        suggested = self.office.suggest_category(text)
+        if suggested is not None:
+            prefill["_suggested"] = suggested.key
+        return forms.start(ctx, form, prefill)
+
+    def _media_hint(self, ctx: Context) -> str:
+        flow = self.flows.get(self.flows.free_text)
+        return ctx.t("menu.media", key=flow.menu.key if flow and flow.menu else "")
+
+    async def _open(self, ctx: Context, flow: Flow) -> Outcome:
         state = ctx.state
-        if action in ("file", "suggest"):
-            form = self.office.forms["filing" if action == "file" else "suggestion"]
-            if state.draft and state.draft.get("flow") == form.name:
-                return self._offer_resume(ctx)
-            return forms.start(ctx, form)
-        if action == "status":
-            return await status.open_status(ctx)
-        if action == "rate":
-            return await rating.start(ctx)
-        if action == "faq":
-            return faq.start(ctx)
-        return handoff.request(ctx)
+        if flow.form and state.draft and state.draft.get("flow") == flow.name:
+            return resume.offer(ctx)
+        if flow.open is None:
+            state.to_menu()
+            return Outcome(replies=[menu_reply(ctx)])
+        if flow.form:
+            state.enter(flow.name)  # every form opens alike: the state says which one
+        return await flow.open(ctx)
 
     async def _event(self, ctx: Context) -> Outcome:
         inbound, state = ctx.inbound, ctx.state
@@ -293,61 +292,28 @@ class Engine:
             state.draft = None
             state.to_menu()
             return Outcome(commands=[Unsubscribe()])
-        if inbound.event == "menu" and inbound.event_key in ACTIONS:
-            state.set_aside()
-            return await self._open(ctx, inbound.event_key)
-        if inbound.event_key:
+        if inbound.event == "menu":
+            # A button of the channel's own menu names the flow it opens (a WeChat click key);
+            # one this office does not know shows the main menu.
+            flow = self.flows.by_event(inbound.event_key)
+            if flow is not None:
+                ctx.set_aside()
+                return await self._open(ctx, flow)
+        elif inbound.event_key:
             # A QR code printed at a town office or by a grid worker tags what is filed after it.
             state.source = inbound.event_key
-        if state.flow in FORMS:
-            return self._offer_resume(ctx)
+        if ctx.in_form:
+            return resume.offer(ctx)
         state.to_menu()
         return Outcome(replies=[menu_reply(ctx, greeting=True)])
 
     def _back(self, ctx: Context) -> Outcome:
-        state = ctx.state
-        if state.flow in FORMS:
-            outcome = forms.back(ctx, self.office.forms[state.flow])
+        if ctx.in_form:
+            outcome = forms.back(ctx, self.office.forms[ctx.state.flow])
             if outcome is not None:
                 return outcome
-        state.set_aside()
+        ctx.set_aside()
         return Outcome(replies=[menu_reply(ctx)])
-
-    def _offer_resume(self, ctx: Context) -> Outcome:
-        state = ctx.state
-        if state.flow in FORMS:
-            state.set_aside()
-        draft = state.draft or {}
-        form = self.office.forms[draft.get("flow", "filing")]
-        step = forms.step_label(ctx, form, draft.get("step") or form.steps[0].field)
-        state.enter("resume")
-        labels = [ctx.t("resume.continue"), ctx.t("resume.restart"), ctx.t("resume.drop")]
-        return Outcome().say(ctx.t("resume.ask", step=step), numbered(labels))
-
-    def _on_resume(self, ctx: Context) -> Outcome:
-        state = ctx.state
-        draft = state.draft or {}
-        form = self.office.forms.get(draft.get("flow", ""))
-        labels = [ctx.t("resume.continue"), ctx.t("resume.restart"), ctx.t("resume.drop")]
-        choice = pick(ctx, labels)
-        if form is None or choice == 2:
-            state.draft = None
-            state.to_menu()
-            return Outcome(replies=[menu_reply(ctx)])
-        if choice == 0:
-            state.enter(form.name, draft.get("step", ""), draft.get("data"))
-            state.draft = None
-            return forms.resume(ctx, form)
-        if choice == 1:
-            return forms.start(ctx, form)
-        return (
-            Outcome()
-            .say(ctx.t("err.choice", n=3))
-            .say(
-                ctx.t("resume.ask", step=forms.step_label(ctx, form, draft.get("step", ""))),
-                numbered(labels),
-            )
-        )
 
 
 def relayed_words(ctx: Context) -> str:

@@ -17,23 +17,9 @@ from .cases.stages import (
     SlaStage,
 )
 from .catalog import Catalog
-
-STEP_TYPES = ("category", "description", "location", "photos", "name", "phone", "text", "choice")
-
-
-class OfficeConfigError(ValueError):
-    """The office file is wrong; the message names the key and what to write instead."""
-
-
-@dataclass(frozen=True)
-class LocalText:
-    """A text an office writes itself, in Chinese and optionally English."""
-
-    zh: str
-    en: str = ""
-
-    def __call__(self, lang: str) -> str:
-        return self.en if lang == "en" and self.en else self.zh
+from .office_forms import FormSpec, parse_forms
+from .office_text import LocalText, OfficeConfigError
+from .office_text import local_text as _text
 
 
 @dataclass(frozen=True)
@@ -42,36 +28,6 @@ class Category:
     label: LocalText
     keywords: tuple[str, ...] = ()
     notice: str = ""
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """One question of a form. `type` picks the validator; `options` feed a `choice` step."""
-
-    field: str
-    type: str
-    optional: bool = False
-    min: int = 0
-    max: int = 0
-    prompt: LocalText | None = None
-    label: LocalText | None = None
-    options: tuple[LocalText, ...] = ()
-
-
-@dataclass(frozen=True)
-class FormSpec:
-    name: str
-    kind: str
-    steps: tuple[StepSpec, ...]
-
-    def index(self, field_name: str) -> int:
-        for i, step in enumerate(self.steps):
-            if step.field == field_name:
-                return i
-        raise KeyError(field_name)
-
-    def has(self, field_name: str) -> bool:
-        return any(step.field == field_name for step in self.steps)
 
 
 @dataclass(frozen=True)
@@ -145,14 +101,6 @@ def load_office(path: str | Path | None = None) -> OfficeConfig:
         raise OfficeConfigError(f"{where}: {exc}") from None
 
 
-def _text(value: Any, key: str) -> LocalText:
-    if isinstance(value, str) and value:
-        return LocalText(value)
-    if isinstance(value, dict) and isinstance(value.get("zh"), str) and value["zh"]:
-        return LocalText(value["zh"], str(value.get("en", "")))
-    raise OfficeConfigError(f'{key} must be a text or {{ zh = "…", en = "…" }}')
-
-
 def _parse(data: dict[str, Any]) -> OfficeConfig:
     # `ask.name = "…"` in TOML is a nested table; flatten it back to the catalog's dotted keys.
     texts = {lang: _flatten(entries) for lang, entries in data.get("texts", {}).items()}
@@ -187,14 +135,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
     if len({c.key for c in categories}) != len(categories):
         raise OfficeConfigError("categories: two entries share one key")
 
-    forms = {}
-    for name, spec in data.get("forms", {}).items():
-        forms[name] = _parse_form(name, spec)
-    for required in ("filing", "suggestion"):
-        if required not in forms:
-            raise OfficeConfigError(f"[forms.{required}] is missing")
-    if not forms["filing"].has("description"):
-        raise OfficeConfigError("forms.filing needs a description step")
+    forms = parse_forms(data.get("forms", {}))
 
     faq = tuple(
         FaqEntry(
@@ -234,40 +175,6 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             flat[f"{prefix}{key}"] = str(value)
     return flat
-
-
-def _parse_form(name: str, spec: dict[str, Any]) -> FormSpec:
-    steps = []
-    for i, raw in enumerate(spec.get("steps", [])):
-        where = f"forms.{name}.steps[{i}]"
-        step_type = raw.get("type")
-        if step_type not in STEP_TYPES:
-            raise OfficeConfigError(f"{where}.type must be one of {', '.join(STEP_TYPES)}")
-        field_name = raw.get("field")
-        if not isinstance(field_name, str) or not field_name.isidentifier():
-            raise OfficeConfigError(f'{where}.field must be a plain name such as "description"')
-        if step_type in ("text", "choice") and "label" not in raw:
-            raise OfficeConfigError(f"{where} needs a label (shown in the summary)")
-        options = tuple(_text(o, f"{where}.options") for o in raw.get("options", []))
-        if step_type == "choice" and not options:
-            raise OfficeConfigError(f"{where} is a choice and needs options")
-        steps.append(
-            StepSpec(
-                field=field_name,
-                type=step_type,
-                optional=bool(raw.get("optional", False)),
-                min=int(raw.get("min", 0)),
-                max=int(raw.get("max", 0)),
-                prompt=_text(raw["prompt"], f"{where}.prompt") if "prompt" in raw else None,
-                label=_text(raw["label"], f"{where}.label") if "label" in raw else None,
-                options=options,
-            )
-        )
-    if not steps:
-        raise OfficeConfigError(f"forms.{name} has no steps")
-    if len({s.field for s in steps}) != len(steps):
-        raise OfficeConfigError(f"forms.{name}: two steps share one field")
-    return FormSpec(name=name, kind=str(spec.get("kind", name)), steps=tuple(steps))
 
 
 def _parse_deadlines(data: dict[str, Any]) -> DeadlineRules:

@@ -31,6 +31,26 @@ class Deadline:
 
 
 @dataclass(frozen=True)
+class CaseStep:
+    """One step of a case as its citizen may read it, with what its sentence needs.
+
+    `type` is the timeline's event type (accepted, assigned, replied, extended, rated …); the
+    other fields are what that step said: the department, the reply, the reason given, the
+    rating (its score on its scale, and the label recorded), the days of an extension.
+    """
+
+    at: datetime
+    type: str
+    department: str = ""
+    note: str = ""
+    reason: str = ""
+    rating: str = ""
+    score: int | None = None
+    scale: int | None = None
+    days: int | None = None
+
+
+@dataclass(frozen=True)
 class CaseView:
     """What a citizen may see of their own case."""
 
@@ -42,7 +62,7 @@ class CaseView:
     updated_at: datetime
     next_deadline: Deadline | None = None
     review_until: datetime | None = None  # the last moment to ask for a review (复查)
-    history: tuple[tuple[datetime, str, str], ...] = field(default=())  # (at, type, note)
+    history: tuple[CaseStep, ...] = field(default=())  # oldest first
 
 
 class Lookups(Protocol):

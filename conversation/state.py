@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,8 @@ class ConversationState:
     """Plain data, stored as JSON between turns (Redis or the `conversations` table).
 
     `flow` is empty at the main menu. `draft` holds a form set aside by `菜单`, `人工` or a long
-    silence, so it can be offered back instead of being lost.
+    silence, so it can be offered back instead of being lost. `said` is the last thing the
+    citizen wrote about their matter (bounded), for staff when a person is asked for.
     """
 
     flow: str = ""
@@ -21,6 +23,7 @@ class ConversationState:
     draft: dict[str, Any] | None = None
     language: str = "zh"
     source: str = ""
+    said: str = ""
     risk_alerted: bool = False
     # A staff member has this conversation (the staff thread's id): the citizen's messages go
     # to them, not to the flows, until they hand it back.
@@ -34,9 +37,9 @@ class ConversationState:
     def to_menu(self) -> None:
         self.enter("")
 
-    def set_aside(self) -> None:
-        """Keep the form in progress as a draft and leave it."""
-        if self.flow in ("filing", "suggestion"):
+    def set_aside(self, forms: Container[str]) -> None:
+        """Leave the current flow for the menu; a form (one of `forms`) is kept as the draft."""
+        if self.flow in forms:
             self.draft = {"flow": self.flow, "step": self.step, "data": self.data}
         self.to_menu()
 
@@ -49,6 +52,7 @@ class ConversationState:
             "draft": self.draft,
             "language": self.language,
             "source": self.source,
+            "said": self.said,
             "risk_alerted": self.risk_alerted,
             "staff_thread": self.staff_thread,
             "updated_at": self.updated_at.isoformat(),
@@ -63,6 +67,7 @@ class ConversationState:
             draft=data.get("draft"),
             language=data.get("language", "zh"),
             source=data.get("source", ""),
+            said=data.get("said", ""),
             risk_alerted=bool(data.get("risk_alerted", False)),
             staff_thread=data.get("staff_thread"),
             updated_at=datetime.fromisoformat(data["updated_at"])

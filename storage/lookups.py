@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conversation.cases.citizen import CITIZEN_VISIBLE, RATABLE
 from conversation.cases.due import next_deadline
 from conversation.cases.kinds import SURVEYED_KINDS
-from conversation.ports import CaseView, Deadline
+from conversation.ports import CaseStep, CaseView, Deadline
 
 from .documents import deadlines_of
-from .models import Case
+from .models import Case, CaseEvent
 from .uow import UnitOfWork
 
 
@@ -25,11 +27,7 @@ class CaseLookups:
         if case is None:
             return None
         events = await self.uow.events.events(case)
-        history = tuple(
-            (e.at, e.type, str(e.data.get("note") or e.data.get("reason") or ""))
-            for e in events
-            if e.type in CITIZEN_VISIBLE
-        )
+        history = tuple(_step(e) for e in events if e.type in CITIZEN_VISIBLE)
         return _view(case, history)
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
@@ -39,7 +37,26 @@ class CaseLookups:
         return [_view(case) for case in cases]
 
 
-def _view(case: Case, history: tuple[tuple, ...] = ()) -> CaseView:
+def _step(event: CaseEvent) -> CaseStep:
+    data: dict[str, Any] = event.data or {}
+    return CaseStep(
+        at=event.at,
+        type=event.type,
+        department=str(data.get("department") or ""),
+        note=str(data.get("note") or ""),
+        reason=str(data.get("reason") or ""),
+        rating=str(data.get("label") or ""),
+        score=_number(data.get("score")),
+        scale=_number(data.get("scale")),
+        days=_number(data.get("days")),
+    )
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _view(case: Case, history: tuple[CaseStep, ...] = ()) -> CaseView:
     due = next_deadline(deadlines_of(case))
     return CaseView(
         code=case.code,

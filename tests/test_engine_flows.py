@@ -203,3 +203,59 @@ async def test_an_unsupported_message_says_what_to_send_and_keeps_the_step(
     replies = await citizen.runtime.handle(sticker)
     assert [r.text for r in replies] == [citizen.runtime.office.catalog.text("zh", "unsupported")]
     assert "至少写10个字" in await citizen.say("短")  # still at the description step
+
+
+async def handoff_entries(citizen: Citizen) -> list[OutboxEntry]:
+    async with citizen.runtime.db.session() as session:
+        query = select(OutboxEntry).where(OutboxEntry.type == "handoff.requested")
+        return list(await session.scalars(query.order_by(OutboxEntry.seq)))
+
+
+async def test_staff_asked_for_with_0_are_told_the_matter_and_the_case(citizen: Citizen) -> None:
+    await citizen.say("你好")
+    await citizen.say("低保怎么申请？")  # too short to file: the menu asks again, the words stay
+    await citizen.say("0")
+    [first] = await handoff_entries(citizen)
+    assert first.data["summary"] == "低保怎么申请？" and first.case_code == ""
+    one = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
+    other = CODE.search(  # type: ignore[union-attr]
+        await citizen.file_a_matter("单位拖欠了我三个月的工资，老板一直推脱不给。")
+    ).group()
+    await citizen.say(one)  # looking at the first case, not the latest
+    await citizen.say("0")
+    await citizen.say(one)
+    await citizen.say("人工")
+    for entry in (await handoff_entries(citizen))[1:]:
+        assert entry.case_code == one != other
+        assert entry.data["summary"] == "单位拖欠了我三个月的工资，老板一直推脱不给。"
+    assert all(e.data["summary"] not in ("0", "人工") for e in await handoff_entries(citizen))
+
+
+async def test_greetings_and_thanks_get_a_warm_word_and_the_menu(citizen: Citizen) -> None:
+    await citizen.say("菜单")  # first contact is over: this is no longer the welcome
+    for hello in ("你好", "您好！", "在吗？", "在不在", "hello", "Hi", "早上好", "你好，在吗"):
+        reply = await citizen.say(hello)
+        assert "没看明白" not in reply and "您好" in reply and "0 人工服务" in reply, hello
+    for thanks in ("谢谢", "多谢！", "感谢", "thanks", "好的，谢谢您"):
+        reply = await citizen.say(thanks)
+        assert reply.startswith("不客气") and "0 人工服务" in reply, thanks
+    await citizen.say("2")  # also from a flow that would otherwise ask for a case code
+    assert (await citizen.say("谢谢")).startswith("不客气")
+    matter = await citizen.say("你好，我家楼下饭店天天半夜吵，吵得睡不着")
+    assert "您说的情况已经记下了" in matter and "环境保护" in matter  # still taken as the matter
+    assert "没看明白" in await citizen.say("菜单") + await citizen.say("嗯嗯那个")
+
+
+async def test_a_photo_in_a_form_without_a_photo_step_says_what_to_send(citizen: Citizen) -> None:
+    await citizen.say("4")
+    reply = await citizen.photo()
+    assert "不用发照片" in reply and "意见或建议" in reply  # no "photo step" that is not there
+
+
+async def test_cancelling_at_the_summary_shows_the_menu(citizen: Citizen) -> None:
+    await citizen.say("4")
+    await citizen.say("建议在幸福路口增设一个红绿灯，方便老人过马路")
+    await citizen.say("跳过")
+    await citizen.say("跳过")
+    reply = await citizen.say("3")
+    assert reply.startswith("已取消") and reply.endswith("0 人工服务")

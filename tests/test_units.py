@@ -12,6 +12,7 @@ from bot.app.logs import mask_phones
 from bot.app.settings import SettingsError, load_settings
 from conversation import validators
 from conversation.catalog import EN, ZH
+from conversation.flows.small_talk import small_talk
 from conversation.messages import Location
 from conversation.office import OfficeConfigError, load_office
 from conversation.validators import Invalid
@@ -139,6 +140,10 @@ MINIMAL = (
     "[forms.filing]\nsteps=[{field='description', type='description'}]\n"
     "[forms.suggestion]\nsteps=[{field='description', type='description'}]\n"
 )
+PRAISE = (
+    "[forms.praise]\nkind = 'suggestion'\nconfirmation = '谢谢！编号 {code}'\n"
+    "menu = { key = '6', label = '表扬' }\nsteps = [{ field='praise', type='description' }]\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -151,9 +156,13 @@ MINIMAL = (
             "steps[0].type must be one of",
         ),
         (
-            "[[categories]]\nkey='a'\nlabel='A'\n[forms.filing]\nsteps=[{field='description', type='description'}]",
-            "[forms.suggestion] is missing",
+            "[[categories]]\nkey='a'\nlabel='A'\n[forms.suggestion]\nsteps=[{field='description', type='description'}]",
+            'a form with kind = "petition" and a description step is needed',
         ),
+        (MINIMAL + PRAISE.replace("'suggestion'", "'praise'"), "forms.praise.kind must be one of"),
+        (MINIMAL + PRAISE.replace("key = '6'", "key = 'six'"), "forms.praise.menu.key must be"),
+        (MINIMAL + PRAISE.replace("{code}", "{name}"), "may name only {code} and {due}"),
+        (MINIMAL + PRAISE.replace("field='praise'", "field='form'"), '.field "form" is taken'),
         ("[[categories]]\nkey='a'\nlabel='A'\n[texts.zh]\nnot_a_key='x'", "unknown text keys"),
         (MINIMAL + "[staff]\nhours=['9-12']", "must look like"),
         (MINIMAL + "[[faq]]\nquestion='?'", "faq[0].answer must be a text"),
@@ -273,3 +282,26 @@ def test_masking() -> None:
         "from 138****8000 and +86139****5678 and +8529****4567"
     )
     assert mask_phones("case XF20261122-7K3M9Q seq 12") == "case XF20261122-7K3M9Q seq 12"
+
+
+@pytest.mark.parametrize(
+    ("text", "heard"),
+    [
+        ("你好", "greeting"),
+        ("您好！在吗？", "greeting"),
+        ("你们好呀", "greeting"),
+        ("Hello there!", "greeting"),
+        ("早上好～", "greeting"),
+        ("谢谢", "thanks"),
+        ("好的，谢谢您！", "thanks"),
+        ("你好，谢谢", "thanks"),
+        ("Thank you so much", "thanks"),
+        ("你好，我家楼下饭店天天半夜吵", None),
+        ("在吗，低保怎么申请", None),
+        ("好的", None),
+        ("1", None),
+        ("", None),
+    ],
+)
+def test_small_talk_is_only_a_message_with_nothing_else_in_it(text: str, heard: str | None) -> None:
+    assert small_talk(text) == heard

@@ -20,8 +20,9 @@ CHANNEL = "wechat"
 # An openid is 28 characters of [A-Za-z0-9_-]; the bound keeps keys within their columns.
 OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_ID = 64
-# The engine's menu actions. A CLICK button's key names one of them (see menu.json).
-MENU_ACTIONS = frozenset({"file", "status", "rate", "suggest", "faq", "staff"})
+# A CLICK button's key, as the menu file (menu.json, MINYI_WECHAT_MENU) spells it: the engine
+# knows which flow it opens, so the channel passes any well-formed one on.
+MENU_KEY = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,9 @@ def _event(message: Any, root: Element, base: dict[str, Any]) -> Inbound | Obser
         return Inbound(kind="event", event="unsubscribe", **base)
     if event == "click":
         key = (message.key or "").strip().lower()
-        # An unknown key shows the main menu rather than being taken for a QR scene.
+        # A key the engine does not know shows the main menu (and is never taken for a QR scene).
         return Inbound(
-            kind="event", event="menu", event_key=key if key in MENU_ACTIONS else "", **base
+            kind="event", event="menu", event_key=key if MENU_KEY.fullmatch(key) else "", **base
         )
     if event == "templatesendjobfinish":
         status = message.status or ""

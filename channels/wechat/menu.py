@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .inbound import MENU_ACTIONS
+from .inbound import MENU_KEY
 
 
 class MenuError(ValueError):
@@ -34,8 +34,9 @@ def load_menu(path: str | None = None) -> dict[str, Any]:
 
 
 def check_menu(menu: Any, source: str = "menu") -> None:
-    """WeChat's structural rules (1-3 buttons, 1-5 under each) and ours: a click key names one
-    of the conversation's actions, so the button does what its label says."""
+    """WeChat's structural rules (1-3 buttons, 1-5 under each) and ours: a click key is a plain
+    word, the event of a menu entry (the engine's flow table knows which), so it reaches the
+    conversation as written."""
     buttons = menu.get("button") if isinstance(menu, dict) else None
     if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
         raise MenuError(f'{source}: needs {{"button": [...]}} with 1 to 3 buttons')
@@ -54,10 +55,10 @@ def _check_button(button: Any, source: str) -> None:
     if not isinstance(button, dict) or not str(button.get("name", "")).strip():
         raise MenuError(f"{source}: every button needs a name")
     kind = button.get("type")
-    if kind == "click" and str(button.get("key", "")).lower() not in MENU_ACTIONS:
+    if kind == "click" and not MENU_KEY.fullmatch(str(button.get("key", "")).lower()):
         raise MenuError(
-            f"{source}: {_name(button)} has key {button.get('key')!r}; use one of "
-            + ", ".join(sorted(MENU_ACTIONS))
+            f"{source}: {_name(button)} has key {button.get('key')!r}; a click key is the event "
+            "of a menu entry: up to 64 lower-case letters, digits, _ or -"
         )
     if kind == "view" and not str(button.get("url", "")).startswith(("https://", "http://")):
         raise MenuError(f"{source}: {_name(button)} needs a url starting with https://")

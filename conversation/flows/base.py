@@ -1,8 +1,9 @@
-"""What every flow step receives (Context) and returns (Outcome), and the words it listens for."""
+"""What every flow step receives (Context) and returns (Outcome), how a flow is declared (Flow),
+and the words it listens for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
@@ -10,6 +11,7 @@ from ..catalog import Texts
 from ..commands import Command, Results
 from ..messages import Choice, Inbound, Reply
 from ..office import OfficeConfig
+from ..office_forms import MenuEntry
 from ..ports import DeadlinePolicy, Lookups
 from ..state import ConversationState
 from ..validators import choice_number, normalize
@@ -21,6 +23,8 @@ STAFF = frozenset({"人工", "人工服务", "转人工", "客服", "staff", "hu
 SKIP = frozenset({"跳过", "不填", "没有", "无", "skip", "no", "none"})
 DONE = frozenset({"完成", "好了", "发完了", "没有了", "done", "finish", "ok"})
 YES = frozenset({"是", "对", "好", "确认", "提交", "yes", "y", "submit"})
+# The citizen's own words about their matter, kept for staff, are cut to this length.
+SAID_MAX = 200
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Context:
     now: datetime
     tz: tzinfo
     deadlines: DeadlinePolicy
+    flows: FlowTable
     rating_scale: int = 3
     first_contact: bool = False
 
@@ -53,6 +58,20 @@ class Context:
     def day(self, moment: datetime) -> str:
         local = self.local(moment)
         return f"{local.month}月{local.day}日" if self.lang == "zh" else f"{local:%Y-%m-%d}"
+
+    @property
+    def in_form(self) -> bool:
+        return self.state.flow in self.flows.forms
+
+    def set_aside(self) -> None:
+        """Leave the current flow for the menu, keeping a form in progress as a draft."""
+        self.state.set_aside(self.flows.forms)
+
+    def remember_words(self) -> None:
+        """This message is the citizen telling their matter: staff asked for later get it."""
+        words = self.inbound.text.strip()
+        if words:
+            self.state.said = words[:SAID_MAX]
 
 
 @dataclass
@@ -73,6 +92,50 @@ class Outcome:
         if other.after is not None:
             self.after = other.after
         return self
+
+
+Step = Callable[[Context], Awaitable[Outcome | None]]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow, declared once.
+
+    `name` is what the conversation state records while in it; `handle` takes a message there
+    (None from it, or no `handle`: the message is for the main menu); `open` starts it from the
+    menu (a form's after the state has entered it); a `form` is set aside and offered back.
+    """
+
+    name: str
+    handle: Step | None = None
+    open: Callable[[Context], Awaitable[Outcome]] | None = None
+    form: bool = False
+    menu: MenuEntry | None = None
+
+
+class FlowTable:
+    """The flows one office runs, looked up by name, by what the citizen sends, or by event."""
+
+    def __init__(self, flows: Iterable[Flow], free_text: str) -> None:
+        self._by_name = {flow.name: flow for flow in flows}
+        entries = [(f.menu, f) for f in self._by_name.values() if f.menu is not None]
+        # (entry, flow) pairs, in the order the menu lists them
+        self.entries = tuple(sorted(entries, key=lambda pair: pair[0].order))
+        self.forms = frozenset(f.name for f in self._by_name.values() if f.form)
+        self.free_text = free_text  # the form a matter written at the menu starts
+
+    def get(self, name: str) -> Flow | None:
+        return self._by_name.get(name)
+
+    def by_event(self, event: str) -> Flow | None:
+        return next((flow for entry, flow in self.entries if entry.event == event), None)
+
+    def chosen(self, word: str, t: Texts) -> Flow | None:
+        """The menu entry a (normalized) message picks: its number, a synonym or its label."""
+        for entry, flow in self.entries:
+            if word == entry.key or word in entry.synonyms or word == normalize(entry.text(t)):
+                return flow
+        return None
 
 
 def numbered(labels: list[str]) -> tuple[Choice, ...]:

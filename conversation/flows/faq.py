@@ -5,22 +5,30 @@ from __future__ import annotations
 from ..messages import Reply
 from ..validators import choice_number
 from .base import Context, Outcome, numbered
+from .menu import menu_action
+from .small_talk import small_talk
+
+FLOW = "faq"
 
 
-def start(ctx: Context) -> Outcome:
-    entries = ctx.office.faq
-    if not entries:
+async def start(ctx: Context) -> Outcome:
+    if not ctx.office.faq:
         ctx.state.to_menu()
         return Outcome().say(ctx.t("faq.empty"))
-    ctx.state.enter("faq")
+    ctx.state.enter(FLOW)
     return Outcome(replies=[_list(ctx)])
 
 
-def handle(ctx: Context) -> Outcome:
+async def handle(ctx: Context) -> Outcome | None:
+    """A question's number or words; a menu word (not a number: those pick questions here) or a
+    greeting is the main menu's (None)."""
     entries = ctx.office.faq
     number = choice_number(ctx.inbound.text)
+    if number is None and (menu_action(ctx) is not None or small_talk(ctx.inbound.text)):
+        return None
     index = number - 1 if number is not None and 1 <= number <= len(entries) else None
     if index is None and number is None:
+        ctx.remember_words()
         index = _best_match(ctx)
     if index is None:
         return Outcome().say(ctx.t("faq.none")).extend(Outcome(replies=[_list(ctx)]))

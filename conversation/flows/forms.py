@@ -1,4 +1,4 @@
-"""Filing and suggestion forms, run from their declaration in the office file.
+"""Every form of the office file (`[forms.<name>]`), run from its declaration.
 
 State: `flow` is the form's name, `step` the field being asked (or `_confirm` / `_change`),
 `data` the answers. Fields already answered (e.g. a description given as free text at the menu)
@@ -13,15 +13,28 @@ from typing import Any
 from .. import validators
 from ..commands import Results, SubmitCase
 from ..messages import Choice, Media, Reply
-from ..office import FormSpec, StepSpec
+from ..office_forms import FORM_ANSWER, FormSpec, StepSpec
 from ..validators import Invalid
 from .base import DONE, SKIP, YES, Context, Outcome, numbered, pick
+from .menu import menu_reply
 
 CONFIRM = "_confirm"
 CHANGE = "_change"
 PHOTO_LIMIT = 9
 # A short video of the problem is as good as a photo: both are taken at the photo step.
 VISUAL = ("image", "video")
+# What a form says on submit when the office file gives it no `confirmation` of its own.
+CONFIRMATIONS = {"petition": "submitted", "suggestion": "submitted.suggestion"}
+
+
+async def open_form(ctx: Context) -> Outcome:
+    """Opened from the menu: the state has entered the form, whose name says which it is."""
+    return start(ctx, ctx.office.forms[ctx.state.flow])
+
+
+async def handle(ctx: Context) -> Outcome:
+    """A message while the form is being filled."""
+    return answer(ctx, ctx.office.forms[ctx.state.flow])
 
 
 def start(ctx: Context, form: FormSpec, prefill: dict[str, Any] | None = None) -> Outcome:
@@ -48,7 +61,7 @@ def step_label(ctx: Context, form: FormSpec, step: str) -> str:
     return _field_label(ctx, form.steps[form.index(step)])
 
 
-def handle(ctx: Context, form: FormSpec) -> Outcome:
+def answer(ctx: Context, form: FormSpec) -> Outcome:
     step = ctx.state.step
     if step == CONFIRM:
         return _on_confirm(ctx, form)
@@ -67,17 +80,17 @@ def handle(ctx: Context, form: FormSpec) -> Outcome:
         ctx.state.data[spec.field] = None
         return _advance(ctx, form)
 
-    answer = _accept(ctx, form, spec)
-    if isinstance(answer, Outcome):
-        return answer
-    if isinstance(answer, Invalid):
-        return Outcome(
-            replies=[Reply(ctx.t(answer.key, **answer.values)), _prompt(ctx, form, spec)]
-        )
-    ctx.state.data[spec.field] = answer
+    value = _accept(ctx, form, spec)
+    if isinstance(value, Outcome):
+        return value
+    if isinstance(value, Invalid):
+        return Outcome(replies=[Reply(ctx.t(value.key, **value.values)), _prompt(ctx, form, spec)])
+    ctx.state.data[spec.field] = value
+    if spec.type == "description":
+        ctx.remember_words()
     outcome = Outcome()
     if spec.type == "category":
-        category = ctx.office.category(answer)
+        category = ctx.office.category(value)
         if category is not None and category.notice:
             outcome.say(ctx.t(category.notice))
     return outcome.extend(_advance(ctx, form))
@@ -272,7 +285,7 @@ def _on_confirm(ctx: Context, form: FormSpec) -> Outcome:
         return _change_prompt(ctx, form)
     if choice == 2:
         ctx.state.to_menu()
-        return Outcome().say(ctx.t("cancelled"))
+        return Outcome(replies=[menu_reply(ctx, lead=ctx.t("cancelled"))])
     return Outcome().say(ctx.t("err.choice", n=3)).extend(_confirm_prompt(ctx, form))
 
 
@@ -302,6 +315,7 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
     media = [*(data.get("photos") or []), *(data.get("_voices") or [])]
     builtin = {"category", "description", "location", "photos", "name", "phone"}
     answers = {spec.field: data.get(spec.field) for spec in form.steps if spec.type not in builtin}
+    answers[FORM_ANSWER] = form.name
     description = str(data.get("description") or "")
     command = SubmitCase(
         origin=f"{inbound.channel}:{inbound.sender}:{data.get('_form') or uuid.uuid4().hex}",
@@ -321,12 +335,12 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
         acceptance_due=ctx.deadlines.acceptance_due(ctx.now),
     )
     ctx.state.to_menu()
-    kind = form.kind
+    confirmation = form.confirmation
 
     def submitted(results: Results) -> list[Reply]:
-        if kind == "suggestion":
-            return [Reply(ctx.t("submitted.suggestion", code=results.case_code))]
-        due = results.values.get("acceptance_due") or command.acceptance_due or ctx.now
-        return [Reply(ctx.t("submitted", code=results.case_code, due=ctx.day(due)))]
+        due = ctx.day(results.values.get("acceptance_due") or command.acceptance_due or ctx.now)
+        if confirmation is not None:
+            return [Reply(confirmation(ctx.lang).format(code=results.case_code, due=due))]
+        return [Reply(ctx.t(CONFIRMATIONS[form.kind], code=results.case_code, due=due))]
 
     return Outcome(commands=[command], after=submitted)

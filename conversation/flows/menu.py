@@ -1,59 +1,31 @@
-"""The main menu of CONTRACTS.md: numbers and words both pick an entry."""
+"""The main menu of CONTRACTS.md, from the flow table: numbers and words both pick an entry."""
 
 from __future__ import annotations
 
 from ..messages import Choice, Reply
-from ..validators import normalize
-from .base import Context
-
-# (key the citizen sends, action, catalog key of the label, other words that mean the same)
-ENTRIES: tuple[tuple[str, str, str, frozenset[str]], ...] = (
-    (
-        "1",
-        "file",
-        "menu.file",
-        frozenset({"反映", "我要反映", "投诉", "举报", "反映问题", "report"}),
-    ),
-    (
-        "2",
-        "status",
-        "menu.status",
-        frozenset({"查询", "进度", "进度查询", "查进度", "status", "progress"}),
-    ),
-    ("3", "rate", "menu.rate", frozenset({"评价", "rate", "rating"})),
-    (
-        "4",
-        "suggest",
-        "menu.suggest",
-        frozenset({"建议", "意见", "意见建议", "suggestion", "suggest"}),
-    ),
-    ("5", "faq", "menu.faq", frozenset({"常见问题", "问题", "faq", "questions"})),
-    ("0", "staff", "menu.staff", frozenset({"人工", "人工服务", "staff"})),
-)
-ACTIONS = frozenset(action for _, action, _, _ in ENTRIES)
+from ..validators import choice_number, normalize
+from .base import Context, Flow
 
 
 def menu_choices(ctx: Context) -> tuple[Choice, ...]:
-    return tuple(Choice(key, ctx.t(label)) for key, _, label, _ in ENTRIES)
+    return tuple(Choice(entry.key, entry.text(ctx.t)) for entry, _ in ctx.flows.entries)
 
 
 def menu_reply(ctx: Context, greeting: bool = False, lead: str = "") -> Reply:
     """The menu as one message, after an optional first line (why we are back at the menu)."""
     text = ctx.t("greeting", office=ctx.office.name(ctx.lang)) if greeting else ctx.t("menu")
     draft = ctx.state.draft
-    if draft:
-        key = "1" if draft.get("flow") == "filing" else "4"
-        text = ctx.t("menu.draft", key=key) + "\n" + text
+    form = ctx.flows.get(draft.get("flow", "")) if draft else None
+    if form is not None and form.menu is not None:
+        text = ctx.t("menu.draft", key=form.menu.key) + "\n" + text
     if lead:
         text = lead + "\n" + text
     return Reply(text, menu_choices(ctx))
 
 
-def menu_action(ctx: Context) -> str | None:
-    """The menu entry the message picks, or None."""
+def menu_action(ctx: Context) -> Flow | None:
+    """The flow the message picks from the menu, or None."""
     word = normalize(ctx.inbound.text)
-    word = {"一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "零": "0"}.get(word, word)
-    for key, action, label, synonyms in ENTRIES:
-        if word == key or word in synonyms or word == normalize(ctx.t(label)):
-            return action
-    return None
+    number = choice_number(word)
+    # 四, ４ and 第4项 pick entry 4 as the plain digit does.
+    return ctx.flows.chosen(str(number) if number is not None else word, ctx.t)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from .. import rating
 from ..commands import AddRatingComment, RecordRating, RequestReview, Results
 from ..messages import Reply
+from ..state import ConversationState
 from .base import SKIP, YES, Context, Outcome, numbered, pick
+
+FLOW = "rating"
 
 
 async def start(ctx: Context) -> Outcome:
@@ -16,12 +19,17 @@ async def start(ctx: Context) -> Outcome:
         return Outcome().say(ctx.t("rate.none"))
     if len(cases) == 1:
         return ask_score(ctx, cases[0].code)
-    ctx.state.enter("rating", "which", {"codes": [c.code for c in cases]})
+    ctx.state.enter(FLOW, "which", {"codes": [c.code for c in cases]})
     return Outcome().say(ctx.t("rate.which"), numbered([c.code for c in cases]))
 
 
+def await_score(state: ConversationState, code: str) -> None:
+    """The next message rates `code` (the survey question was shown, or is being shown)."""
+    state.enter(FLOW, "score", {"code": code})
+
+
 def ask_score(ctx: Context, code: str, invitation: bool = False) -> Outcome:
-    ctx.state.enter("rating", "score", {"code": code})
+    await_score(ctx.state, code)
     labels = rating.labels(ctx.t, ctx.rating_scale)
     return Outcome().say(
         ctx.t("rate.invite" if invitation else "rate.ask", code=code), numbered(labels)
@@ -57,7 +65,7 @@ def _on_score(ctx: Context, code: str) -> Outcome:
     score = index + 1
     unhappy = rating.is_unhappy(scale, score)
     command = RecordRating(code, score, rating.zh_label(scale, score), scale, unhappy=unhappy)
-    ctx.state.enter("rating", "comment", {"code": code, "unhappy": unhappy})
+    ctx.state.enter(FLOW, "comment", {"code": code, "unhappy": unhappy})
     follow_up = ctx.t("rate.unhappy_reason" if unhappy else "rate.comment")
 
     def answered(results: Results) -> list[Reply]:
@@ -74,11 +82,12 @@ async def _on_comment(ctx: Context, code: str, unhappy: bool) -> Outcome:
     outcome = Outcome()
     if ctx.word not in SKIP and text:
         outcome.commands.append(AddRatingComment(code, text[:500]))
+        ctx.remember_words()
     if unhappy:
         case = await ctx.lookups.case_of(ctx.inbound.channel, ctx.inbound.sender, code)
         if case is not None and case.review_until is not None and ctx.now <= case.review_until:
             until = ctx.day(case.review_until)
-            ctx.state.enter("rating", "review", {"code": code, "until": until})
+            ctx.state.enter(FLOW, "review", {"code": code, "until": until})
             labels = [ctx.t("rate.review_yes"), ctx.t("rate.review_no")]
             return outcome.say(ctx.t("rate.review_offer", until=until), numbered(labels))
     ctx.state.to_menu()

@@ -70,11 +70,11 @@ async def test_a_wrong_menu_file_is_refused_before_calling_wechat(
     tmp_path: Path, fake_wechat: FakeWeChatApi
 ) -> None:
     menu = tmp_path / "menu.json"
-    menu.write_text('{"button": [{"type": "click", "name": "查询", "key": "search"}]}', "utf-8")
+    menu.write_text('{"button": [{"type": "click", "name": "查询", "key": "查 询"}]}', "utf-8")
     code, _, err = await minyi(
         tmp_path, "wechat", "menu", **account(fake_wechat), MINYI_WECHAT_MENU=str(menu)
     )
-    assert code == 2 and "key 'search'" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "key '查 询'" in err and len(err.strip().splitlines()) == 1
     no_secret = {**account(fake_wechat), "MINYI_WECHAT_APP_SECRET": ""}
     code, _, err = await minyi(tmp_path, "wechat", "menu", **no_secret)
     assert code == 2

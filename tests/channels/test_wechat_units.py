@@ -16,7 +16,9 @@ from channels.wechat.inbound import Observation, read
 from channels.wechat.menu import MenuError, load_menu
 from channels.wechat.render import _NOT_XML, MAX_BYTES, as_text, passive_reply, split
 from channels.wechat.template import client_msg_id, fit, template_data
+from conversation.flows.registry import flows_for
 from conversation.messages import Choice, Location, Media, Reply
+from conversation.office import load_office
 
 from .wechat_kit import OPENID, PAYLOADS, TOKEN, payload
 
@@ -158,7 +160,7 @@ def test_the_passive_reply_is_xml_whatever_the_text() -> None:
 # -- menu and template ---------------------------------------------------------------------------
 
 
-def test_the_bundled_menu_uses_only_known_actions() -> None:
+def test_the_bundled_menu_opens_a_flow_with_every_button() -> None:
     menu = load_menu()
     keys = [
         b["key"]
@@ -166,14 +168,32 @@ def test_the_bundled_menu_uses_only_known_actions() -> None:
         for b in [top, *top.get("sub_button", [])]
         if b.get("type") == "click"
     ]
-    assert sorted(keys) == ["faq", "file", "rate", "staff", "status", "suggest"]
+    # The channel names no flows: the engine's flow table knows what each key opens.
+    flows = flows_for(load_office())
+    opened = {key: getattr(flows.by_event(key), "name", None) for key in keys}
+    assert opened == {
+        "file": "filing",
+        "status": "status",
+        "rate": "rating",
+        "suggest": "suggestion",
+        "faq": "faq",
+        "staff": "handoff",
+    }
+
+
+def test_a_click_key_the_engine_may_not_know_is_passed_on_and_an_odd_one_dropped() -> None:
+    praise = read(PLAIN.open({}, payload("event_click", EventKey="Praise").encode()))
+    odd = read(PLAIN.open({}, payload("event_click", EventKey="查 询").encode()))
+    assert not isinstance(praise, Observation) and not isinstance(odd, Observation)
+    assert (praise.event, praise.event_key) == ("menu", "praise")
+    assert (odd.event, odd.event_key) == ("menu", "")
 
 
 @pytest.mark.parametrize(
     ("menu", "message"),
     [
         ({"button": []}, "1 to 3 buttons"),
-        ({"button": [{"type": "click", "name": "查询", "key": "search"}]}, "key 'search'"),
+        ({"button": [{"type": "click", "name": "查询", "key": "查 询"}]}, "key '查 询'"),
         ({"button": [{"type": "view", "name": "指南", "url": "ftp://x"}]}, "https://"),
         ({"button": [{"name": "更多", "sub_button": [{}] * 6}]}, "1 to 5"),
         ({"button": [{"name": "无类型"}]}, "needs a type"),
