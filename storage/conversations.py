@@ -76,7 +76,7 @@ class StoreTurn:
 
     async def uow(self) -> UnitOfWork:
         if self._uow is None:
-            uow = UnitOfWork(self.store.db, self.store.cipher, self.store.committed)
+            uow = UnitOfWork(self.store.db, self.store.cipher, self.store.committed, self.store.tz)
             await uow.__aenter__()
             self._uow = uow
         return self._uow

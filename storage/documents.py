@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import tzinfo
 from typing import Any
 
 from conversation.cases.due import Due, next_deadline, open_deadlines
 
 from .models import Attachment, Case, CaseEvent
+from .times import iso, iso_or_none, restamped
+from .uow import UnitOfWork
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def deadlines_json(case: Case) -> dict[str, Any]:
+def deadlines_json(case: Case, tz: tzinfo) -> dict[str, Any]:
     due = next_deadline(deadlines_of(case))
     return {
-        "accept_by": _iso(case.accept_due_at),
-        "finish_by": _iso(case.finish_due_at),
-        "review_by": _iso(case.review_due_at),
+        "accept_by": iso_or_none(case.accept_due_at, tz),
+        "finish_by": iso_or_none(case.finish_due_at, tz),
+        "review_by": iso_or_none(case.review_due_at, tz),
         "extended_days": case.extended_days or 0,
         "extension_reason": case.extension_reason or "",
-        "stages": [{k: v for k, v in s.items() if k != "anchor"} for s in case.stages or []],
-        "next": {"kind": due.kind, "due_at": _iso(due.due_at)} if due else None,
+        "stages": [
+            {k: restamped(v, tz) for k, v in stage.items() if k != "anchor"}
+            for stage in case.stages or []
+        ],
+        "next": {"kind": due.kind, "due_at": iso(due.due_at, tz)} if due else None,
     }
 
 
@@ -40,7 +41,7 @@ def deadlines_of(case: Case) -> list[Due]:
     )
 
 
-def rating_json(case: Case) -> dict[str, Any] | None:
+def rating_json(case: Case, tz: tzinfo) -> dict[str, Any] | None:
     if case.rating_score is None:
         return None
     return {
@@ -49,26 +50,34 @@ def rating_json(case: Case) -> dict[str, Any] | None:
         "label": case.rating_label,
         "comment": case.rating_comment or "",
         "channel": case.rating_channel,
-        "at": _iso(case.rated_at),
+        "at": iso_or_none(case.rated_at, tz),
     }
 
 
-def event_json(event: CaseEvent) -> dict[str, Any]:
+def event_json(event: CaseEvent, tz: tzinfo) -> dict[str, Any]:
     return {
         "seq": event.seq,
         "type": event.type,
         "actor": event.actor,
         "data": event.data,
-        "at": event.at.isoformat(),
+        "at": iso(event.at, tz),
         "hash": event.hash,
     }
+
+
+async def document_of(uow: UnitOfWork, case: Case, *, events: bool = False) -> dict[str, Any]:
+    """The case as the API shows it, read through `uow` (with its timeline when `events`)."""
+    timeline = await uow.events.events(case) if events else None
+    attachments = await uow.cases.attachments(case)
+    return case_document(case, uow.cases.contact(case), attachments, timeline, uow.tz)
 
 
 def case_document(
     case: Case,
     contact: tuple[str, str],
     attachments: list[Attachment],
-    events: list[CaseEvent] | None = None,
+    events: list[CaseEvent] | None,
+    tz: tzinfo,
 ) -> dict[str, Any]:
     name, phone = contact
     document: dict[str, Any] = {
@@ -87,11 +96,11 @@ def case_document(
         "attachments": [
             {"kind": a.kind, "ref": a.ref, "url": a.url, "channel": a.channel} for a in attachments
         ],
-        "created_at": case.created_at.isoformat(),
-        "updated_at": case.updated_at.isoformat(),
-        "deadlines": deadlines_json(case),
-        "rating": rating_json(case),
+        "created_at": iso(case.created_at, tz),
+        "updated_at": iso(case.updated_at, tz),
+        "deadlines": deadlines_json(case, tz),
+        "rating": rating_json(case, tz),
     }
     if events is not None:
-        document["events"] = [event_json(e) for e in events]
+        document["events"] = [event_json(e, tz) for e in events]
     return document

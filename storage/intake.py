@@ -101,7 +101,7 @@ class CommandHandler:
             at=now,
             first=True,
         )
-        document = case_document(case, (command.name, command.phone), attachments)
+        document = case_document(case, (command.name, command.phone), attachments, None, uow.tz)
         contact = document.pop("contact")
         await uow.outbox.add("case.submitted", case.code, document, private={"contact": contact})
         if command.risk_words:

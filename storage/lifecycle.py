@@ -54,17 +54,17 @@ async def record_progress(
         base = case.finish_due_at or deadlines.finish_due(case.accepted_at or now)
         case.finish_due_at = deadlines.extended(base, step.days)
         case.extended_days, case.extension_reason = step.days, step.reason
-        data["finish_by"] = case.finish_due_at.isoformat()
+        data["finish_by"] = uow.iso(case.finish_due_at)
     elif step.type == "accepted":
         case.accepted_at = now
         case.finish_due_at = deadlines.finish_due(now)
-        data["finish_by"] = case.finish_due_at.isoformat()
+        data["finish_by"] = uow.iso(case.finish_due_at)
     elif step.type in ("assigned", "redirected"):
         case.department = step.department
     elif step.type == "replied":
         case.replied_at = now
         case.review_due_at = deadlines.review_request_until(now)
-        data["review_by"] = case.review_due_at.isoformat()
+        data["review_by"] = uow.iso(case.review_due_at)
     elif step.type == "closed":
         case.closed_at = now
     if case.status != before and case.status in STAGE_ANCHORS and kind.timed:
@@ -81,7 +81,7 @@ async def record_progress(
         case.code,
         {
             "status": case.status,
-            "event": {"seq": event.seq, "type": step.type, "at": now.isoformat(), **data},
+            "event": {"seq": event.seq, "type": step.type, "at": uow.iso(now), **data},
         },
     )
     if step.type in CITIZEN_TOPICS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .crypto import PiiCipher
 from .models import OutboxEntry
+from .times import iso
 
 # The stream types of CONTRACTS.md; anything else is refused so a typo cannot reach consumers.
 EVENT_TYPES = frozenset(
@@ -27,9 +29,12 @@ EVENT_TYPES = frozenset(
 
 
 class Outbox:
-    def __init__(self, session: AsyncSession, cipher: PiiCipher, touched: set[str]) -> None:
+    def __init__(
+        self, session: AsyncSession, cipher: PiiCipher, touched: set[str], tz: tzinfo
+    ) -> None:
         self.session = session
         self.cipher = cipher
+        self.tz = tz
         self.touched = touched  # the unit of work's: the relay is woken after the commit
 
     async def add(
@@ -92,5 +97,5 @@ class Outbox:
             "type": entry.type,
             "case": entry.case_code,
             "data": self.data(entry),
-            "created_at": entry.created_at.isoformat(),
+            "created_at": iso(entry.created_at, self.tz),
         }

@@ -58,7 +58,7 @@ async def record_rating(
         "label": label,
         "comment": comment,
         "channel": channel,
-        "at": now.isoformat(),
+        "at": uow.iso(now),
     }
     event = await uow.events.append(case, "rated", f"citizen:{channel}", rating, at=now)
     await uow.outbox.add("case.rated", case.code, rating)
@@ -96,7 +96,7 @@ async def request_review(
     except IllegalTransition:
         return "not_possible"
     case.finish_due_at = decision_due
-    data = {"decide_by": decision_due.isoformat(), "channel": channel}
+    data = {"decide_by": uow.iso(decision_due), "channel": channel}
     await uow.events.append(case, "review_requested", f"citizen:{channel}", data, at=now)
     await uow.outbox.add("case.review_requested", case.code, data)
     await uow.notifications.add(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -17,6 +18,7 @@ from .notifications import Notifications
 from .outbox import Outbox
 from .people import People
 from .timeline import Timeline
+from .times import iso
 
 # Told, after a commit, which queues it wrote to ("outbox", "notifications"): their workers wake.
 Committed = Callable[[frozenset[str]], None]
@@ -33,10 +35,17 @@ class UnitOfWork:
     notifier run at once for work that is there, and sleep when a turn wrote nothing for them.
     """
 
-    def __init__(self, db: Database, cipher: PiiCipher, committed: Committed = _nobody) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cipher: PiiCipher,
+        committed: Committed = _nobody,
+        tz: tzinfo = UTC,
+    ) -> None:
         self.db = db
         self.cipher = cipher
         self.committed = committed
+        self.tz = tz  # the office's: every time written for other systems is in it
         self.touched: set[str] = set()
 
     async def __aenter__(self) -> UnitOfWork:
@@ -45,11 +54,15 @@ class UnitOfWork:
         await self.session.begin()
         self.cases = Cases(self.session, self.cipher)
         self.events = Timeline(self.session)
-        self.outbox = Outbox(self.session, self.cipher, self.touched)
+        self.outbox = Outbox(self.session, self.cipher, self.touched, self.tz)
         self.people = People(self.session, self.cipher)
         self.notifications = Notifications(self.session, self.touched)
         self._committed = False
         return self
+
+    def iso(self, moment: datetime) -> str:
+        """A moment as Minyi writes it for other systems (storage/times.py)."""
+        return iso(moment, self.tz)
 
     async def commit(self) -> None:
         try:
@@ -96,5 +109,7 @@ class Units:
     cipher: PiiCipher
     committed: Committed = _nobody
 
+    tz: tzinfo = UTC
+
     def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self.db, self.cipher, self.committed)
+        return UnitOfWork(self.db, self.cipher, self.committed, self.tz)

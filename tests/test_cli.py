@@ -56,3 +56,12 @@ async def test_chat_in_the_terminal(sqlite_only: Settings) -> None:
         await chat(runtime.handle, "tester", stdin=typed, stdout=shown)
     output = shown.getvalue()
     assert "1 我要反映" in output and "1 住房与物业" in output and "事情发生在哪里" in output
+
+
+def test_audit_verify_from_the_command_line(tmp_path: Path) -> None:
+    assert minyi("db", "upgrade", cwd=tmp_path).returncode == 0
+    result = minyi("audit", "verify", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "0 of 0 cases verified; 0 broken" in result.stdout
+    unknown = minyi("audit", "verify", "XF20261130-ZZZZZZ", cwd=tmp_path)
+    assert unknown.returncode == 1 and "XF20261130-ZZZZZZ: no such case" in unknown.stdout

@@ -211,7 +211,7 @@ async def test_stages_from_submission_start_at_filing(tmp_path: Path) -> None:
         async with UnitOfWork(runtime.db, runtime.cipher) as uow:
             case = await uow.cases.by_code(code)
             assert case is not None
-            document = case_document(case, ("", ""), [])
+            document = case_document(case, ("", ""), [], None, SHANGHAI)
         start = datetime.fromisoformat(document["created_at"])
         deadlines = document["deadlines"]
         stages = {s["name"]: datetime.fromisoformat(s["due_at"]) for s in deadlines["stages"]}

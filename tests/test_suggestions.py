@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -56,7 +57,7 @@ async def test_a_suggestion_has_no_acceptance_deadline(sqlite_runtime: Minyi) ->
     async with UnitOfWork(sqlite_runtime.db, sqlite_runtime.cipher) as uow:
         case = await uow.cases.by_code(code)
         assert case is not None
-        deadlines = case_document(case, ("", ""), [])["deadlines"]
+        deadlines = case_document(case, ("", ""), [], None, ZoneInfo("Asia/Shanghai"))["deadlines"]
     assert deadlines["accept_by"] is None and deadlines["next"] is None
     assert deadlines["stages"] == []
 

@@ -152,6 +152,33 @@ def openapi_document() -> dict[str, Any]:
                     "responses": _responses(case_ref, 404),
                 }
             },
+            "/cases/{code}/verify": {
+                "get": {
+                    "summary": "件件可倒查: whether the case's timeline is whole and unaltered "
+                    "(its hash chain)",
+                    "parameters": [
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": _responses(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "verified": {"type": "boolean"},
+                                "events": {"type": "integer"},
+                                "broken_at": {"type": ["integer", "null"]},
+                                "reason": {"type": ["string", "null"]},
+                            },
+                        },
+                        404,
+                    ),
+                }
+            },
             "/stats": {
                 "get": {
                     "summary": "满意率, response rate, 按期办结率 and repeat-petition rate for cases filed in [from, to)",

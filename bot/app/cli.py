@@ -1,5 +1,5 @@
-"""The `minyi` command: serve, worker, db upgrade, backoffice tail, chat, wechat menu,
-telegram webhook/poll."""
+"""The `minyi` command: serve, worker, db upgrade, audit verify, backoffice tail, chat, wechat
+menu, telegram webhook/poll."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
-from bot.app import logs
+from bot.app import audit, logs
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
@@ -83,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="deliveries before an entry goes to <stream>:dead",
     )
+    audit = commands.add_parser("audit", help="件件可倒查: check the cases' timelines")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check each case's hash chain (all cases unless codes are given)"
+    )
+    verify.add_argument(
+        "codes", nargs="*", metavar="CODE", help="case codes, e.g. XF20261122-7K3M9Q"
+    )
     chat_parser = commands.add_parser(
         "chat", help="talk to the engine in the terminal, as a citizen"
     )
@@ -132,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(upgrade(settings))
         elif args.command == "chat":
             asyncio.run(run_chat(settings, args.user))
+        elif args.command == "audit":
+            return asyncio.run(run_audit(settings, args.codes))
         elif args.command == "wechat":
             return asyncio.run(push_wechat_menu(settings, args.file))
         elif args.command == "backoffice":
@@ -226,6 +236,11 @@ async def run_tail(settings: Settings, args: argparse.Namespace) -> None:
                 failures = 0
     finally:
         await redis.aclose()
+
+
+async def run_audit(settings: Settings, codes: list[str]) -> int:
+    async with open_minyi(settings) as minyi:
+        return await audit.verify(minyi.units, codes)
 
 
 async def run_chat(settings: Settings, user: str) -> None:

@@ -143,7 +143,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     tz = settings.tz()
     keys = Keys(settings.redis_prefix)
     wakeups = Wakeups()
-    units = Units(db, cipher, wakeups.committed)
+    units = Units(db, cipher, wakeups.committed, tz)
     lifetime = timedelta(hours=settings.session_hours)
     # The law's limits and the office's stages: filing sets the first, the watch raises them.
     deadlines = LegalDeadlines(tz, office.deadlines)

@@ -79,7 +79,7 @@ async def _mark(uow: UnitOfWork, case: Case, due: Due, level: str) -> bool:
 
 
 async def _raise(uow: UnitOfWork, case: Case, due: Due, level: str) -> None:
-    data = {"deadline": due.kind, "due_at": due.due_at.isoformat(), "level": level}
+    data = {"deadline": due.kind, "due_at": uow.iso(due.due_at), "level": level}
     await uow.events.append(case, f"deadline.{level}", "minyi", data)
     await uow.outbox.add(f"deadline.{level}", case.code, data)
     key = f"staff:deadline:{case.code}:{due.kind}:{level}:{due.due_at.isoformat()}"
