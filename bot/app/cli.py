@@ -40,7 +40,7 @@ from channels.telegram import (
     set_webhook,
 )
 from channels.wechat import WeChatChannel
-from channels.wechat.menu import MenuError, load_menu
+from channels.wechat.menu import MenuError, check_menu, load_menu
 from storage import migrate
 from storage.db import Database
 
@@ -265,6 +265,12 @@ async def push_wechat_menu(settings: Settings, path: str | None) -> int:
         return 2
     # Through the running services, so the access token is the one the servers share.
     async with open_minyi(settings) as minyi:
+        events = frozenset(entry.event for entry, _ in minyi.engine.flows.entries)
+        try:
+            check_menu(menu, path or config.menu or "bundled menu.json", events)
+        except MenuError as exc:
+            print(f"minyi: {exc}", file=sys.stderr)
+            return 2
         channel = minyi.channels["wechat"]
         assert isinstance(channel, WeChatChannel)
         try:

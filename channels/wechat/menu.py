@@ -14,8 +14,9 @@ class MenuError(ValueError):
     """One line saying which button is wrong and how."""
 
 
-def load_menu(path: str | None = None) -> dict[str, Any]:
-    """The menu file (`MINYI_WECHAT_MENU`), or the bundled one, checked."""
+def load_menu(path: str | None = None, events: frozenset[str] | None = None) -> dict[str, Any]:
+    """The menu file (`MINYI_WECHAT_MENU`), or the bundled one, checked (against the menu
+    entries' `events` when given: a click key nothing answers is refused)."""
     if path:
         source = path
         try:
@@ -29,11 +30,11 @@ def load_menu(path: str | None = None) -> dict[str, Any]:
         menu: dict[str, Any] = json.loads(text)
     except ValueError as exc:
         raise MenuError(f"{source}: not valid JSON ({exc})") from None
-    check_menu(menu, source)
+    check_menu(menu, source, events)
     return menu
 
 
-def check_menu(menu: Any, source: str = "menu") -> None:
+def check_menu(menu: Any, source: str = "menu", events: frozenset[str] | None = None) -> None:
     """WeChat's structural rules (1-3 buttons, 1-5 under each) and ours: a click key is a plain
     word, the event of a menu entry (the engine's flow table knows which), so it reaches the
     conversation as written."""
@@ -43,15 +44,15 @@ def check_menu(menu: Any, source: str = "menu") -> None:
     for button in buttons:
         subs = button.get("sub_button") if isinstance(button, dict) else None
         if subs is None:
-            _check_button(button, source)
+            _check_button(button, source, events)
             continue
         if not isinstance(subs, list) or not 1 <= len(subs) <= 5:
             raise MenuError(f"{source}: {_name(button)} needs 1 to 5 sub_button entries")
         for sub in subs:
-            _check_button(sub, source)
+            _check_button(sub, source, events)
 
 
-def _check_button(button: Any, source: str) -> None:
+def _check_button(button: Any, source: str, events: frozenset[str] | None) -> None:
     if not isinstance(button, dict) or not str(button.get("name", "")).strip():
         raise MenuError(f"{source}: every button needs a name")
     kind = button.get("type")
@@ -59,6 +60,12 @@ def _check_button(button: Any, source: str) -> None:
         raise MenuError(
             f"{source}: {_name(button)} has key {button.get('key')!r}; a click key is the event "
             "of a menu entry: up to 64 lower-case letters, digits, _ or -"
+        )
+    key = str(button.get("key", "")).lower()
+    if kind == "click" and events is not None and key not in events:
+        raise MenuError(
+            f"{source}: {_name(button)} has key {key!r}, which opens nothing; "
+            f"the office's menu entries are: {', '.join(sorted(events))}"
         )
     if kind == "view" and not str(button.get("url", "")).startswith(("https://", "http://")):
         raise MenuError(f"{source}: {_name(button)} needs a url starting with https://")

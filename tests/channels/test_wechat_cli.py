@@ -80,3 +80,15 @@ async def test_a_wrong_menu_file_is_refused_before_calling_wechat(
     assert code == 2
     assert err.strip() == "minyi: MINYI_WECHAT_APP_SECRET: required to push the menu"
     assert fake_wechat.calls == []
+
+
+async def test_a_click_key_that_opens_nothing_is_refused(
+    tmp_path: Path, fake_wechat: FakeWeChatApi
+) -> None:
+    menu = tmp_path / "menu.json"
+    menu.write_text('{"button": [{"type": "click", "name": "投诉", "key": "complain"}]}', "utf-8")
+    code, _, err = await minyi(
+        tmp_path, "wechat", "menu", **account(fake_wechat), MINYI_WECHAT_MENU=str(menu)
+    )
+    assert code == 2 and "'complain', which opens nothing" in err and "file" in err
+    assert not [call for call in fake_wechat.calls if "menu/create" in str(call)]
