@@ -8,8 +8,9 @@ from typing import Any
 
 import aiohttp
 
+from ..access_token import AccessTokens
 from ..base import DeliveryFailed, RecipientUnreachable
-from .token import TOKEN_ERRORS, AccessTokens
+from .token import TOKEN_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from conversation.messages import Reply
 
+from ..access_token import AccessTokens
 from ..base import (
     DeliveryFailed,
     Handler,
@@ -25,7 +26,7 @@ from .config import WeChatConfig
 from .envelope import Envelope
 from .render import as_text, split
 from .template import client_msg_id, template_data
-from .token import AccessTokens
+from .token import StableTokens
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,15 @@ class WeChatChannel:
 
     async def start(self, services: Services) -> None:
         self.callback.services = services
-        tokens = AccessTokens(
+        fetch = StableTokens(
             services.http,
-            services.shared,
             api_base=self.config.api_base,
             app_id=self.config.app_id,
             app_secret=self.config.app_secret,
             timeout=self.config.api_timeout,
+        )
+        tokens = AccessTokens(
+            services.shared, f"wechat:access_token:{self.config.app_id}", fetch, name="wechat"
         )
         self._api = WeChatApi(
             services.http, tokens, api_base=self.config.api_base, timeout=self.config.api_timeout
