@@ -137,19 +137,19 @@ class StaffAccounts:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    async def start_session(self, account: StaffAccount, now: datetime) -> tuple[str, StaffSession]:
+    async def start_session(self, account_id: int, now: datetime) -> str:
         """A fresh session (never one the browser brought: no fixation); returns the cookie value."""
         token = secrets.token_urlsafe(32)
         row = StaffSession(
             token_hash=token_hash(token),
-            account_id=account.id,
+            account_id=account_id,
             csrf_token=secrets.token_urlsafe(32),
             created_at=now,
             last_seen_at=now,
             expires_at=now + self.limits.absolute,
         )
         self.session.add(row)
-        return token, row
+        return token
 
     async def resume(self, token: str, now: datetime) -> tuple[StaffSession, StaffAccount] | None:
         """The live session behind a cookie and its enabled account, touched; None otherwise."""

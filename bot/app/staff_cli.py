@@ -20,7 +20,7 @@ from storage.staff import ROLES, StaffAccounts, StaffError, check_password, hash
 PASSWORD_VARIABLE = "MINYI_STAFF_PASSWORD"
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     staff = commands.add_parser("staff", help="staff accounts for the desk")
     actions = staff.add_subparsers(dest="staff_command", required=True)
     add = actions.add_parser("add", help=f"create an account (password from {PASSWORD_VARIABLE})")

@@ -14,6 +14,7 @@ from bot.app.health import healthz, metrics, readyz
 from bot.app.runtime import open_runtime
 from bot.app.settings import Settings
 from bot.backoffice.workers import Workers
+from bot.desk import create_desk
 from channels.base import Channel
 from conversation.messages import Inbound, Reply
 
@@ -58,4 +59,5 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.add_subapp("/api/v1", create_api())
+    app.add_subapp("/desk", create_desk())
     return app
