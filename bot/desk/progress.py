@@ -47,7 +47,12 @@ async def take_step(
     # hash sealed over the result; the timeline's append-only trigger refuses any later change.
     with uow.session.no_autoflush:
         event = await record_progress(
-            uow, case, replace(step, staff=staff.username), services.deadlines, now, services.surveys
+            uow,
+            case,
+            replace(step, staff=staff.username),
+            services.deadlines,
+            now,
+            services.surveys,
         )
     event.data = {**event.data, "staff_name": staff.display_name}
     event.hash = event_hash(
