@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from bot.backoffice.deadlines import MAX_EXTENSION_DAYS
 from bot.backoffice.lifecycle import (
@@ -22,7 +23,7 @@ from bot.backoffice.lifecycle import (
 from bot.desk.policy import Staff
 from bot.desk.services import DeskServices
 from storage.models import Case, CaseEvent
-from storage.timeline import event_hash
+from storage.timeline import Timeline
 from storage.uow import UnitOfWork
 
 __all__ = [
@@ -42,11 +43,10 @@ async def take_step(
 ) -> CaseEvent:
     """Exactly what the back office's API does (status, deadlines, timeline, `case.updated`, the
     citizen's notice), under the person's account: actor `staff:<username>`, their name in data."""
-    # record_progress takes one `staff` string for both the actor and the data. The display
-    # name is added before the event is first written (nothing is flushed meanwhile) and the
-    # hash sealed over the result; the timeline's append-only trigger refuses any later change.
-    with uow.session.no_autoflush:
-        event = await record_progress(
+    timeline = uow.events
+    uow.events = _Signed(timeline, staff)  # type: ignore[assignment]
+    try:
+        return await record_progress(
             uow,
             case,
             replace(step, staff=staff.username),
@@ -54,8 +54,31 @@ async def take_step(
             now,
             services.surveys,
         )
-    event.data = {**event.data, "staff_name": staff.display_name}
-    event.hash = event_hash(
-        event.prev_hash, case.code, event.seq, event.type, event.actor, event.data, event.at
-    )
-    return event
+    finally:
+        uow.events = timeline
+
+
+class _Signed:
+    """The timeline, adding the person's display name to what they write.
+
+    record_progress takes one `staff` string for both the actor and the data; the name goes in
+    as the event is written, so its hash covers it. When the lifecycle takes the name itself,
+    this goes.
+    """
+
+    def __init__(self, timeline: Timeline, staff: Staff) -> None:
+        self.timeline, self.staff = timeline, staff
+
+    async def append(
+        self,
+        case: Case,
+        type_: str,
+        actor: str,
+        data: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        *,
+        first: bool = False,
+    ) -> CaseEvent:
+        if actor == self.staff.actor:
+            data = {**(data or {}), "staff_name": self.staff.display_name}
+        return await self.timeline.append(case, type_, actor, data, at, first=first)

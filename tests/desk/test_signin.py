@@ -173,7 +173,12 @@ async def test_sign_in_returns_to_the_page_asked_for_and_never_elsewhere(desk: T
     page = await (await desk.get("/desk?next=/desk/stats")).text()
     response = await desk.post(
         "/desk/signin",
-        data={"username": "roads", "password": PASSWORD, "csrf": csrf_of(page), "next": "/desk/stats"},
+        data={
+            "username": "roads",
+            "password": PASSWORD,
+            "csrf": csrf_of(page),
+            "next": "/desk/stats",
+        },
         allow_redirects=False,
     )
     assert response.headers["Location"] == "/desk/stats"
@@ -184,7 +189,13 @@ async def test_sign_in_returns_to_the_page_asked_for_and_never_elsewhere(desk: T
 
 async def test_every_desk_page_carries_the_security_headers(desk: TestClient) -> None:
     await signed_in(desk, "roads")
-    for path in ("/desk", "/desk/cases", "/desk/stats", "/desk/cases/XF20260101-AAAAAA", "/desk/static/desk.css"):
+    for path in (
+        "/desk",
+        "/desk/cases",
+        "/desk/stats",
+        "/desk/cases/XF20260101-AAAAAA",
+        "/desk/static/desk.css",
+    ):
         response = await desk.get(path, allow_redirects=False)
         csp = response.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
