@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -34,6 +35,11 @@ _hashes: dict[str, str] = {}
 @pytest.fixture
 async def desk(aiohttp_client: Any, database_settings: Settings) -> TestClient:
     client: TestClient = await aiohttp_client(create_app(database_settings, workers=False))
+    await seed_accounts(client)
+    return client
+
+
+async def seed_accounts(client: TestClient) -> None:
     if PASSWORD not in _hashes:
         _hashes[PASSWORD] = await hash_password(PASSWORD)  # argon2 is slow on purpose: once
     async with uow_of(client) as uow:
@@ -41,7 +47,6 @@ async def desk(aiohttp_client: Any, database_settings: Settings) -> TestClient:
         for username, (name, role, department) in ACCOUNTS.items():
             await accounts.add(username, name, role, _hashes[PASSWORD], department=department)
         await uow.commit()
-    return client
 
 
 def runtime_of(client: TestClient) -> Runtime:
@@ -125,3 +130,55 @@ async def signed_in(client: TestClient, username: str) -> TestClient:
 
 async def page_csrf(client: TestClient, path: str = "/desk/cases") -> str:
     return csrf_of(await (await client.get(path)).text())
+
+
+DEPARTMENTS = ("城管局", "园林局", "水务局", "住建局", "交通局")
+DESCRIPTIONS = (
+    "小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。",
+    "公园里的树枝被大风刮断，压在人行道上，请尽快清理。",
+    "楼下的下水道堵了，污水漫到路面，气味很大。",
+    "施工工地夜里十二点还在打桩，影响休息。",
+    "公交站牌被撞坏了，等车的人看不到线路。",
+)
+
+
+async def seed_office(client: TestClient, cases: int = 40) -> list[str]:
+    """A few months of an office's work: cases in every state, rated, some late, over weeks."""
+    import random
+
+    rng = random.Random(2026)
+    codes = []
+    for n in range(cases):
+        department = DEPARTMENTS[n % len(DEPARTMENTS)]
+        stage = rng.choice(("new", "assigned", "closed", "closed", "closed"))
+        steps: list[dict[str, Any]] = []
+        if stage != "new":
+            steps = [{"type": "accepted"}, {"type": "assigned", "department": department}]
+        if stage == "closed":
+            steps += [{"type": "replied", "note": "已办理完毕。"}, {"type": "closed"}]
+        code = await file_case(
+            client,
+            phone=f"+86139{rng.randrange(10**7, 10**8)}",
+            category=rng.choice(("city", "housing", "environment", "public_services")),
+            channel=rng.choice(("wechat", "wechat", "webchat", "sms")),
+            steps=tuple(steps),
+            description=DESCRIPTIONS[n % len(DESCRIPTIONS)],
+        )
+        async with uow_of(client) as uow:
+            case = await uow.cases.by_code(code, for_update=True)
+            assert case is not None
+            case.created_at = utcnow() - timedelta(
+                days=rng.randrange(0, 70), hours=rng.randrange(24)
+            )
+            if stage == "closed":
+                score = rng.choice((1, 1, 1, 2, 2, 3) if n % 5 != 3 else (2, 3, 3))
+                case.rating_score, case.rating_scale = score, 3
+                case.rating_label = ("满意", "基本满意", "不满意")[score - 1]
+                case.rated_at = utcnow()
+                if n % 5 == 3 or rng.random() < 0.15:
+                    case.finish_due_at = utcnow() - timedelta(days=1)  # closed late
+            if rng.random() < 0.15:
+                case.accept_due_at = utcnow() - timedelta(days=1)  # decided late, or not at all
+            await uow.commit()
+        codes.append(code)
+    return codes

@@ -237,7 +237,7 @@ async def test_search_by_mobile_goes_through_the_keyed_hash(desk: TestClient) ->
 
 
 async def test_filters_and_keyset_pages(desk: TestClient) -> None:
-    codes = [await file_case(desk, category="traffic" if n % 2 else "city") for n in range(55)]
+    codes = [await file_case(desk, category="housing" if n % 2 else "city") for n in range(55)]
     await file_case(desk, steps=ASSIGN_ROADS)
     await signed_in(desk, "intake")
     first = await (await desk.get("/desk/cases", params={"status": "submitted"})).text()
@@ -245,8 +245,8 @@ async def test_filters_and_keyset_pages(desk: TestClient) -> None:
     following = first.split('rel="next" href="')[1].split('"')[0].replace("&amp;", "&")
     second = await (await desk.get(following)).text()
     assert codes[4] in second and codes[-1] not in second and 'rel="next"' not in second
-    traffic = await (await desk.get("/desk/cases", params={"category": "traffic"})).text()
-    assert codes[1] in traffic and codes[0] not in traffic
+    housing = await (await desk.get("/desk/cases", params={"category": "housing"})).text()
+    assert codes[1] in housing and codes[0] not in housing
     assigned = await (await desk.get("/desk/cases", params={"department": "城管局"})).text()
     assert all(code not in assigned for code in codes)
 
