@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-30 06:58:52.792182
+Create Date: 2026-11-30
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def upgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.create_index("ix_cases_category_id", ["category", "id"], unique=False)
         batch_op.create_index("ix_cases_channel_id", ["channel", "id"], unique=False)
+        batch_op.create_index("ix_cases_code_id", ["code", "id"], unique=False)
         batch_op.create_index("ix_cases_department_id", ["department", "id"], unique=False)
         batch_op.create_index("ix_cases_status_id", ["status", "id"], unique=False)
 
@@ -83,6 +84,7 @@ def downgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index("ix_cases_status_id")
         batch_op.drop_index("ix_cases_department_id")
+        batch_op.drop_index("ix_cases_code_id")
         batch_op.drop_index("ix_cases_channel_id")
         batch_op.drop_index("ix_cases_category_id")
 
