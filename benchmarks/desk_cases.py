@@ -97,8 +97,10 @@ async def fill(url: str, count: int, cipher: PiiCipher) -> tuple[list[str], str]
                     }
                 )  # fmt: skip
             await conn.execute(insert(Case), rows)
-        if db.is_postgres:
-            await conn.execute(text("ANALYZE"))
+    if db.is_postgres:
+        # As autovacuum leaves a settled table: statistics and the visibility map (index-only scans).
+        async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            await conn.execute(text("VACUUM ANALYZE"))
     async with db.session() as session, session.begin():
         accounts = StaffAccounts(session)
         hashed = await hash_password(PASSWORD)
@@ -178,7 +180,7 @@ async def main(args: argparse.Namespace) -> None:
                 await signed_in(client, who)
                 times, rows = await timed(client, params, args.runs)
                 times.sort()
-                p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+                p95 = times[max(0, round(len(times) * 0.95) - 1)]
                 worst = max(worst, p95)
                 print(
                     f"{name:<34} {rows:>5} {statistics.median(times):>8.1f} {p95:>8.1f} {times[-1]:>8.1f}"
@@ -193,6 +195,6 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     asyncio.run(main(parser.parse_args()))

@@ -106,7 +106,7 @@ class Case(Base):
         Index("ix_cases_department_id", "department", "id"),
         Index("ix_cases_category_id", "category", "id"),
         Index("ix_cases_channel_id", "channel", "id"),
-        # Searching by part of a code scans this (index only) instead of the whole table.
+        # Searching by part of a code reads this index alone instead of the whole table.
         Index("ix_cases_code_id", "code", "id"),
     )
 
