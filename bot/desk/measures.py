@@ -1,7 +1,7 @@
 """The desk's statistics: the office's measures by week and by department, and the league table.
 
 The measures themselves come from `bot/api/stats.py` (`report`); this adds what the desk needs
-beside them: weeks in the office's time zone (empty weeks are zeros, not gaps), 及时受理率
+beside them: weeks in the office's time zone (a week without cases is there, with no rate), 及时受理率
 (decision on acceptance by its legal deadline) and the 红旗榜 / 蜗牛榜 order.
 """
 
