@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.desk import cases
 from bot.desk.keys import FORM, STAFF
@@ -65,16 +64,14 @@ async def act(request: web.Request) -> web.Response:
                         verb=w.verb(step_type),
                     )
             except Conflict:  # someone's step took the same place on the timeline first
-                conflict = w.t(
-                    "desk.conflict.illegal", status=w.status(case.status), verb=w.verb(step_type)
-                )
+                conflict = w.t("desk.conflict.busy")
     if conflict:
         return await cases.show_case(request, code, status=409, problem=conflict)
     services.kick()  # the citizen's notice is queued: send it now
     raise web.HTTPSeeOther(f"/desk/cases/{case.code}?done={step_type}")
 
 
-async def _last_move(session: Any, case: Case) -> CaseEvent | None:
+async def _last_move(session: AsyncSession, case: Case) -> CaseEvent | None:
     """The latest step that changed (or may have changed) the status."""
     return await session.scalar(
         select(CaseEvent)

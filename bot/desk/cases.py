@@ -14,7 +14,6 @@ from bot.desk.services import DeskServices, desk_services
 from bot.desk.steps import FIELDS, ORDER, offered_steps
 from bot.desk.wording import Words
 from conversation.codes import CASE_CODE_RE
-from storage.crypto import mask_phone
 from storage.models import Case, utcnow
 from storage.staff import StaffAccounts
 from storage.timeline import verify_chain
@@ -113,7 +112,7 @@ async def show_case(
             status=status,
             case=case,
             w=w,
-            contact={"name": name, "phone": phone, "masked": mask_phone(phone) if phone else ""},
+            contact={"name": name, "phone": phone},
             attachments=attachments,
             timeline=[(e, w.when(e.at), w.event(e)) for e in events],
             chain=chain,

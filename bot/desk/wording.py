@@ -66,7 +66,6 @@ class Words:
                 **{k: str(v) for k, v in data.items()},
                 "who": self.who(event),
                 "type": event.type,
-                "department": str(data.get("department", "")),
             }
         )
         for field in ("finish_by", "review_by", "decide_by", "due_at"):
