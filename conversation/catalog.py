@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from conversation.desk_texts import DESK_EN, DESK_ZH
+
 LANGUAGES = ("zh", "en")
 
 ZH: dict[str, str] = {
@@ -462,6 +464,10 @@ EN: dict[str, str] = {
     "relay.location": "[location] {place}",
     "relay.other": "[message]",
 }
+
+# The staff desk's sentences, kept in their own module and looked up like every other text.
+ZH.update(DESK_ZH)
+EN.update(DESK_EN)
 
 
 class Catalog:

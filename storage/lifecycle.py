@@ -39,8 +39,13 @@ async def record_progress(
     deadlines: LegalDeadlines,
     now: datetime,
     surveys: SurveyRules | None = None,
+    *,
+    staff_name: str = "",
 ) -> CaseEvent:
-    """Apply one step. The caller holds the case row (`by_code(for_update=True)`) and commits."""
+    """Apply one step. The caller holds the case row (`by_code(for_update=True)`) and commits.
+
+    `staff_name` is the display name of the signed-in person who took it (the desk): it goes
+    into the event's data, under the hash, beside the account named as its actor."""
     kind = kind_of(case.kind)
     if step.type == "extended" and case.extended_days:
         raise IllegalTransition(
@@ -75,6 +80,8 @@ async def record_progress(
     if step.stage:
         case.stages = [_met(s, step.stage, now) for s in case.stages]
     actor = f"staff:{step.staff}" if step.staff else "backoffice"
+    if staff_name:
+        data["staff_name"] = staff_name
     event = await uow.events.append(case, step.type, actor, data, at=now)
     await uow.outbox.add(
         "case.updated",

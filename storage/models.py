@@ -99,7 +99,16 @@ class Case(Base):
     """One matter a citizen filed (kind `petition` or `suggestion`) and where it stands."""
 
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_status_created_at", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_cases_status_created_at", "status", "created_at"),
+        # The desk's list is newest first, keyset-paged by id, filtered by one of these.
+        Index("ix_cases_status_id", "status", "id"),
+        Index("ix_cases_department_id", "department", "id"),
+        Index("ix_cases_category_id", "category", "id"),
+        Index("ix_cases_channel_id", "channel", "id"),
+        # Searching by part of a code reads this index alone instead of the whole table.
+        Index("ix_cases_code_id", "code", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(20), unique=True)
@@ -370,3 +379,44 @@ class StaffThread(Base):
     claimed_at: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffAccount(Base):
+    """A person who answers citizens: signs in to the desk, acts on cases under their own name."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(10))  # staff, leader, admin
+    department: Mapped[str] = mapped_column(String(100), default="")  # "" = every department
+    wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, self-describing
+    disabled_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffSession(Base):
+    """A signed-in desk session. Only the token's SHA-256 is kept, so the table cannot sign in."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # the absolute limit
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins per username or client address, and the lockout they earned."""
+
+    __tablename__ = "signin_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "user:…" or "addr:…"
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]

@@ -13,6 +13,8 @@ from bot.app.health import healthz, metrics, readyz
 from bot.app.settings import Settings
 from bot.app.wiring import build_minyi, running
 from bot.backoffice.workers import Workers
+from bot.desk import create_desk
+from bot.desk.services import DeskServices
 from channels.base import Channel
 
 log = logging.getLogger(__name__)
@@ -51,4 +53,12 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     api = ApiParts(minyi.units, settings.api_token, minyi.office, minyi.deadlines, minyi.surveys)
     app.add_subapp("/api/v1", create_api(api))
+    desk = DeskServices(
+        minyi.units,
+        minyi.office,
+        minyi.deadlines,
+        minyi.surveys,
+        https=(settings.public_url or "").startswith("https:"),
+    )
+    app.add_subapp("/desk", create_desk(desk))
     return app

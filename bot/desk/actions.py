@@ -1,0 +1,83 @@
+"""A lifecycle step from a desk button: checked, taken under the person's name, or refused in words."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.desk import cases
+from bot.desk.keys import FORM, STAFF
+from bot.desk.policy import Staff, may_take
+from bot.desk.progress import TRANSITIONS, IllegalTransition, Progress, take_step
+from bot.desk.render import LANGUAGE, render
+from bot.desk.services import desk_services
+from bot.desk.steps import STATUS_STEPS, read_fields
+from conversation.ports import Conflict
+from storage.models import Case, CaseEvent, utcnow
+
+
+async def act(request: web.Request) -> web.Response:
+    services = desk_services(request)
+    staff: Staff = request[STAFF]
+    code = request.match_info["code"]
+    form = await request.post()
+    step_type = str(form.get("step", ""))
+    if step_type not in TRANSITIONS or not may_take(staff, step_type):
+        return render(request, "message.html", status=403, message_key="desk.forbidden")
+    values, problem = read_fields(form, step_type)
+    if problem is not None:
+        key, params = problem
+        if "field" in params:
+            params = {**params, "field": services.catalog.text(LANGUAGE, params["field"])}
+        request[FORM] = values
+        return await cases.show_case(
+            request,
+            code,
+            status=422,
+            problem=services.catalog.text(LANGUAGE, key, **params),
+            open_step=step_type,
+        )
+    step = Progress.from_json({"type": step_type, **values})
+    w = cases.words(services)
+    conflict = ""
+    async with services.uow() as uow:
+        try:
+            case = await cases.load_case(uow, staff, code, for_update=True)
+        except web.HTTPNotFound:
+            return render(request, "message.html", status=404, message_key="desk.not_found")
+        if case.status != form.get("seen"):
+            last = await _last_move(uow.session, case)
+            what = w.event(last) if last is not None else w.status(case.status)
+            conflict = w.t("desk.conflict.moved", what=what, status=w.status(case.status))
+        else:
+            try:
+                await take_step(uow, case, step, staff, services, utcnow())
+                await uow.commit()
+            except IllegalTransition:
+                if step_type == "extended" and case.extended_days:
+                    conflict = w.t("desk.conflict.extended_once")
+                else:
+                    conflict = w.t(
+                        "desk.conflict.illegal",
+                        status=w.status(case.status),
+                        verb=w.verb(step_type),
+                    )
+            except Conflict:  # someone's step took the same place on the timeline first
+                conflict = w.t("desk.conflict.busy")
+    if conflict:
+        return await cases.show_case(request, code, status=409, problem=conflict)
+    raise web.HTTPSeeOther(f"/desk/cases/{case.code}?done={step_type}")
+
+
+async def _last_move(session: AsyncSession, case: Case) -> CaseEvent | None:
+    """The latest step that changed (or may have changed) the status."""
+    return await session.scalar(
+        select(CaseEvent)
+        .where(
+            CaseEvent.case_id == case.id,
+            CaseEvent.type.in_([*STATUS_STEPS, "rated", "review_requested"]),
+        )
+        .order_by(CaseEvent.seq.desc())
+        .limit(1)
+    )
