@@ -34,6 +34,11 @@ class SharedCache(Protocol):
         """Set only if absent (a first-seen check); True when this call set it."""
         ...
 
+    async def count(self, key: str, ttl: float) -> int:
+        """Add one to a counter that lives `ttl` from its first count; the new value (pacing
+        a provider's limits across processes)."""
+        ...
+
     def lock(self, key: str, seconds: float) -> AbstractAsyncContextManager[None]:
         """Held by one process at a time; waited for, and held, at most `seconds`."""
         ...
@@ -185,14 +190,17 @@ class Parts:
 
     `handle` takes a citizen's message (the conversation pipeline); `sms_replies` takes a text
     answering something we sent (survey replies); `staff_actions` takes what a staff member did
-    in a staff front end, with a way to answer them there; `text` is the office's sentence for
-    a catalog key (channels hold no citizen-facing sentences of their own).
+    in a staff front end, with a way to answer them there; `staff_roster` names who gets alerts
+    on a front end; `text` is the office's sentence for a catalog key (channels hold no
+    sentences of their own).
     """
 
     handle: Handler
     text: Callable[[str], str]
     sms_replies: Callable[[Any], Awaitable[None]]
     staff_actions: Callable[..., Awaitable[None]]
+    # The staff on duty on a front end, by their id there (whom its alerts go to).
+    staff_roster: Callable[[str], Callable[[], Awaitable[list[str]]]]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ reached first on their own channel, then by the others in this order (SMS last r
 
 from __future__ import annotations
 
-from . import sms, staff_webhook, telegram, webchat, wechat, wecom_robot
+from . import sms, staff_webhook, telegram, webchat, wechat, wecom, wecom_robot
 from .base import Plugin
 
 PLUGINS: tuple[Plugin, ...] = (
@@ -15,6 +15,7 @@ PLUGINS: tuple[Plugin, ...] = (
     wechat.PLUGIN,
     telegram.PLUGIN,
     sms.PLUGIN,
+    wecom.PLUGIN,
     wecom_robot.PLUGIN,
     staff_webhook.PLUGIN,
 )

@@ -9,9 +9,9 @@ alerts the way its platform likes best.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -53,12 +53,57 @@ class StaffTarget(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ThreadView:
+    """A staff thread as a front end needs it to post in it: the alert it grew from (Telegram
+    replies under it) and who has it (`claimed_user`, a front end's own user id)."""
+
+    id: int
+    alert_message_id: str = ""
+    claimed_user: str = ""
+    case_code: str = ""
+
+
 @runtime_checkable
 class ThreadTarget(StaffTarget, Protocol):
-    """A target where staff answer the citizen through the alert itself (claim, reply): the
-    citizen's words are posted under it while a staff member has the conversation."""
+    """A front end where staff talk with the citizen of a thread: the citizen's words are posted
+    there while a staff member has the conversation (the message's id, or "" when the front end
+    is not the one the thread lives on)."""
 
-    async def post_in_thread(self, alert_message_id: str, text: str) -> str: ...
+    async def post_in_thread(self, thread: ThreadView, text: str) -> str: ...
+
+
+ActionKind = Literal["claim", "show", "say", "done"]
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """Who acted, as their front end knows them (`user_id` is unique across front ends)."""
+
+    user_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class StaffAction:
+    """One thing a staff member did on a front end (the duty group, the WeCom app)."""
+
+    kind: ActionKind
+    member: StaffMember
+    update_id: int | str  # the front end's id of the action, so a re-delivery is taken once
+    thread: int | None = None  # from a button
+    case_code: str = ""  # "认领 XF…" names the case instead
+    reply_to: str = ""  # the group message the member replied to
+    text: str = ""
+    message_id: str = ""  # the member's own message, so answers can reply to it
+    callback_id: str = ""
+    front: str = "telegram"  # which front end: how to word the answers
+
+
+# Answers the member where they acted: (text, the message it replies to or "") → its id.
+Say = Callable[[str, str], Awaitable[str]]
+# What staff do goes here, with a way to answer them.
+StaffHandler = Callable[[StaffAction, Say], Awaitable[None]]
 
 
 async def post_json(

@@ -359,7 +359,7 @@ class MailboxMessage(Base):
 
 
 class StaffThread(Base):
-    """A staff member talking with a citizen through the duty group, from an alert.
+    """A staff member talking with a citizen, from an alert or opened on a case (any front end).
 
     The citizen is addressed on their own channel; while the thread is claimed and not done,
     their messages go to the group instead of the conversation engine.
@@ -369,7 +369,8 @@ class StaffThread(Base):
     __table_args__ = (Index("ix_staff_threads_citizen", "channel", "external_id", "done_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), unique=True)
+    # The alert it grew from; none when staff opened it on a case by its code.
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"), unique=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     channel: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(128))

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from redis.asyncio import Redis
 from redis.exceptions import LockError
-from sqlalchemy import delete, func, select
+from sqlalchemy import Integer, String, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -38,6 +38,14 @@ class RedisShared:
         return bool(
             await self.redis.set(self.keys.shared(key), value, px=max(1, int(ttl * 1000)), nx=True)
         )
+
+    async def count(self, key: str, ttl: float) -> int:
+        name = self.keys.shared(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.pexpire(name, max(1, int(ttl * 1000)), nx=True)
+            value, _ = await pipe.execute()
+        return int(value)
 
     @asynccontextmanager
     async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:
@@ -87,6 +95,23 @@ class DatabaseShared:
                 .on_conflict_do_nothing(index_elements=["key"])
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def count(self, key: str, ttl: float) -> int:
+        now = utcnow()
+        insert = pg_insert if self.db.is_postgres else sqlite_insert
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                delete(KeyValue).where(KeyValue.key == key, KeyValue.expires_at <= now)
+            )
+            first = insert(KeyValue).values(
+                key=key, value="1", expires_at=now + timedelta(seconds=ttl)
+            )
+            counted = first.on_conflict_do_update(
+                index_elements=["key"],
+                set_={"value": cast(cast(KeyValue.value, Integer) + 1, String)},
+            ).returning(KeyValue.value)
+            value = await session.scalar(counted)
+        return int(value or 0)
 
     @asynccontextmanager
     async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:

@@ -80,3 +80,26 @@ async def relay_from_citizen(uow: UnitOfWork, thread_id: int, text: str, message
         {"thread": thread.id, "text": text},
     )
     return True
+
+
+async def latest_for_case(session: AsyncSession, case_id: int) -> StaffThread | None:
+    """The case's thread still going, if any (the latest)."""
+    return await session.scalar(
+        select(StaffThread)
+        .where(StaffThread.case_id == case_id, StaffThread.done_at.is_(None))
+        .order_by(StaffThread.id.desc())
+        .limit(1)
+    )
+
+
+async def open_for_case(uow: UnitOfWork, case: Case) -> StaffThread | None:
+    """A thread on a case no alert opened one for (认领 by its code): with whoever filed it."""
+    identity = await uow.session.get(Identity, case.identity_id)
+    if identity is None:
+        return None
+    thread = StaffThread(
+        case_id=case.id, channel=identity.channel, external_id=identity.external_id
+    )
+    uow.session.add(thread)
+    await uow.session.flush()
+    return thread

@@ -28,6 +28,17 @@ async def test_add_is_true_only_for_the_first(runtime: Minyi) -> None:
     assert await shared.add("gone", "1", ttl=60)  # expired: first again
 
 
+async def test_count_counts_every_caller_once_and_starts_again_after_its_time(
+    runtime: Minyi,
+) -> None:
+    shared = runtime.shared
+    counts = await asyncio.gather(*(shared.count("paced:user", ttl=60) for _ in range(6)))
+    assert sorted(counts) == [1, 2, 3, 4, 5, 6]
+    await shared.count("brief", ttl=0.05)
+    await asyncio.sleep(0.1)
+    assert await shared.count("brief", ttl=60) == 1  # expired: counting starts over
+
+
 async def test_lock_lets_one_holder_in_at_a_time(runtime: Minyi) -> None:
     shared = runtime.shared
     inside = 0

@@ -22,10 +22,11 @@ from redis.asyncio import Redis
 
 from bot.backoffice.citizen_notices import CitizenNotices
 from bot.backoffice.delivery_reports import DeliveryReports
-from bot.backoffice.duty_group import DutyGroup
 from bot.backoffice.notifier import Notifier
 from bot.backoffice.reach import CitizenReach
 from bot.backoffice.staff_alerts import StaffAlerts
+from bot.backoffice.staff_directory import StaffDirectory
+from bot.backoffice.staff_threads import StaffThreads
 from bot.backoffice.survey_replies import SurveyReplies
 from bot.backoffice.workers import Job, Wakeups, jobs_for
 from channels.base import Channel, Handler, Parts, PhoneTexting, Services, SharedCache
@@ -81,7 +82,7 @@ class Minyi:
     staff_targets: tuple[StaffTarget, ...]
     notifier: Notifier
     survey_replies: SurveyReplies
-    duty_group: DutyGroup
+    staff_threads: StaffThreads
     wakeups: Wakeups
     jobs: tuple[Job, ...]
     handle: Handler
@@ -182,15 +183,17 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     metrics = Metrics()
     handle = measured(engine, metrics)
     # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
-    # staff do in the duty group.
+    # staff do on their front ends (the duty group, the WeCom app).
     survey_replies = SurveyReplies(units, office.catalog, surveys, deadlines, tz)
-    duty_group = DutyGroup(units, shared, office, tz, engine)
+    directory = StaffDirectory(units)
+    staff_threads = StaffThreads(units, shared, office, tz, engine, directory)
 
     parts = Parts(
         handle=handle,
         text=lambda key: office.catalog.text("zh", key),
         sms_replies=survey_replies,
-        staff_actions=duty_group.act,
+        staff_actions=staff_threads.act,
+        staff_roster=directory.roster,
     )
     channels: dict[str, Channel] = {}
     staff_targets: list[StaffTarget] = []
@@ -241,7 +244,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         staff_targets=tuple(staff_targets),
         notifier=notifier,
         survey_replies=survey_replies,
-        duty_group=duty_group,
+        staff_threads=staff_threads,
         wakeups=wakeups,
         jobs=jobs,
         handle=handle,

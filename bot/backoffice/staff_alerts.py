@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from bot.app.logs import mask_phones
 from channels.base import DeliveryFailed, SharedCache
-from channels.staff import StaffAlert, StaffTarget, ThreadTarget
+from channels.staff import StaffAlert, StaffTarget, ThreadTarget, ThreadView
 from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import mask_phone
@@ -24,8 +24,8 @@ from storage.models import Case, Notification, StaffThread, utcnow
 from storage.staff_threads import conversation_of, open_thread
 from storage.uow import UnitOfWork, Units
 
-from .duty_group import remember_post
 from .reach import CitizenReach
+from .staff_threads import remember_post
 
 log = logging.getLogger(__name__)
 
@@ -192,15 +192,21 @@ class StaffAlerts:
             job = await uow.notifications.get(job_id)
             assert job is not None
             thread_id = int(job.payload["thread"])
-            thread = await uow.session.get(StaffThread, thread_id)
-            alert = thread.alert_message_id if thread is not None else ""
+            row = await uow.session.get(StaffThread, thread_id)
+            case = await uow.session.get(Case, row.case_id) if row and row.case_id else None
+            view = ThreadView(
+                thread_id,
+                row.alert_message_id if row else "",
+                row.claimed_user if row else "",
+                case.code if case else "",
+            )
             text = t("staff.group.citizen_says", text=mask_phones(str(job.payload.get("text", ""))))
         error = ""
         if not self.threads:
             error = "no staff front end takes a thread's messages"
         for target in self.threads:
             try:
-                posted = await target.post_in_thread(alert, text)
+                posted = await target.post_in_thread(view, text)
             except DeliveryFailed as exc:
                 error = exc.reason
             else:

@@ -26,6 +26,7 @@ from ..base import (
     Services,
     SharedCache,
 )
+from ..staff import StaffHandler
 from .polling import poll
 from .render import Outgoing, render
 from .request import build_application, redact
@@ -33,7 +34,6 @@ from .sender import TelegramSender
 from .staff import (
     MEMBER_STATUSES,
     GroupAlerts,
-    StaffHandler,
     alert_keyboard,
     in_staff_chat,
     read_staff_update,
@@ -70,7 +70,7 @@ class TelegramChannel:
     ) -> None:
         self.handle = handle
         self.staff_chat = staff_chat
-        # What members of the duty group do (bot/backoffice/duty_group.py).
+        # What members of the duty group do (bot/backoffice/staff_threads.py).
         self.on_staff = on_staff
         self._token = token
         self._api_base = api_base

@@ -11,15 +11,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 
 from ..base import Services
-from ..staff import StaffAlert
+from ..staff import ActionKind, Say, StaffAction, StaffAlert, StaffMember, ThreadView
 
-ActionKind = Literal["claim", "show", "say", "done"]
 _BUTTON = re.compile(r"(claim|show):(\d{1,18})")
 _DONE = re.compile(r"/done(?:@[A-Za-z0-9_]+)?\s*", re.IGNORECASE)
 MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
@@ -27,30 +24,6 @@ MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class StaffMember:
-    user_id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class StaffAction:
-    """One thing a member did in the duty group."""
-
-    kind: ActionKind
-    member: StaffMember
-    update_id: int
-    thread: int | None = None  # from a button
-    reply_to: str = ""  # the group message the member replied to
-    text: str = ""
-    message_id: str = ""  # the member's own message, so answers can reply to it
-    callback_id: str = ""
-
-
-# Posts in the duty group: (text, the message it replies to or "") → the new message's id.
-GroupSay = Callable[[str, str], Awaitable[str]]
-# What members do goes here, with a way to answer in the group.
-StaffHandler = Callable[[StaffAction, GroupSay], Awaitable[None]]
 # Posts an alert (with its thread's buttons when it has one) → the message's id.
 GroupPost = Callable[[str, int | None], Awaitable[str]]
 
@@ -123,7 +96,7 @@ class GroupAlerts:
     name = "telegram"
     threads = True
 
-    def __init__(self, post: GroupPost, say: GroupSay) -> None:
+    def __init__(self, post: GroupPost, say: Say) -> None:
         self.post, self.say = post, say
 
     async def start(self, services: Services) -> None:
@@ -135,5 +108,5 @@ class GroupAlerts:
             posted[alert.key] = await self.post("\n".join(alert.lines()), alert.thread)
         return posted
 
-    async def post_in_thread(self, alert_message_id: str, text: str) -> str:
-        return await self.say(text, alert_message_id)
+    async def post_in_thread(self, thread: ThreadView, text: str) -> str:
+        return await self.say(text, thread.alert_message_id)

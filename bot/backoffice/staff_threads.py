@@ -1,16 +1,19 @@
-"""The duty group at work: staff take an alert, see the case, talk with the citizen, and let go.
+"""Staff threads at work, whatever the front end (the Telegram duty group, the WeCom app):
+staff take a conversation, see the case, talk with the citizen, and let go.
 
 A claimed thread turns the citizen's chat into a conversation with a person: the conversation
 is handed over (its state says so, so the citizen's next message goes to the thread, not to the
 flows), what the staff member writes is queued for the citizen on their own channel, and all of
-it lands on the case's timeline with the staff member's name, until someone sends /done.
+it lands on the case's timeline with the staff member's name, until they end it (/done, 结束).
+A thread grows from an alert (its buttons, or a reply to it in the group), or is opened on a
+case by its code (认领 XF…).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Protocol
 
@@ -18,11 +21,11 @@ from sqlalchemy import select
 
 from bot.app.logs import mask_phones
 from channels.base import DeliveryFailed, SharedCache
-from channels.telegram.staff import GroupSay, StaffAction
+from channels.staff import Say, StaffAction, StaffMember
 from conversation.office import OfficeConfig
 from storage.crypto import mask_name, mask_phone
 from storage.models import Case, StaffThread, utcnow
-from storage.staff_threads import by_alert_message
+from storage.staff_threads import by_alert_message, latest_for_case, open_for_case
 from storage.uow import UnitOfWork, Units
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,13 @@ log = logging.getLogger(__name__)
 MESSAGE_MEMORY = 30 * 24 * 3600.0
 HISTORY_SHOWN = 8
 WORDS_LIMIT = 2000
+
+
+class Directory(Protocol):
+    """Who a front end's member is: the person behind a WeCom userid is a staff account (None
+    when they have none, or it is disabled); a member of the duty group is who Telegram says."""
+
+    def resolve(self, member: StaffMember) -> Awaitable[StaffMember | None]: ...
 
 
 class Conversations(Protocol):
@@ -55,6 +65,7 @@ class Thread:
     claimed_user: str
     claimed_at: datetime | None
     done_at: datetime | None
+    case_code: str = ""
 
     @classmethod
     def of(cls, row: StaffThread) -> Thread:
@@ -77,7 +88,7 @@ async def remember_post(shared: SharedCache, message_id: str, thread_id: int) ->
         await shared.set(f"staff:message:{message_id}", str(thread_id), MESSAGE_MEMORY)
 
 
-class DutyGroup:
+class StaffThreads:
     def __init__(
         self,
         units: Units,
@@ -85,6 +96,7 @@ class DutyGroup:
         office: OfficeConfig,
         tz: tzinfo,
         conversations: Conversations,
+        directory: Directory,
     ) -> None:
         self.units = units
         self.shared = shared
@@ -92,12 +104,21 @@ class DutyGroup:
         self.t = office.catalog.for_language("zh")  # staff read the office's language
         self.tz = tz
         self.conversations = conversations
+        self.directory = directory
 
-    async def act(self, action: StaffAction, say: GroupSay) -> None:
-        """What a member did in the group; `say` answers there."""
+    async def act(self, action: StaffAction, say: Say) -> None:
+        """What a member did on their front end; `say` answers them there."""
+        member = await self.directory.resolve(action.member)
+        if member is None:
+            await _say(say, self.t("staff.no_account", user=action.member.name), "")
+            return
+        action = replace(action, member=member)
+        if action.kind == "say" and not action.text:
+            await _say(say, self.t("staff.text_only"), action.message_id)
+            return
         thread = await self._thread(action)
         if thread is None:
-            await _say(say, self.t("staff.group.no_thread"), action.message_id)
+            await _say(say, self._not_found(action), action.message_id)
             return
         if action.kind == "show":
             await self._show(thread, action, say)
@@ -117,8 +138,18 @@ class DutyGroup:
             return
         if thread.claimed_at is None:
             await self._claim(thread, action, say)
+        elif action.kind == "claim":
+            await self._current(action.member, thread.id)  # taking one's own again: switch to it
+            await _say(say, self.t("staff.claimed_again", code=thread.case_code), "")
         if action.kind == "say":
             await self._tell(thread, action)
+
+    def _not_found(self, action: StaffAction) -> str:
+        if action.case_code:
+            return self.t("staff.no_case", code=action.case_code)
+        if action.reply_to or action.thread is not None:
+            return self.t("staff.group.no_thread")
+        return self.t("staff.nothing_claimed")
 
     async def _thread(self, action: StaffAction) -> Thread | None:
         # Asked before the unit of work opens: on SQLite a second transaction inside it would
@@ -126,34 +157,57 @@ class DutyGroup:
         remembered = (
             await self.shared.get(f"staff:message:{action.reply_to}") if action.reply_to else None
         )
+        current = await self.shared.get(f"staff:current:{action.member.user_id}")
         async with self.units() as uow:
-            row = await self._find(uow, action, remembered)
-            return Thread.of(row) if row is not None else None
+            row = await self._find(uow, action, remembered, current)
+            if row is None:
+                return None
+            thread = Thread.of(row)
+            case = await uow.session.get(Case, row.case_id) if row.case_id else None
+            thread.case_code = case.code if case else ""
+            await uow.commit()  # a thread opened on a case by its code
+            return thread
 
     async def _find(
-        self, uow: UnitOfWork, action: StaffAction, remembered: str | None
+        self, uow: UnitOfWork, action: StaffAction, remembered: str | None, current: str | None
     ) -> StaffThread | None:
         if action.thread is not None:
             return await uow.session.get(StaffThread, action.thread)
+        if action.case_code:
+            case = await uow.cases.by_code(action.case_code)
+            if case is None:
+                return None
+            found = await latest_for_case(uow.session, case.id)
+            if found is None and action.kind == "claim":
+                found = await open_for_case(uow, case)
+            return found
         if action.reply_to:
             thread = await by_alert_message(uow.session, action.reply_to)
             if thread is not None:
                 return thread
             if remembered:
                 return await uow.session.get(StaffThread, int(remembered))
-        if action.kind == "done":  # /done alone: the member's one open thread, if just one
-            mine = list(
-                await uow.session.scalars(
-                    select(StaffThread).where(
-                        StaffThread.claimed_user == action.member.user_id,
-                        StaffThread.done_at.is_(None),
-                    )
+        if action.reply_to or action.kind not in ("say", "done"):
+            return None
+        # Words or 结束 alone: the member's current thread (the one claimed last), else their
+        # one open thread. With several and none current, nothing: never the wrong citizen.
+        mine = {
+            thread.id: thread
+            for thread in await uow.session.scalars(
+                select(StaffThread).where(
+                    StaffThread.claimed_user == action.member.user_id,
+                    StaffThread.done_at.is_(None),
                 )
             )
-            return mine[0] if len(mine) == 1 else None
-        return None
+        }
+        if current is not None and current.isdigit() and int(current) in mine:
+            return mine[int(current)]
+        return next(iter(mine.values())) if len(mine) == 1 else None
 
-    async def _claim(self, thread: Thread, action: StaffAction, say: GroupSay) -> None:
+    async def _current(self, member: StaffMember, thread_id: int) -> None:
+        await self.shared.set(f"staff:current:{member.user_id}", str(thread_id), MESSAGE_MEMORY)
+
+    async def _claim(self, thread: Thread, action: StaffAction, say: Say) -> None:
         name = action.member.name
         async with self.units() as uow:
             row = await uow.session.get(StaffThread, thread.id, with_for_update=uow.db.is_postgres)
@@ -169,6 +223,7 @@ class DutyGroup:
                 await uow.events.append(case, "staff.claimed", f"staff:{name}", {"staff": name})
             await _to_citizen(uow, row, case, "staff.joined", f"{action.update_id}", staff=name)
             await uow.commit()
+        await self._current(action.member, thread.id)
         try:
             await self.conversations.hand_over(thread.channel, thread.external_id, thread.id)
         except Exception:
@@ -176,7 +231,9 @@ class DutyGroup:
             # the bot until the conversation store is back (Redis down, a long turn).
             log.exception("staff thread %s: the conversation could not be handed over", thread.id)
         confirmation = await _say(
-            say, self.t("staff.group.claimed", name=name), thread.alert_message_id
+            say,
+            self.t(f"staff.{action.front}.claimed", name=name, code=thread.case_code),
+            thread.alert_message_id,
         )
         await remember_post(self.shared, confirmation, thread.id)
 
@@ -194,7 +251,7 @@ class DutyGroup:
             )
             await uow.commit()
 
-    async def _done(self, thread: Thread, action: StaffAction, say: GroupSay) -> None:
+    async def _done(self, thread: Thread, action: StaffAction, say: Say) -> None:
         name = action.member.name
         async with self.units() as uow:
             row = await uow.session.get(StaffThread, thread.id, with_for_update=uow.db.is_postgres)
@@ -212,9 +269,9 @@ class DutyGroup:
             # the bot anyway (storage/staff_threads.py relay_from_citizen).
             log.exception("staff thread %s: the conversation could not be taken back", thread.id)
         reply_to = action.message_id or thread.alert_message_id
-        await _say(say, self.t("staff.group.done"), reply_to)
+        await _say(say, self.t(f"staff.{action.front}.done", code=thread.case_code), reply_to)
 
-    async def _show(self, thread: Thread, action: StaffAction, say: GroupSay) -> None:
+    async def _show(self, thread: Thread, action: StaffAction, say: Say) -> None:
         """The case as staff need it: status, what happened, the contact masked, the timeline."""
         t = self.t
         async with self.units() as uow:
@@ -271,7 +328,7 @@ async def _to_citizen(
     )
 
 
-async def _say(say: GroupSay, text: str, reply_to: str) -> str:
+async def _say(say: Say, text: str, reply_to: str) -> str:
     try:
         return await say(text, reply_to)
     except DeliveryFailed as exc:
