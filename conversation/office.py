@@ -42,6 +42,8 @@ class StaffHours:
     weekdays: tuple[int, ...] = (1, 2, 3, 4, 5)
     spans: tuple[tuple[time, time], ...] = ((time(9), time(12)), (time(13, 30), time(17, 30)))
     text: LocalText = LocalText("工作日 9:00-12:00、13:30-17:30")
+    # 常用语: what staff say often, one press away on the desk.
+    canned: tuple[str, ...] = ()
 
     def open_at(self, local: datetime) -> bool:
         if local.isoweekday() not in self.weekdays:
@@ -153,6 +155,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         text=_text(
             staff_data.get("hours_text", "工作日 9:00-12:00、13:30-17:30"), "staff.hours_text"
         ),
+        canned=_canned(staff_data.get("canned_replies", [])),
     )
     return OfficeConfig(
         name=_text(data.get("name", "网上信访服务"), "name"),
@@ -165,6 +168,16 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
     )
+
+
+def _canned(replies: Any) -> tuple[str, ...]:
+    if not isinstance(replies, list) or not all(
+        isinstance(r, str) and 0 < len(r.strip()) <= 500 for r in replies
+    ):
+        raise OfficeConfigError(
+            "staff.canned_replies must be a list of sentences of 1-500 characters"
+        )
+    return tuple(r.strip() for r in replies)
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -25,3 +25,7 @@ class Keys:
     def shared(self, name: str) -> str:
         """Small shared values such as the WeChat access token."""
         return f"{self.prefix}kv:{name}"
+
+    def live(self, topic: str = "") -> str:
+        """Pub/sub channels of live updates (`live:desk`, `live:chat:…`)."""
+        return f"{self.prefix}live:{topic}"

@@ -382,6 +382,20 @@ class StaffThread(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class StaffThreadMessage(Base):
+    """One message of a live conversation between a citizen and staff, for the desk to show
+    (also before the citizen filed anything, when there is no case timeline to read)."""
+
+    __tablename__ = "staff_thread_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("staff_threads.id"), index=True)
+    author: Mapped[str] = mapped_column(String(10))  # citizen, staff
+    staff_name: Mapped[str] = mapped_column(String(100), default="")
+    text_enc: Mapped[bytes] = mapped_column(LargeBinary)  # the citizen's words are personal
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class StaffAccount(Base):
     """A person who answers citizens: signs in to the desk, acts on cases under their own name."""
 

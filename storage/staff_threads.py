@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Case, Identity, Notification, StaffThread
+from .models import Case, Identity, Notification, StaffThread, StaffThreadMessage
 from .people import insert_ignoring_duplicates
 from .uow import UnitOfWork
 
@@ -72,6 +72,7 @@ async def relay_from_citizen(uow: UnitOfWork, thread_id: int, text: str, message
         await uow.events.append(
             case, "citizen.message", f"citizen:{thread.channel}", {"text": text}
         )
+    await add_message(uow, thread.id, "citizen", text)
     await uow.notifications.add(
         f"staff:thread:{thread.id}:{message_id}",
         "staff",
@@ -103,3 +104,38 @@ async def open_for_case(uow: UnitOfWork, case: Case) -> StaffThread | None:
     uow.session.add(thread)
     await uow.session.flush()
     return thread
+
+
+def changed(uow: UnitOfWork, thread_id: int) -> None:
+    """The thread changed in this unit of work: live views of it refresh after the commit."""
+    uow.touched.add(f"thread:{thread_id}")
+
+
+async def add_message(
+    uow: UnitOfWork, thread_id: int, author: str, text: str, staff_name: str = ""
+) -> None:
+    uow.session.add(
+        StaffThreadMessage(
+            thread_id=thread_id,
+            author=author,
+            staff_name=staff_name,
+            text_enc=uow.cipher.encrypt(text, "thread-message"),
+        )
+    )
+    changed(uow, thread_id)
+
+
+async def messages(uow: UnitOfWork, thread_id: int, limit: int = 200) -> list[tuple[str, str, str]]:
+    """The thread's latest messages, oldest first, as (author, staff name, text)."""
+    rows = list(
+        await uow.session.scalars(
+            select(StaffThreadMessage)
+            .where(StaffThreadMessage.thread_id == thread_id)
+            .order_by(StaffThreadMessage.id.desc())
+            .limit(limit)
+        )
+    )
+    return [
+        (row.author, row.staff_name, uow.cipher.decrypt(row.text_enc, "thread-message"))
+        for row in reversed(rows)
+    ]

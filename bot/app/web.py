@@ -59,6 +59,9 @@ def create_app(
         minyi.deadlines,
         minyi.surveys,
         https=(settings.public_url or "").startswith("https:"),
+        staff_actions=minyi.staff_threads.act,
+        live=minyi.live,
+        shared=minyi.shared,
     )
     app.add_subapp("/desk", create_desk(desk))
     return app

@@ -46,10 +46,11 @@ from storage.conversations import (
 from storage.crypto import PiiCipher, key_file_for, load_or_create_key_file, parse_key
 from storage.db import Database
 from storage.keys import Keys
+from storage.live import LocalBus, RedisBus
 from storage.mailbox import DatabaseMailbox
 from storage.relay import Relay
 from storage.shared import DatabaseShared, RedisShared
-from storage.uow import Units
+from storage.uow import Committed, Units
 
 from .metrics import Metrics
 from .settings import Settings, SettingsError
@@ -84,6 +85,7 @@ class Minyi:
     survey_replies: SurveyReplies
     staff_threads: StaffThreads
     wakeups: Wakeups
+    live: LocalBus
     jobs: tuple[Job, ...]
     handle: Handler
     http: aiohttp.ClientSession | None = None
@@ -106,6 +108,19 @@ def measured(engine: Engine, metrics: Metrics) -> Handler:
             metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
 
     return handle
+
+
+def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
+    """What a commit sets going: the workers whose queues it wrote to, and the live views of the
+    staff threads it changed."""
+
+    def committed(touched: frozenset[str]) -> None:
+        wakeups.committed(touched)
+        for name in touched:
+            if name.startswith("thread:"):
+                live.publish("desk", name)
+
+    return committed
 
 
 def pii_cipher(settings: Settings, db: Database) -> PiiCipher:
@@ -143,17 +158,20 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     office = load_office(settings.office_config)
     tz = settings.tz()
     keys = Keys(settings.redis_prefix)
-    wakeups = Wakeups()
-    units = Units(db, cipher, wakeups.committed, tz)
-    lifetime = timedelta(hours=settings.session_hours)
-    # The law's limits and the office's stages: filing sets the first, the watch raises them.
-    deadlines = LegalDeadlines(tz, office.deadlines)
     redis: Redis | None = None
-    store: ConversationStoreBase
     if settings.redis_url:
         redis = Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
         )
+    wakeups = Wakeups()
+    live: LocalBus = RedisBus(redis, keys) if redis is not None else LocalBus()
+    committed = after_commit(wakeups, live)
+    units = Units(db, cipher, committed, tz)
+    lifetime = timedelta(hours=settings.session_hours)
+    # The law's limits and the office's stages: filing sets the first, the watch raises them.
+    deadlines = LegalDeadlines(tz, office.deadlines)
+    store: ConversationStoreBase
+    if redis is not None:
         store = RedisConversationStore(
             db,
             cipher,
@@ -161,12 +179,12 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
             redis,
             keys,
             lifetime=lifetime,
-            committed=wakeups.committed,
+            committed=committed,
             deadlines=deadlines,
         )
     else:
         store = DatabaseConversationStore(
-            db, cipher, tz, lifetime=lifetime, committed=wakeups.committed, deadlines=deadlines
+            db, cipher, tz, lifetime=lifetime, committed=committed, deadlines=deadlines
         )
     shared: SharedCache = RedisShared(redis, keys) if redis is not None else DatabaseShared(db)
     surveys = SurveyRules.from_setting(
@@ -246,6 +264,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         survey_replies=survey_replies,
         staff_threads=staff_threads,
         wakeups=wakeups,
+        live=live,
         jobs=jobs,
         handle=handle,
     )
@@ -257,6 +276,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
     started: list[Channel | StaffTarget] = []
     try:
         await prepare_schema(minyi.db)
+        await minyi.live.start()
         minyi.http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
         services = Services(
             http=minyi.http,
@@ -279,6 +299,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
                     await close()
                 except Exception:
                     log.exception("closing %s failed", part.name)
+        await minyi.live.close()
         if minyi.http is not None:
             await minyi.http.close()
         if minyi.redis is not None:

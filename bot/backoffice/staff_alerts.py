@@ -21,7 +21,7 @@ from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import mask_phone
 from storage.models import Case, Notification, StaffThread, utcnow
-from storage.staff_threads import conversation_of, open_thread
+from storage.staff_threads import changed, conversation_of, open_thread
 from storage.uow import UnitOfWork, Units
 
 from .reach import CitizenReach
@@ -77,13 +77,13 @@ class StaffAlerts:
             ]
             alerts = {job.id: await self.compose(uow, job) for job in jobs}
             done = {job.id: list(job.done_routes) for job in jobs}
-            if self.threads:
-                # Staff may answer the citizen through the alert: a thread for each alert about
-                # someone, named by the alert's buttons.
-                for job in jobs:
-                    if (who := await conversation_of(uow.session, job)) is not None:
-                        thread = await open_thread(uow.session, job, *who)
-                        alerts[job.id] = replace(alerts[job.id], thread=thread.id)
+            # Staff may answer the citizen of any alert about someone: a thread for it, which
+            # the desk lists at once and the alert's buttons (认领 / 查看) name elsewhere.
+            for job in jobs:
+                if (who := await conversation_of(uow.session, job)) is not None:
+                    thread = await open_thread(uow.session, job, *who)
+                    alerts[job.id] = replace(alerts[job.id], thread=thread.id)
+                    changed(uow, thread.id)
             await uow.commit()
         failures: dict[int, DeliveryFailed] = {}
         posted: dict[str, str] = {}
@@ -112,7 +112,7 @@ class StaffAlerts:
                 assert job is not None
                 if not self.targets:
                     job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
-                    job.last_error = "no staff target configured (MINYI_STAFF_*)"
+                    job.last_error = "only the desk shows it: no other staff front end is set up"
                 elif job_id in failures:
                     error = failures[job_id]
                     if not uow.notifications.retry_later(
@@ -201,9 +201,7 @@ class StaffAlerts:
                 case.code if case else "",
             )
             text = t("staff.group.citizen_says", text=mask_phones(str(job.payload.get("text", ""))))
-        error = ""
-        if not self.threads:
-            error = "no staff front end takes a thread's messages"
+        error = ""  # the desk has the words already (stored with the thread); these are the rest
         for target in self.threads:
             try:
                 posted = await target.post_in_thread(view, text)

@@ -25,7 +25,13 @@ from channels.staff import Say, StaffAction, StaffMember
 from conversation.office import OfficeConfig
 from storage.crypto import mask_name, mask_phone
 from storage.models import Case, StaffThread, utcnow
-from storage.staff_threads import by_alert_message, latest_for_case, open_for_case
+from storage.staff_threads import (
+    add_message,
+    by_alert_message,
+    changed,
+    latest_for_case,
+    open_for_case,
+)
 from storage.uow import UnitOfWork, Units
 
 log = logging.getLogger(__name__)
@@ -216,6 +222,7 @@ class StaffThreads:
                 thread.claimed_by, thread.claimed_user = row.claimed_by, row.claimed_user
                 return
             row.claimed_by, row.claimed_user, row.claimed_at = name, action.member.user_id, utcnow()
+            changed(uow, row.id)
             thread.claimed_by, thread.claimed_user = row.claimed_by, row.claimed_user
             thread.claimed_at = row.claimed_at
             case = await _case(uow, row.case_id)
@@ -249,6 +256,7 @@ class StaffThreads:
             await _to_citizen(
                 uow, row, case, "staff.says", f"{action.update_id}", staff=name, text=text
             )
+            await add_message(uow, row.id, "staff", text, name)
             await uow.commit()
 
     async def _done(self, thread: Thread, action: StaffAction, say: Say) -> None:
@@ -257,6 +265,7 @@ class StaffThreads:
             row = await uow.session.get(StaffThread, thread.id, with_for_update=uow.db.is_postgres)
             assert row is not None
             row.done_at = utcnow()
+            changed(uow, row.id)
             case = await _case(uow, row.case_id)
             if case is not None:
                 await uow.events.append(case, "staff.done", f"staff:{name}", {"staff": name})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.desk import actions, cases, signin, stats_page
+from bot.desk import actions, cases, inbox, live, signin, stats_page
 from bot.desk.guard import security_headers, signed_in
 from bot.desk.services import DESK, DeskServices
 
@@ -24,6 +24,12 @@ def create_desk(services: DeskServices) -> web.Application:
     router.add_get("/cases", cases.case_list)
     router.add_get("/cases/{code}", cases.case_page)
     router.add_post("/cases/{code}/act", actions.act)
+    router.add_get("/inbox", inbox.inbox)
+    router.add_get("/threads/{thread}", inbox.thread_page)
+    router.add_post("/threads/{thread}", inbox.act)
+    router.add_get("/live", live.live)
+    desk[live.STREAMS] = set()
+    desk.on_shutdown.append(live.close_streams)
     router.add_get("/stats", stats_page.stats_page)
     router.add_get("/stats.csv", stats_page.stats_csv)
     router.add_static("/static", STATIC, name="desk.static")

@@ -38,6 +38,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         exc.headers.update(HEADERS)
         raise
+    if response.prepared:
+        return response  # a stream (the live updates) sent its headers itself
     response.headers.update(HEADERS)
     if request.match_info.route.name != "desk.static":
         response.headers["Cache-Control"] = "no-store"  # pages hold personal data

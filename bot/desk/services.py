@@ -7,11 +7,14 @@ from datetime import tzinfo
 
 from aiohttp import web
 
+from channels.base import SharedCache
+from channels.staff import StaffHandler
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.surveys import SurveyRules
 from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import PiiCipher
+from storage.live import LocalBus
 from storage.uow import UnitOfWork, Units
 
 
@@ -24,6 +27,13 @@ class DeskServices:
     deadlines: LegalDeadlines
     surveys: SurveyRules
     https: bool  # MINYI_PUBLIC_URL is https: cookies are Secure even behind a plain-HTTP proxy
+    staff_actions: StaffHandler  # 认领 / 发送 / 结束 in a live conversation (bot/backoffice)
+    live: LocalBus  # "thread N changed" notes, for the inbox's live updates
+    shared: SharedCache  # a form posted twice (a reload) is taken once
+
+    async def seen_once(self, key: str) -> bool:
+        """True the first time `key` is seen (for a day)."""
+        return await self.shared.add(f"desk:once:{key}", "1", 24 * 3600.0)
 
     @property
     def catalog(self) -> Catalog:
