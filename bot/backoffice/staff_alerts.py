@@ -112,7 +112,7 @@ class StaffAlerts:
                 assert job is not None
                 if not self.targets:
                     job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
-                    job.last_error = "only the desk shows it: no other staff front end is set up"
+                    job.last_error = "only the desk shows it: no other staff front end (MINYI_STAFF_*, MINYI_WECOM_*) is set up"
                 elif job_id in failures:
                     error = failures[job_id]
                     if not uow.notifications.retry_later(
