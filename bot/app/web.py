@@ -13,7 +13,9 @@ from bot.app.health import healthz, metrics, readyz
 from bot.app.settings import Settings
 from bot.app.wiring import build_minyi, running
 from bot.backoffice.workers import Workers
+from bot.open311.app import Open311Parts, create_open311
 from channels.base import Channel
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -51,4 +53,13 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     api = ApiParts(minyi.units, settings.api_token, minyi.office, minyi.deadlines, minyi.surveys)
     app.add_subapp("/api/v1", create_api(api))
+    open311 = Open311Parts(
+        minyi.units,
+        minyi.office,
+        minyi.deadlines,
+        settings.open311_keys,
+        settings.public_url,
+        started=utcnow(),
+    )
+    app.add_subapp("/open311/v2", create_open311(open311))
     return app
