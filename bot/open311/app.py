@@ -120,7 +120,7 @@ async def get_requests(request: web.Request) -> web.Response:
     wanted = _wanted(request.query, parts)
     async with parts.units() as uow:
         cases = await listing.find(uow, wanted)
-        items = await listing.service_requests(uow, cases, parts.office)
+        items = listing.service_requests(uow, cases, parts.office)
     return render(items, _format(request), "service_requests")
 
 
@@ -130,7 +130,7 @@ async def get_request(request: web.Request) -> web.Response:
     if CASE_CODE_RE.fullmatch(code):
         async with parts.units() as uow:
             cases = await listing.find(uow, listing.Wanted(codes=(code,)))
-            items = await listing.service_requests(uow, cases, parts.office)
+            items = listing.service_requests(uow, cases, parts.office)
         if items:
             return render(items, _format(request), "service_requests")
     raise Refused(404, f"No service request {request.match_info['id']!r}.")

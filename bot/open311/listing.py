@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, select
 
 from conversation.cases.citizen import CITIZEN_VISIBLE
-from conversation.cases.due import next_deadline
+from conversation.cases.due import next_deadline, open_deadlines
 from conversation.cases.lifecycle import FINISHED, STATUSES
 from conversation.office import OfficeConfig
-from storage.documents import deadlines_of
 from storage.models import Attachment, Case, CaseEvent
 from storage.times import iso, iso_or_none
 from storage.uow import UnitOfWork
@@ -38,9 +37,63 @@ class Wanted:
     end: datetime | None = None
 
 
-async def find(uow: UnitOfWork, wanted: Wanted) -> list[Case]:
-    """Newest first, at most MAX_REQUESTS. Only cases with a category are service requests."""
-    query = select(Case).where(Case.category != "")
+# Only what a request shows is read: a page is 1,000 rows, and whole cases would decode every
+# JSON column and fill the session's identity map for nothing.
+COLUMNS = (
+    Case.id,
+    Case.code,
+    Case.kind,
+    Case.category,
+    Case.description,
+    Case.location_text,
+    Case.lat,
+    Case.lng,
+    Case.status,
+    Case.department,
+    Case.contact_name_enc,
+    Case.contact_phone_enc,
+    Case.created_at,
+    Case.updated_at,
+    Case.accept_due_at,
+    Case.finish_due_at,
+    Case.review_due_at,
+    Case.extended_days,
+)
+
+
+def _latest_step(column: Any) -> Any:
+    """The case's latest step a citizen is told of (one index probe per case shown)."""
+    return (
+        select(column)
+        .where(CaseEvent.case_id == Case.id, CaseEvent.type.in_(CITIZEN_VISIBLE))
+        .order_by(CaseEvent.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+MEDIA = (
+    select(Attachment.url)
+    .where(
+        Attachment.case_id == Case.id,
+        Attachment.kind.in_(MEDIA_KINDS),
+        Attachment.url.like("http%"),
+    )
+    .order_by(Attachment.id)
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+async def find(uow: UnitOfWork, wanted: Wanted) -> list[Row[Any]]:
+    """Newest first, at most MAX_REQUESTS, each with its latest step and first photo, in one
+    query. Only cases with a category are service requests."""
+    query = select(
+        *COLUMNS,
+        _latest_step(CaseEvent.type).label("step_type"),
+        _latest_step(CaseEvent.data).label("step_data"),
+        MEDIA.label("media_url"),
+    ).where(Case.category != "")
     if wanted.codes:
         query = query.where(Case.code.in_(wanted.codes))
     else:
@@ -54,31 +107,36 @@ async def find(uow: UnitOfWork, wanted: Wanted) -> list[Case]:
         if wanted.end is not None:
             query = query.where(Case.created_at <= wanted.end)
     query = query.order_by(Case.created_at.desc(), Case.id.desc()).limit(MAX_REQUESTS)
-    return list(await uow.session.scalars(query))
+    return list(await uow.session.execute(query))
 
 
-async def service_requests(
-    uow: UnitOfWork, cases: list[Case], office: OfficeConfig
+def service_requests(
+    uow: UnitOfWork, cases: list[Row[Any]], office: OfficeConfig
 ) -> list[dict[str, Any]]:
-    """The cases as the spec's `request` items, with their latest step and first photo."""
-    ids = [case.id for case in cases]
-    steps = await _latest_steps(uow, ids) if ids else {}
-    media = await _first_media(uow, ids) if ids else {}
-    return [_request(case, steps.get(case.id), media.get(case.id), office, uow) for case in cases]
+    """The cases as the spec's `request` items."""
+    return [_request(case, office, uow) for case in cases]
 
 
-def _request(
-    case: Case, step: CaseEvent | None, media: str | None, office: OfficeConfig, uow: UnitOfWork
-) -> dict[str, Any]:
+def _request(case: Any, office: OfficeConfig, uow: UnitOfWork) -> dict[str, Any]:
     name, phone = uow.cases.contact(case)
     known = (name, phone, phone.removeprefix("+86"))
     category = office.category(case.category)
-    due = next_deadline(deadlines_of(case))
+    # The office's next legal limit: what it expects to have done by (stages are internal).
+    due = next_deadline(
+        open_deadlines(
+            kind=case.kind,
+            status=case.status,
+            accept_by=case.accept_due_at,
+            finish_by=case.finish_due_at,
+            review_by=case.review_due_at,
+            extended_days=case.extended_days or 0,
+        )
+    )
     tz: tzinfo = uow.tz
     return {
         "service_request_id": case.code,
         "status": "closed" if case.status in FINISHED else "open",
-        "status_notes": redact(_notes(step, office), known) if step else None,
+        "status_notes": redact(_notes(case, office), known) if case.step_type else None,
         "service_name": category.label("zh") if category else case.category,
         "service_code": case.category,
         "description": redact(case.description, known),
@@ -92,15 +150,16 @@ def _request(
         "zipcode": None,
         "lat": case.lat,
         "long": case.lng,
-        "media_url": media,
+        "media_url": case.media_url,
     }
 
 
-def _notes(step: CaseEvent, office: OfficeConfig) -> str:
+def _notes(case: Any, office: OfficeConfig) -> str:
     """The latest step a citizen is told of, in the words of their own status (办理经过)."""
-    data = step.data or {}
+    data = case.step_data or {}
     catalog = office.catalog
-    key = f"history.{step.type}" if catalog.has(f"history.{step.type}") else "history.other"
+    step = case.step_type
+    key = f"history.{step}" if catalog.has(f"history.{step}") else "history.other"
     return catalog.text(
         "zh",
         key,
@@ -110,34 +169,3 @@ def _notes(step: CaseEvent, office: OfficeConfig) -> str:
         rating=data.get("label") or "",
         days=data.get("days") or "",
     )
-
-
-async def _latest_steps(uow: UnitOfWork, ids: list[int]) -> dict[int, CaseEvent]:
-    latest = (
-        select(CaseEvent.case_id, func.max(CaseEvent.seq).label("seq"))
-        .where(CaseEvent.case_id.in_(ids), CaseEvent.type.in_(CITIZEN_VISIBLE))
-        .group_by(CaseEvent.case_id)
-        .subquery()
-    )
-    rows = await uow.session.scalars(
-        select(CaseEvent).join(
-            latest, (CaseEvent.case_id == latest.c.case_id) & (CaseEvent.seq == latest.c.seq)
-        )
-    )
-    return {event.case_id: event for event in rows}
-
-
-async def _first_media(uow: UnitOfWork, ids: list[int]) -> dict[int, str]:
-    rows = await uow.session.execute(
-        select(Attachment.case_id, Attachment.url)
-        .where(
-            Attachment.case_id.in_(ids),
-            Attachment.kind.in_(MEDIA_KINDS),
-            Attachment.url.like("http%"),
-        )
-        .order_by(Attachment.case_id, Attachment.id)
-    )
-    media: dict[int, str] = {}
-    for case_id, url in rows:
-        media.setdefault(case_id, url)
-    return media
