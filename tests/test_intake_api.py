@@ -265,3 +265,26 @@ async def test_a_filed_case_is_the_citizens_own_only_once_they_proved_the_phone(
     # Filing again with another number moves the link and drops the proof with it.
     await chat.file_a_matter()
     assert filed["code"] not in await chat.say("2")
+
+
+async def test_the_openapi_examples_file_as_documented(client: TestClient) -> None:
+    document = await (await client.get("/api/v1/openapi.json", headers=AUTH)).json()
+    post = document["paths"]["/cases"]["post"]
+    assert set(post["responses"]) == {"201", "401", "413", "422"}
+    examples = post["requestBody"]["content"]["application/json"]["examples"]
+    for example in examples.values():
+        status, case = await file(client, example["value"])
+        assert status == 201, case
+    assert set(document["components"]["schemas"]["Filing"]["properties"]) == {
+        "kind",
+        "category",
+        "description",
+        "location",
+        "contact",
+        "anonymous",
+        "source",
+        "department",
+        "mailbox",
+        "answers",
+        "language",
+    }
