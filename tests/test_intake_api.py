@@ -231,39 +231,36 @@ async def test_the_citizen_gets_the_code_by_sms_and_it_is_on_the_timeline(
 async def test_a_filed_case_is_the_citizens_own_only_once_they_proved_the_phone(
     client: TestClient,
 ) -> None:
-    _, filed = await file(client, BODY)
     runtime = client.server.app[MINYI]
+    _, filed = await file(client, {**BODY, "contact": {"name": "张三", "phone": "13800138000"}})
     chat = ChatCitizen(runtime, sender="web-1")
-    # Typing the same number into a chat filing links the chat to the citizen, but proves
+    # Typing the same number into a chat filing links the chat to that citizen but proves
     # nothing: the grid worker's case stays out of sight.
-    await chat.file_a_matter()
-    async with runtime.db.session() as session:
-        identity = await session.scalar(select(Identity).where(Identity.external_id == "web-1"))
-        assert identity is not None
-        linked = await session.get(Citizen, identity.citizen_id)
-        assert linked is not None
-    own = await chat.say("2")
-    assert filed["code"] not in own
-
+    await chat.file_a_matter()  # with 13800138000
     async with runtime.units() as uow:
-        proven = await uow.people.find_identity("webchat", "web-1")
-        assert proven is not None
-        await uow.people.citizen("+8613800138000")  # the chat's own filing used this number
-        proven.citizen_proven_at = proven.created_at
-        await uow.commit()
-    # Proof of 13800138000 says nothing about 13912345678: still not theirs.
+        identity = await uow.people.find_identity("webchat", "web-1")
+        citizen = await uow.people.find_citizen("+8613800138000")
+        assert identity is not None and citizen is not None
+        assert identity.citizen_id == citizen.id and identity.citizen_proven_at is None
     assert filed["code"] not in await chat.say("2")
 
-    async with runtime.units() as uow:
+    async with runtime.units() as uow:  # what the proof of the phone (a later change) records
         proven = await uow.people.find_identity("webchat", "web-1")
-        mine = await uow.people.citizen("+8613912345678")
         assert proven is not None
-        proven.citizen_id, proven.citizen_proven_at = mine.id, proven.created_at
+        proven.citizen_proven_at = proven.created_at
         await uow.commit()
     assert filed["code"] in await chat.say("2")
 
-    # Filing again with another number moves the link and drops the proof with it.
-    await chat.file_a_matter()
+    # Filing again with another number moves the link, and the proof does not go with it.
+    await chat.say("菜单")
+    for answer in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "XX区幸福路12号", "跳过"):
+        await chat.say(answer)
+    for answer in ("张三", "13700001111"):
+        await chat.say(answer)
+    assert "编号" in await chat.say("1")
+    async with runtime.units() as uow:
+        moved = await uow.people.find_identity("webchat", "web-1")
+        assert moved is not None and moved.citizen_proven_at is None
     assert filed["code"] not in await chat.say("2")
 
 
