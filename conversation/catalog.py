@@ -182,6 +182,11 @@ ZH: dict[str, str] = {
         "您反映的情况我们已优先转给工作人员。"
     ),
     # Progress on a case, told on the citizen's own channel (kept short: it may go by SMS)
+    "notify.receipt": (
+        "您反映的事项已登记，编号 {code}，请记好。"
+        "按照《信访工作条例》，我们会在{due}前告诉您是否受理，有进展会短信告诉您。"
+    ),
+    "notify.receipt.suggestion": "您的意见建议已登记，编号 {code}。我们会认真研究，有结果会告诉您。",
     "notify.accepted": "您反映的事项 {code} 已受理，将在{due}前办结，有进展会告诉您。",
     "notify.redirected": "您反映的事项 {code} 依法不予受理：{reason}。请向{where}反映。有疑问请回复“人工”。",
     "notify.replied": "您反映的事项 {code} 有答复了：\n{note}\n如不满意，可在{review}前申请复查。",
@@ -423,6 +428,11 @@ EN: dict[str, str] = {
         "If you or anyone is in danger, call 110 (police) or 120 (ambulance) now. "
         "Your matter has been passed to staff first."
     ),
+    "notify.receipt": (
+        "Your matter is registered under code {code}; please keep it. By law we will tell you "
+        "by {due} whether it is accepted, and text you of progress."
+    ),
+    "notify.receipt.suggestion": "Your suggestion is registered under code {code}. We will study it and tell you the outcome.",
     "notify.accepted": "Your matter {code} is accepted and will be finished by {due}. We will tell you of progress.",
     "notify.redirected": (
         "Your matter {code} cannot be accepted: {reason}. Please take it to {where}. Reply 'staff' with questions."

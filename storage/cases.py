@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from conversation.codes import new_case_code
 
@@ -68,9 +69,7 @@ class Cases:
         limit: int = 5,
     ) -> list[Case]:
         query = (
-            select(Case)
-            .join(Identity, Case.identity_id == Identity.id)
-            .where(Identity.channel == channel, Identity.external_id == external_id)
+            _owned_by(channel, external_id)
             .order_by(Case.created_at.desc(), Case.id.desc())
             .limit(limit)
         )
@@ -81,14 +80,8 @@ class Cases:
         return list(await self.session.scalars(query))
 
     async def owned(self, channel: str, external_id: str, code: str) -> Case | None:
-        """The case only if this identity filed it: one query, so unknown and foreign look alike."""
-        return await self.session.scalar(
-            select(Case)
-            .join(Identity, Case.identity_id == Identity.id)
-            .where(
-                Case.code == code, Identity.channel == channel, Identity.external_id == external_id
-            )
-        )
+        """The case only if it is this identity's: one query, so unknown and foreign look alike."""
+        return await self.session.scalar(_owned_by(channel, external_id).where(Case.code == code))
 
     async def page(
         self, *, status: str = "", since: datetime | None = None, after_id: int = 0, limit: int = 50
@@ -100,6 +93,22 @@ class Cases:
         if since is not None:
             query = query.where(Case.updated_at >= since)
         return list(await self.session.scalars(query))
+
+
+def _owned_by(channel: str, external_id: str) -> Select[Case]:
+    """The cases that are the asker's own: filed from this identity, or — once the asker has
+    proved they hold the phone — filed for that citizen anywhere (by a grid worker, a kiosk)."""
+    asker = aliased(Identity)
+    return (
+        select(Case)
+        .join(asker, and_(asker.channel == channel, asker.external_id == external_id))
+        .where(
+            or_(
+                Case.identity_id == asker.id,
+                and_(asker.citizen_proven_at.is_not(None), Case.citizen_id == asker.citizen_id),
+            )
+        )
+    )
 
 
 def attachment_rows(channel: str, media: Any) -> list[Attachment]:

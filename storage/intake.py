@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Sequence
 
 from conversation.cases.deadlines import LegalDeadlines
-from conversation.cases.kinds import kind_of
 from conversation.commands import (
     AddRatingComment,
     Command,
@@ -21,8 +20,7 @@ from conversation.commands import (
 from conversation.messages import Inbound
 
 from . import ratings
-from .cases import attachment_rows
-from .documents import case_document
+from .filing import Filer, file_case
 from .models import Case, utcnow
 from .staff_threads import relay_from_citizen
 from .uow import UnitOfWork
@@ -63,55 +61,12 @@ class CommandHandler:
             # The same form submitted again (a retry after a crash, a lost state write): same case.
             return _results(existing)
         identity = await uow.people.identity(inbound.channel, inbound.sender, command.language)
-        citizen = await uow.people.citizen(command.phone, command.name) if command.phone else None
-        if citizen is not None:
-            identity.citizen_id = citizen.id
-        now = utcnow()
-        timed = kind_of(command.kind).timed
-        case = Case(
-            origin=command.origin,
-            kind=command.kind,
-            category=command.category,
-            description=command.description,
-            location_text=command.location_text,
-            lat=command.lat,
-            lng=command.lng,
-            channel=inbound.channel,
-            identity_id=identity.id,
-            citizen_id=citizen.id if citizen else None,
-            source=command.source,
-            language=command.language,
-            answers=command.answers,
-            risk_words=list(command.risk_words),
-            status="submitted",
-            created_at=now,
-            updated_at=now,
-            # A suggestion has no decision on acceptance to make within 15 days.
-            accept_due_at=command.acceptance_due if timed else None,
-            stages=self.deadlines.stages_from("submitted", now) if timed else [],
-        )
-        uow.cases.set_contact(case, command.name, command.phone)
-        attachments = attachment_rows(inbound.channel, command.attachments)
-        await uow.cases.add(case, now.astimezone(self.deadlines.tz).date(), attachments)
-        await uow.events.append(
-            case,
-            "submitted",
-            f"citizen:{inbound.channel}",
-            {"kind": case.kind, "category": case.category, "attachments": len(attachments)},
-            at=now,
-            first=True,
-        )
-        document = case_document(case, (command.name, command.phone), attachments, None, uow.tz)
-        contact = document.pop("contact")
-        await uow.outbox.add("case.submitted", case.code, document, private={"contact": contact})
-        if command.risk_words:
-            await uow.notifications.add(
-                f"staff:risk:{case.code}",
-                "staff",
-                "risk",
-                case,
-                {"risk_words": list(command.risk_words)},
-            )
+        filer = Filer(identity, inbound.channel, f"citizen:{inbound.channel}")
+        case, citizen = await file_case(uow, self.deadlines, command, filer)
+        if citizen is not None and identity.citizen_id != citizen.id:
+            # A number typed into a form links the chat to that citizen, but proves nothing:
+            # whatever proof the chat gave for another number does not carry over.
+            identity.citizen_id, identity.citizen_proven_at = citizen.id, None
         return _results(case)
 
     async def handoff(self, command: RequestHandoff, inbound: Inbound) -> None:

@@ -89,6 +89,9 @@ class Identity(Base):
     channel: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(128))
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    # When the person on this identity proved they hold the citizen's phone. Until then the
+    # link (a number typed into a form) gives no access to that citizen's other cases.
+    citizen_proven_at: Mapped[datetime | None]
     language: Mapped[str] = mapped_column(String(8), default="zh")
     unsubscribed_at: Mapped[datetime | None]
     unreachable_at: Mapped[datetime | None]
@@ -108,6 +111,8 @@ class Case(Base):
         Index("ix_cases_channel_id", "channel", "id"),
         # Searching by part of a code reads this index alone instead of the whole table.
         Index("ix_cases_code_id", "code", "id"),
+        # Open311 lists one service's requests, newest first, within a window of dates.
+        Index("ix_cases_category_created_at", "category", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -50,6 +50,71 @@ _CASE = {
 }
 
 
+_EXAMPLE_FILING = {
+    "kind": "petition",
+    "category": "city",
+    "description": "幸福路12号门口的井盖松动了，电动车压过去很响，担心有人摔倒。",
+    "location": {"text": "XX区幸福路12号", "lat": 31.2304, "lng": 121.4737},
+    "contact": {"name": "李四", "phone": "13912345678"},
+    "source": "grid:07",
+    "department": "区城管局",
+}
+
+_FILING = {
+    "type": "object",
+    "required": ["description", "source"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"type": "string", "enum": ["petition", "suggestion"], "default": "petition"},
+        "category": {
+            "type": "string",
+            "description": "a category key of the office file; needed when its form asks for one",
+        },
+        "description": {"type": "string", "description": "as long as the office's form allows"},
+        "location": {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string", "maxLength": 200},
+                "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                "lng": {"type": "number", "minimum": -180, "maximum": 180},
+            },
+        },
+        "contact": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": 30},
+                "phone": {
+                    "type": "string",
+                    "description": "a Chinese mobile or +country number; the receipt goes to it by SMS",
+                },
+            },
+        },
+        "anonymous": {
+            "type": "boolean",
+            "default": False,
+            "description": "file without any contact (then give no contact)",
+        },
+        "source": {
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_-]{0,15}:[A-Za-z0-9_.-]{1,47}$",
+            "description": "who files: grid:07, kiosk:lobby-1, staff:wangfang",
+        },
+        "department": {"type": "string", "maxLength": 100, "description": "routing hint"},
+        "mailbox": {
+            "type": "string",
+            "maxLength": 40,
+            "description": "a leader's mailbox (领导信箱)",
+        },
+        "answers": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "the office form's own questions (text, or a choice's number or words)",
+        },
+        "language": {"type": "string", "enum": ["zh", "en"], "default": "zh"},
+    },
+}
+
+
 def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {"application/json": {"schema": ok}}}
@@ -107,7 +172,72 @@ def openapi_document() -> dict[str, Any]:
                         },
                         422,
                     ),
-                }
+                },
+                "post": {
+                    "summary": "File a case for a citizen (staff 代办, grid workers 网格员, kiosks)",
+                    "description": "Checked against the office's form for the kind, with the "
+                    "chat's own validators; filed like a chat filing (deadlines, stages, "
+                    "`case.submitted`), channel `api`. With a phone the citizen gets the code and "
+                    "the next legal step by SMS.",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "schema": {"type": "string", "maxLength": 200},
+                            "description": "the same key with the same body answers the same case "
+                            "(header Idempotent-Replayed); with another body it answers 422",
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Filing"},
+                                "examples": {
+                                    "grid_worker": {"value": _EXAMPLE_FILING},
+                                    "anonymous_kiosk": {
+                                        "value": {
+                                            "category": "environment",
+                                            "description": "夜里工地施工噪音很大，影响休息。",
+                                            "location": {"text": "XX区幸福路8号工地"},
+                                            "anonymous": True,
+                                            "source": "kiosk:lobby-1",
+                                        }
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "responses": {
+                        **{k: v for k, v in _responses(case_ref, 413).items() if k != "200"},
+                        "201": {
+                            "description": "Filed (or replayed by its Idempotency-Key)",
+                            "content": {"application/json": {"schema": case_ref}},
+                        },
+                        "422": {
+                            "description": "Every wrong field at once, e.g. "
+                            '{"error": "invalid", "fields": {"contact.phone": "这个号码不对。…"}}',
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "allOf": [
+                                            {"$ref": "#/components/schemas/Error"},
+                                            {
+                                                "type": "object",
+                                                "properties": {
+                                                    "fields": {
+                                                        "type": "object",
+                                                        "additionalProperties": {"type": "string"},
+                                                    }
+                                                },
+                                            },
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                    },
+                },
             },
             "/cases/{code}/events": {
                 "post": {
@@ -243,6 +373,7 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Error": _ERROR,
                 "Case": _CASE,
+                "Filing": _FILING,
                 "TimelineEvent": {
                     "type": "object",
                     "properties": {

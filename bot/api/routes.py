@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.api import stats
+from bot.api.intake import add_intake
 from bot.api.openapi import openapi_document
 from channels.base import json_response
 from conversation.cases.deadlines import LegalDeadlines
@@ -310,6 +311,7 @@ def create_api(parts: ApiParts) -> web.Application:
     api = web.Application(middlewares=[errors_as_json, bearer_auth])
     api[PARTS] = parts
     api.router.add_get("/cases", list_cases)
+    add_intake(api, parts)  # POST /cases
     api.router.add_get("/cases/{code}", get_case)
     api.router.add_post("/cases/{code}/events", post_event)
     api.router.add_get("/cases/{code}/verify", verify_case)

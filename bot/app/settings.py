@@ -66,6 +66,25 @@ def _timezone(name: str, value: str) -> str:
     return value
 
 
+OPEN311_KEY_MIN = 16
+
+
+def _open311_keys(name: str, value: str) -> tuple[str, ...]:
+    """One key per partner platform, comma-separated, so that one can be revoked alone."""
+    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    for position, key in enumerate(keys, 1):
+        if len(key) < OPEN311_KEY_MIN or not key.isascii() or not key.isprintable():
+            # The key itself is never repeated: the message may end up in a log.
+            raise SettingsError(
+                f"{name}: key {position} must be at least {OPEN311_KEY_MIN} printable ASCII "
+                f'characters (it has {len(key)}); e.g. python -c "import secrets; '
+                f'print(secrets.token_urlsafe(24))"'
+            )
+    if len(set(keys)) != len(keys):
+        raise SettingsError(f"{name}: the same key is given twice")
+    return keys
+
+
 def _spec(env: str, parse: Any = text, default: Any = None) -> Any:
     return field(default=default, metadata={"spec": Spec(env, parse, default)})
 
@@ -81,6 +100,7 @@ class Settings:
     redis_prefix: str = _spec("MINYI_REDIS_PREFIX", default="minyi:")
     stream: str = _spec("MINYI_STREAM", default="minyi:events")
     api_token: str | None = _spec("MINYI_API_TOKEN")
+    open311_keys: tuple[str, ...] = _spec("MINYI_OPEN311_KEYS", _open311_keys, ())
     pii_key: str | None = _spec("MINYI_PII_KEY")
     office_config: str | None = _spec("MINYI_OFFICE_CONFIG", existing_file)
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")

@@ -15,7 +15,9 @@ from bot.app.wiring import build_minyi, running
 from bot.backoffice.workers import Workers
 from bot.desk import create_desk
 from bot.desk.services import DeskServices
+from bot.open311.app import Open311Parts, create_open311
 from channels.base import Channel
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -64,4 +66,13 @@ def create_app(
         shared=minyi.shared,
     )
     app.add_subapp("/desk", create_desk(desk))
+    open311 = Open311Parts(
+        minyi.units,
+        minyi.office,
+        minyi.deadlines,
+        settings.open311_keys,
+        settings.public_url,
+        started=utcnow(),
+    )
+    app.add_subapp("/open311/v2", create_open311(open311))
     return app

@@ -20,6 +20,7 @@ from conversation.catalog import Catalog
 from conversation.codes import short_reference
 from conversation.messages import Reply
 from conversation.survey_text import survey_sms
+from storage.filing import INTAKE_CHANNELS
 from storage.models import Case, Citizen, Identity, Notification, StaffThread, Survey, utcnow
 from storage.uow import UnitOfWork, Units
 
@@ -97,6 +98,16 @@ class CitizenNotices:
             chat_only=survey_topic or staff_words,
             fallback=not survey_topic,
         )
+        if not routes and reading.recipient.channel in INTAKE_CHANNELS:
+            # Filed for the citizen by another system and no phone route to them: nobody can be
+            # told, and staff have nothing to put right, so the timeline says why and that is all.
+            why = "no mobile number on file"
+            if survey_topic:
+                why = "no chat to ask in; the survey SMS asks instead"
+            elif reading.recipient.phone:
+                why = "SMS is off (MINYI_SMS_PROVIDER is not set)"
+            await self._skip(job_id, why)
+            return
         notice = Notice(reading.replies, key, reading.fields)
         attempts = await self.reach.reach(routes, notice)
         if survey_topic and attempts and attempts[-1].ok:
@@ -118,6 +129,18 @@ class CitizenNotices:
                     exc,
                 )
         await self._record(job_id, attempts, alert_staff=not survey_topic)
+
+    async def _skip(self, job_id: int, why: str) -> None:
+        async with self.units() as uow:
+            job = await uow.notifications.get(job_id)
+            assert job is not None and job.case_id is not None
+            case = await uow.session.get(Case, job.case_id)
+            assert case is not None
+            uow.notifications.skipped(job, why)
+            await uow.events.append(
+                case, "notification.skipped", "minyi", {"topic": job.topic, "why": why}
+            )
+            await uow.commit()
 
     async def _read(self, uow: UnitOfWork, job: Notification) -> _Reading | None:
         case = await uow.session.get(Case, job.case_id) if job.case_id is not None else None
@@ -162,11 +185,16 @@ class CitizenNotices:
         if job.topic in STAFF_WORDS:
             return t(job.topic, name=data.get("staff", ""), text=data.get("text", ""))
         assert case is not None
-        due = data.get("finish_by") or (
-            case.finish_due_at.isoformat() if case.finish_due_at else ""
+        due = (
+            data.get("finish_by")
+            or data.get("accept_by")
+            or (case.finish_due_at.isoformat() if case.finish_due_at else "")
         )
+        key = f"notify.{job.topic}"
+        if self.catalog.has(f"{key}.{case.kind}"):
+            key = f"{key}.{case.kind}"  # a suggestion's receipt promises no decision in 15 days
         return t(
-            f"notify.{job.topic}",
+            key,
             code=case.code,
             due=self._day(due, language),
             review=self._day(data.get("review_by", ""), language),

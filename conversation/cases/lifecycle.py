@@ -21,6 +21,9 @@ STATUSES = (
     "rated",
     "review_requested",
 )
+# Where the office's work on a case has ended (Open311's `closed`): not accepted, 办结, rated.
+# A review request reopens a case, so `review_requested` is not among them.
+FINISHED = ("redirected", "closed", "rated")
 # The steps the back office reports (POST /api/v1/cases/{code}/events) …
 BACKOFFICE_EVENTS = (
     "accepted",
