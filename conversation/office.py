@@ -28,6 +28,9 @@ class Category:
     label: LocalText
     keywords: tuple[str, ...] = ()
     notice: str = ""
+    # Offered to other systems through Open311, whose reads need no key: off for matters that
+    # must not reach the people they are about (reports on officials' conduct).
+    open311: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
                 label=_text(item.get("label"), f"categories[{i}].label"),
                 keywords=tuple(str(k) for k in item.get("keywords", [])),
                 notice=notice,
+                open311=_flag(item.get("open311", True), f"categories[{i}].open311"),
             )
         )
     if not categories:
@@ -168,6 +172,12 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
     )
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise OfficeConfigError(f"{where} must be true or false")
+    return value
 
 
 def _canned(replies: Any) -> tuple[str, ...]:

@@ -99,3 +99,34 @@ async def test_no_get_ever_shows_personal_data(
             assert secret not in body, f"{secret!r} in {name}"
     assert "路灯" in listing and "***" in listing  # the words stay, what is personal goes
     assert POST_FIELDS["email"] not in listing
+
+
+async def test_reports_on_officials_are_not_offered_or_shown(
+    aiohttp_client: Any, database_settings: Settings, tmp_path: Path
+) -> None:
+    """《信访工作条例》: a report must not reach the people it is about; Open311's reads need no
+    key, so a category the office file keeps out (`open311 = false`) is neither a service nor a
+    request there, however it was filed."""
+    client: TestClient = await open311_client(
+        aiohttp_client, open311_settings(database_settings, tmp_path)
+    )
+    filed = await client.post(
+        "/api/v1/cases",
+        json={
+            "category": "conduct",
+            "description": "街道办窗口的工作人员办事推诿，三次都没办成，态度很差。",
+            "location": {"text": "XX街道便民服务中心"},
+            "contact": {"name": "赵六", "phone": "13911112222"},
+            "source": "grid:07",
+            "answers": {"urgency": "1"},
+        },
+        headers=AUTH,
+    )
+    assert filed.status == 201, await filed.text()
+    code = (await filed.json())["code"]
+    services = await (await client.get("/open311/v2/services.json")).json()
+    assert "conduct" not in [s["service_code"] for s in services]
+    assert (await client.get("/open311/v2/services/conduct.json")).status == 404
+    listed = await (await client.get("/open311/v2/requests.json")).text()
+    assert code not in listed and "推诿" not in listed
+    assert (await client.get(f"/open311/v2/requests/{code}.json")).status == 404

@@ -102,6 +102,11 @@ async def discovery(request: web.Request) -> web.Response:
     )
 
 
+def _shown(request: web.Request) -> tuple[str, ...]:
+    """The categories whose requests Open311 shows (the office file may keep some out)."""
+    return tuple(c.key for c in request.app[PARTS].office.categories if c.open311)
+
+
 async def services(request: web.Request) -> web.Response:
     return render(service_list(request.app[PARTS].office), _format(request), "services")
 
@@ -110,7 +115,7 @@ async def service(request: web.Request) -> web.Response:
     office = request.app[PARTS].office
     code = request.match_info["code"]
     category = office.category(code)
-    if category is None:
+    if category is None or not category.open311:
         raise Refused(404, f"No service with service_code {code!r}.")
     return render(service_definition(office, category), _format(request), "service_definition")
 
@@ -119,7 +124,7 @@ async def get_requests(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
     wanted = _wanted(request.query, parts)
     async with parts.units() as uow:
-        cases = await listing.find(uow, wanted)
+        cases = await listing.find(uow, wanted, _shown(request))
         items = listing.service_requests(uow, cases, parts.office)
     return render(items, _format(request), "service_requests")
 
@@ -129,7 +134,7 @@ async def get_request(request: web.Request) -> web.Response:
     code = request.match_info["id"].upper()
     if CASE_CODE_RE.fullmatch(code):
         async with parts.units() as uow:
-            cases = await listing.find(uow, listing.Wanted(codes=(code,)))
+            cases = await listing.find(uow, listing.Wanted(codes=(code,)), _shown(request))
             items = listing.service_requests(uow, cases, parts.office)
         if items:
             return render(items, _format(request), "service_requests")

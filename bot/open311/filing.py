@@ -80,7 +80,7 @@ def read_filing(
     code = one("service_code")
     if not code:
         problems.append("service_code: required")
-    elif office.category(code) is None:
+    elif (category := office.category(code)) is None or not category.open311:
         problems.append(f"service_code: no service {code!r} (see services.json)")
     lat, lng = _coordinate(one("lat"), "lat", problems), _coordinate(one("long"), "long", problems)
     if not (one("lat") or one("long") or one("address_string")):

@@ -3,6 +3,7 @@ never with a name, a phone or an e-mail in them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -85,15 +86,15 @@ MEDIA = (
 )
 
 
-async def find(uow: UnitOfWork, wanted: Wanted) -> list[Row[Any]]:
+async def find(uow: UnitOfWork, wanted: Wanted, shown: Sequence[str]) -> list[Row[Any]]:
     """Newest first, at most MAX_REQUESTS, each with its latest step and first photo, in one
-    query. Only cases with a category are service requests."""
+    query. Only cases of the `shown` categories are service requests."""
     query = select(
         *COLUMNS,
         _latest_step(CaseEvent.type).label("step_type"),
         _latest_step(CaseEvent.data).label("step_data"),
         MEDIA.label("media_url"),
-    ).where(Case.category != "")
+    ).where(Case.category.in_(shown))
     if wanted.codes:
         query = query.where(Case.code.in_(wanted.codes))
     else:

@@ -24,6 +24,7 @@ def service_list(office: OfficeConfig) -> list[dict[str, Any]]:
             "group": group,
         }
         for category in office.categories
+        if category.open311
     ]
 
 
