@@ -16,10 +16,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 
-from ..conftest import unavailable
+from ..conftest import Citizen, unavailable
 from .conftest import ASSIGN_ROADS, PASSWORD, file_case, seed_office
 
 CHROMIUM = "/usr/bin/chromium"
@@ -213,6 +214,38 @@ async def test_every_page_fits_a_phone_and_a_desktop(live: Live, browser: Any) -
                 await page.wait_for_selector("#chart-departments[data-drawn] canvas")
             assert await no_horizontal_scroll(page), (name, size_name)
             await shoot(page, f"{name}-{size_name}", full_page=name != "cases")
+    assert not errors, errors
+
+
+async def test_a_live_conversation_on_the_desk(live: Live, browser: Any) -> None:
+    """A call for staff appears, is claimed and answered, and the citizen's next words show up
+    on the open page without a reload."""
+    minyi = live.client.server.app[MINYI]  # type: ignore[attr-defined]
+    citizen = Citizen(minyi, sender="web-live")
+    await citizen.file_a_matter()
+    await citizen.say("人工")
+    await minyi.notifier.run_once()
+    page, errors = await open_page(browser)
+    await sign_in(page, live.base, "intake")
+    await page.goto(f"{live.base}/desk/inbox")
+    await page.get_by_text("等待认领").click()
+    thread_url = page.url
+    await page.get_by_role("button", name="认领").click()
+    await page.get_by_text("已认领").first.wait_for()
+    await page.get_by_label("回复群众").fill("您好，我是前台小刘，请讲。")
+    await page.get_by_role("button", name="发送", exact=True).click()
+    await page.get_by_text("您好，我是前台小刘，请讲。").first.wait_for()
+    await page.wait_for_timeout(300)  # the page's live stream is open
+    assert await citizen.say("东门第三根路灯，晚上全黑") == ""
+    await page.get_by_text("东门第三根路灯，晚上全黑").wait_for(timeout=2000)  # within 2 s
+    for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        await page.set_viewport_size(size)
+        await page.goto(thread_url)
+        assert await no_horizontal_scroll(page), ("thread", size_name)
+        await shoot(page, f"thread-{size_name}")
+        await page.goto(f"{live.base}/desk/inbox")
+        assert await no_horizontal_scroll(page), ("inbox", size_name)
+        await shoot(page, f"inbox-{size_name}")
     assert not errors, errors
 
 
