@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from .models import Attachment, Case, CaseEvent
+
+
+class DueDates(Protocol):
+    """What decides the next deadline: a `Case` row, or the in-memory store's record."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def accept_due_at(self) -> datetime | None: ...
+    @property
+    def finish_due_at(self) -> datetime | None: ...
+    @property
+    def review_due_at(self) -> datetime | None: ...
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -25,7 +38,7 @@ def deadlines_json(case: Case) -> dict[str, Any]:
     }
 
 
-def next_deadline(case: Case) -> tuple[str, datetime] | None:
+def next_deadline(case: DueDates) -> tuple[str, datetime] | None:
     """What is due next, by status: the decision on acceptance, completion, the review decision,
     or (after the reply) the end of the citizen's window to ask for a review."""
     if case.status == "submitted" and case.accept_due_at:
