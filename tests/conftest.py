@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import redis.asyncio as aioredis
@@ -202,11 +202,18 @@ async def sqlite_runtime(sqlite_only: Settings) -> AsyncIterator[Runtime]:
 # -- A simulated citizen ----------------------------------------------------------------------------
 
 
+class Answers(Protocol):
+    async def handle(self, inbound: Inbound) -> list[Reply]: ...
+
+
 @dataclass
 class Citizen:
-    """Talks to the engine like a channel would, one message at a time."""
+    """Talks to the engine like a channel would, one message at a time.
 
-    runtime: Runtime
+    `runtime` is a Runtime on the real backends, or a bare Engine on the in-memory store.
+    """
+
+    runtime: Answers
     sender: str = "citizen-1"
     channel: str = "webchat"
     language: str = ""

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 
 from bot.app.runtime import Runtime
 from conversation.codes import CASE_CODE_RE, find_case_code, new_case_code
-from storage.models import Base, Case
+from storage.models import Base, Case, OutboxEntry
 from storage.timeline import verify_chain
 from storage.uow import UnitOfWork
 
@@ -142,6 +142,38 @@ async def test_unknown_outbox_type_is_refused(runtime: Runtime) -> None:
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         with pytest.raises(ValueError, match="unknown event type"):
             await uow.outbox.add("case.sumbitted", "XF20261122-7K3M9Q", {})
+
+
+async def test_a_filing_lands_whole_in_rows_timeline_and_outbox(runtime: Runtime) -> None:
+    """What a filing through the engine leaves in the database (its conversation is tested on
+    the in-memory store, in test_engine_filing.py)."""
+    citizen = Citizen(runtime, sender="whole")
+    for answer in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑", "XX区幸福路12号"):
+        await citizen.say(answer)
+    await citizen.photo("m1")
+    await citizen.photo("m2")
+    for answer in ("完成", "张三", "138 0013 8000"):
+        await citizen.say(answer)
+    code = find_case_code(await citizen.say("1"))
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        case = await uow.cases.by_code(code or "")
+        assert case is not None
+        assert (case.kind, case.category, case.status, case.channel) == (
+            "petition",
+            "city",
+            "submitted",
+            "webchat",
+        )
+        assert case.accept_due_at is not None and case.accept_due_at > case.created_at
+        assert uow.cases.contact(case) == ("张三", "+8613800138000")
+        assert [a.ref for a in await uow.cases.attachments(case)] == ["m1", "m2"]
+        assert [e.type for e in await uow.events.events(case)] == ["submitted"]
+        entries = list(await uow.session.scalars(select(OutboxEntry).order_by(OutboxEntry.seq)))
+        assert [e.type for e in entries] == ["case.submitted"]
+        data = uow.outbox.data(entries[0])
+        assert data["code"] == code
+        assert data["contact"] == {"name": "张三", "phone": "+8613800138000"}
+        assert len(data["attachments"]) == 2 and data["deadlines"]["accept_by"]
 
 
 async def test_owned_lookup_is_scoped_to_the_identity(runtime: Runtime) -> None:

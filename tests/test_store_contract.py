@@ -13,6 +13,8 @@ from datetime import timedelta
 
 import pytest
 
+import storage.cases
+import storage.memory_cases
 from conversation.codes import CASE_CODE_RE
 from conversation.commands import (
     AddRatingComment,
@@ -247,6 +249,48 @@ async def test_a_submit_is_idempotent_by_its_origin(backend: Backend) -> None:
     assert [(t, code) for t, code, _ in await backend.sent()] == [
         ("case.submitted", first.case_code),
         ("case.submitted", other.case_code),
+    ]
+
+
+async def test_racing_submits_of_one_form_file_one_case(backend: Backend) -> None:
+    """A re-delivery racing the first delivery (without the lock, as two processes may)."""
+    store = backend.store
+
+    async def submit() -> str:
+        for _ in range(3):
+            try:
+                async with store.turn() as turn:
+                    results = await turn.apply([filing()], said())
+                    await asyncio.sleep(0)  # let the other submit run here, if the store allows it
+                    await turn.commit()
+                return results.case_code
+            except Conflict:
+                pass  # as the Engine does: run the turn again
+        raise AssertionError("still conflicting after three attempts")
+
+    first, second = await asyncio.gather(submit(), submit())
+    assert first == second
+    assert [(t, code) for t, code, _ in await backend.sent()] == [("case.submitted", first)]
+
+
+async def test_a_repeated_case_code_is_refused_and_the_turn_run_again_gets_another(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Codes are random, not asked for beforehand: a repeat is a Conflict, never two cases."""
+    store = backend.store
+    first = (await applied(store, said(), filing())).case_code
+    codes = iter([first, "XF20261122-ZZZZZZ"])
+    for module in (storage.cases, storage.memory_cases):
+        monkeypatch.setattr(module, "new_case_code", lambda day: next(codes))
+    again = filing(origin="webchat:c2:form-1")
+    with pytest.raises(Conflict):
+        await applied(store, said("c2"), again)
+    assert (await applied(store, said("c2"), again)).case_code == "XF20261122-ZZZZZZ"
+    view = await case_of(store, said(), first)
+    assert view is not None and view.category == "city"  # the first case is untouched
+    assert [(t, code) for t, code, _ in await backend.sent()] == [
+        ("case.submitted", first),
+        ("case.submitted", "XF20261122-ZZZZZZ"),
     ]
 
 
