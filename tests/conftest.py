@@ -203,6 +203,8 @@ async def sqlite_runtime(sqlite_only: Settings) -> AsyncIterator[Runtime]:
 
 
 class Answers(Protocol):
+    """What a simulated citizen talks to: a Runtime, or a bare Engine."""
+
     async def handle(self, inbound: Inbound) -> list[Reply]: ...
 
 
