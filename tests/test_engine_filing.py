@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+import storage.memory_cases
 from conversation.codes import CASE_CODE_RE
 from conversation.messages import Inbound, Media
 
@@ -224,3 +225,17 @@ async def test_a_video_is_kept_like_a_photo(office: OnMemory, citizen: Citizen) 
     await citizen.say("13900139000")
     await citizen.say("1")
     assert sorted(m.kind for m in office.only_case().attachments) == ["image", "video"]
+
+
+async def test_a_case_code_collision_runs_the_turn_again_under_a_new_code(
+    office: OnMemory, citizen: Citizen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses a repeated code with Conflict (the store contract checks every store
+    does); the engine runs the turn again and the citizen gets the other code, once."""
+    first = CODE.search(await citizen.file_a_matter())
+    assert first
+    codes = iter([first.group(), "XF20261122-ZZZZZZ"])
+    monkeypatch.setattr(storage.memory_cases, "new_case_code", lambda day: next(codes))
+    second = await office.citizen("second").file_a_matter()
+    assert "XF20261122-ZZZZZZ" in second and first.group() not in second
+    assert office.sent_types() == ["case.submitted", "case.submitted"]

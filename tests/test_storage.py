@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from bot.app.runtime import Runtime
 from conversation.codes import CASE_CODE_RE, find_case_code, new_case_code
@@ -176,14 +176,6 @@ async def test_a_filing_lands_whole_in_rows_timeline_and_outbox(runtime: Runtime
         assert len(data["attachments"]) == 2 and data["deadlines"]["accept_by"]
 
 
-async def test_owned_lookup_is_scoped_to_the_identity(runtime: Runtime) -> None:
-    code = await filed(runtime, sender="owner")
-    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-        assert await uow.cases.owned("webchat", "owner", code) is not None
-        assert await uow.cases.owned("webchat", "intruder", code) is None
-        assert await uow.cases.owned("wechat", "owner", code) is None
-
-
 async def test_one_citizen_per_phone_across_filings(runtime: Runtime) -> None:
     await filed(runtime, sender="a")
     await filed(runtime, sender="b")
@@ -199,21 +191,6 @@ async def test_datetimes_come_back_in_utc(runtime: Runtime) -> None:
         assert case is not None
         assert case.created_at.tzinfo is not None and case.created_at.utcoffset() == timedelta(0)
         assert abs(datetime.now(UTC) - case.created_at) < timedelta(minutes=1)
-
-
-async def test_a_case_code_collision_is_retried_with_a_new_code(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The unique index refuses a repeated code; the turn runs again and the filing gets another."""
-    import storage.cases
-
-    first = await filed(runtime, sender="first")
-    codes = iter([first, "XF20261122-ZZZZZZ"])
-    monkeypatch.setattr(storage.cases, "new_case_code", lambda day: next(codes))
-    second = await filed(runtime, sender="second")
-    assert second == "XF20261122-ZZZZZZ" and second != first
-    async with runtime.db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(Case)) == 2
 
 
 def test_the_embedded_key_file_is_made_private_once(tmp_path: object) -> None:
