@@ -21,13 +21,13 @@ CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
 
 @pytest.fixture
-def office() -> OnMemory:
+def memory() -> OnMemory:
     return OnMemory()
 
 
 @pytest.fixture
-def citizen(office: OnMemory) -> Citizen:
-    return office.citizen()
+def citizen(memory: OnMemory) -> Citizen:
+    return memory.citizen()
 
 
 async def test_first_contact_greets_with_the_menu(citizen: Citizen) -> None:
@@ -38,7 +38,7 @@ async def test_first_contact_greets_with_the_menu(citizen: Citizen) -> None:
 
 
 async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     assert "类别" in await citizen.say("1")
     assert "事情经过" in await citizen.say("4")
@@ -56,7 +56,7 @@ async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(
     assert code and CASE_CODE_RE.fullmatch(code.group())
     assert "15日内" in done
 
-    case = office.only_case()
+    case = memory.only_case()
     assert case.code == code.group()
     assert (case.kind, case.category, case.status, case.channel) == (
         "petition",
@@ -69,7 +69,7 @@ async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(
     assert [m.ref for m in case.attachments] == ["m1", "m2"]
     assert case.accept_due_at is not None and case.accept_due_at > case.created_at
     assert [e.type for e in case.timeline] == ["submitted"]
-    assert office.sent_types() == ["case.submitted"]
+    assert memory.sent_types() == ["case.submitted"]
 
 
 async def test_each_bad_answer_says_why_and_asks_again(citizen: Citizen) -> None:
@@ -95,7 +95,7 @@ async def test_each_bad_answer_says_why_and_asks_again(citizen: Citizen) -> None
 
 
 async def test_location_pin_is_accepted_with_coordinates(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     await citizen.say("1")
     await citizen.say("3")
@@ -105,16 +105,16 @@ async def test_location_pin_is_accepted_with_coordinates(
     await citizen.say("王五")
     await citizen.say("13900139000")
     await citizen.say("提交")
-    case = office.only_case()
+    case = memory.only_case()
     assert (case.lat, case.lng, case.location_text) == (31.2304, 121.4737, "上海市黄浦区人民广场")
 
 
-async def test_cancel_submits_nothing(office: OnMemory, citizen: Citizen) -> None:
+async def test_cancel_submits_nothing(memory: OnMemory, citizen: Citizen) -> None:
     await citizen.say("1")
     await citizen.say("1")
     reply = await citizen.say("取消")
     assert "已取消" in reply and "1 我要反映" in reply
-    assert office.store.cases.records == {}
+    assert memory.store.cases.records == {}
     assert "类别" in await citizen.say("1")  # a fresh form, no draft offered
 
 
@@ -146,7 +146,7 @@ async def test_change_one_field_from_the_summary(citizen: Citizen) -> None:
 
 
 async def test_free_text_at_the_menu_starts_filing_with_a_suggested_category(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     reply = await citizen.say("公司拖欠了我三个月的工资，老板一直不给")
     assert "已经记下" in reply and "劳动与社保" in reply
@@ -157,7 +157,7 @@ async def test_free_text_at_the_menu_starts_filing_with_a_suggested_category(
     await citizen.say("孙七")
     await citizen.say("13600136000")
     await citizen.say("1")
-    case = office.only_case()
+    case = memory.only_case()
     assert (
         case.category == "labour" and case.description == "公司拖欠了我三个月的工资，老板一直不给"
     )
@@ -168,7 +168,7 @@ async def test_a_legal_matter_is_told_about_separation_of_litigation(citizen: Ci
     assert "诉访分离" in await citizen.say("9")
 
 
-async def test_suggestion_is_a_shorter_form(office: OnMemory, citizen: Citizen) -> None:
+async def test_suggestion_is_a_shorter_form(memory: OnMemory, citizen: Citizen) -> None:
     assert "意见或建议" in await citizen.say("4")
     assert "跳过" in await citizen.say("建议在地铁站附近多设几个共享单车停放点")
     await citizen.say("跳过")
@@ -176,12 +176,12 @@ async def test_suggestion_is_a_shorter_form(office: OnMemory, citizen: Citizen) 
     assert "未填写" in summary
     done = await citizen.say("1")
     assert "谢谢您的意见建议" in done and CODE.search(done)
-    case = office.only_case()
+    case = memory.only_case()
     assert case.kind == "suggestion" and (case.name, case.phone) == ("", "")
 
 
 async def test_replaying_a_submit_after_lost_state_files_one_case(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     """If the state write is lost after the case committed, the replayed submit finds the case."""
     await citizen.say("1")
@@ -191,7 +191,7 @@ async def test_replaying_a_submit_after_lost_state_files_one_case(
     await citizen.say("跳过")
     await citizen.say("赵六")
     await citizen.say("13700137000")
-    store, key = office.store, "webchat:citizen-1"
+    store, key = memory.store, "webchat:citizen-1"
     async with store.turn() as turn:
         at_summary = await turn.load_state(key)
     first = CODE.search(await citizen.say("1"))
@@ -202,11 +202,11 @@ async def test_replaying_a_submit_after_lost_state_files_one_case(
         await turn.commit()
     again = CODE.search(await citizen.say("1"))
     assert first and again and first.group() == again.group()
-    assert len(office.store.cases.records) == 1
-    assert office.sent_types() == ["case.submitted"]
+    assert len(memory.store.cases.records) == 1
+    assert memory.sent_types() == ["case.submitted"]
 
 
-async def test_a_video_is_kept_like_a_photo(office: OnMemory, citizen: Citizen) -> None:
+async def test_a_video_is_kept_like_a_photo(memory: OnMemory, citizen: Citizen) -> None:
     await citizen.say("1")
     await citizen.say("3")
     video = Inbound(
@@ -224,11 +224,11 @@ async def test_a_video_is_kept_like_a_photo(office: OnMemory, citizen: Citizen) 
     await citizen.say("王五")
     await citizen.say("13900139000")
     await citizen.say("1")
-    assert sorted(m.kind for m in office.only_case().attachments) == ["image", "video"]
+    assert sorted(m.kind for m in memory.only_case().attachments) == ["image", "video"]
 
 
 async def test_a_case_code_collision_runs_the_turn_again_under_a_new_code(
-    office: OnMemory, citizen: Citizen, monkeypatch: pytest.MonkeyPatch
+    memory: OnMemory, citizen: Citizen, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store refuses a repeated code with Conflict (the store contract checks every store
     does); the engine runs the turn again and the citizen gets the other code, once."""
@@ -236,6 +236,6 @@ async def test_a_case_code_collision_runs_the_turn_again_under_a_new_code(
     assert first
     codes = iter([first.group(), "XF20261122-ZZZZZZ"])
     monkeypatch.setattr(storage.memory_cases, "new_case_code", lambda day: next(codes))
-    second = await office.citizen("second").file_a_matter()
+    second = await memory.citizen("second").file_a_matter()
     assert "XF20261122-ZZZZZZ" in second and first.group() not in second
-    assert office.sent_types() == ["case.submitted", "case.submitted"]
+    assert memory.sent_types() == ["case.submitted", "case.submitted"]

@@ -19,13 +19,13 @@ CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
 
 @pytest.fixture
-def office() -> OnMemory:
+def memory() -> OnMemory:
     return OnMemory()
 
 
 @pytest.fixture
-def citizen(office: OnMemory) -> Citizen:
-    return office.citizen()
+def citizen(memory: OnMemory) -> Citizen:
+    return memory.citizen()
 
 
 async def test_status_lists_own_cases_with_status_and_deadline(citizen: Citizen) -> None:
@@ -38,17 +38,17 @@ async def test_status_lists_own_cases_with_status_and_deadline(citizen: Citizen)
 
 
 async def test_a_code_typed_by_someone_else_reads_exactly_like_an_unknown_code(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     code = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
-    stranger = office.citizen("someone-else")
+    stranger = memory.citizen("someone-else")
     unknown = code[:-6] + ("ZZZZZZ" if not code.endswith("ZZZZZZ") else "YYYYYY")
     theirs = await stranger.say(code)
     missing = await stranger.say(unknown)
     assert theirs.replace(code, "<code>") == missing.replace(unknown, "<code>")
     assert "张三" not in theirs and "路灯" not in theirs
     # Also through the status menu, and from another channel with the same sender id.
-    other_channel = office.citizen(citizen.sender, channel="telegram")
+    other_channel = memory.citizen(citizen.sender, channel="telegram")
     assert "没有找到" in await other_channel.say(code)
 
 
@@ -62,15 +62,15 @@ async def test_faq_by_number_and_by_keywords(citizen: Citizen) -> None:
 
 
 async def test_staff_request_is_recorded_and_the_citizen_told_when_people_work(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     monday_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
-    office.engine.clock = lambda: monday_10
+    memory.engine.clock = lambda: monday_10
     assert "尽快在这里回复" in await citizen.say("0")
     sunday = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
-    office.engine.clock = lambda: sunday
+    memory.engine.clock = lambda: sunday
     assert "不是工作时间" in await citizen.say("人工")
-    assert office.sent_types() == ["handoff.requested", "handoff.requested"]
+    assert memory.sent_types() == ["handoff.requested", "handoff.requested"]
 
 
 async def test_staff_mid_form_keeps_the_draft(citizen: Citizen) -> None:
@@ -84,25 +84,25 @@ async def test_staff_mid_form_keeps_the_draft(citizen: Citizen) -> None:
 
 
 async def test_risk_words_give_emergency_numbers_and_page_staff_without_losing_the_answer(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     await citizen.say("1")
     await citizen.say("2")
     reply = await citizen.say("老板拖欠工资半年，再不给我就跳楼")
     assert "110" in reply and "120" in reply and "地址" in reply  # the form went on
-    [entry] = office.store.cases.published
+    [entry] = memory.store.cases.published
     assert entry.type == "handoff.requested"
     assert entry.data["reason"] == "risk" and entry.data["risk_words"] == ["跳楼"]
     await citizen.say("跳楼")  # alerted once per conversation
-    assert office.sent_types() == ["handoff.requested"]
+    assert memory.sent_types() == ["handoff.requested"]
 
 
 async def test_idle_form_asks_to_continue_then_restart_and_drop(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     clock = {"now": start}
-    office.engine.clock = lambda: clock["now"]
+    memory.engine.clock = lambda: clock["now"]
     await citizen.say("1")
     await citizen.say("1")
     clock["now"] = start + timedelta(hours=2)
@@ -120,11 +120,11 @@ async def test_idle_form_asks_to_continue_then_restart_and_drop(
 
 
 async def test_after_the_session_lifetime_a_form_starts_fresh(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     clock = {"now": start}
-    office.engine.clock = lambda: clock["now"]
+    memory.engine.clock = lambda: clock["now"]
     await citizen.say("1")
     await citizen.say("1")
     clock["now"] = start + timedelta(hours=25)
@@ -133,44 +133,44 @@ async def test_after_the_session_lifetime_a_form_starts_fresh(
 
 
 async def test_rating_a_closed_case_and_an_unhappy_reason(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     assert "没有需要评价" in await citizen.say("3")
     code = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
-    await office.backend.move_case(code, "closed")
+    await memory.backend.move_case(code, "closed")
     ask = await citizen.say("评价")
     assert code in ask and "1 满意" in ask and "3 不满意" in ask
     assert "哪里不满意" in await citizen.say("３")  # full-width digit
     assert "评价已记录" in await citizen.say("一直没人来修，敷衍了事")
-    case = office.store.cases.records[code]
+    case = memory.store.cases.records[code]
     assert (case.status, case.rating_score, case.rating_label) == ("rated", 3, "不满意")
     assert case.rating_comment == "一直没人来修，敷衍了事" and case.rating_channel == "webchat"
     assert [e.type for e in case.timeline] == ["submitted", "rated", "rating.commented"]
-    assert office.sent_types() == ["case.submitted", "case.rated", "case.updated"]
+    assert memory.sent_types() == ["case.submitted", "case.rated", "case.updated"]
     assert "没有需要评价" in await citizen.say("3")  # rated once
 
 
-async def test_wechat_style_events(office: OnMemory, citizen: Citizen) -> None:
+async def test_wechat_style_events(memory: OnMemory, citizen: Citizen) -> None:
     sub = Inbound(
         channel="wechat", sender="openid-1", kind="event", event="subscribe", event_key="town-7"
     )
-    greeting = await office.engine.handle(sub)
+    greeting = await memory.engine.handle(sub)
     assert "您好" in greeting[0].text
-    wechat = office.citizen("openid-1", channel="wechat")
+    wechat = memory.citizen("openid-1", channel="wechat")
     await wechat.file_a_matter()
-    case = office.only_case()
+    case = memory.only_case()
     assert case.source == "town-7"  # the QR code's scene tags the case
     click = Inbound(
         channel="wechat", sender="openid-1", kind="event", event="menu", event_key="status"
     )
-    assert case.code in (await office.engine.handle(click))[0].text
+    assert case.code in (await memory.engine.handle(click))[0].text
     view = Inbound(
         channel="wechat", sender="openid-1", kind="event", event="view", event_key="https://x"
     )
-    assert await office.engine.handle(view) == []
+    assert await memory.engine.handle(view) == []
     bye = Inbound(channel="wechat", sender="openid-1", kind="event", event="unsubscribe")
-    assert await office.engine.handle(bye) == []
-    assert list(office.store.cases.unsubscribed) == [("wechat", "openid-1")]
+    assert await memory.engine.handle(bye) == []
+    assert list(memory.store.cases.unsubscribed) == [("wechat", "openid-1")]
 
 
 async def test_english_speakers_get_english(citizen: Citizen) -> None:
@@ -191,11 +191,11 @@ async def test_a_redelivered_message_gets_the_same_replies_and_no_new_step(
 
 
 async def test_an_unsupported_message_says_what_to_send_and_keeps_the_step(
-    office: OnMemory, citizen: Citizen
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     await citizen.say("1")
     await citizen.say("2")  # now at the description step
     sticker = Inbound(channel="webchat", sender=citizen.sender, kind="event", event="unsupported")
-    replies = await office.engine.handle(sticker)
-    assert [r.text for r in replies] == [office.engine.office.catalog.text("zh", "unsupported")]
+    replies = await memory.engine.handle(sticker)
+    assert [r.text for r in replies] == [memory.engine.office.catalog.text("zh", "unsupported")]
     assert "至少写10个字" in await citizen.say("短")  # still at the description step
