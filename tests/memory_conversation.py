@@ -7,7 +7,6 @@ itself is tested there, in test_storage.py and in the HTTP and channel tests on 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from bot.backoffice.deadlines import LegalDeadlines
 from conversation.engine import Engine
@@ -16,9 +15,8 @@ from storage.memory import MemoryConversationStore
 from storage.memory_cases import CaseRecord
 
 from .conftest import Citizen
-from .store_backends import MemoryBackend
+from .store_backends import TZ, MemoryBackend
 
-TZ = ZoneInfo("Asia/Shanghai")
 OFFICE = load_office()  # the bundled office file, read once: the engine never changes it
 
 

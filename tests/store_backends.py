@@ -31,7 +31,6 @@ STORES = ("memory", "sqlite", "postgres", "postgres+redis")
 
 
 class Backend(Protocol):
-    name: str
     store: ConversationStore
 
     def short_lived(self, ttl: timedelta) -> ConversationStore:
@@ -54,10 +53,9 @@ class Backend(Protocol):
 
 
 class MemoryBackend:
-    def __init__(self, store: MemoryConversationStore | None = None) -> None:
-        self.name = "memory"
+    def __init__(self) -> None:
         self.skew = timedelta()
-        self.store = store or MemoryConversationStore(TZ, clock=self.now)
+        self.store = MemoryConversationStore(TZ, clock=self.now)
 
     def now(self) -> datetime:
         return utcnow() + self.skew
@@ -85,8 +83,7 @@ class MemoryBackend:
 
 
 class DatabaseBackend:
-    def __init__(self, name: str, runtime: Runtime) -> None:
-        self.name = name
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.store = runtime.store
 
@@ -132,4 +129,4 @@ async def open_backend(
         yield MemoryBackend()
         return
     async with open_runtime(settings_for(request, name, tmp_path)) as runtime:
-        yield DatabaseBackend(name, runtime)
+        yield DatabaseBackend(runtime)
