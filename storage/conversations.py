@@ -33,6 +33,7 @@ from .crypto import PiiCipher
 from .db import Database
 from .intake import CommandHandler
 from .keys import Keys
+from .locks import LocalLocks
 from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
 from .uow import Committed, UnitOfWork
@@ -190,20 +191,11 @@ class DatabaseConversationStore(ConversationStoreBase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._locks: dict[str, _CountedLock] = {}
+        self._locks = LocalLocks()
 
-    @asynccontextmanager
-    async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
+    def lock(self, key: str, dedupe_key: str = "") -> AbstractAsyncContextManager[None]:
         # In-process only; other processes sharing the database are caught by the version column.
-        entry = self._locks.setdefault(key, _CountedLock())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                self._locks.pop(key, None)
+        return self._locks.hold(key)
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         return None  # asked inside the turn instead, under the lock: one transaction, not two
@@ -263,14 +255,6 @@ class DatabaseConversationStore(ConversationStoreBase):
             )
         )
         await (await turn.uow()).flush()
-
-
-class _CountedLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
 
 
 # Take the conversation's lock and, in the same round trip, read what the turn will need.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import tzinfo
-from typing import Any
+from datetime import datetime, tzinfo
+from typing import Any, Protocol
 
 from conversation.cases.due import Due, next_deadline, open_deadlines
 
@@ -28,7 +28,26 @@ def deadlines_json(case: Case, tz: tzinfo) -> dict[str, Any]:
     }
 
 
-def deadlines_of(case: Case) -> list[Due]:
+class DueFacts(Protocol):
+    """What decides a case's open deadlines: a `Case` row, or the in-memory store's record."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def accept_due_at(self) -> datetime | None: ...
+    @property
+    def finish_due_at(self) -> datetime | None: ...
+    @property
+    def review_due_at(self) -> datetime | None: ...
+    @property
+    def extended_days(self) -> int | None: ...
+    @property
+    def stages(self) -> list[dict[str, Any]]: ...
+
+
+def deadlines_of(case: DueFacts) -> list[Due]:
     """The deadlines open on this case now (the rule is `conversation.cases.due`)."""
     return open_deadlines(
         kind=case.kind,

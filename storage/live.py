@@ -93,6 +93,7 @@ class RedisBus(LocalBus):
         self.keys = keys
         self.sending: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def publish(self, topic: str, note: str) -> None:
         # Called right after a commit, from synchronous code: sent in the background. A note
@@ -112,12 +113,14 @@ class RedisBus(LocalBus):
 
     async def _hear(self) -> None:
         prefix = self.keys.live()
-        while True:
+        while not self._stopping.is_set():
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.psubscribe(prefix + "*")
-                    while True:
-                        # A short wait, not a blocking read: a quiet channel is not an error.
+                    while not self._stopping.is_set():
+                        # A short wait, not a blocking read: a quiet channel is not an error,
+                        # and stopping needs no cancellation in the middle of a read (redis-py
+                        # can leave a cancelled read waiting forever).
                         message = await pubsub.get_message(timeout=1.0)
                         if message is None or message.get("type") != "pmessage":
                             continue
@@ -135,9 +138,12 @@ class RedisBus(LocalBus):
                 await asyncio.sleep(RECONNECT)
 
     async def close(self) -> None:
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
+            _, late = await asyncio.wait([self._task], timeout=3)
+            for task in late:
+                task.cancel()  # a read that did not come back: give up on it
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await asyncio.wait([self._task], timeout=2)
         if self.sending:
             await asyncio.wait(self.sending, timeout=2)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
 
 from conversation.cases.citizen import CITIZEN_VISIBLE, RATABLE
 from conversation.cases.due import next_deadline
 from conversation.cases.kinds import SURVEYED_KINDS
 from conversation.ports import CaseStep, CaseView, Deadline
 
-from .documents import deadlines_of
-from .models import Case, CaseEvent
+from .documents import DueFacts, deadlines_of
 from .uow import UnitOfWork
 
 
@@ -20,24 +21,62 @@ class CaseLookups:
 
     async def cases_of(self, channel: str, sender: str, limit: int = 5) -> list[CaseView]:
         cases = await self.uow.cases.of_identity(channel, sender, limit=limit)
-        return [_view(case) for case in cases]
+        return [case_view(case) for case in cases]
 
     async def case_of(self, channel: str, sender: str, code: str) -> CaseView | None:
         case = await self.uow.cases.owned(channel, sender, code)
         if case is None:
             return None
-        events = await self.uow.events.events(case)
-        history = tuple(_step(e) for e in events if e.type in CITIZEN_VISIBLE)
-        return _view(case, history)
+        return case_view(case, await self.uow.events.events(case))
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
         cases = await self.uow.cases.of_identity(
             channel, sender, statuses=RATABLE, kinds=SURVEYED_KINDS, limit=10
         )
-        return [_view(case) for case in cases]
+        return [case_view(case) for case in cases]
 
 
-def _step(event: CaseEvent) -> CaseStep:
+class CaseFacts(DueFacts, Protocol):
+    """What a citizen's view of a case is made of: a `Case` row, or the in-memory record."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+class Happening(Protocol):
+    """One timeline entry: a `CaseEvent` row, or the in-memory store's entry."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+def case_view(case: CaseFacts, timeline: Iterable[Happening] = ()) -> CaseView:
+    """The citizen's view; with the timeline, the history they may read (notes stay hidden)."""
+    due = next_deadline(deadlines_of(case))
+    return CaseView(
+        code=case.code,
+        kind=case.kind,
+        category=case.category,
+        status=case.status,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+        next_deadline=Deadline(due.kind, due.due_at) if due else None,
+        review_until=case.review_due_at,
+        history=tuple(_step(e) for e in timeline if e.type in CITIZEN_VISIBLE),
+    )
+
+
+def _step(event: Happening) -> CaseStep:
     data: dict[str, Any] = event.data or {}
     return CaseStep(
         at=event.at,
@@ -54,18 +93,3 @@ def _step(event: CaseEvent) -> CaseStep:
 
 def _number(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _view(case: Case, history: tuple[CaseStep, ...] = ()) -> CaseView:
-    due = next_deadline(deadlines_of(case))
-    return CaseView(
-        code=case.code,
-        kind=case.kind,
-        category=case.category,
-        status=case.status,
-        created_at=case.created_at,
-        updated_at=case.updated_at,
-        next_deadline=Deadline(due.kind, due.due_at) if due else None,
-        review_until=case.review_due_at,
-        history=history,
-    )

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import redis.asyncio as aioredis
@@ -215,11 +215,20 @@ def reach_by_send(channel: Any, recipient: Recipient) -> list[Route]:
 # -- A simulated citizen ----------------------------------------------------------------------------
 
 
+class Answers(Protocol):
+    """What a simulated citizen talks to: a Minyi, or a bare Engine."""
+
+    async def handle(self, inbound: Inbound) -> list[Reply]: ...
+
+
 @dataclass
 class Citizen:
-    """Talks to the engine like a channel would, one message at a time."""
+    """Talks to the engine like a channel would, one message at a time.
 
-    runtime: Minyi
+    `runtime` is a Minyi on the real backends, or a bare Engine on the in-memory store.
+    """
+
+    runtime: Answers
     sender: str = "citizen-1"
     channel: str = "webchat"
     language: str = ""

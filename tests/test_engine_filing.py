@@ -1,31 +1,33 @@
-"""Filing a matter through the engine, on every backend: happy path, validation, cancel, back."""
+"""Filing a matter through the engine: happy path, validation, cancel, back, a lost state write.
+
+A real Engine on the in-memory store, which the store contract holds to the real stores; what a
+filing leaves in the database is tested in test_storage.py.
+"""
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+import pytest
 
+import storage.memory_cases
 from conversation.codes import CASE_CODE_RE
 from conversation.messages import Inbound, Media
-from storage.models import Attachment, Case, OutboxEntry
-from storage.uow import UnitOfWork
 
 from .conftest import Citizen, joined
+from .memory_conversation import OnMemory
 
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
 
-async def count(citizen: Citizen, model: type) -> int:
-    async with citizen.runtime.db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+@pytest.fixture
+def memory() -> OnMemory:
+    return OnMemory()
 
 
-async def only_case(citizen: Citizen) -> Case:
-    async with citizen.runtime.db.session() as session:
-        cases = list(await session.scalars(select(Case)))
-    assert len(cases) == 1
-    return cases[0]
+@pytest.fixture
+def citizen(memory: OnMemory) -> Citizen:
+    return memory.citizen()
 
 
 async def test_first_contact_greets_with_the_menu(citizen: Citizen) -> None:
@@ -35,7 +37,9 @@ async def test_first_contact_greets_with_the_menu(citizen: Citizen) -> None:
         assert line in reply
 
 
-async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(citizen: Citizen) -> None:
+async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(
+    memory: OnMemory, citizen: Citizen
+) -> None:
     assert "类别" in await citizen.say("1")
     assert "事情经过" in await citizen.say("4")
     assert "地址" in await citizen.say("小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。")
@@ -52,7 +56,7 @@ async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(citizen: Ci
     assert code and CASE_CODE_RE.fullmatch(code.group())
     assert "15日内" in done
 
-    case = await only_case(citizen)
+    case = memory.only_case()
     assert case.code == code.group()
     assert (case.kind, case.category, case.status, case.channel) == (
         "petition",
@@ -61,22 +65,11 @@ async def test_complete_filing_gives_a_case_code_and_the_15_day_rule(citizen: Ci
         "webchat",
     )
     assert case.location_text == "XX区幸福路12号幸福小区东门"
+    assert (case.name, case.phone) == ("张三", "+8613800138000")
+    assert [m.ref for m in case.attachments] == ["m1", "m2"]
     assert case.accept_due_at is not None and case.accept_due_at > case.created_at
-    assert await count(citizen, Attachment) == 2
-    async with UnitOfWork(citizen.runtime.db, citizen.runtime.cipher) as uow:
-        stored = await uow.cases.by_code(case.code)
-        assert stored is not None
-        assert uow.cases.contact(stored) == ("张三", "+8613800138000")
-        events = await uow.events.events(stored)
-        assert [e.type for e in events] == ["submitted"]
-        entries = list(await uow.session.scalars(select(OutboxEntry).order_by(OutboxEntry.seq)))
-        assert [e.type for e in entries] == ["case.submitted"]
-        data = uow.outbox.data(entries[0])
-        assert data["code"] == case.code and data["contact"] == {
-            "name": "张三",
-            "phone": "+8613800138000",
-        }
-        assert len(data["attachments"]) == 2 and data["deadlines"]["accept_by"]
+    assert [e.type for e in case.timeline] == ["submitted"]
+    assert memory.sent_types() == ["case.submitted"]
 
 
 async def test_each_bad_answer_says_why_and_asks_again(citizen: Citizen) -> None:
@@ -101,7 +94,9 @@ async def test_each_bad_answer_says_why_and_asks_again(citizen: Citizen) -> None
     assert "+85291234567" in summary
 
 
-async def test_location_pin_is_accepted_with_coordinates(citizen: Citizen) -> None:
+async def test_location_pin_is_accepted_with_coordinates(
+    memory: OnMemory, citizen: Citizen
+) -> None:
     await citizen.say("1")
     await citizen.say("3")
     await citizen.say("河边工厂晚上偷偷排放污水，河水发黑发臭")
@@ -110,16 +105,16 @@ async def test_location_pin_is_accepted_with_coordinates(citizen: Citizen) -> No
     await citizen.say("王五")
     await citizen.say("13900139000")
     await citizen.say("提交")
-    case = await only_case(citizen)
+    case = memory.only_case()
     assert (case.lat, case.lng, case.location_text) == (31.2304, 121.4737, "上海市黄浦区人民广场")
 
 
-async def test_cancel_submits_nothing(citizen: Citizen) -> None:
+async def test_cancel_submits_nothing(memory: OnMemory, citizen: Citizen) -> None:
     await citizen.say("1")
     await citizen.say("1")
     reply = await citizen.say("取消")
     assert "已取消" in reply and "1 我要反映" in reply
-    assert await count(citizen, Case) == 0
+    assert memory.store.cases.records == {}
     assert "类别" in await citizen.say("1")  # a fresh form, no draft offered
 
 
@@ -151,7 +146,7 @@ async def test_change_one_field_from_the_summary(citizen: Citizen) -> None:
 
 
 async def test_free_text_at_the_menu_starts_filing_with_a_suggested_category(
-    citizen: Citizen,
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     reply = await citizen.say("公司拖欠了我三个月的工资，老板一直不给")
     assert "已经记下" in reply and "劳动与社保" in reply
@@ -162,7 +157,7 @@ async def test_free_text_at_the_menu_starts_filing_with_a_suggested_category(
     await citizen.say("孙七")
     await citizen.say("13600136000")
     await citizen.say("1")
-    case = await only_case(citizen)
+    case = memory.only_case()
     assert (
         case.category == "labour" and case.description == "公司拖欠了我三个月的工资，老板一直不给"
     )
@@ -173,7 +168,7 @@ async def test_a_legal_matter_is_told_about_separation_of_litigation(citizen: Ci
     assert "诉访分离" in await citizen.say("9")
 
 
-async def test_suggestion_is_a_shorter_form(citizen: Citizen) -> None:
+async def test_suggestion_is_a_shorter_form(memory: OnMemory, citizen: Citizen) -> None:
     assert "意见或建议" in await citizen.say("4")
     assert "跳过" in await citizen.say("建议在地铁站附近多设几个共享单车停放点")
     await citizen.say("跳过")
@@ -181,11 +176,13 @@ async def test_suggestion_is_a_shorter_form(citizen: Citizen) -> None:
     assert "未填写" in summary
     done = await citizen.say("1")
     assert "谢谢您的意见建议" in done and CODE.search(done)
-    case = await only_case(citizen)
-    assert case.kind == "suggestion" and case.contact_phone_enc is None
+    case = memory.only_case()
+    assert case.kind == "suggestion" and (case.name, case.phone) == ("", "")
 
 
-async def test_replaying_a_submit_after_lost_state_files_one_case(citizen: Citizen) -> None:
+async def test_replaying_a_submit_after_lost_state_files_one_case(
+    memory: OnMemory, citizen: Citizen
+) -> None:
     """If the state write is lost after the case committed, the replayed submit finds the case."""
     await citizen.say("1")
     await citizen.say("1")
@@ -194,7 +191,7 @@ async def test_replaying_a_submit_after_lost_state_files_one_case(citizen: Citiz
     await citizen.say("跳过")
     await citizen.say("赵六")
     await citizen.say("13700137000")
-    store, key = citizen.runtime.store, "webchat:citizen-1"
+    store, key = memory.store, "webchat:citizen-1"
     async with store.turn() as turn:
         at_summary = await turn.load_state(key)
     first = CODE.search(await citizen.say("1"))
@@ -205,11 +202,11 @@ async def test_replaying_a_submit_after_lost_state_files_one_case(citizen: Citiz
         await turn.commit()
     again = CODE.search(await citizen.say("1"))
     assert first and again and first.group() == again.group()
-    assert await count(citizen, Case) == 1
-    assert await count(citizen, OutboxEntry) == 1
+    assert len(memory.store.cases.records) == 1
+    assert memory.sent_types() == ["case.submitted"]
 
 
-async def test_a_video_is_kept_like_a_photo(citizen: Citizen) -> None:
+async def test_a_video_is_kept_like_a_photo(memory: OnMemory, citizen: Citizen) -> None:
     await citizen.say("1")
     await citizen.say("3")
     video = Inbound(
@@ -227,6 +224,18 @@ async def test_a_video_is_kept_like_a_photo(citizen: Citizen) -> None:
     await citizen.say("王五")
     await citizen.say("13900139000")
     await citizen.say("1")
-    async with citizen.runtime.db.session() as session:
-        kinds = sorted(a.kind for a in await session.scalars(select(Attachment)))
-    assert kinds == ["image", "video"]
+    assert sorted(m.kind for m in memory.only_case().attachments) == ["image", "video"]
+
+
+async def test_a_case_code_collision_runs_the_turn_again_under_a_new_code(
+    memory: OnMemory, citizen: Citizen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses a repeated code with Conflict (the store contract checks every store
+    does); the engine runs the turn again and the citizen gets the other code, once."""
+    first = CODE.search(await citizen.file_a_matter())
+    assert first
+    codes = iter([first.group(), "XF20261122-ZZZZZZ"])
+    monkeypatch.setattr(storage.memory_cases, "new_case_code", lambda day: next(codes))
+    second = await memory.citizen("second").file_a_matter()
+    assert "XF20261122-ZZZZZZ" in second and first.group() not in second
+    assert memory.sent_types() == ["case.submitted", "case.submitted"]

@@ -1,29 +1,32 @@
-"""Status, FAQ, staff, rating, resume and expiry, channel events and language, on every backend."""
+"""Status, FAQ, staff, rating, resume and expiry, channel events and language.
+
+A real Engine on the in-memory store, which the store contract holds to the real stores.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+import pytest
 
 from conversation.messages import Inbound
-from storage.models import Case, Identity, OutboxEntry
-from storage.uow import UnitOfWork
+from storage.memory_cases import Entry
 
 from .conftest import Citizen
+from .memory_conversation import OnMemory
 
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 
 
-async def set_status(citizen: Citizen, code: str, status: str) -> None:
-    async with citizen.runtime.db.session() as session, session.begin():
-        await session.execute(update(Case).where(Case.code == code).values(status=status))
+@pytest.fixture
+def memory() -> OnMemory:
+    return OnMemory()
 
 
-async def outbox_types(citizen: Citizen) -> list[str]:
-    async with citizen.runtime.db.session() as session:
-        return list(await session.scalars(select(OutboxEntry.type).order_by(OutboxEntry.seq)))
+@pytest.fixture
+def citizen(memory: OnMemory) -> Citizen:
+    return memory.citizen()
 
 
 async def test_status_lists_own_cases_with_status_and_deadline(citizen: Citizen) -> None:
@@ -36,17 +39,17 @@ async def test_status_lists_own_cases_with_status_and_deadline(citizen: Citizen)
 
 
 async def test_a_code_typed_by_someone_else_reads_exactly_like_an_unknown_code(
-    citizen: Citizen,
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     code = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
-    stranger = Citizen(citizen.runtime, sender="someone-else")
+    stranger = memory.citizen("someone-else")
     unknown = code[:-6] + ("ZZZZZZ" if not code.endswith("ZZZZZZ") else "YYYYYY")
     theirs = await stranger.say(code)
     missing = await stranger.say(unknown)
     assert theirs.replace(code, "<code>") == missing.replace(unknown, "<code>")
     assert "张三" not in theirs and "路灯" not in theirs
     # Also through the status menu, and from another channel with the same sender id.
-    other_channel = Citizen(citizen.runtime, sender=citizen.sender, channel="telegram")
+    other_channel = memory.citizen(citizen.sender, channel="telegram")
     assert "没有找到" in await other_channel.say(code)
 
 
@@ -60,15 +63,15 @@ async def test_faq_by_number_and_by_keywords(citizen: Citizen) -> None:
 
 
 async def test_staff_request_is_recorded_and_the_citizen_told_when_people_work(
-    citizen: Citizen,
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     monday_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
-    citizen.runtime.engine.clock = lambda: monday_10
+    memory.engine.clock = lambda: monday_10
     assert "尽快在这里回复" in await citizen.say("0")
     sunday = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
-    citizen.runtime.engine.clock = lambda: sunday
+    memory.engine.clock = lambda: sunday
     assert "不是工作时间" in await citizen.say("人工")
-    assert await outbox_types(citizen) == ["handoff.requested", "handoff.requested"]
+    assert memory.sent_types() == ["handoff.requested", "handoff.requested"]
 
 
 async def test_staff_mid_form_keeps_the_draft(citizen: Citizen) -> None:
@@ -82,24 +85,25 @@ async def test_staff_mid_form_keeps_the_draft(citizen: Citizen) -> None:
 
 
 async def test_risk_words_give_emergency_numbers_and_page_staff_without_losing_the_answer(
-    citizen: Citizen,
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     await citizen.say("1")
     await citizen.say("2")
     reply = await citizen.say("老板拖欠工资半年，再不给我就跳楼")
     assert "110" in reply and "120" in reply and "地址" in reply  # the form went on
-    assert await outbox_types(citizen) == ["handoff.requested"]
-    async with citizen.runtime.db.session() as session:
-        entry = (await session.scalars(select(OutboxEntry))).one()
+    [entry] = memory.store.cases.published
+    assert entry.type == "handoff.requested"
     assert entry.data["reason"] == "risk" and entry.data["risk_words"] == ["跳楼"]
     await citizen.say("跳楼")  # alerted once per conversation
-    assert await outbox_types(citizen) == ["handoff.requested"]
+    assert memory.sent_types() == ["handoff.requested"]
 
 
-async def test_idle_form_asks_to_continue_then_restart_and_drop(citizen: Citizen) -> None:
+async def test_idle_form_asks_to_continue_then_restart_and_drop(
+    memory: OnMemory, citizen: Citizen
+) -> None:
     start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     clock = {"now": start}
-    citizen.runtime.engine.clock = lambda: clock["now"]
+    memory.engine.clock = lambda: clock["now"]
     await citizen.say("1")
     await citizen.say("1")
     clock["now"] = start + timedelta(hours=2)
@@ -116,10 +120,12 @@ async def test_idle_form_asks_to_continue_then_restart_and_drop(citizen: Citizen
     assert "没填完" not in await citizen.say("菜单")
 
 
-async def test_after_the_session_lifetime_a_form_starts_fresh(citizen: Citizen) -> None:
+async def test_after_the_session_lifetime_a_form_starts_fresh(
+    memory: OnMemory, citizen: Citizen
+) -> None:
     start = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     clock = {"now": start}
-    citizen.runtime.engine.clock = lambda: clock["now"]
+    memory.engine.clock = lambda: clock["now"]
     await citizen.say("1")
     await citizen.say("1")
     clock["now"] = start + timedelta(hours=25)
@@ -127,54 +133,45 @@ async def test_after_the_session_lifetime_a_form_starts_fresh(citizen: Citizen) 
     assert "您好" in reply and "没填完" not in reply and "接着填" not in reply
 
 
-async def test_rating_a_closed_case_and_an_unhappy_reason(citizen: Citizen) -> None:
+async def test_rating_a_closed_case_and_an_unhappy_reason(
+    memory: OnMemory, citizen: Citizen
+) -> None:
     assert "没有需要评价" in await citizen.say("3")
     code = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
-    await set_status(citizen, code, "closed")
+    await memory.backend.move_case(code, "closed")
     ask = await citizen.say("评价")
     assert code in ask and "1 满意" in ask and "3 不满意" in ask
     assert "哪里不满意" in await citizen.say("３")  # full-width digit
     assert "评价已记录" in await citizen.say("一直没人来修，敷衍了事")
-    async with UnitOfWork(citizen.runtime.db, citizen.runtime.cipher) as uow:
-        case = await uow.cases.by_code(code)
-        assert case is not None
-        assert (case.status, case.rating_score, case.rating_label) == ("rated", 3, "不满意")
-        assert case.rating_comment == "一直没人来修，敷衍了事" and case.rating_channel == "webchat"
-        assert [e.type for e in await uow.events.events(case)] == [
-            "submitted",
-            "rated",
-            "rating.commented",
-        ]
-    assert await outbox_types(citizen) == ["case.submitted", "case.rated", "case.updated"]
+    case = memory.store.cases.records[code]
+    assert (case.status, case.rating_score, case.rating_label) == ("rated", 3, "不满意")
+    assert case.rating_comment == "一直没人来修，敷衍了事" and case.rating_channel == "webchat"
+    assert [e.type for e in case.timeline] == ["submitted", "rated", "rating.commented"]
+    assert memory.sent_types() == ["case.submitted", "case.rated", "case.updated"]
     assert "没有需要评价" in await citizen.say("3")  # rated once
 
 
-async def test_wechat_style_events(citizen: Citizen) -> None:
+async def test_wechat_style_events(memory: OnMemory, citizen: Citizen) -> None:
     sub = Inbound(
         channel="wechat", sender="openid-1", kind="event", event="subscribe", event_key="town-7"
     )
-    greeting = await citizen.runtime.handle(sub)
+    greeting = await memory.engine.handle(sub)
     assert "您好" in greeting[0].text
-    wechat = Citizen(citizen.runtime, sender="openid-1", channel="wechat")
+    wechat = memory.citizen("openid-1", channel="wechat")
     await wechat.file_a_matter()
-    async with citizen.runtime.db.session() as session:
-        case = (await session.scalars(select(Case))).one()
+    case = memory.only_case()
     assert case.source == "town-7"  # the QR code's scene tags the case
     click = Inbound(
         channel="wechat", sender="openid-1", kind="event", event="menu", event_key="status"
     )
-    assert case.code in (await citizen.runtime.handle(click))[0].text
+    assert case.code in (await memory.engine.handle(click))[0].text
     view = Inbound(
         channel="wechat", sender="openid-1", kind="event", event="view", event_key="https://x"
     )
-    assert await citizen.runtime.handle(view) == []
+    assert await memory.engine.handle(view) == []
     bye = Inbound(channel="wechat", sender="openid-1", kind="event", event="unsubscribe")
-    assert await citizen.runtime.handle(bye) == []
-    async with citizen.runtime.db.session() as session:
-        identity = (
-            await session.scalars(select(Identity).where(Identity.channel == "wechat"))
-        ).one()
-    assert identity.unsubscribed_at is not None
+    assert await memory.engine.handle(bye) == []
+    assert list(memory.store.cases.unsubscribed) == [("wechat", "openid-1")]
 
 
 async def test_english_speakers_get_english(citizen: Citizen) -> None:
@@ -195,28 +192,29 @@ async def test_a_redelivered_message_gets_the_same_replies_and_no_new_step(
 
 
 async def test_an_unsupported_message_says_what_to_send_and_keeps_the_step(
-    citizen: Citizen,
+    memory: OnMemory, citizen: Citizen
 ) -> None:
     await citizen.say("1")
     await citizen.say("2")  # now at the description step
     sticker = Inbound(channel="webchat", sender=citizen.sender, kind="event", event="unsupported")
-    replies = await citizen.runtime.handle(sticker)
-    assert [r.text for r in replies] == [citizen.runtime.office.catalog.text("zh", "unsupported")]
+    replies = await memory.engine.handle(sticker)
+    assert [r.text for r in replies] == [memory.engine.office.catalog.text("zh", "unsupported")]
     assert "至少写10个字" in await citizen.say("短")  # still at the description step
 
 
-async def handoff_entries(citizen: Citizen) -> list[OutboxEntry]:
-    async with citizen.runtime.db.session() as session:
-        query = select(OutboxEntry).where(OutboxEntry.type == "handoff.requested")
-        return list(await session.scalars(query.order_by(OutboxEntry.seq)))
+def handoff_entries(memory: OnMemory) -> list[Entry]:
+    """What the back office was sent of handoffs, in order."""
+    return [e for e in memory.store.cases.published if e.type == "handoff.requested"]
 
 
-async def test_staff_asked_for_with_0_are_told_the_matter_and_the_case(citizen: Citizen) -> None:
+async def test_staff_asked_for_with_0_are_told_the_matter_and_the_case(
+    memory: OnMemory, citizen: Citizen
+) -> None:
     await citizen.say("你好")
     await citizen.say("低保怎么申请？")  # too short to file: the menu asks again, the words stay
     await citizen.say("0")
-    [first] = await handoff_entries(citizen)
-    assert first.data["summary"] == "低保怎么申请？" and first.case_code == ""
+    [first] = handoff_entries(memory)
+    assert first.data["summary"] == "低保怎么申请？" and first.case == ""
     one = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
     other = CODE.search(  # type: ignore[union-attr]
         await citizen.file_a_matter("单位拖欠了我三个月的工资，老板一直推脱不给。")
@@ -225,10 +223,10 @@ async def test_staff_asked_for_with_0_are_told_the_matter_and_the_case(citizen: 
     await citizen.say("0")
     await citizen.say(one)
     await citizen.say("人工")
-    for entry in (await handoff_entries(citizen))[1:]:
-        assert entry.case_code == one != other
+    for entry in handoff_entries(memory)[1:]:
+        assert entry.case == one != other
         assert entry.data["summary"] == "单位拖欠了我三个月的工资，老板一直推脱不给。"
-    assert all(e.data["summary"] not in ("0", "人工") for e in await handoff_entries(citizen))
+    assert all(e.data["summary"] not in ("0", "人工") for e in handoff_entries(memory))
 
 
 async def test_greetings_and_thanks_get_a_warm_word_and_the_menu(citizen: Citizen) -> None:

@@ -1,4 +1,7 @@
-"""The conversation-state contract, run against the database store and the Redis store."""
+"""What only one store does: the database store's version column, the Redis store's lock TTL.
+
+What every store does is in test_store_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -9,78 +12,11 @@ import pytest
 
 from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
-from conversation.messages import Reply
 from conversation.ports import Conflict
 from conversation.state import ConversationState
 from storage.conversations import Busy, DatabaseConversationStore, RedisConversationStore
 
 from .conftest import settings_for
-
-
-async def recalled(runtime: Minyi, key: str, dedupe_key: str) -> list[Reply] | None:
-    """As the engine asks: before the turn (Redis answers here), then inside it (the database)."""
-    seen = await runtime.store.recall(dedupe_key)
-    if seen is not None:
-        return seen
-    async with runtime.store.turn() as turn:
-        await turn.load_state(key)
-        return await turn.recall(dedupe_key)
-
-
-async def test_state_round_trips(runtime: Minyi) -> None:
-    store = runtime.store
-    async with store.turn() as turn:
-        assert await turn.load_state("webchat:a") is None
-        await turn.save_state(
-            "webchat:a", ConversationState(flow="filing", step="name", data={"x": "张"})
-        )
-        await turn.commit()
-    async with store.turn() as turn:
-        state = await turn.load_state("webchat:a")
-    assert state is not None and (state.flow, state.step, state.data) == (
-        "filing",
-        "name",
-        {"x": "张"},
-    )
-
-
-async def test_uncommitted_turn_changes_nothing(runtime: Minyi) -> None:
-    store = runtime.store
-    async with store.turn() as turn:
-        await turn.load_state("webchat:b")
-        await turn.save_state("webchat:b", ConversationState(flow="faq"))
-        await turn.remember("webchat:b:m1", [Reply("hi")])
-    async with store.turn() as turn:
-        assert await turn.load_state("webchat:b") is None
-    assert await recalled(runtime, "webchat:b", "webchat:b:m1") is None
-
-
-async def test_remembered_replies_come_back(runtime: Minyi) -> None:
-    store = runtime.store
-    async with store.turn() as turn:
-        await turn.load_state("webchat:c")
-        await turn.save_state("webchat:c", ConversationState())
-        await turn.remember("webchat:c:m1", [Reply("请选择", ())])
-        await turn.commit()
-    assert await recalled(runtime, "webchat:c", "webchat:c:m1") == [Reply("请选择")]
-    assert await recalled(runtime, "webchat:c", "webchat:c:m2") is None
-
-
-async def test_lock_serialises_one_conversation_but_not_two(runtime: Minyi) -> None:
-    store = runtime.store
-    order: list[str] = []
-
-    async def hold(key: str, name: str, delay: float) -> None:
-        async with store.lock(key):
-            order.append(f"{name}+")
-            await asyncio.sleep(delay)
-            order.append(f"{name}-")
-
-    await asyncio.gather(hold("k1", "a", 0.05), hold("k1", "b", 0.0))
-    assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
-    order.clear()
-    await asyncio.gather(hold("k2", "a", 0.05), hold("k3", "b", 0.05))
-    assert set(order[:2]) == {"a+", "b+"}  # both held at once: different conversations never wait
 
 
 async def test_database_store_detects_a_concurrent_writer(database_settings: Settings) -> None:

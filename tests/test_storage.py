@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from bot.app.wiring import Minyi
 from conversation.codes import CASE_CODE_RE, find_case_code, new_case_code
-from storage.models import Base, Case
+from storage.models import Base, Case, OutboxEntry
 from storage.timeline import verify_chain
 from storage.uow import UnitOfWork
 
@@ -144,12 +144,36 @@ async def test_unknown_outbox_type_is_refused(runtime: Minyi) -> None:
             await uow.outbox.add("case.sumbitted", "XF20261122-7K3M9Q", {})
 
 
-async def test_owned_lookup_is_scoped_to_the_identity(runtime: Minyi) -> None:
-    code = await filed(runtime, sender="owner")
+async def test_a_filing_lands_whole_in_rows_timeline_and_outbox(runtime: Minyi) -> None:
+    """What a filing through the engine leaves in the database (its conversation is tested on
+    the in-memory store, in test_engine_filing.py)."""
+    citizen = Citizen(runtime, sender="whole")
+    for answer in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑", "XX区幸福路12号"):
+        await citizen.say(answer)
+    await citizen.photo("m1")
+    await citizen.photo("m2")
+    for answer in ("完成", "张三", "138 0013 8000"):
+        await citizen.say(answer)
+    code = find_case_code(await citizen.say("1"))
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
-        assert await uow.cases.owned("webchat", "owner", code) is not None
-        assert await uow.cases.owned("webchat", "intruder", code) is None
-        assert await uow.cases.owned("wechat", "owner", code) is None
+        case = await uow.cases.by_code(code or "")
+        assert case is not None
+        assert (case.kind, case.category, case.status, case.channel) == (
+            "petition",
+            "city",
+            "submitted",
+            "webchat",
+        )
+        assert case.accept_due_at is not None and case.accept_due_at > case.created_at
+        assert uow.cases.contact(case) == ("张三", "+8613800138000")
+        assert [a.ref for a in await uow.cases.attachments(case)] == ["m1", "m2"]
+        assert [e.type for e in await uow.events.events(case)] == ["submitted"]
+        entries = list(await uow.session.scalars(select(OutboxEntry).order_by(OutboxEntry.seq)))
+        assert [e.type for e in entries] == ["case.submitted"]
+        data = uow.outbox.data(entries[0])
+        assert data["code"] == code
+        assert data["contact"] == {"name": "张三", "phone": "+8613800138000"}
+        assert len(data["attachments"]) == 2 and data["deadlines"]["accept_by"]
 
 
 async def test_one_citizen_per_phone_across_filings(runtime: Minyi) -> None:
@@ -167,21 +191,6 @@ async def test_datetimes_come_back_in_utc(runtime: Minyi) -> None:
         assert case is not None
         assert case.created_at.tzinfo is not None and case.created_at.utcoffset() == timedelta(0)
         assert abs(datetime.now(UTC) - case.created_at) < timedelta(minutes=1)
-
-
-async def test_a_case_code_collision_is_retried_with_a_new_code(
-    runtime: Minyi, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The unique index refuses a repeated code; the turn runs again and the filing gets another."""
-    import storage.cases
-
-    first = await filed(runtime, sender="first")
-    codes = iter([first, "XF20261122-ZZZZZZ"])
-    monkeypatch.setattr(storage.cases, "new_case_code", lambda day: next(codes))
-    second = await filed(runtime, sender="second")
-    assert second == "XF20261122-ZZZZZZ" and second != first
-    async with runtime.db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(Case)) == 2
 
 
 def test_the_embedded_key_file_is_made_private_once(tmp_path: object) -> None:

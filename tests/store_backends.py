@@ -1,0 +1,132 @@
+"""Each conversation store with the back office's side of it, for tests that run on all of them.
+
+The store is driven through its ports, as the Engine drives it. What the ports do not show is
+the back office's business, done here per backend: moving a case on (closed, replied) and
+reading what the back office was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.app.wiring import Minyi, open_minyi
+from conversation.ports import ConversationStore
+from storage.conversations import DatabaseConversationStore, RedisConversationStore
+from storage.memory import MemoryConversationStore
+from storage.models import Case, Identity, OutboxEntry, utcnow
+
+from .conftest import settings_for
+
+TZ = ZoneInfo("Asia/Shanghai")
+STORES = ("memory", "sqlite", "postgres", "postgres+redis")
+
+
+class Backend(Protocol):
+    store: ConversationStore
+
+    def short_lived(self, ttl: timedelta) -> ConversationStore:
+        """Another store on the same data whose state and remembered replies last `ttl`."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Let time pass for the store's expiry."""
+        ...
+
+    async def move_case(self, code: str, status: str, review_until: datetime | None = None) -> None:
+        """The back office moves a case on (what its lifecycle API would do)."""
+        ...
+
+    async def sent(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """What the back office was sent, in order: (type, case code, data)."""
+        ...
+
+    async def unsubscribed(self, channel: str, sender: str) -> bool: ...
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self.skew = timedelta()
+        self.store = MemoryConversationStore(TZ, clock=self.now)
+
+    def now(self) -> datetime:
+        return utcnow() + self.skew
+
+    def short_lived(self, ttl: timedelta) -> MemoryConversationStore:
+        store = MemoryConversationStore(TZ, lifetime=ttl, dedupe_ttl=ttl, clock=self.now)
+        store.cases = self.store.cases
+        return store
+
+    async def pause(self, seconds: float) -> None:
+        self.skew += timedelta(seconds=seconds)  # the clock moves; nobody waits
+
+    async def move_case(self, code: str, status: str, review_until: datetime | None = None) -> None:
+        records = self.store.cases.records
+        case = records[code]
+        records[code] = replace(
+            case, status=status, review_due_at=review_until, version=case.version + 1
+        )
+
+    async def sent(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(e.type, e.case, e.data) for e in self.store.cases.published]
+
+    async def unsubscribed(self, channel: str, sender: str) -> bool:
+        return (channel, sender) in self.store.cases.unsubscribed
+
+
+class DatabaseBackend:
+    def __init__(self, runtime: Minyi) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+
+    def short_lived(self, ttl: timedelta) -> ConversationStore:
+        rt, store = self.runtime, self.runtime.store
+        if isinstance(store, RedisConversationStore):
+            return RedisConversationStore(
+                rt.db, rt.cipher, store.tz, store.redis, store.keys, lifetime=ttl, dedupe_ttl=ttl
+            )
+        return DatabaseConversationStore(rt.db, rt.cipher, store.tz, lifetime=ttl, dedupe_ttl=ttl)
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def move_case(self, code: str, status: str, review_until: datetime | None = None) -> None:
+        async with self.runtime.db.session() as session, session.begin():
+            await session.execute(
+                update(Case)
+                .where(Case.code == code)
+                .values(status=status, review_due_at=review_until)
+            )
+
+    async def sent(self) -> list[tuple[str, str, dict[str, Any]]]:
+        async with self.runtime.db.session() as session:
+            rows = await session.scalars(select(OutboxEntry).order_by(OutboxEntry.seq))
+            return [(e.type, e.case_code, dict(e.data)) for e in rows]
+
+    async def unsubscribed(self, channel: str, sender: str) -> bool:
+        async with self.runtime.db.session() as session:
+            at = await session.scalar(
+                select(Identity.unsubscribed_at).where(
+                    Identity.channel == channel, Identity.external_id == sender
+                )
+            )
+        return at is not None
+
+
+@asynccontextmanager
+async def open_backend(
+    request: pytest.FixtureRequest, name: str, tmp_path: object
+) -> AsyncIterator[Backend]:
+    if name == "memory":
+        yield MemoryBackend()
+        return
+    async with open_minyi(settings_for(request, name, tmp_path)) as runtime:
+        yield DatabaseBackend(runtime)
