@@ -1,10 +1,13 @@
-"""The webhook fuzz tests, long: thousands of random and mutated requests per webhook.
+"""The fuzz tests, long: thousands of random and mutated requests per webhook and API operation.
 
     python benchmarks/fuzz_webhooks.py [--examples 5000]
 
-Runs tests/test_fuzz_webhooks.py with MINYI_FUZZ_EXAMPLES set: random and mutated WeChat pushes
-(signed, plaintext-compatible and safe mode), Telegram updates with and without the secret,
-SMS pushes of every provider with and without their authentication, and back-office API bodies.
+Runs tests/test_fuzz_webhooks.py and tests/test_api_schema.py with MINYI_FUZZ_EXAMPLES set:
+random and mutated WeChat pushes (signed, plaintext-compatible and safe mode), conversations of
+signed pushes whose field values are fuzzed (Unicode, lengths, numbers), Telegram updates with and
+without the secret, SMS pushes of every provider with and without their authentication, back-office
+event bodies against real cases checked against the law's matrix, and schemathesis against
+/api/v1's OpenAPI document on SQLite and PostgreSQL (MINYI_TEST_POSTGRES_URL).
 Every request must get less than a 5xx, an unauthenticated one must leave every table as it
 was, and the server must still answer /healthz after each. Prints the time per test; exits
 non-zero when any property fails (hypothesis prints the smallest failing example).
@@ -37,7 +40,9 @@ def main() -> int:
             "-p",
             "no:cacheprovider",
             "--durations=0",
+            "--timeout=0",  # the suite's 120 s per test is for the small example counts
             "tests/test_fuzz_webhooks.py",
+            "tests/test_api_schema.py",
         ],
         cwd=ROOT,
         env=env,

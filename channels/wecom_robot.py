@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,13 +62,16 @@ class WeComRobot:
         return {}
 
     async def _take_slot(self) -> None:
-        """One of the minute's 20 slots, or DeliveryFailed with the wait until the next minute."""
-        minute = int(time.time() // 60)
+        """One of 20 slots, each free again 60 s after it was taken, or DeliveryFailed.
+
+        Per sliding minute, not per calendar minute: 20 at 12:00:59 and 20 more at 12:01:00
+        would be 40 within a second, and the robot drops what passes 20 without an error."""
         for slot in range(WECOM_PER_MINUTE):
-            if await self.shared.add(f"wecom:{minute}:{slot}", "1", ttl=120):
+            if await self.shared.add(f"wecom:slot:{slot}", "1", ttl=60):
                 return
         raise DeliveryFailed(
-            "WeCom robot: 20 messages this minute already", retry_after=60 - time.time() % 60
+            "WeCom robot: 20 messages within the last minute already",
+            retry_after=60 / WECOM_PER_MINUTE,  # when the oldest slot frees is not known here
         )
 
 

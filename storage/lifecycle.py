@@ -9,7 +9,7 @@ citizen's notice and, on closing, the satisfaction survey — all in the caller'
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from conversation.cases.citizen import CITIZEN_TOPICS
 from conversation.cases.deadlines import LegalDeadlines
@@ -24,7 +24,14 @@ from .surveys import start_survey
 from .uow import UnitOfWork
 
 
-def advance(case: Case, event: str, now: datetime) -> str:
+class HasStatus(Protocol):
+    """A case row, or the in-memory twin's record of one."""
+
+    status: str
+    review_due_at: datetime | None
+
+
+def advance(case: HasStatus, event: str, now: datetime) -> str:
     """Move `case` by `event` as the table allows (or raise `IllegalTransition`); the status
     it had before."""
     before = case.status

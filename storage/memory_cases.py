@@ -17,7 +17,7 @@ from typing import Any
 from conversation.cases.citizen import RATABLE
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.kinds import kind_of
-from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed, next_status
+from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed
 from conversation.codes import new_case_code
 from conversation.commands import (
     AddRatingComment,
@@ -33,6 +33,7 @@ from conversation.commands import (
 from conversation.messages import Inbound, Media
 from conversation.ports import CaseView, Conflict
 
+from .lifecycle import advance
 from .lookups import case_view
 
 
@@ -249,7 +250,7 @@ class CaseChanges:
             return False
         now = self.clock()
         case = self._writable(case)
-        case.status = next_status(case.status, "rated", now=now)
+        advance(case, "rated", now)
         case.rating_score, case.rating_scale = command.score, command.scale
         case.rating_label, case.rating_comment = command.label, command.comment
         case.rating_channel, case.rated_at = inbound.channel, now
@@ -281,16 +282,14 @@ class CaseChanges:
         if case is None:
             return "not_possible"
         now = self.clock()
+        case = self._writable(case)
         try:
-            following = next_status(
-                case.status, "review_requested", review_until=case.review_due_at, now=now
-            )
+            advance(case, "review_requested", now)
         except ReviewWindowClosed:
             return "too_late"
         except IllegalTransition:
             return "not_possible"
-        case = self._writable(case)
-        case.status, case.finish_due_at = following, command.decision_due
+        case.finish_due_at = command.decision_due
         data = {"decide_by": command.decision_due.isoformat(), "channel": inbound.channel}
         self._record(case, "review_requested", data, now)
         self._publish("case.review_requested", case, data, now)

@@ -11,7 +11,7 @@ import base64
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,6 +50,17 @@ def unavailable(what: str, why: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and {message}")
     pytest.skip(message)
+
+
+async def until_done(step: Callable[[], Awaitable[object]], limit: int = 100) -> int:
+    """Run a worker's `step` until it reports no more work; how many runs did something.
+
+    Bounded: a step that never finishes its work (an outbox row never marked published, a
+    notification never marked sent) fails the test instead of hanging it."""
+    for runs in range(limit):
+        if not await step():
+            return runs
+    pytest.fail(f"{step!r} still reported work after {limit} runs")
 
 
 # -- PostgreSQL: one database per test run, emptied before each test ------------------------------

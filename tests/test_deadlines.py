@@ -153,13 +153,13 @@ async def test_scheduler_warns_then_reports_a_miss_once_each_across_restarts(
         assert types == ["submitted", "deadline.warning", "deadline.missed"]
 
 
-async def test_a_miss_found_late_does_not_warn_after_the_fact(sqlite_runtime: Minyi) -> None:
-    await _submitted_case(sqlite_runtime)
-    async with sqlite_runtime.db.session() as session:
+async def test_a_miss_found_late_does_not_warn_after_the_fact(runtime: Minyi) -> None:
+    await _submitted_case(runtime)
+    async with runtime.db.session() as session:
         due = (await session.scalars(select(Case.accept_due_at))).one()
     assert due is not None
-    assert await scan(sqlite_runtime, due + timedelta(days=1)) == 1
-    assert await _counts(sqlite_runtime) == (0, 1, 1)
+    assert await scan(runtime, due + timedelta(days=1)) == 1
+    assert await _counts(runtime) == (0, 1, 1)
 
 
 async def _deadline_events(runtime: Minyi) -> list[tuple[str, str]]:
@@ -180,8 +180,7 @@ async def _walk(runtime: Minyi, code: str, now: datetime, *steps: Progress) -> C
     return case
 
 
-async def test_stages_warn_and_an_extension_is_a_new_deadline(sqlite_runtime: Minyi) -> None:
-    runtime = sqlite_runtime
+async def test_stages_warn_and_an_extension_is_a_new_deadline(runtime: Minyi) -> None:
     code = await _submitted_case(runtime)
     now = datetime.now(UTC)
     steps = (Progress("accepted"), Progress("assigned", department="城管局"))

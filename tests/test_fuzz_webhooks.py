@@ -31,8 +31,10 @@ from .channels.telegram_channel.fake_telegram import SECRET as TELEGRAM_SECRET
 from .channels.telegram_channel.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from .channels.telegram_channel.fake_telegram import FakeBotApi
 from .channels.test_sms_webhooks import twilio_signature
-from .channels.wechat_kit import AES_KEY, APP_ID, APP_SECRET, TOKEN, WeChatServer
+from .channels.wechat_kit import AES_KEY, APP_ID, APP_SECRET, TOKEN, WeChatServer, payload
 from .conftest import TABLES, sqlite_settings
+from .test_lifecycle_law import MOVES
+from .web_citizen import WebCitizen, get_case
 
 EXAMPLES = int(os.environ.get("MINYI_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -194,6 +196,82 @@ async def test_wechat_survives_any_signed_push(client: TestClient, xml: str, mod
         return  # WeChat could not have sent it either
     response = await client.post("/wechat", params=query, data=body)
     assert response.status < 500, await response.text()
+    await still_serving(client)
+
+
+# Values inside well-formed, signed messages: what a citizen (or WeChat) can really put in each
+# field — any Unicode a phone can type, long texts, odd numbers — so the push reaches the engine.
+xml_text = st.text(
+    alphabet=st.characters(exclude_categories=("Cs", "Cc"), include_characters="\n\t"),
+    max_size=3000,
+)
+words = st.sampled_from(
+    [
+        *("菜单", "1", "2", "3", "4", "0", "取消", "返回", "人工", "跳过", "完成", "匿名"),
+        *("menu", "13800138000", "张三", "路灯坏了", "TD", "复查"),
+        *("XF20261122-7K3M9Q", "XX区幸福路12号", "1️⃣", "Ⅰ", "１", "٣"),  # codes, odd digits
+        *("👨‍👩‍👧" * 30, "\u202e反转", "\u200b", "\u3000"),  # joiners, bidi, invisible space
+    ]
+)
+openids = st.sampled_from(["oFuzzCitizen000000000000001", "oFuzzCitizen000000000000002"])
+msg_ids = st.integers(1, 2**63 - 1)
+odd_numbers = st.one_of(st.integers(-(2**70), 2**70), st.sampled_from(["", "NaN", "1e999", "-0"]))
+
+
+@st.composite
+def wechat_messages(draw: st.DrawFn) -> tuple[str, bool]:
+    """A signed push's XML, and whether every field is one WeChat would really send."""
+    kind = draw(st.sampled_from(["text", "text", "text", "image", "voice", "location", "event"]))
+    fields: dict[str, str | int | float] = {"FromUserName": draw(openids)}
+    odd = draw(st.booleans()) and draw(st.booleans())  # a quarter of the pushes bend a rule
+    if kind != "event":
+        fields["MsgId"] = draw(odd_numbers if odd else msg_ids)
+    if kind == "text":
+        fields["Content"] = draw(words | xml_text)
+    elif kind == "image":
+        fields |= {"MediaId": draw(xml_text), "PicUrl": draw(xml_text)}
+    elif kind == "voice":
+        name = draw(st.sampled_from(["voice", "voice_recognized"]))
+        fields |= {"MediaId": draw(xml_text), "Format": draw(st.sampled_from(["amr", "speex"]))}
+        if name == "voice_recognized":
+            fields["Recognition"] = draw(words | xml_text)
+        return payload(name, **fields), not odd
+    elif kind == "location":
+        coordinate = st.floats(-90, 90) if not odd else odd_numbers
+        fields |= {
+            "Location_X": draw(coordinate),
+            "Location_Y": draw(st.floats(-180, 180) if not odd else odd_numbers),
+            "Scale": draw(st.integers(0, 30)),
+            "Label": draw(xml_text),
+        }
+    else:
+        name = "event_" + draw(
+            st.sampled_from(("subscribe", "subscribe_qrscene", "click", "scan", "view"))
+            | st.sampled_from(("location", "unsubscribe"))
+        )
+        if name in ("event_click", "event_scan", "event_subscribe_qrscene"):
+            fields["EventKey"] = draw(
+                st.sampled_from(["file", "status", "rate", "qrscene_town-7", "7"]) | xml_text
+            )
+        return payload(name, **fields), not odd
+    return payload(kind, **fields), not odd
+
+
+@FUZZ
+@given(conversation=st.lists(wechat_messages(), min_size=1, max_size=6))
+async def test_wechat_turns_with_any_values_are_answered(
+    client: TestClient, conversation: list[tuple[str, bool]]
+) -> None:
+    """Signed, well-formed pushes with fuzzed values: each reaches the engine and is answered
+    (200) when its values are ones WeChat sends, and never gets a 5xx when they are not."""
+    server = WeChatServer(mode="safe")
+    for xml, realistic in conversation:
+        query, body = server.push(xml)
+        response = await client.post("/wechat", params=query, data=body)
+        text = await response.text()
+        assert response.status < 500, text
+        if realistic:
+            assert response.status == 200, (xml, text)
     await still_serving(client)
 
 
@@ -390,3 +468,68 @@ async def test_the_api_answers_any_body_with_4xx_at_worst(
     if not token:
         assert response.status == 401 and await rows(client) == before
     await still_serving(client)
+
+
+# -- the back-office API on real cases ----------------------------------------------------------
+
+event_bodies = st.fixed_dictionaries(
+    {"type": st.sampled_from([*MOVES["submitted"], "approved"])},
+    optional={
+        "note": st.sampled_from(["已处理", "x" * 5000, "x" * 5001, " ", ""]) | xml_text,
+        "department": st.sampled_from(["区城管局", "x" * 100, "x" * 101, ""]) | xml_text,
+        "staff": st.sampled_from(["王芳", ""]) | st.text(max_size=120),
+        "reason": st.sampled_from(["需要会商", "x" * 1001]) | xml_text,
+        "days": st.integers(-2, 35) | st.sampled_from([True, "10", 10.0, None]),
+        "stage": st.sampled_from(["联系群众", "见面沟通", "办结或报告进展", "x" * 41]) | xml_text,
+    },
+)
+api_moves = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which case
+        event_bodies | json_values,
+        st.sampled_from([None, None, "key-a", "key-b"]),  # Idempotency-Key
+        st.integers(0, 9),  # 0: the case is filed afresh first
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@pytest.fixture
+async def api_client(aiohttp_client: Any, tmp_path: Path) -> TestClient:
+    return await aiohttp_client(create_app(sqlite_settings(tmp_path), workers=False))
+
+
+@pytest.fixture
+def filed() -> dict[int, str]:
+    """Case codes by slot, kept across a test's examples (as its app is)."""
+    return {}
+
+
+@FUZZ
+@given(moves=api_moves)
+async def test_the_api_moves_real_cases_only_as_the_law_allows(
+    api_client: TestClient, filed: dict[int, str], moves: list[tuple[int, Any, str | None, int]]
+) -> None:
+    """Fuzzed bodies against cases that exist, so they reach the lifecycle: an accepted event
+    moves the case exactly as the law's matrix says, anything else leaves it as it was."""
+    for slot, body, key, fresh in moves:
+        if slot not in filed or fresh == 0:
+            filed[slot] = await WebCitizen(api_client).file_a_matter()
+        code = filed[slot]
+        before = await get_case(api_client, code)
+        headers = {**API, **({"Idempotency-Key": f"{code}:{key}"} if key else {})}
+        response = await api_client.post(f"/api/v1/cases/{code}/events", json=body, headers=headers)
+        answer = await response.json()
+        assert response.status in (200, 409, 422), answer
+        after = await get_case(api_client, code)
+        if response.status != 200 or response.headers.get("Idempotent-Replayed"):
+            assert after["status"] == before["status"], (body, answer)
+            assert len(after["events"]) == len(before["events"]), (body, answer)
+            if response.status == 409:
+                legal = MOVES[before["status"]].get(body["type"])
+                assert legal is None or body["type"] == "extended", (before["status"], body)
+            continue
+        expected = MOVES[before["status"]][body["type"]]
+        assert expected is not None and after["status"] == expected, (before["status"], body)
+        assert after["events"][-1]["type"] == body["type"]

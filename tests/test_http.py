@@ -138,6 +138,15 @@ async def test_api_errors_are_json(client: TestClient) -> None:
         response = await client.get(f"/api/v1/cases?{query}", headers=AUTH)
         assert response.status == 422, query
         assert (await response.json())["error"] == "invalid"
+    # Past the largest row id (PostgreSQL's INTEGER): a 422, not the database's overflow (500).
+    for path in ("/api/v1/events?after=2147483648", "/api/v1/cases?cursor=450003513182845"):
+        response = await client.get(path, headers=AUTH)
+        assert response.status == 422, path
+    assert (await client.get("/api/v1/events?after=2147483647", headers=AUTH)).status == 200
+    # A method the route lacks: JSON too, and the Allow header RFC 9110 requires (schemathesis).
+    response = await client.request("TRACE", "/api/v1/cases/XF20261122-7K3M9Q", headers=AUTH)
+    assert response.status == 405 and (await response.json())["error"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(",")) >= {"GET"}
 
 
 async def test_case_through_the_api_with_its_timeline(client: TestClient) -> None:

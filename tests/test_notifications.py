@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,18 +37,26 @@ from storage.uow import UnitOfWork
 
 from .channels.telegram_channel.conftest import VirtualTime
 from .channels.telegram_channel.fake_telegram import SECRET, TOKEN, FakeBotApi
-from .conftest import Citizen, reach_by_send
+from .conftest import Citizen, reach_by_send, until_done
 
 HOOK_SECRET = "hook-secret"
 STAFF_CHAT = "-1001234"
 
 
+WECOM_PER_MINUTE = 20  # reference/protocols.md §2: "每个机器人发送的消息不能超过20条/分钟"
+
+
 @dataclass
 class FakeStaffEndpoints:
-    """The Bot API (the duty group), a WeCom robot and a webhook receiver, recording what arrives."""
+    """The Bot API (the duty group), a WeCom robot and a webhook receiver, recording what arrives.
+
+    The robot keeps WeCom's rule on its own: past 20 messages in a minute it still answers ok,
+    and the message never reaches the group (`wecom_dropped`), so only pacing can save it."""
 
     bot: FakeBotApi = field(default_factory=FakeBotApi)
     wecom: list[dict[str, Any]] = field(default_factory=list)
+    wecom_dropped: list[dict[str, Any]] = field(default_factory=list)
+    wecom_at: list[float] = field(default_factory=list)
     webhook: list[tuple[bytes, str]] = field(default_factory=list)
     webhook_status: int = 200
 
@@ -62,8 +71,16 @@ class FakeStaffEndpoints:
         return app
 
     async def robot(self, request: web.Request) -> web.Response:
-        assert request.query["key"] == "robot-key"
-        self.wecom.append(await request.json())
+        if request.query.get("key") != "robot-key":
+            return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
+        now = time.monotonic()
+        recent = [at for at in self.wecom_at if at > now - 60]
+        message = await request.json()
+        if len(recent) >= WECOM_PER_MINUTE:
+            self.wecom_dropped.append(message)
+        else:
+            self.wecom.append(message)
+            self.wecom_at.append(now)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def hook(self, request: web.Request) -> web.Response:
@@ -98,8 +115,7 @@ async def drain(runtime: Minyi) -> None:
         clock = VirtualTime()  # the group's pacing (about 20 a minute) without waiting for it
         telegram.sender.clock, telegram.sender.sleep = clock.clock, clock.sleep
     notifier = runtime.notifier
-    while await notifier.run_once():
-        pass
+    await until_done(notifier.run_once)
 
 
 async def make_due(runtime: Minyi) -> None:
@@ -130,10 +146,10 @@ async def test_staff_hear_of_a_handoff_everywhere(
 
 
 async def test_risky_matter_alert_masks_the_phone_and_wecom_batches(
-    sqlite_only: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+    database_settings: Settings, endpoints: tuple[FakeStaffEndpoints, str]
 ) -> None:
     fake, base = endpoints
-    async with open_minyi(with_staff(sqlite_only, base)) as runtime:
+    async with open_minyi(with_staff(database_settings, base)) as runtime:
         for n in range(3):
             await Citizen(runtime, sender=f"risk-{n}").file_a_matter(
                 "拖欠工资半年，老板不给钱我就去跳楼，说到做到"
@@ -150,12 +166,30 @@ async def test_risky_matter_alert_masks_the_phone_and_wecom_batches(
     assert fake.wecom[0]["markdown"]["content"].count("高风险事项") == 6
 
 
+async def test_the_wecom_robot_is_never_sent_what_it_would_drop(
+    database_settings: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+) -> None:
+    """25 alerts, one after another: 20 go out, the rest wait for the robot's minute to pass."""
+    fake, base = endpoints
+    settings = database_settings.replace(staff_wecom_key="robot-key", staff_wecom_api_base=base)
+    async with open_minyi(settings) as runtime:
+        for n in range(WECOM_PER_MINUTE + 5):
+            await Citizen(runtime, sender=f"needs-help-{n}").say("人工")
+            await drain(runtime)
+        async with runtime.db.session() as session:
+            jobs = list(await session.scalars(select(Notification)))
+    assert fake.wecom_dropped == []
+    assert len(fake.wecom) == WECOM_PER_MINUTE
+    waiting = [job for job in jobs if job.status == "pending"]
+    assert len(waiting) == 5 and all(job.next_attempt_at > utcnow() for job in waiting)
+
+
 async def test_a_failing_target_is_retried_alone(
-    sqlite_only: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+    database_settings: Settings, endpoints: tuple[FakeStaffEndpoints, str]
 ) -> None:
     fake, base = endpoints
     fake.webhook_status = 500
-    async with open_minyi(with_staff(sqlite_only, base)) as runtime:
+    async with open_minyi(with_staff(database_settings, base)) as runtime:
         await Citizen(runtime).say("人工")
         await drain(runtime)
         assert len(fake.telegram) == 1 and len(fake.webhook) == 1
@@ -179,10 +213,10 @@ async def test_a_failing_target_is_retried_alone(
     )
 
 
-async def test_no_staff_target_is_recorded_not_pretended(sqlite_runtime: Minyi) -> None:
-    await Citizen(sqlite_runtime).say("人工")
-    await drain(sqlite_runtime)
-    async with sqlite_runtime.db.session() as session:
+async def test_no_staff_target_is_recorded_not_pretended(runtime: Minyi) -> None:
+    await Citizen(runtime).say("人工")
+    await drain(runtime)
+    async with runtime.db.session() as session:
         job = (await session.scalars(select(Notification))).one()
     assert job.status == "skipped" and "MINYI_STAFF_" in job.last_error
 
@@ -283,14 +317,14 @@ async def runtime_with(settings: Settings, *channels: ScriptedChannel) -> Any:
 
 
 async def test_wechat_outside_48_hours_falls_back_to_template_then_sms(
-    sqlite_only: Settings,
+    database_settings: Settings,
 ) -> None:
     wechat = ScriptedChannel(
         "wechat",
         [RecipientUnreachable("45015 回复时间超过限制"), RecipientUnreachable("no template")],
     )
     sms = ScriptedChannel("sms", ["sms-msg-1"])
-    async with await runtime_with(sqlite_only, wechat, sms) as runtime:
+    async with await runtime_with(database_settings, wechat, sms) as runtime:
         code = await file_on(runtime, "wechat", "openid-7")
         await accept(runtime, code)
         await drain(runtime)
@@ -314,10 +348,10 @@ async def test_wechat_outside_48_hours_falls_back_to_template_then_sms(
 
 
 async def test_a_passing_failure_waits_and_retries_then_gives_up_and_tells_staff(
-    sqlite_only: Settings,
+    database_settings: Settings,
 ) -> None:
     telegram = ScriptedChannel("telegram", [DeliveryFailed("HTTP 502", retry_after=1)] * 10)
-    async with await runtime_with(sqlite_only, telegram) as runtime:
+    async with await runtime_with(database_settings, telegram) as runtime:
         code = await file_on(runtime, "telegram", "chat-1")
         await accept(runtime, code)
         for _ in range(8):
@@ -332,12 +366,14 @@ async def test_a_passing_failure_waits_and_retries_then_gives_up_and_tells_staff
     assert jobs["notification.failed"].audience == "staff"
 
 
-async def test_blocked_telegram_marks_the_identity_and_uses_sms(sqlite_only: Settings) -> None:
+async def test_blocked_telegram_marks_the_identity_and_uses_sms(
+    database_settings: Settings,
+) -> None:
     telegram = ScriptedChannel(
         "telegram", [RecipientUnreachable("Forbidden: bot was blocked by the user", lasting=True)]
     )
     sms = ScriptedChannel("sms", [None, None])
-    async with await runtime_with(sqlite_only, telegram, sms) as runtime:
+    async with await runtime_with(database_settings, telegram, sms) as runtime:
         code = await file_on(runtime, "telegram", "chat-9")
         await accept(runtime, code)
         await drain(runtime)
@@ -391,10 +427,10 @@ async def test_web_chat_keeps_messages_until_the_page_comes_back(
 
 
 async def test_an_unsubscribed_wechat_user_without_phone_is_recorded_as_unreachable(
-    sqlite_only: Settings,
+    database_settings: Settings,
 ) -> None:
     wechat = ScriptedChannel("wechat")
-    async with await runtime_with(sqlite_only, wechat) as runtime:
+    async with await runtime_with(database_settings, wechat) as runtime:
         code = await file_on(runtime, "wechat", "openid-gone")
         await runtime.handle(
             Inbound(channel="wechat", sender="openid-gone", kind="event", event="unsubscribe")

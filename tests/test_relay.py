@@ -18,7 +18,7 @@ from storage.models import OutboxEntry
 from storage.relay import Relay
 from storage.uow import UnitOfWork
 
-from .conftest import Citizen
+from .conftest import Citizen, until_done
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,8 +111,7 @@ async def test_redis_down_then_back_loses_nothing_and_doubles_nothing(
         await dead.aclose()
         assert await published_count(runtime) == 0
         more = await file_cases(runtime, 2, prefix="later")
-        while await relay_for(runtime).publish_once():
-            pass
+        await until_done(relay_for(runtime).publish_once)
         assert runtime.redis is not None
         entries = await runtime.redis.xrange(redis_settings.stream)
         cases = [e[1][b"case"].decode() for e in entries]

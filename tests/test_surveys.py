@@ -29,7 +29,7 @@ from storage.surveys import expire_surveys
 from storage.uow import UnitOfWork
 
 from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app
-from .conftest import Citizen, settings_for
+from .conftest import Citizen, settings_for, until_done
 
 AUTH = {"Authorization": "Bearer test-token"}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -87,8 +87,7 @@ async def closed_case(
 
 async def drain(client: TestClient) -> None:
     notifier = runtime_of(client).notifier
-    while await notifier.run_once():
-        pass
+    await until_done(notifier.run_once)
 
 
 async def sms_reply(
@@ -246,6 +245,28 @@ async def test_two_open_surveys_on_one_phone_ask_which_and_never_guess(
     assert (await case_json(client, first))["rating"] is None
 
 
+async def test_a_reference_that_matches_no_open_survey_rates_nothing(
+    client: TestClient, gateway: tuple[FakeProvider, str]
+) -> None:
+    """One survey open (B), one answered (A): "2 <A's ref>" must not fall back to B."""
+    fake, _ = gateway
+    answered = await closed_case(client, sender="A" * 24)
+    await drain(client)
+    assert await sms_reply(client, f"1 {short_reference(answered)}", "r-1") == 200
+    still_open = await closed_case(client, sender="B" * 24)
+    await drain(client)
+    for n, ref in enumerate((short_reference(answered), "ZZZZ")):
+        sent_before = len(fake.requests)
+        assert await sms_reply(client, f"2 {ref}", f"r-{n + 2}") == 200
+        await drain(client)
+        assert (await case_json(client, still_open))["rating"] is None, ref
+        assert (await case_json(client, answered))["rating"]["label"] == "满意", ref
+        if n == 0:  # asked once which matter is meant, naming the one still open
+            asked = texts(fake)[sent_before:]
+            assert len(asked) == 1 and short_reference(still_open) in asked[0], asked
+    assert await outbox_count(client, "case.rated") == 1
+
+
 async def test_an_unclear_reply_gets_one_clarification_only(
     client: TestClient, gateway: tuple[FakeProvider, str]
 ) -> None:
@@ -378,8 +399,7 @@ async def test_a_survey_asked_while_the_conversation_cannot_be_locked_is_not_ask
         await held.wait()
         notifier = runtime.notifier
         try:
-            while await notifier.run_once():
-                pass
+            await until_done(notifier.run_once)
         finally:
             release.set()
             await holder

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import logging
 import re
 import string
 from pathlib import Path
@@ -16,7 +20,7 @@ from conversation.flows.small_talk import small_talk
 from conversation.messages import Location
 from conversation.office import OfficeConfigError, load_office
 from conversation.validators import Invalid
-from storage.crypto import PiiCipher, mask_name, mask_phone, parse_key
+from storage.crypto import PiiCipher, load_or_create_key_file, mask_name, mask_phone, parse_key
 
 
 @pytest.mark.parametrize(
@@ -273,10 +277,60 @@ def test_pii_cipher_binds_the_field_and_hides_the_value() -> None:
     assert cipher.phone_hash("+8613800138000") == cipher.phone_hash("+8613800138000")
     with pytest.raises(ValueError, match="MINYI_PII_KEY"):
         parse_key("too-short")
+    assert parse_key("0f" * 32) == bytes([15] * 32)  # 64 hex digits are hex, not base64
+    assert parse_key("a" * 43) == base64.urlsafe_b64decode("a" * 43 + "=")  # hex letters only
+    with pytest.raises(ValueError, match="MINYI_PII_KEY"):
+        parse_key("k" * 21 + "!" + "k" * 22)  # a stray character is refused, not skipped
+    # Stored yesterday, read today: the format (version, 12-byte nonce, AES-GCM) must not drift.
+    stored = bytes.fromhex(
+        "01dbeef95d1b273116d09f37e159642a0a1b33160d4dd500b6a9a8c06e3687c9dfb92c42935022e4"
+    )
+    assert cipher.decrypt(stored, "phone") == "13800138000"
+    for foreign in (b"", b"\x02" + blob[1:]):  # empty, or another format's version byte
+        with pytest.raises(ValueError, match="unknown ciphertext format"):
+            cipher.decrypt(foreign, "phone")
+
+
+def test_the_phone_hash_is_keyed() -> None:
+    """A plain SHA-256 of a phone is reversed by trying every number: the key must matter."""
+    phone = "+8613800138000"
+    key = parse_key("k" * 43)
+    ours, theirs = PiiCipher(key), PiiCipher(parse_key("j" * 43))
+    assert ours.phone_hash(phone) != theirs.phone_hash(phone)
+    assert ours.phone_hash(phone) != ours.phone_hash("+8613800138001")
+    unkeyed = {
+        algorithm(value.encode()).hexdigest()
+        for algorithm in (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.sha512)
+        for value in (phone, phone[1:], phone[3:])
+    }
+    unkeyed |= {hmac.new(k, phone.encode(), hashlib.sha256).hexdigest() for k in (b"", key)}
+    assert ours.phone_hash(phone) not in unkeyed  # nor the encryption key used as it is
+    assert len(ours.phone_hash(phone)) == 64
+    # The other lookups (e.g. an SMS provider's key, which contains the phone) likewise.
+    assert ours.digest(phone, "sms-inbound") != theirs.digest(phone, "sms-inbound")
+    assert ours.digest(phone, "sms-inbound") != ours.digest(phone, "other")
+    assert ours.digest(phone, "sms-inbound") not in unkeyed | {ours.phone_hash(phone)}
+
+
+def test_a_key_file_others_can_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "minyi.db.key"
+    first = load_or_create_key_file(path)
+    with caplog.at_level(logging.WARNING, logger="storage.crypto"):
+        assert load_or_create_key_file(path) == first
+    assert "readable by others" not in caplog.text  # 0600, as it was made: nothing to say
+    for mode in (0o640, 0o601):  # any bit for the group or others, down to the last
+        caplog.clear()
+        path.chmod(mode)
+        with caplog.at_level(logging.WARNING, logger="storage.crypto"):
+            assert load_or_create_key_file(path) == first
+        assert "readable by others" in caplog.text and "chmod 600" in caplog.text, oct(mode)
 
 
 def test_masking() -> None:
     assert mask_phone("+8613800138000") == "+86138****8000"
+    assert mask_phone("12345678") == "****5678" and mask_phone("1234567") == "*******"
     assert mask_name("欧阳娜娜") == "欧***"
     assert mask_phones("from 13800138000 and +8613912345678 and +85291234567") == (
         "from 138****8000 and +86139****5678 and +8529****4567"

@@ -148,6 +148,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "since",
                             "in": "query",
                             "schema": {"type": "string", "format": "date-time"},
+                            "allowEmptyValue": True,  # empty = not given
                             "description": "only cases updated at or after this time",
                         },
                         {
@@ -317,12 +318,14 @@ def openapi_document() -> dict[str, Any]:
                             "name": "from",
                             "in": "query",
                             "schema": {"type": "string", "format": "date-time"},
+                            "allowEmptyValue": True,  # empty = not given
                             "description": "default: 30 days before `to`",
                         },
                         {
                             "name": "to",
                             "in": "query",
                             "schema": {"type": "string", "format": "date-time"},
+                            "allowEmptyValue": True,  # empty = not given
                             "description": "default: now",
                         },
                         {
@@ -344,7 +347,7 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "after",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 0},
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                         },
                         {
                             "name": "limit",

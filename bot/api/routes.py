@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 HandlerType = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_PAGE = 200
+# Row ids and feed positions are INTEGER columns: PostgreSQL refuses a larger bound outright.
+MAX_ROW_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,10 @@ async def errors_as_json(request: web.Request, handler: HandlerType) -> web.Stre
         reason = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status, "http_error"
         )
-        return error_response(exc.status, reason, exc.reason)
+        response = error_response(exc.status, reason, exc.reason)
+        if "Allow" in exc.headers:  # a 405 must say which methods are (RFC 9110 §15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("API error on %s %s", request.method, request.path)
         return error_response(
@@ -224,7 +229,7 @@ async def _record(
 async def list_cases(request: web.Request) -> web.Response:
     query = request.query
     limit = _int_param(query, "limit", 50, 1, MAX_PAGE)
-    after = _int_param(query, "cursor", 0, 0, 2**62)
+    after = _int_param(query, "cursor", 0, 0, MAX_ROW_ID)
     since = _time_param(query, "since")
     status = query.get("status", "")
     async with _uow(request) as uow:
@@ -237,7 +242,7 @@ async def list_cases(request: web.Request) -> web.Response:
 async def list_events(request: web.Request) -> web.Response:
     query = request.query
     limit = _int_param(query, "limit", 100, 1, MAX_PAGE)
-    after = _int_param(query, "after", 0, 0, 2**62)
+    after = _int_param(query, "after", 0, 0, MAX_ROW_ID)
     async with _uow(request) as uow:
         entries = await uow.outbox.after(after, limit)
         events = [uow.outbox.to_json(e) for e in entries]

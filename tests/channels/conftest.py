@@ -26,6 +26,7 @@ from tests.conftest import sqlite_settings
 from .sms_fakes import (
     ALIYUN_KEY_ID,
     ALIYUN_SECRET,
+    ALIYUN_SIGN,
     APPS,
     HTTP_SECRET,
     TENCENT_ID,
@@ -52,7 +53,7 @@ PROVIDER_SETTINGS: dict[str, dict[str, Any]] = {
     "aliyun": {
         "sms_access_key_id": ALIYUN_KEY_ID,
         "sms_access_key_secret": ALIYUN_SECRET,
-        "sms_sign_name": "民意热线",
+        "sms_sign_name": ALIYUN_SIGN,
         "sms_template_notice": "SMS_100001",
         "sms_template_survey": "SMS_100002",
         "sms_webhook_secret": PATH_SECRET,
@@ -196,4 +197,4 @@ async def citizen_on_wechat(
 ) -> WeChatCitizen:
     """A citizen writing to a safe-mode account, on every backend."""
     client = await wechat_client(aiohttp_client, wechat_settings(settings, fake_wechat))
-    return WeChatCitizen(client, WeChatServer("safe"))
+    return WeChatCitizen(client, WeChatServer("safe", api=fake_wechat))

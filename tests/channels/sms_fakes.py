@@ -2,7 +2,10 @@
 the provider does (written here from the providers' documents, not with Minyi's own signing
 code), record what was really sent, and answer as the provider would.
 
-A test queues a provider error with `fake.fail_next(status, body, headers)`.
+A test queues a provider error with `fake.fail_next(status, body, headers)`. Alibaba's fake also
+keeps Alibaba's rules on its own (an unknown sign or template, missing or non-text parameters, a
+number that is no mobile, 50 notices a day to one number), each refusal with Alibaba's own code
+and message (`ALIYUN_ERRORS`, from the SendSms error-code page).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +27,30 @@ ALIYUN_KEY_ID, ALIYUN_SECRET = "LTAI5tTestKeyId", "aliyun-test-secret"
 TENCENT_ID, TENCENT_KEY = "AKIDtestSecretId0000000000000000", "tencent-test-secret-key"
 TWILIO_SID, TWILIO_TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-test-auth-token"
 HTTP_SECRET = "http-gateway-secret-0123456789"
+# The Alibaba account the tests configure: its approved sign and templates with their variables.
+ALIYUN_SIGN = "民意热线"
+ALIYUN_TEMPLATES = {"SMS_100001": ("text",), "SMS_100002": ("ref",)}
+ALIYUN_DAY_LIMIT = 50  # notices per sign, template and number a day
+# Alibaba's codes (https://help.aliyun.com/document_detail/101346.html) with their messages.
+ALIYUN_ERRORS: dict[str, str] = {
+    "isv.MOBILE_NUMBER_ILLEGAL": "非法手机号",
+    "isv.SMS_SIGNATURE_ILLEGAL": "该账号下找不到对应签名",
+    "isv.SMS_TEMPLATE_ILLEGAL": "该账号下找不到对应模板",
+    "isv.TEMPLATE_MISSING_PARAMETERS": "模板变量中存在未赋值变量",
+    "isv.INVALID_JSON_PARAM": "JSON参数不合法，只接受字符串值",
+    "isv.BUSINESS_LIMIT_CONTROL": f"触发号码天级流控Permits:{ALIYUN_DAY_LIMIT}",
+    "isv.DAY_LIMIT_CONTROL": "触发日发送限额",
+    "isv.MONTH_LIMIT_CONTROL": "触发月发送限额",
+    "isv.AMOUNT_NOT_ENOUGH": "账户余额不足",
+    "isv.OUT_OF_SERVICE": "业务停机",
+    "isv.ACCOUNT_ABNORMAL": "账户异常",
+    "isv.SMS_CONTENT_ILLEGAL": "短信内容包含禁止发送内容",
+    "isv.BLACK_KEY_CONTROL_LIMIT": "模板变量中存在黑名单关键字",
+    "isv.PARAM_LENGTH_LIMIT": "参数超过长度限制",
+    "VALVE:M_MC": "重复过滤",
+    "Throttling.User": "Request was denied due to user flow control.",
+    "isp.SYSTEM_ERROR": "系统出现错误，请重新调用",
+}
 
 
 @dataclass
@@ -39,6 +68,12 @@ class Recorded:
 class FakeProvider:
     requests: list[Recorded] = field(default_factory=list)
     queued: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
+    sent_today: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def fail_next_aliyun(self, code: str) -> None:
+        """Alibaba's answer for `code`, as Alibaba words it."""
+        status = 500 if code.startswith("isp.") else 200
+        self.fail_next(status, aliyun_error(code))
 
     def fail_next(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self.queued.append((status, body, headers or {}))
@@ -95,13 +130,50 @@ def aliyun_app(fake: FakeProvider) -> web.Application:
                 {"Code": "SignatureDoesNotMatch", "Message": "Specified signature is not matched"},
                 status=400,
             )
-        return fake.scripted() or web.json_response(
+        scripted = fake.scripted()
+        if scripted is not None:
+            return scripted
+        refused = _aliyun_refusal(fake, fields)
+        if refused is not None:
+            return web.json_response(aliyun_error(refused))
+        return web.json_response(
             {"Code": "OK", "Message": "OK", "BizId": f"9327023040804{len(fake.requests):05d}^0"}
         )
 
     app = web.Application()
     app.router.add_post("/", send)
     return app
+
+
+def aliyun_error(code: str) -> dict[str, str]:
+    return {"Code": code, "Message": ALIYUN_ERRORS[code], "RequestId": "F655A8D5-B967-440B-8683"}
+
+
+def _aliyun_refusal(fake: FakeProvider, fields: dict[str, str]) -> str | None:
+    """The code Alibaba refuses this SendSms with, or None when it would send it."""
+    number = fields.get("PhoneNumbers", "")
+    # Eleven digits from 1 are a mainland mobile (1[3-9]…); others are a country code and a
+    # number (Hong Kong 852…), never 86 again.
+    if not re.fullmatch(r"1[3-9]\d{9}|(?!86)[2-9]\d{7,14}", number):
+        return "isv.MOBILE_NUMBER_ILLEGAL"
+    if fields.get("SignName") != ALIYUN_SIGN:
+        return "isv.SMS_SIGNATURE_ILLEGAL"
+    template = fields.get("TemplateCode", "")
+    if template not in ALIYUN_TEMPLATES:
+        return "isv.SMS_TEMPLATE_ILLEGAL"
+    try:
+        params = json.loads(fields.get("TemplateParam") or "{}")
+    except ValueError:
+        return "isv.INVALID_JSON_PARAM"
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        return "isv.INVALID_JSON_PARAM"
+    if any(not params.get(name) for name in ALIYUN_TEMPLATES[template]):
+        return "isv.TEMPLATE_MISSING_PARAMETERS"
+    key = (ALIYUN_SIGN, template, number)
+    if fake.sent_today[key] >= ALIYUN_DAY_LIMIT:
+        return "isv.BUSINESS_LIMIT_CONTROL"
+    fake.sent_today[key] += 1
+    return None
 
 
 # -- Tencent: TC3-HMAC-SHA256 over what actually arrived (headers and raw body) -----------------

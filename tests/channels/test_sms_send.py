@@ -12,7 +12,7 @@ from channels.sms import SmsMessage
 from conversation.messages import Choice, Reply
 
 from .conftest import PUBLIC_URL, MakeRig
-from .sms_fakes import tencent_error, tencent_status
+from .sms_fakes import ALIYUN_DAY_LIMIT, ALIYUN_ERRORS, tencent_error, tencent_status
 
 SURVEY = SmsMessage(
     to="+8613800138000",
@@ -50,29 +50,85 @@ async def test_a_notice_goes_through_the_notice_template(make_rig: MakeRig) -> N
     assert len(sent.fields["OutId"]) == 32
 
 
-@pytest.mark.parametrize(
-    ("status", "code", "error", "retry_after"),
-    [
-        (200, "isv.BUSINESS_LIMIT_CONTROL", DeliveryFailed, 3600.0),
-        (200, "VALVE:M_MC", DeliveryFailed, 60.0),
-        (200, "isv.MOBILE_NUMBER_ILLEGAL", RecipientUnreachable, None),
-        (200, "isv.SMS_TEMPLATE_ILLEGAL", DeliveryFailed, None),
-        (200, "isv.AMOUNT_NOT_ENOUGH", DeliveryFailed, None),
-        (500, "isp.SYSTEM_ERROR", DeliveryFailed, 30.0),
-        (503, "ServiceUnavailable", DeliveryFailed, 30.0),
-        (502, "Bad Gateway", DeliveryFailed, 30.0),
-    ],
-)
-async def test_alibaba_errors(
-    make_rig: MakeRig, status: int, code: str, error: type[Exception], retry_after: float | None
-) -> None:
+# What each of Alibaba's answers must become: unreachable, a wait, or a failure for good.
+ALIYUN_OUTCOMES: dict[str, tuple[type[Exception], float | None]] = {
+    "isv.MOBILE_NUMBER_ILLEGAL": (RecipientUnreachable, None),
+    "isv.SMS_SIGNATURE_ILLEGAL": (DeliveryFailed, None),
+    "isv.SMS_TEMPLATE_ILLEGAL": (DeliveryFailed, None),
+    "isv.TEMPLATE_MISSING_PARAMETERS": (DeliveryFailed, None),
+    "isv.INVALID_JSON_PARAM": (DeliveryFailed, None),
+    "isv.BUSINESS_LIMIT_CONTROL": (DeliveryFailed, 3600.0),
+    "isv.DAY_LIMIT_CONTROL": (DeliveryFailed, 3600.0),
+    "isv.MONTH_LIMIT_CONTROL": (DeliveryFailed, 86400.0),
+    "isv.AMOUNT_NOT_ENOUGH": (DeliveryFailed, None),
+    "isv.OUT_OF_SERVICE": (DeliveryFailed, None),
+    "isv.ACCOUNT_ABNORMAL": (DeliveryFailed, None),
+    "isv.SMS_CONTENT_ILLEGAL": (DeliveryFailed, None),
+    "isv.BLACK_KEY_CONTROL_LIMIT": (DeliveryFailed, None),
+    "isv.PARAM_LENGTH_LIMIT": (DeliveryFailed, None),
+    "VALVE:M_MC": (DeliveryFailed, 60.0),
+    "Throttling.User": (DeliveryFailed, 1.0),
+    "isp.SYSTEM_ERROR": (DeliveryFailed, 30.0),
+}
+
+
+def test_every_alibaba_code_the_fake_knows_has_an_outcome() -> None:
+    assert set(ALIYUN_OUTCOMES) == set(ALIYUN_ERRORS)
+
+
+@pytest.mark.parametrize("code", sorted(ALIYUN_OUTCOMES))
+async def test_alibaba_errors(make_rig: MakeRig, code: str) -> None:
+    error, retry_after = ALIYUN_OUTCOMES[code]
     rig = await make_rig("aliyun")
-    rig.fake.fail_next(status, {"Code": code, "Message": "触发号码天级流控Permits:10"})
+    rig.fake.fail_next_aliyun(code)
     with pytest.raises(error) as raised:
         await rig.channel.send_sms(SURVEY)
     assert type(raised.value) is error
     assert isinstance(raised.value, DeliveryFailed) and raised.value.retry_after == retry_after
-    assert code in str(raised.value) or str(status) in str(raised.value)
+    # The operator reads Alibaba's own words for it.
+    assert code in str(raised.value) and ALIYUN_ERRORS[code] in str(raised.value)
+
+
+@pytest.mark.parametrize(("status", "word"), [(503, "ServiceUnavailable"), (502, "Bad Gateway")])
+async def test_alibaba_server_errors_are_retried(make_rig: MakeRig, status: int, word: str) -> None:
+    rig = await make_rig("aliyun")
+    rig.fake.fail_next(status, {"Code": word, "Message": word})
+    with pytest.raises(DeliveryFailed) as raised:
+        await rig.channel.send_sms(SURVEY)
+    assert (raised.value.retry_after == 30.0 and str(status) in str(raised.value)) or word in str(
+        raised.value
+    )
+
+
+async def test_alibabas_own_rules_come_back_as_the_right_failures(make_rig: MakeRig) -> None:
+    """Nothing scripted: the fake refuses as Alibaba would, and the channel says what it means."""
+    rig = await make_rig("aliyun")
+    notice = SmsMessage(
+        to="+8613800138000",
+        template="notice",
+        params={"text": "您的事项已受理。"},
+        text="您的事项已受理。",
+        idempotency_key="n",
+    )
+    for _ in range(ALIYUN_DAY_LIMIT):
+        await rig.channel.send_sms(notice)
+    with pytest.raises(DeliveryFailed, match=r"isv\.BUSINESS_LIMIT_CONTROL") as limited:
+        await rig.channel.send_sms(notice)
+    assert limited.value.retry_after == 3600.0  # tomorrow, not never
+    await rig.channel.send_sms(SURVEY)  # another template to the same number still goes
+    not_mobile = SmsMessage(
+        to="+8612345678901",
+        template="survey",
+        params={"ref": "7K3M"},
+        text="…",
+        idempotency_key="x",
+    )
+    with pytest.raises(RecipientUnreachable, match="非法手机号"):
+        await rig.channel.send_sms(not_mobile)
+    wrong_sign = await make_rig("aliyun", sms_sign_name="民意热线二")
+    with pytest.raises(DeliveryFailed, match=r"isv\.SMS_SIGNATURE_ILLEGAL") as unsigned:
+        await wrong_sign.channel.send_sms(SURVEY)
+    assert unsigned.value.retry_after is None and type(unsigned.value) is DeliveryFailed
 
 
 async def test_a_wrong_alibaba_secret_is_refused_for_good(make_rig: MakeRig) -> None:
@@ -264,6 +320,11 @@ async def test_http_send_follows_the_contract_and_is_signed(make_rig: MakeRig) -
     assert sent.authentic and sent.path == "/send"
     assert sent.fields == {"to": "+8613800138000", "text": SURVEY.text, "id": "survey-17"}
     assert message_id == "survey-17"
+    assert rig.channel.has_template("clarify")  # free text: any message can go
+    for status in (200, 299):  # any 2xx is taken
+        rig.fake.fail_next(status, {})
+        assert await rig.channel.send_sms(SURVEY) == "survey-17"
+    assert "满意".encode() in sent.body and b"\\u" not in sent.body  # UTF-8, not \u escapes
 
 
 async def test_http_send_puts_the_signature_name_in_front_when_set(make_rig: MakeRig) -> None:
@@ -277,6 +338,10 @@ async def test_http_send_puts_the_signature_name_in_front_when_set(make_rig: Mak
     [
         (503, {}, {"Retry-After": "12"}, DeliveryFailed, 12.0),
         (500, {}, {}, DeliveryFailed, 30.0),
+        (429, {}, {}, DeliveryFailed, 30.0),  # slow down: later, not never
+        (300, {}, {}, DeliveryFailed, None),  # not a 2xx: not sent
+        (499, {}, {}, DeliveryFailed, None),  # the last client error: not worth a retry
+        (400, ["not", "an", "object"], {}, DeliveryFailed, None),  # an odd error body
         (
             422,
             {"error": "unreachable", "message": "number opted out"},
@@ -301,6 +366,10 @@ async def test_http_gateway_errors(
         await rig.channel.send_sms(SURVEY)
     assert type(raised.value) is error
     assert isinstance(raised.value, DeliveryFailed) and raised.value.retry_after == retry_after
+    if isinstance(body, dict) and "error" in body:  # the gateway's own words reach the log
+        assert f"({body['error']}: {body['message']})" in str(raised.value)
+    else:
+        assert "None" not in str(raised.value)
 
 
 # -- every provider --------------------------------------------------------------------------------

@@ -358,6 +358,27 @@ def minyi_signature(body: bytes, secret: str = HTTP_SECRET) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+async def test_http_pushes_up_to_64_kib_are_read_and_larger_refused(make_rig: MakeRig) -> None:
+    rig = await make_rig("http")
+    for size, status in ((64 * 1024, 200), (64 * 1024 + 1, 413)):
+        head = json.dumps({"from": "+8613800138000", "id": f"big-{size}", "text": ""}).encode()
+        body = head[:-2] + b"x" * (size - len(head)) + b'"}'
+        assert len(body) == size
+        response = await rig.client.post(
+            "/sms/http/inbound",
+            data=body,
+            headers={**JSON, "X-Minyi-Signature": minyi_signature(body)},
+        )
+        assert response.status == status, size
+    assert len(rig.recorder.replies) == 1
+    # An empty reply is still a reply (the survey asks again); a GET is no push at all.
+    body = json.dumps({"from": "+8613800138000", "text": "", "id": "empty-1"}).encode()
+    headers = {**JSON, "X-Minyi-Signature": minyi_signature(body)}
+    assert (await rig.client.post("/sms/http/inbound", data=body, headers=headers)).status == 200
+    assert rig.recorder.replies[-1].text == ""
+    assert (await rig.client.get("/sms/http/inbound")).status == 405
+
+
 async def test_http_inbound_with_a_good_signature(make_rig: MakeRig) -> None:
     rig = await make_rig("http")
     body = payload("http_inbound.json")

@@ -55,6 +55,8 @@ async def test_concurrent_callers_share_one_token_fetch(
     runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
+    for n in range(12):
+        fake_wechat.heard(f"openid-{n}")
     fake_wechat.token_gate = asyncio.Event()
     sends = [
         asyncio.create_task(wechat.send(f"openid-{n}", [Reply("您的事项已受理。")]))
@@ -81,6 +83,8 @@ async def test_two_processes_share_one_token_fetch(
 ) -> None:
     configured = wechat_settings(shared_settings, fake_wechat)
     async with open_minyi(configured) as one, open_minyi(configured) as two:
+        for n in range(10):
+            fake_wechat.heard(f"openid-{n}")
         fake_wechat.token_gate = asyncio.Event()
         sends = [
             asyncio.create_task(wechat_of(rt).send(f"openid-{n}", [Reply("好的")]))
@@ -96,6 +100,7 @@ async def test_an_expired_token_is_refreshed_once_and_the_call_retried(
     runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
+    fake_wechat.heard(OPENID)
     await wechat.send(OPENID, [Reply("第一条")])
     fake_wechat.expire()  # 42001; normal mode hands out a new token
     await wechat.send(OPENID, [Reply("第二条")])
@@ -113,6 +118,7 @@ async def test_a_revoked_token_that_normal_mode_still_returns_is_forced(
     runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
+    fake_wechat.heard(OPENID)
     await wechat.send(OPENID, [Reply("一")])
     fake_wechat.revoke()  # 40001, yet stable_token in normal mode returns the same token
     await wechat.send(OPENID, [Reply("二")])
@@ -163,6 +169,7 @@ async def test_send_renders_choices_and_splits_long_text_without_escaping(
     runtime: Minyi, fake_wechat: FakeWeChatApi
 ) -> None:
     wechat = wechat_of(runtime)
+    fake_wechat.heard(OPENID)
     await wechat.send(OPENID, [Reply("请评价：", (Choice("1", "满意"), Choice("2", "不满意")))])
     await wechat.send(OPENID, [Reply("答复：" + "经调查，该路段路灯已于本周修复。" * 150)])
     first, *rest = fake_wechat.of("message/custom/send")

@@ -17,8 +17,6 @@ from bot.app.web import create_app
 from ..conftest import REDIS_URL, TABLES
 from .conftest import wechat_settings
 from .wechat_kit import (
-    AES_KEY,
-    APP_ID,
     TOKEN,
     FakeWeChatApi,
     WeChatCitizen,
@@ -160,7 +158,3 @@ async def test_text_that_would_close_cdata_is_quoted_safely(
     await citizen.say("张三")
     summary = await citizen.say("13800138000")
     assert "物业不给修漏水的屋顶]]><MsgType>news</MsgType>已经三个月" in summary
-
-
-def test_the_kit_uses_the_same_secrets_as_the_settings() -> None:
-    assert len(AES_KEY) == 43 and APP_ID.startswith("wx")

@@ -11,7 +11,7 @@ from bot.app.web import create_app
 
 from ..test_notifications import accept, drain, timeline
 from .conftest import wechat_settings
-from .wechat_kit import FakeWeChatApi, WeChatCitizen
+from .wechat_kit import FakeWeChatApi, WeChatCitizen, WeChatServer
 
 TEMPLATE = {
     "wechat_template_id": "tmpl-status-1",
@@ -32,7 +32,7 @@ async def test_within_48_hours_the_citizen_gets_a_customer_service_message(
     aiohttp_client: Any, settings: Settings, fake_wechat: FakeWeChatApi
 ) -> None:
     app = create_app(wechat_settings(settings, fake_wechat, **TEMPLATE), workers=False)
-    citizen = WeChatCitizen(await aiohttp_client(app))
+    citizen = WeChatCitizen(await aiohttp_client(app), WeChatServer(api=fake_wechat))
     code = await filed(citizen)
     runtime = citizen.client.app[MINYI]
     await accept(runtime, code)
@@ -48,12 +48,10 @@ async def test_outside_48_hours_a_template_message_goes_and_its_receipt_is_recor
     aiohttp_client: Any, settings: Settings, fake_wechat: FakeWeChatApi
 ) -> None:
     app = create_app(wechat_settings(settings, fake_wechat, **TEMPLATE), workers=False)
-    citizen = WeChatCitizen(await aiohttp_client(app))
+    citizen = WeChatCitizen(await aiohttp_client(app), WeChatServer(api=fake_wechat))
     code = await filed(citizen)
     runtime = citizen.client.app[MINYI]
-    fake_wechat.answer_next(
-        "message/custom/send", {"errcode": 45015, "errmsg": "response out of time limit"}
-    )
+    fake_wechat.elapse(48 * 3600 + 1)  # the citizen's last message is two days old
     await accept(runtime, code)
     await drain(runtime)
     [template] = fake_wechat.of("message/template/send")
@@ -75,3 +73,38 @@ async def test_outside_48_hours_a_template_message_goes_and_its_receipt_is_recor
         "notification.delivery",
         {"message_id": msg_id, "delivered": True, "status": "success", "detail": ""},
     )
+
+
+async def test_past_the_five_messages_of_the_window_a_template_carries_the_notice(
+    aiohttp_client: Any, settings: Settings, fake_wechat: FakeWeChatApi
+) -> None:
+    """One message from the citizen opens five customer-service messages; the sixth notice of
+    that window must still reach them (as a template), not be lost or retried for ever."""
+    app = create_app(wechat_settings(settings, fake_wechat, **TEMPLATE), workers=False)
+    citizen = WeChatCitizen(await aiohttp_client(app), WeChatServer(api=fake_wechat))
+    codes = [await filed(citizen), await filed(citizen)]
+    runtime = citizen.client.app[MINYI]
+    auth = {"Authorization": "Bearer test-token"}
+    for body in (
+        {"type": "accepted"},
+        {"type": "extended", "reason": "需要会商", "days": 10},
+        {"type": "replied", "note": "已修复。"},
+    ):
+        for code in codes:
+            response = await citizen.client.post(
+                f"/api/v1/cases/{code}/events", json=body, headers=auth
+            )
+            assert response.status == 200, await response.text()
+    await drain(runtime)
+    assert len(fake_wechat.texts_to(citizen.openid, delivered=True)) == 5
+    [template] = fake_wechat.of("message/template/send")
+    late = template.json["data"]["character_string1"]["value"]
+    routes = [d.get("route") for t, d in await timeline(runtime, late) if t == "notification.sent"]
+    assert routes[-1] == "wechat_template"
+    sent = [
+        d.get("route")
+        for code in codes
+        for t, d in await timeline(runtime, code)
+        if t == "notification.sent"
+    ]
+    assert sorted(sent) == ["wechat"] * 5 + ["wechat_template"]

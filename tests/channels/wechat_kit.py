@@ -53,12 +53,16 @@ def signature(*parts: str) -> str:
 
 @dataclass
 class WeChatServer:
-    """What WeChat's servers send: `mode` is plain, compatible or safe (the console's choice)."""
+    """What WeChat's servers send: `mode` is plain, compatible or safe (the console's choice).
+
+    With `api`, every push also opens the citizen's customer-service window at that fake API,
+    as WeChat does when a citizen writes."""
 
     mode: str = "safe"
     token: str = TOKEN
     app_id: str = APP_ID
     aes_key: str = AES_KEY
+    api: FakeWeChatApi | None = None
 
     @property
     def crypto(self) -> WeChatCrypto:
@@ -70,6 +74,8 @@ class WeChatServer:
         """The query string and body of one push of `xml`."""
         ts = str(timestamp if timestamp is not None else int(time.time()))
         nonce = nonce or str(secrets.randbelow(10**10))
+        if self.api is not None:
+            self.api.heard(xml)
         query = {"signature": signature(self.token, ts, nonce), "timestamp": ts, "nonce": nonce}
         if self.mode == "plain":
             return query, xml.encode()
@@ -153,10 +159,25 @@ class Call:
     path: str
     query: dict[str, str]
     body: bytes
+    errcode: int = 0  # what the fake answered
 
     @property
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+# Customer-service messages WeChat lets an account send after what the citizen did, and for how
+# long (reference/protocols.md §1.6): a message opens 5 for 48 hours; a menu click, a scan or
+# following the account 3 for a minute; anything else (VIEW, LOCATION reports) none.
+WINDOWS = {"message": (5, 48 * 3600.0), "event": (3, 60.0)}
+OPENING_EVENTS = frozenset({"subscribe", "scan", "click", "scancode_push", "scancode_waitmsg"})
+KNOWN_PATHS = frozenset({"message/custom/send", "message/template/send", "menu/create"})
+
+
+@dataclass
+class Window:
+    until: float
+    left: int
 
 
 class FakeWeChatApi:
@@ -165,6 +186,11 @@ class FakeWeChatApi:
     Tokens behave as WeChat's: normal mode returns the current token; `expire()` makes WeChat
     refuse it (42001) and hand out a new one; `revoke()` makes it refuse the token (40001)
     while normal mode still returns it, so only a forced refresh gets a new one.
+
+    The rules hold on their own, as WeChat's do: a customer-service message outside the
+    citizen's window is refused with 45015, one over the window's quota with 45047 (a citizen
+    opens a window by writing: `WeChatServer(api=fake)` or `heard()`); any other `cgi-bin` path
+    gets WeChat's "invalid url". `elapse()` moves the fake's clock for the windows.
     """
 
     def __init__(self) -> None:
@@ -177,6 +203,8 @@ class FakeWeChatApi:
         self.token_gate: asyncio.Event | None = None
         self.msg_ids = itertools.count(3147483000)
         self.sent_templates: dict[tuple[str, str], int] = {}
+        self.windows: dict[str, Window] = {}
+        self.offset = 0.0  # seconds added to the real clock by elapse()
         self._changed = asyncio.Condition()
         self.app = web.Application()
         self.app.router.add_post("/cgi-bin/stable_token", self._stable_token)
@@ -185,11 +213,12 @@ class FakeWeChatApi:
     def of(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
 
-    def texts_to(self, openid: str) -> list[str]:
+    def texts_to(self, openid: str, delivered: bool = False) -> list[str]:
+        """Customer-service texts sent to `openid` (only those WeChat took, if `delivered`)."""
         return [
             c.json["text"]["content"]
             for c in self.of("message/custom/send")
-            if c.json["touser"] == openid
+            if c.json["touser"] == openid and not (delivered and c.errcode)
         ]
 
     def expire(self) -> None:
@@ -200,6 +229,33 @@ class FakeWeChatApi:
     def revoke(self) -> None:
         if self.current:
             self.refused[self.current] = 40001
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def elapse(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def heard(self, xml_or_openid: str, kind: str = "message") -> None:
+        """The citizen wrote (a push's XML, or an openid and `message` or `event`)."""
+        openid, opens = xml_or_openid, kind
+        if xml_or_openid.lstrip().startswith("<"):
+            try:
+                root = ElementTree.fromstring(xml_or_openid)
+            except ElementTree.ParseError:
+                return  # WeChat never delivered it
+            openid = root.findtext("FromUserName", "")
+            if root.findtext("MsgType", "") != "event":
+                opens = "message"
+            elif root.findtext("Event", "").lower() in OPENING_EVENTS:
+                opens = "event"
+            else:
+                return
+        quota, seconds = WINDOWS[opens]
+        current = self.windows.get(openid)
+        if opens == "event" and current and current.until > self.now() + seconds:
+            return  # a click does not shorten the 48 hours a message opened
+        self.windows[openid] = Window(self.now() + seconds, quota)
 
     def answer_next(self, path: str, answer: dict[str, Any]) -> None:
         self.answers.setdefault(path, []).append(answer)
@@ -231,15 +287,34 @@ class FakeWeChatApi:
     async def _api(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
         call = await self._record(path, request)
-        token = request.query.get("access_token", "")
+        answer = self._answer(path, call, request.query.get("access_token", ""))
+        call.errcode = int(answer.get("errcode", 0))
+        return web.json_response(answer)
+
+    def _answer(self, path: str, call: Call, token: str) -> dict[str, Any]:
         if token in self.refused or token != self.current:
-            code = self.refused.get(token, 40001)
-            return web.json_response({"errcode": code, "errmsg": "invalid credential"})
+            return {"errcode": self.refused.get(token, 40001), "errmsg": "invalid credential"}
         queued = self.answers.get(path)
         if queued:
-            return web.json_response(queued.pop(0))
+            return queued.pop(0)
+        if path not in KNOWN_PATHS:
+            return {"errcode": 40066, "errmsg": "invalid url"}
+        if path == "message/custom/send":
+            return self._within_window(call.json.get("touser", ""))
         if path == "message/template/send":
             key = (call.json["touser"], call.json.get("client_msg_id", ""))
             msg_id = self.sent_templates.setdefault(key, next(self.msg_ids))
-            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msg_id})
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+            return {"errcode": 0, "errmsg": "ok", "msgid": msg_id}
+        return {"errcode": 0, "errmsg": "ok"}
+
+    def _within_window(self, openid: str) -> dict[str, Any]:
+        window = self.windows.get(openid)
+        if window is None or window.until < self.now():
+            return {
+                "errcode": 45015,
+                "errmsg": "response out of time limit or subscription is canceled",
+            }
+        if window.left <= 0:
+            return {"errcode": 45047, "errmsg": "out of response count limit"}
+        window.left -= 1
+        return {"errcode": 0, "errmsg": "ok"}

@@ -32,8 +32,9 @@ class VirtualTime:
 
 
 @pytest.fixture
-async def fake_api(aiohttp_server: Any) -> FakeBotApi:
-    fake = FakeBotApi()
+async def fake_api(aiohttp_server: Any, virtual_time: VirtualTime) -> FakeBotApi:
+    """The Bot API, counting its flood limits on the same clock as the app's sender."""
+    fake = FakeBotApi(clock=virtual_time.clock)
     server: TestServer = await aiohttp_server(fake.app())
     fake.base = str(server.make_url("")).rstrip("/")
     return fake

@@ -1,7 +1,12 @@
-"""A local Bot API: records every call, answers like Telegram, and fails on demand.
+"""A local Bot API: records every call, answers like Telegram, keeps its limits, fails on demand.
 
 PTB calls `{base}/bot{token}/{method}`; tests point MINYI_TELEGRAM_API_BASE at this server and
 assert on what was really sent. Nothing here touches the internet.
+
+Telegram's rules hold on their own, not only when a test scripts a failure: a text over 4,096
+characters (UTF-16 code units) or an empty one is refused with 400, and sending faster than the
+flood limits allow gets 429 with `retry_after`. The limits are counted on `clock`, which tests
+that run the sender on a virtual clock share with it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ import asyncio
 import copy
 import itertools
 import json
+import math
 import time
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +30,11 @@ SECRET = "minyi-test_secret-42"
 BOT_ID = 7000000001
 PAYLOADS = Path(__file__).parents[1] / "payloads" / "telegram"
 _UPDATE_IDS = itertools.count(500_000_000)
+MAX_TEXT = 4096  # UTF-16 code units, as Telegram counts
+# Messages allowed within a span of seconds: to one private chat (Telegram tolerates a short
+# burst at about 1/s), to one group (20 a minute) and from the bot as a whole (30 a second).
+FLOOD = {"private": (3, 1.0), "group": (20, 60.0), "bot": (30, 1.0)}
+SENDING = frozenset({"sendMessage", "sendDocument", "sendPhoto", "copyMessage", "forwardMessage"})
 
 
 @dataclass
@@ -48,6 +60,8 @@ class FakeBotApi:
     # Per method: [calls still to let through, status, answer] for each scripted failure.
     _failures: dict[str, list[list[Any]]] = field(default_factory=dict)
     _message_id: int = 1000
+    clock: Callable[[], float] = time.monotonic
+    _sent_at: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -129,10 +143,40 @@ class FakeBotApi:
         elif failures:
             _, call.status, answer = failures.pop(0)
             return _answer(call.status, answer)
+        refusal = self._refusal(method, params)
+        if refusal is not None:
+            call.status = refusal["error_code"]
+            return _answer(call.status, refusal)
         if method == "getUpdates":
             return await self._get_updates(call)
         call.result = self._result(method, params)
         return _answer(200, {"ok": True, "result": call.result})
+
+    def _refusal(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Telegram's own answer to a call that breaks its rules, or None."""
+        if method in ("sendMessage", "editMessageText"):
+            units = len(str(params.get("text", "")).encode("utf-16-le")) // 2
+            if units > MAX_TEXT:
+                return _error(400, "Bad Request: message is too long")
+            if not str(params.get("text", "")).strip():
+                return _error(400, "Bad Request: message text is empty")
+        if method not in SENDING:
+            return None
+        chat = str(params.get("chat_id", ""))
+        now = self.clock()
+        kind = "group" if chat.startswith("-") else "private"
+        for key, (limit, span) in ((chat, FLOOD[kind]), ("bot", FLOOD["bot"])):
+            sent = self._sent_at[key]
+            # A hundredth of slack: a sender keeping exactly to the limit must not be refused.
+            while sent and sent[0] <= now - span * 0.99:
+                sent.popleft()
+            if len(sent) >= limit:
+                wait = max(1, math.ceil(sent[0] + span - now))
+                answer = _error(429, f"Too Many Requests: retry after {wait}")
+                return answer | {"parameters": {"retry_after": wait}}
+        self._sent_at[chat].append(now)
+        self._sent_at["bot"].append(now)
+        return None
 
     async def _get_updates(self, call: Call) -> web.Response:
         if self.webhook.get("url"):
@@ -222,6 +266,10 @@ async def _params(request: web.Request) -> dict[str, Any]:
         except ValueError:
             params[key] = value
     return params
+
+
+def _error(status: int, description: str) -> dict[str, Any]:
+    return {"ok": False, "error_code": status, "description": description}
 
 
 def _answer(status: int, body: dict[str, Any]) -> web.Response:

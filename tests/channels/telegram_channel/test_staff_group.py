@@ -15,7 +15,7 @@ from channels.telegram.webhook import SECRET_HEADER
 from storage.models import StaffThread
 from storage.uow import UnitOfWork
 
-from ...conftest import Citizen
+from ...conftest import Citizen, until_done
 from .conftest import VirtualTime, app_client
 from .fake_telegram import SECRET, FakeBotApi
 
@@ -91,8 +91,7 @@ async def says(client: TestClient, citizen: Citizen, text: str) -> str:
 
 async def drain(client: TestClient) -> None:
     notifier = client.app[MINYI].notifier
-    while await notifier.run_once():
-        pass
+    await until_done(notifier.run_once)
 
 
 async def handoff(
@@ -242,6 +241,7 @@ async def test_staff_talk_with_a_citizen_who_wrote_on_wechat(
     citizen = Citizen(client.app[MINYI], sender=openid, channel="wechat")
     code = (await citizen.file_a_matter()).split("编号是 ")[1].split("，")[0]
     await citizen.say("人工")
+    fake_wechat.heard(openid)  # the engine is fed directly here; WeChat saw the citizen write
     await drain(client)
     alert_id, _ = fake_api.keyboard(STAFF_CHAT)
     await post(

@@ -19,7 +19,7 @@ from conversation.catalog import EN, ZH
 from conversation.messages import Choice, Reply
 from storage.models import Attachment, Case, Identity
 
-from ...conftest import TABLES
+from ...conftest import TABLES, until_done
 from .conftest import VirtualTime, app_client, telegram_of
 from .fake_telegram import SECRET, TOKEN, FakeBotApi, TelegramUser
 
@@ -373,18 +373,45 @@ async def test_the_notifier_tells_the_citizen_on_telegram_or_marks_a_blocked_cha
     )
     assert response.status == 200, await response.text()
     notifier = runtime.notifier
-    while await notifier.run_once():
-        pass
+    await until_done(notifier.run_once)
     assert code in fake_api.texts(user.chat_id)[-1] and "已受理" in fake_api.texts()[-1]
 
     other = TelegramUser(chat_id=3333)
     second = await file_through_the_webhook(client, fake_api, other)
     fake_api.blocked()
     await client.post(f"/api/v1/cases/{second}/events", json={"type": "accepted"}, headers=auth)
-    while await notifier.run_once():
-        pass
+    await until_done(notifier.run_once)
     async with runtime.db.session() as session:
         identity = (
             await session.scalars(select(Identity).where(Identity.external_id == "3333"))
         ).one()
     assert identity.unreachable_at is not None  # the next notice skips Telegram
+
+
+async def test_long_and_many_notices_stay_within_telegrams_limits(
+    client: TestClient, fake_api: FakeBotApi, user: TelegramUser
+) -> None:
+    """A 5,000-character answer and a run of notices to one chat: Telegram refuses texts over
+    4,096 characters and floods (the fake does, on its own); every notice must still arrive."""
+    runtime = client.app[MINYI]
+    auth = {"Authorization": "Bearer test-token"}
+    code = await file_through_the_webhook(client, fake_api, user)
+    answer = "经调查核实，" + "该路段的路灯已由区城管局于本周更换并恢复照明。" * 200
+    assert 4096 < len(answer) <= 5000
+    for body in (
+        {"type": "accepted"},
+        {"type": "extended", "reason": "需要会商", "days": 10},
+        {"type": "replied", "note": answer},
+        {"type": "closed"},
+    ):
+        response = await client.post(f"/api/v1/cases/{code}/events", json=body, headers=auth)
+        assert response.status == 200, await response.text()
+    await until_done(runtime.notifier.run_once)
+    refused = [c for c in fake_api.called("sendMessage") if c.status != 200]
+    assert refused == []
+    texts = fake_api.texts(user.chat_id)
+    assert "".join(texts).count("恢复照明") == 200
+    assert all(len(t.encode("utf-16-le")) // 2 <= 4096 for t in texts)
+    case = await (await client.get(f"/api/v1/cases/{code}", headers=auth)).json()
+    sent = [e for e in case["events"] if e["type"] == "notification.sent"]
+    assert len(sent) == 5  # accepted, extended, replied, closed and the survey
