@@ -1,6 +1,6 @@
 """The soak: Minyi as production runs it, under load and faults — nothing lost, nothing doubled.
 
-    python benchmarks/soak.py                # 500 citizens, three faults (the README's table)
+    python benchmarks/soak.py                # 500 citizens, three faults (the table in docs/reliability.md)
     python benchmarks/soak.py --quick        # 60 citizens, to try it out
     python benchmarks/soak.py --logs DIR     # keep every process's log in DIR
 

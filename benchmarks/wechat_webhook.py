@@ -1,6 +1,6 @@
 """Load on `POST /wechat`: the full app against a minimal wechatpy verify/parse/echo baseline.
 
-    python benchmarks/wechat_webhook.py            # the README table (about 90 s on 2 cores)
+    python benchmarks/wechat_webhook.py            # the table in docs/wechat.md (about 90 s on 2 cores)
     python benchmarks/wechat_webhook.py --quick    # a smoke run
 
 Every request is a real WeChat push over loopback: signed, and in AES mode encrypted with

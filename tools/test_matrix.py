@@ -3,7 +3,7 @@
     python tools/test_matrix.py [pytest arguments]
 
 Runs the suite with the tests.backend_census plugin, which notes the databases (SQLite,
-PostgreSQL) and Redis clients each test really opened, then prints the README's table: for each
+PostgreSQL) and Redis clients each test really opened, then prints docs/testing.md's table: for each
 combination of backends, how many test functions ran on exactly those (a function parametrised
 over backends counts once, under the set of all its runs) and how many test runs that was.
 """

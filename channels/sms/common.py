@@ -35,7 +35,7 @@ class SmsMessage:
     approved templates (aliyun, tencent) look up its code and fill it with `params`; providers
     that send free text (twilio, http) send `text`, the same message rendered in full.
     `idempotency_key` travels as Alibaba `OutId`, Tencent `SessionContext` and the http
-    gateway's `id` (Twilio has no such field; see README).
+    gateway's `id` (Twilio has no such field; see docs/sms.md).
     """
 
     to: str = field(repr=False)

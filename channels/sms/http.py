@@ -1,6 +1,6 @@
 """The `http` provider, for gateways without a built-in adapter (CONTRACTS.md), with Minyi's
 extensions: the outbound request is signed like the webhooks, delivery reports arrive at
-/sms/http/status, and a gateway can say a number is unreachable (see README)."""
+/sms/http/status, and a gateway can say a number is unreachable (see docs/sms.md)."""
 
 from __future__ import annotations
 
