@@ -78,6 +78,10 @@ class Mailbox(Protocol):
 
     async def take(self, recipient: str, limit: int = 50) -> list[Reply]: ...
 
+    async def wait(self, recipient: str, seconds: float) -> list[Reply]:
+        """What is kept now, or the first messages to arrive within `seconds`."""
+        ...
+
 
 @dataclass
 class Services:

@@ -37,6 +37,8 @@ MAX_TEXT = 4000
 # The session id is the web citizen's only credential (status is shown to it alone), so it must
 # be long and random: the page makes 32 characters from crypto.getRandomValues.
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# The longest an open page's poll is held: under the 30-60 s idle timeouts of common proxies.
+MAX_WAIT = 25
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
@@ -83,13 +85,21 @@ class WebChatChannel:
         return json_response({"replies": [r.to_json() for r in replies]})
 
     async def pending(self, request: web.Request) -> web.Response:
-        """Messages that arrived while the page was closed (case progress), oldest first."""
+        """Messages kept for this page (case progress, a staff member's words), oldest first.
+
+        `wait=N` (1-25 s) holds the request until one arrives — the open page's long poll, so
+        that staff words show within a moment; without it, what is kept now."""
         session = request.query.get("session", "")
         if not SESSION_RE.fullmatch(session):
             return json_error(422, "invalid", "session must be 16-64 letters, digits, '-' or '_'.")
+        wait = request.query.get("wait", "0")
+        if not wait.isdigit() or int(wait) > MAX_WAIT:
+            return json_error(
+                422, "invalid", f"wait must be a whole number of seconds, 0-{MAX_WAIT}."
+            )
         if self.mailbox is None:
             return json_response({"replies": []})
-        replies = await self.mailbox.take(session)
+        replies = await self.mailbox.wait(session, int(wait))
         return json_response({"replies": [r.to_json() for r in replies]})
 
     async def start(self, services: Services) -> None:

@@ -174,7 +174,7 @@ ZH: dict[str, str] = {
     "handoff.in_hours": "已为您转人工服务，工作人员会尽快在这里回复您。",
     "handoff.off_hours": "已记下您要找工作人员。现在不是工作时间（{hours}），上班后会第一时间联系您。",
     "handoff.wait": "等待期间，您仍可以回复“菜单”使用其他服务。",
-    "staff.joined": "工作人员{name}已接手，请直接在这里说，他会回复您。",
+    "staff.joined": "工作人员{name}已接手，请直接在这里说，会尽快回复您。",
     "staff.says": "工作人员{name}：{text}",
     "staff.left": "工作人员已结束本次对话。还需要帮助请回复“人工”，回复“菜单”可使用其他服务。",
     "risk.emergency": (

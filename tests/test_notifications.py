@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -424,6 +425,30 @@ async def test_web_chat_keeps_messages_until_the_page_comes_back(
         "notification.sent",
         {"topic": "accepted", "route": "mailbox", "message_id": ""},
     ) in await timeline(runtime, code)
+
+
+async def test_an_open_web_chat_page_hears_its_message_at_once(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """The page's long poll, waiting before anything is kept, is answered by the message kept
+    for it (on PostgreSQL + Redis through the bus another process would publish on too); other
+    pages go on waiting, and a wait out of range is refused with a sentence."""
+    from bot.app.appkeys import MINYI
+    from bot.app.web import create_app
+
+    client = await aiohttp_client(create_app(settings, workers=False))
+    mailbox = client.server.app[MINYI].channels["webchat"].mailbox
+    mine, other = "L" * 24, "O" * 24
+    waiting = asyncio.create_task(client.get(f"/webchat/messages?wait=20&session={mine}"))
+    bystander = asyncio.create_task(client.get(f"/webchat/messages?wait=1&session={other}"))
+    await asyncio.sleep(0.3)  # both polls are held
+    assert not waiting.done()
+    await mailbox.put(mine, [Reply(text="工作人员小刘：您好，请讲。")])
+    answer = await asyncio.wait_for(waiting, 10)  # far sooner than the 20 s the poll may wait
+    assert [r["text"] for r in (await answer.json())["replies"]] == ["工作人员小刘：您好，请讲。"]
+    assert (await (await bystander).json()) == {"replies": []}
+    refused = await client.get(f"/webchat/messages?wait=26&session={mine}")
+    assert refused.status == 422 and "0-25" in (await refused.json())["message"]
 
 
 async def test_an_unsubscribed_wechat_user_without_phone_is_recorded_as_unreachable(

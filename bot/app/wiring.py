@@ -283,7 +283,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
             shared=minyi.shared,
             rejected=minyi.metrics.reject,
             delivery_report=DeliveryReports(minyi.units),
-            mailbox=DatabaseMailbox(minyi.db, minyi.cipher),
+            mailbox=DatabaseMailbox(minyi.db, minyi.cipher, minyi.live),
             observed=minyi.metrics.observe,
         )
         parts: list[Channel | StaffTarget] = [*minyi.channels.values(), *minyi.staff_targets]

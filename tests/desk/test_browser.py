@@ -20,7 +20,7 @@ from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 
-from ..conftest import Citizen, unavailable
+from ..conftest import Citizen, unavailable, until_done
 from .conftest import ASSIGN_ROADS, PASSWORD, file_case, seed_office
 
 CHROMIUM = "/usr/bin/chromium"
@@ -247,6 +247,34 @@ async def test_a_live_conversation_on_the_desk(live: Live, browser: Any) -> None
         assert await no_horizontal_scroll(page), ("inbox", size_name)
         await shoot(page, f"inbox-{size_name}")
     assert not errors, errors
+
+
+async def test_the_citizens_web_chat_shows_the_staff_answer_live(live: Live, browser: Any) -> None:
+    """Both ends in the browser: a citizen on the web chat page asks for a person, staff claim
+    and answer on the desk, and the words appear on the citizen's open page within 2 s."""
+    minyi = live.client.server.app[MINYI]  # type: ignore[attr-defined]
+    chat, chat_errors = await open_page(browser)
+    await chat.set_viewport_size(PHONE)
+    await chat.goto(live.base)
+    await chat.get_by_text("我要反映").first.wait_for()
+    await chat.get_by_placeholder("在这里输入").fill("人工")
+    await chat.keyboard.press("Enter")
+    await chat.get_by_text("工作人员").first.wait_for()
+    await minyi.notifier.run_once()  # the call for staff reaches the desk
+
+    desk, desk_errors = await open_page(browser)
+    await sign_in(desk, live.base, "intake")
+    await desk.goto(f"{live.base}/desk/inbox")
+    await desk.get_by_text("等待认领").click()
+    await desk.get_by_role("button", name="认领").click()
+    await desk.get_by_text("已认领").first.wait_for()
+    await desk.get_by_label("回复群众").fill("您好，我是前台小刘，请讲。")
+    await desk.get_by_role("button", name="发送", exact=True).click()
+    await desk.get_by_text("您好，我是前台小刘，请讲。").first.wait_for()
+    await until_done(minyi.notifier.run_once)  # the words go out to the citizen's channel
+    await chat.get_by_text("您好，我是前台小刘，请讲。").wait_for(timeout=2000)  # within 2 s
+    await shoot(chat, "webchat-live-phone")
+    assert not chat_errors and not desk_errors, (chat_errors, desk_errors)
 
 
 def require_chromium() -> None:
