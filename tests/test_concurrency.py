@@ -91,3 +91,20 @@ async def test_two_processes_on_one_database_lose_nothing(settings: Settings) ->
             assert await session.scalar(select(func.count()).select_from(Case)) == 1
             assert await session.scalar(select(func.count()).select_from(Attachment)) == 8
         assert any("XF" in joined(f) for f in final)
+
+
+async def test_a_burst_of_new_citizens_waits_for_redis_connections_instead_of_failing(
+    shared_settings: Settings,
+) -> None:
+    """Hundreds of first messages at once (a morning's rush on a hotline): with Redis, more
+    turns are in flight than the connection pool holds; they queue for a connection, none is
+    refused with "Too many connections" (which the citizen would meet as "busy, send again")."""
+    async with open_minyi(shared_settings) as minyi:
+        burst = [
+            minyi.handle(Inbound(channel="webchat", sender=f"rush-{n:04d}", text="你好"))
+            for n in range(300)
+        ]
+        answers = await asyncio.gather(*burst, return_exceptions=True)
+    failures = [a for a in answers if isinstance(a, BaseException)]
+    assert not failures, failures[:3]
+    assert all(answers), "every citizen got an answer"
