@@ -29,6 +29,7 @@ def create_desk(services: DeskServices) -> web.Application:
     router.add_post("/threads/{thread}", inbox.act)
     router.add_get("/live", live.live)
     desk[live.STREAMS] = set()
+    desk[live.VISIBILITY] = live.Visibility()
     desk.on_shutdown.append(live.close_streams)
     router.add_get("/stats", stats_page.stats_page)
     router.add_get("/stats.csv", stats_page.stats_csv)

@@ -7,6 +7,7 @@ import asyncio
 import re
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
@@ -94,6 +95,44 @@ async def test_the_citizens_words_arrive_on_the_open_desk_live(desk: TestClient)
     event = await asyncio.wait_for(_next_event(stream), timeout=10)
     assert event == ("thread", str(thread))
     stream.close()
+
+
+async def test_the_live_feed_names_a_conversation_only_to_those_who_may_see_it(
+    desk: TestClient,
+) -> None:
+    """Two departments' desks open at once, twice over (the second pair answered from what the
+    first pair's check remembered): only 城管局's streams name 城管局's conversation."""
+    citizen = await asks_for_a_person(desk)
+    async with uow_of(desk) as uow:
+        await uow.session.execute(update(Case).values(department="城管局"))
+        await uow.commit()
+    await sign_in(desk, "roads")
+    await act(desk, await thread_id(desk), "claim")  # the citizen now talks to 城管局
+    base = str(desk.make_url("/")).rstrip("/")
+    sessions = [
+        aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        for _ in range(4)
+    ]
+    streams: list[aiohttp.ClientResponse] = []
+    try:
+        for session, who in zip(sessions, ("roads", "parks", "roads", "parks"), strict=True):
+            assert (await sign_in(session, who)).status == 303  # type: ignore[arg-type]
+            streams.append(await session.get("/desk/live"))
+        await asyncio.sleep(0.05)  # the streams listen now
+        await citizen.say("还在吗")
+        roads = [asyncio.create_task(_next_event(stream)) for stream in streams[0::2]]
+        parks = [asyncio.create_task(_next_event(stream)) for stream in streams[1::2]]
+        for heard in await asyncio.wait_for(asyncio.gather(*roads), timeout=10):
+            assert heard[0] == "thread"
+        await asyncio.sleep(0.5)  # had 园林局 been told, it would have been by now
+        assert not any(task.done() for task in parks)
+        for task in parks:
+            task.cancel()
+    finally:
+        for stream in streams:
+            stream.close()
+        for session in sessions:
+            await session.close()
 
 
 async def _next_event(stream: Any) -> tuple[str, str]:
