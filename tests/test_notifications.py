@@ -32,6 +32,7 @@ from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
 from conversation.cases.progress import Progress
 from conversation.messages import Inbound, Reply
+from storage import ratings
 from storage.lifecycle import record_progress
 from storage.models import Identity, Notification, utcnow
 from storage.uow import UnitOfWork
@@ -117,6 +118,28 @@ async def drain(runtime: Minyi) -> None:
         telegram.sender.clock, telegram.sender.sleep = clock.clock, clock.sleep
     notifier = runtime.notifier
     await until_done(notifier.run_once)
+
+
+async def test_an_unhappy_rating_tells_staff_the_rating_not_only_the_matter(
+    sqlite_only: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+) -> None:
+    fake, base = endpoints
+    async with open_minyi(with_staff(sqlite_only, base)) as runtime:
+        code = await file_on(runtime, "webchat", "rates-low")
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            case = await uow.cases.by_code(code, for_update=True)
+            assert case is not None
+            for step in ("accepted", "replied", "closed"):
+                await record_progress(uow, case, Progress(step), runtime.deadlines, utcnow())
+            await ratings.record_rating(
+                uow, case, score=3, scale=3, label="不满意", unhappy=True, channel="sms",
+                comment="灯修好两天又坏了，打13800138000没人接",
+            )  # fmt: skip
+            await uow.commit()
+        await drain(runtime)
+    alert = next(m["text"] for m in fake.telegram if "群众对办理结果不满意" in m["text"])
+    assert "评价：不满意，理由：灯修好两天又坏了" in alert and code in alert
+    assert "13800138000" not in alert and "138****8000" in alert
 
 
 async def make_due(runtime: Minyi) -> None:

@@ -151,6 +151,10 @@ class StaffAlerts:
             )
         elif data.get("risk_words"):
             detail = t("staff.alert.risk_words", words="、".join(data["risk_words"]))
+        elif job.topic == "unhappy":
+            comment = mask_phones(str(data.get("comment") or ""))
+            detail = t("staff.alert.rating", label=data.get("label", ""))
+            detail += t("staff.alert.rating_comment", comment=comment) if comment else ""
         elif job.topic == "notification.failed":
             detail = t(
                 "staff.alert.undelivered", topic=data.get("topic", ""), error=data.get("error", "")
