@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "serve":
             run_server(settings, args.host, args.port, workers=not args.no_workers)

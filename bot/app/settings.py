@@ -110,6 +110,7 @@ class Settings:
     survey_quiet_hours: str = _spec("MINYI_SURVEY_QUIET_HOURS", hours_span, "21:00-08:00")
     public_url: str | None = _spec("MINYI_PUBLIC_URL", url("http", "https"))
     log_level: str = _spec("MINYI_LOG_LEVEL", one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
+    log_format: str = _spec("MINYI_LOG_FORMAT", one_of("text", "json"), "text")
     # The channels' settings, parsed, by short name (defaults filled in); see `channel`.
     channel_values: Mapping[str, Any] = field(
         default_factory=lambda: read(tuple(CHANNEL_SPECS.values()), {})
