@@ -1,5 +1,5 @@
-"""The `minyi` command: serve, worker, db upgrade, audit verify, backoffice tail, chat, wechat
-menu, telegram webhook/poll."""
+"""The `minyi` command: serve, worker, db upgrade, audit verify, backup, restore, backoffice
+tail, chat, wechat menu, telegram webhook/poll."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
-from bot.app import audit, logs, staff_cli
+from bot.app import audit, backup_cli, logs, staff_cli
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "poll", help="run the bot by long polling, without a public address (Ctrl-C stops)"
     )
     staff_cli.add_commands(commands)
+    backup_cli.add_commands(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(telegram_poll(settings))
         elif args.command == "staff":
             return staff_cli.run(settings, args)
+        elif args.command in ("backup", "restore"):
+            return backup_cli.run(settings, args)
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
