@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from telegram import WebhookInfo
@@ -41,7 +40,7 @@ from channels.telegram import (
 )
 from channels.wechat import WeChatChannel
 from channels.wechat.menu import MenuError, check_menu, load_menu
-from storage import migrate
+from storage import migrate, redis_connect
 from storage.db import Database
 
 log = logging.getLogger("minyi")
@@ -205,7 +204,7 @@ async def run_tail(settings: Settings, args: argparse.Namespace) -> None:
             "MINYI_REDIS_URL: `backoffice tail` reads the Redis stream; without Redis, poll GET /api/v1/events"
         )
     # The socket must outlast a blocking read (5 s) or every quiet moment looks like a failure.
-    redis = Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    redis = redis_connect.connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
     consumer = StreamConsumer(
         redis,
         settings.stream,

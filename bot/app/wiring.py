@@ -37,7 +37,7 @@ from conversation.cases.surveys import SurveyRules
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
-from storage import migrate
+from storage import migrate, redis_connect
 from storage.conversations import (
     ConversationStoreBase,
     DatabaseConversationStore,
@@ -160,7 +160,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     keys = Keys(settings.redis_prefix)
     redis: Redis | None = None
     if settings.redis_url:
-        redis = Redis.from_url(
+        redis = redis_connect.connect(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
         )
     wakeups = Wakeups()
