@@ -115,6 +115,10 @@ class RedisBus(LocalBus):
         prefix = self.keys.live()
         while not self._stopping.is_set():
             try:
+                # A Redis Cluster client must know the slots before its pub/sub picks a node
+                # (redis-py fails with a KeyError otherwise). Classic PUBLISH reaches every
+                # node of a cluster, so one subscription anywhere hears every process.
+                await self.redis.initialize()
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.psubscribe(prefix + "*")
                     while not self._stopping.is_set():

@@ -1,5 +1,5 @@
-"""The `minyi` command: serve, worker, db upgrade, audit verify, backoffice tail, chat, wechat
-menu, telegram webhook/poll."""
+"""The `minyi` command: serve, worker, db upgrade, audit verify, backup, restore, backoffice
+tail, chat, wechat menu, telegram webhook/poll."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
-from bot.app import audit, logs, staff_cli
+from bot.app import audit, backup_cli, logs, staff_cli
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
@@ -41,7 +40,7 @@ from channels.telegram import (
 )
 from channels.wechat import WeChatChannel
 from channels.wechat.menu import MenuError, check_menu, load_menu
-from storage import migrate
+from storage import migrate, redis_connect
 from storage.db import Database
 
 log = logging.getLogger("minyi")
@@ -124,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "poll", help="run the bot by long polling, without a public address (Ctrl-C stops)"
     )
     staff_cli.add_commands(commands)
+    backup_cli.add_commands(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "serve":
             run_server(settings, args.host, args.port, workers=not args.no_workers)
@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(telegram_poll(settings))
         elif args.command == "staff":
             return staff_cli.run(settings, args)
+        elif args.command in ("backup", "restore"):
+            return backup_cli.run(settings, args)
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
@@ -202,7 +204,7 @@ async def run_tail(settings: Settings, args: argparse.Namespace) -> None:
             "MINYI_REDIS_URL: `backoffice tail` reads the Redis stream; without Redis, poll GET /api/v1/events"
         )
     # The socket must outlast a blocking read (5 s) or every quiet moment looks like a failure.
-    redis = Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    redis = redis_connect.connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
     consumer = StreamConsumer(
         redis,
         settings.stream,

@@ -31,6 +31,7 @@ from channels.settings import (
     text,
     url,
 )
+from storage import redis_connect
 
 # The one error type of settings, whoever declares the setting.
 SettingsError = SettingError
@@ -48,6 +49,17 @@ def _database_url(name: str, value: str) -> str:
             f"{name}: use sqlite+aiosqlite:///path or postgresql+asyncpg://…, not {parsed.drivername}"
         )
     return value
+
+
+def _redis_url(name: str, value: str) -> str:
+    try:
+        redis_connect.parse(value)
+    except ValueError as exc:
+        raise SettingsError(
+            f"{name}: {value!r}: {exc} (e.g. redis://host:6379/0, "
+            "redis+cluster://node1:6379,node2:6379, redis+sentinel://s1:26379,s2:26379/mymaster)"
+        ) from None
+    return value.rstrip("/") if redis_connect.parse(value) is None else value
 
 
 def _scale(name: str, value: str) -> int:
@@ -96,7 +108,7 @@ CHANNEL_SPECS: dict[str, Spec] = {spec.field: spec for p in PLUGINS for spec in 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = _spec("MINYI_DATABASE_URL", _database_url, "sqlite+aiosqlite:///./minyi.db")
-    redis_url: str | None = _spec("MINYI_REDIS_URL", url("redis", "rediss", "unix"))
+    redis_url: str | None = _spec("MINYI_REDIS_URL", _redis_url)
     redis_prefix: str = _spec("MINYI_REDIS_PREFIX", default="minyi:")
     stream: str = _spec("MINYI_STREAM", default="minyi:events")
     api_token: str | None = _spec("MINYI_API_TOKEN")
@@ -110,6 +122,7 @@ class Settings:
     survey_quiet_hours: str = _spec("MINYI_SURVEY_QUIET_HOURS", hours_span, "21:00-08:00")
     public_url: str | None = _spec("MINYI_PUBLIC_URL", url("http", "https"))
     log_level: str = _spec("MINYI_LOG_LEVEL", one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
+    log_format: str = _spec("MINYI_LOG_FORMAT", one_of("text", "json"), "text")
     # The channels' settings, parsed, by short name (defaults filled in); see `channel`.
     channel_values: Mapping[str, Any] = field(
         default_factory=lambda: read(tuple(CHANNEL_SPECS.values()), {})

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from bot.backoffice.citizen_notices import CitizenNotices
 from bot.backoffice.delivery_reports import DeliveryReports
@@ -37,7 +37,7 @@ from conversation.cases.surveys import SurveyRules
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
-from storage import migrate
+from storage import migrate, redis_connect
 from storage.conversations import (
     ConversationStoreBase,
     DatabaseConversationStore,
@@ -58,7 +58,6 @@ from .settings import Settings, SettingsError
 log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
-REDIS_CONNECTIONS = 64
 
 
 @dataclass
@@ -161,18 +160,9 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     keys = Keys(settings.redis_prefix)
     redis: Redis | None = None
     if settings.redis_url:
-        # A burst of turns queues for a connection (up to 5 s) instead of failing with "Too
-        # many connections", which a citizen would meet as "busy, send again"; 64 is well
-        # above what one process keeps busy (PostgreSQL's pool bounds the turns anyway).
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=5,
-            socket_timeout=5,
-            socket_connect_timeout=3,
-            health_check_interval=30,
+        redis = redis_connect.connect(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
         )
-        redis = Redis.from_pool(pool)  # owns the pool: closing the client closes it
     wakeups = Wakeups()
     live: LocalBus = RedisBus(redis, keys) if redis is not None else LocalBus()
     committed = after_commit(wakeups, live)

@@ -1,0 +1,134 @@
+"""One Redis client from `MINYI_REDIS_URL`: a single server, a Redis Cluster or a Sentinel-watched
+primary.
+
+- `redis://host:6379/0`, `rediss://…`, `unix:///run/redis.sock`: one server (redis-py's own URLs).
+- `redis+cluster://[user:password@]host1:6379,host2:6379`: Redis Cluster; the nodes listed are
+  where discovery starts, the client follows the cluster's slots from there. Every key that a
+  script or transaction touches together carries one hash tag (storage/keys.py).
+- `redis+sentinel://[user:password@]host1:26379,host2:26379/service[/db]`: the primary that the
+  Sentinels name for `service`, found again after a failover; the password is the primary's,
+  `?sentinel_password=` the Sentinels' own if they have one.
+  (`rediss+cluster://`, `rediss+sentinel://`: the same over TLS.)
+
+Each returns an object with the `redis.asyncio.Redis` commands Minyi uses (strings, scripts,
+same-slot pipelines, locks, streams, pub/sub), so the services take it without knowing which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES, *SENTINEL_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """What a cluster or Sentinel URL says: where to start, as whom, and (Sentinel) the service."""
+
+    scheme: str
+    hosts: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    service: str = ""
+    db: int = 0
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme.startswith("rediss")
+
+
+def parse(url: str) -> Nodes | None:
+    """A cluster or Sentinel URL taken apart (None for a plain redis-py URL); ValueError with a
+    sentence saying what is wrong."""
+    scheme = url.split("://", 1)[0]
+    if scheme not in SCHEMES:
+        raise ValueError(f"use one of {', '.join(s + '://' for s in SCHEMES)}")
+    if scheme not in CLUSTER_SCHEMES + SENTINEL_SCHEMES:
+        if not urlsplit(url).netloc and scheme != "unix":
+            raise ValueError("the URL names no host")
+        return None
+    parts = urlsplit(url)
+    # urlsplit reads `a:1,b:2` as one host; the host list is taken apart by hand.
+    credentials, _, hostlist = parts.netloc.rpartition("@")
+    username, _, password = credentials.partition(":") if credentials else ("", "", "")
+    hosts = []
+    default_port = 26379 if scheme in SENTINEL_SCHEMES else 6379
+    for item in filter(None, hostlist.split(",")):
+        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+        try:
+            hosts.append((host or item, int(port) if port else default_port))
+        except ValueError:
+            raise ValueError(f"{item!r} is not host:port") from None
+    if not hosts:
+        raise ValueError("the URL names no host")
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    service, db = "", 0
+    if scheme in SENTINEL_SCHEMES:
+        if not path:
+            raise ValueError("name the Sentinel service after the hosts: …:26379/mymaster")
+        service = path[0]
+        if len(path) > 1:
+            if not path[1].isdigit():
+                raise ValueError(f"{path[1]!r} is not a database number")
+            db = int(path[1])
+    elif path:
+        raise ValueError("a Redis Cluster has only database 0: leave the path out")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return Nodes(
+        scheme,
+        tuple(hosts),
+        unquote(username) or None,
+        unquote(password) or None,
+        service,
+        db,
+        query,
+    )
+
+
+# Connections one process may hold to a single server. A burst of turns beyond it queues for a
+# connection (up to 5 s) instead of failing with "Too many connections" as redis-py's default
+# pool does past 100, which a citizen would meet as "busy, send again".
+CONNECTIONS = 64
+
+
+def connect(url: str, **options: Any) -> Redis:
+    """The client for `url`; `options` are redis-py's (timeouts, health checks)."""
+    nodes = parse(url)
+    if nodes is None:
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=CONNECTIONS, timeout=5, **options
+        )
+        return Redis.from_pool(pool)  # owns the pool: closing the client closes it
+    if nodes.scheme in CLUSTER_SCHEMES:
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes.hosts],
+            ssl=nodes.tls,
+            username=nodes.username,
+            password=nodes.password,
+            **options,
+        )
+        # Not a subclass, but the same commands for everything Minyi sends (see above).
+        return cast(Redis, cluster)
+    options.pop("health_check_interval", None)  # Sentinel pools check on their own
+    sentinel = Sentinel(
+        list(nodes.hosts),
+        sentinel_kwargs={
+            "password": nodes.query.get("sentinel_password"),
+            "socket_connect_timeout": options.get("socket_connect_timeout"),
+            "socket_timeout": options.get("socket_timeout"),
+        },
+        ssl=nodes.tls,
+        **options,
+    )
+    return sentinel.master_for(
+        nodes.service, db=nodes.db, username=nodes.username, password=nodes.password
+    )
