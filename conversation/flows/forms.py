@@ -333,6 +333,7 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
         language=ctx.lang,
         risk_words=tuple(ctx.office.risk_words_in(description)),
         acceptance_due=ctx.deadlines.acceptance_due(ctx.now),
+        department=ctx.office.route(str(data.get("category") or ""), description),
     )
     ctx.state.to_menu()
     confirmation = form.confirmation
