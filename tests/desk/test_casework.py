@@ -147,3 +147,17 @@ async def test_a_suggestions_outcome_is_recorded_once(office: TestClient) -> Non
     page = await (await office.get(f"/desk/cases/{code}")).text()
     assert "前台小刘：建议部分采纳。已纳入明年计划" in page and "建议结果</button>" not in page
     assert (await case_row(office, code)).outcome == "partly"
+
+
+async def test_the_case_shows_its_owner_and_supervision_level(office: TestClient) -> None:
+    code = await file_case(office, steps=CO_HANDLED)
+    async with uow_of(office) as uow:
+        case = await uow.cases.by_code(code, for_update=True)
+        assert case is not None
+        case.level, case.owner = 2, "intake"
+        await uow.commit()
+    await as_(office, "housing")
+    page = await (await office.get(f"/desk/cases/{code}")).text()
+    assert "2级 · 部门负责人督办" in page and "首问责任人" in page
+    listed = await (await office.get("/desk/cases")).text()
+    assert "2级 · 部门负责人督办" in listed
