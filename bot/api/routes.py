@@ -280,6 +280,8 @@ async def get_stats(request: web.Request) -> web.Response:
         label = key
         if by == "category" and (category := office.category(key)) is not None:
             label = category.label("zh")
+        elif by == "department":
+            label = office.departments.name(key)
         groups.append({"key": key, "label": label, **tally.to_json()})
     body: dict[str, Any] = {
         "from": iso(start, parts.units.tz),
