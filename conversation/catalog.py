@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from conversation.casework_texts import CASEWORK_EN, CASEWORK_ZH
 from conversation.desk_texts import DESK_EN, DESK_ZH
 
 LANGUAGES = ("zh", "en")
@@ -500,6 +501,9 @@ EN: dict[str, str] = {
 # The staff desk's sentences, kept in their own module and looked up like every other text.
 ZH.update(DESK_ZH)
 EN.update(DESK_EN)
+# The office's case work (routing, 督办, 批示, mailboxes, suggestions' outcomes).
+ZH.update(CASEWORK_ZH)
+EN.update(CASEWORK_EN)
 
 
 class Catalog:

@@ -28,6 +28,9 @@ class SubmitCase:
     language: str = "zh"
     risk_words: tuple[str, ...] = ()
     acceptance_due: datetime | None = None
+    # Where it starts: the office's routing (a suggestion the desk may change), by code.
+    department: str = ""
+    mailbox: str = ""  # the leader's mailbox (领导信箱) a letter is written to
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from .cases.escalation import EscalationRules
+from .cases.routing import Departments, Mailbox
 from .cases.stages import (
     MAX_STAGE_DAYS,
     MAX_STAGE_HOURS,
@@ -18,6 +20,7 @@ from .cases.stages import (
 )
 from .catalog import Catalog
 from .office_forms import FormSpec, parse_forms
+from .office_routing import parse_departments, parse_escalation, parse_mailboxes
 from .office_text import LocalText, OfficeConfigError
 from .office_text import local_text as _text
 
@@ -31,6 +34,7 @@ class Category:
     # Offered to other systems through Open311, whose reads need no key: off for matters that
     # must not reach the people they are about (reports on officials' conduct).
     open311: bool = True
+    department: str = ""  # the department its cases go to unless the desk says otherwise
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,16 @@ class OfficeConfig:
     resume_after_minutes: int = 30
     deadlines: DeadlineRules = field(default_factory=DeadlineRules)
     catalog: Catalog = field(default_factory=Catalog)
+    departments: Departments = field(default_factory=Departments)
+    escalation: EscalationRules = field(default_factory=EscalationRules)
+    mailboxes: tuple[Mailbox, ...] = ()
+
+    def mailbox(self, key: str) -> Mailbox | None:
+        return next((m for m in self.mailboxes if m.key == key), None)
+
+    def route(self, category: str, text: str) -> str:
+        """The department a new case starts with (a suggestion the desk may change)."""
+        return self.departments.suggest(category, text)
 
     def category(self, key: str) -> Category | None:
         return next((c for c in self.categories if c.key == key), None)
@@ -134,6 +148,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
                 keywords=tuple(str(k) for k in item.get("keywords", [])),
                 notice=notice,
                 open311=_flag(item.get("open311", True), f"categories[{i}].open311"),
+                department=str(item.get("department", "")),
             )
         )
     if not categories:
@@ -142,6 +157,9 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         raise OfficeConfigError("categories: two entries share one key")
 
     forms = parse_forms(data.get("forms", {}))
+    departments = parse_departments(
+        data.get("departments", []), {c.key: c.department for c in categories if c.department}
+    )
 
     faq = tuple(
         FaqEntry(
@@ -171,6 +189,9 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         resume_after_minutes=int(data.get("resume_after_minutes", 30)),
         deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
+        departments=departments,
+        escalation=parse_escalation(data.get("escalation", {})),
+        mailboxes=parse_mailboxes(data.get("mailboxes", []), departments),
     )
 
 

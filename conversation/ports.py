@@ -48,6 +48,7 @@ class CaseStep:
     score: int | None = None
     scale: int | None = None
     days: int | None = None
+    outcome: str = ""  # a suggestion's: adopted, partly, not_adopted
 
 
 @dataclass(frozen=True)

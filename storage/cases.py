@@ -13,6 +13,7 @@ from conversation.codes import new_case_code
 
 from .crypto import PiiCipher
 from .models import Attachment, Case, Identity
+from .routing import handled_by
 
 
 class Cases:
@@ -84,12 +85,21 @@ class Cases:
         return await self.session.scalar(_owned_by(channel, external_id).where(Case.code == code))
 
     async def page(
-        self, *, status: str = "", since: datetime | None = None, after_id: int = 0, limit: int = 50
+        self,
+        *,
+        status: str = "",
+        since: datetime | None = None,
+        after_id: int = 0,
+        limit: int = 50,
+        department: str = "",
     ) -> list[Case]:
-        """Back-office listing, newest id last, keyset-paged by case id."""
+        """Back-office listing, newest id last, keyset-paged by case id; with `department`,
+        the cases it leads or co-handles."""
         query = select(Case).where(Case.id > after_id).order_by(Case.id).limit(limit)
         if status:
             query = query.where(Case.status == status)
+        if department:
+            query = query.where(handled_by(department))
         if since is not None:
             query = query.where(Case.updated_at >= since)
         return list(await self.session.scalars(query))

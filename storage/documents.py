@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from conversation.cases.due import Due, next_deadline, open_deadlines
 
 from .models import Attachment, Case, CaseEvent
+from .routing import co_departments
 from .times import iso, iso_or_none, restamped
 from .uow import UnitOfWork
 
@@ -88,7 +90,8 @@ async def document_of(uow: UnitOfWork, case: Case, *, events: bool = False) -> d
     """The case as the API shows it, read through `uow` (with its timeline when `events`)."""
     timeline = await uow.events.events(case) if events else None
     attachments = await uow.cases.attachments(case)
-    return case_document(case, uow.cases.contact(case), attachments, timeline, uow.tz)
+    co = await co_departments(uow.session, case)
+    return case_document(case, uow.cases.contact(case), attachments, timeline, uow.tz, co)
 
 
 def case_document(
@@ -97,6 +100,7 @@ def case_document(
     attachments: list[Attachment],
     events: list[CaseEvent] | None,
     tz: tzinfo,
+    co: Sequence[str] = (),
 ) -> dict[str, Any]:
     name, phone = contact
     document: dict[str, Any] = {
@@ -110,6 +114,11 @@ def case_document(
         "channel": case.channel,
         "source": case.source,
         "department": case.department,
+        "co_departments": list(co),
+        "owner": case.owner or "",
+        "level": case.level or 0,
+        "mailbox": case.mailbox or "",
+        "outcome": case.outcome or None,
         "answers": case.answers,
         "risk_words": case.risk_words,
         "attachments": [

@@ -26,7 +26,7 @@ class Filer:
     identity: Identity
     channel: str
     actor: str
-    department: str = ""  # where the filer already routes it (a hint for staff)
+    department: str = ""  # where the filer routes it, over the office's suggestion
 
 
 async def file_case(
@@ -53,7 +53,8 @@ async def file_case(
         answers=command.answers,
         risk_words=list(command.risk_words),
         status="submitted",
-        department=filer.department,
+        department=filer.department or command.department,
+        mailbox=command.mailbox,
         created_at=now,
         updated_at=now,
         # A suggestion has no decision on acceptance to make within 15 days.

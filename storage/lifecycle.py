@@ -20,8 +20,12 @@ from conversation.cases.stages import STAGE_ANCHORS
 from conversation.cases.surveys import SurveyRules
 
 from .models import Case, CaseEvent
+from .routing import set_co_departments
 from .surveys import start_survey
 from .uow import UnitOfWork
+
+# Steps staff are alerted about (on every staff front end): the case came back, a leader wrote.
+STAFF_TOPICS = frozenset({"returned", "instructed"})
 
 
 class HasStatus(Protocol):
@@ -60,8 +64,18 @@ async def record_progress(
             step.type,
             "The case was extended once already; the law allows one extension.",
         )
+    if step.type == "adopted" and (kind.timed or case.outcome):
+        raise IllegalTransition(
+            case.status,
+            step.type,
+            "Only a suggestion is adopted or not, and its outcome is decided once."
+            if kind.timed
+            else "The suggestion's outcome was decided already.",
+        )
     before = advance(case, step.type, now)
     data = step.data()
+    if step.staff and not case.owner:
+        case.owner = step.staff  # 首问责任制: whoever takes it first answers for it
     if step.type == "extended":
         base = case.finish_due_at or deadlines.finish_due(case.accepted_at or now)
         case.finish_due_at = deadlines.extended(base, step.days)
@@ -71,8 +85,20 @@ async def record_progress(
         case.accepted_at = now
         case.finish_due_at = deadlines.finish_due(now)
         data["finish_by"] = uow.iso(case.finish_due_at)
-    elif step.type in ("assigned", "redirected"):
+    elif step.type == "assigned":
+        case.routed_from, case.routed_by = case.department, step.staff or "backoffice"
         case.department = step.department
+        await set_co_departments(uow.session, case, step.co_departments)
+    elif step.type == "returned":
+        # 退回 goes back to whoever routed it, and the case to the department it came from.
+        data["back_to"] = case.routed_by
+        data["from_department"] = case.department
+        case.department = case.routed_from
+        await set_co_departments(uow.session, case, ())
+    elif step.type == "redirected":
+        case.department = step.department
+    elif step.type == "adopted":
+        case.outcome = step.outcome
     elif step.type == "replied":
         case.replied_at = now
         case.review_due_at = deadlines.review_request_until(now)
@@ -102,6 +128,15 @@ async def record_progress(
         await uow.notifications.add(
             f"citizen:{case.code}:{event.seq}",
             "citizen",
+            step.type,
+            case,
+            {"event_seq": event.seq, **data},
+        )
+    if step.type in STAFF_TOPICS:
+        # A 退回 tells the one who routed it; a 批示 tells the handling department(s).
+        await uow.notifications.add(
+            f"staff:{step.type}:{case.code}:{event.seq}",
+            "staff",
             step.type,
             case,
             {"event_seq": event.seq, **data},

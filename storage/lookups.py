@@ -88,6 +88,7 @@ def _step(event: Happening) -> CaseStep:
         score=_number(data.get("score")),
         scale=_number(data.get("scale")),
         days=_number(data.get("days")),
+        outcome=str(data.get("outcome") or ""),
     )
 
 

@@ -72,6 +72,8 @@ class CaseRecord:
     answers: dict[str, Any] = field(default_factory=dict)
     risk_words: tuple[str, ...] = ()
     status: str = "submitted"
+    department: str = ""
+    mailbox: str = ""
     stages: list[dict[str, Any]] = field(default_factory=list)
     extended_days: int = 0
     accept_due_at: datetime | None = None
@@ -213,6 +215,8 @@ class CaseChanges:
             language=command.language,
             answers=command.answers,
             risk_words=command.risk_words,
+            department=command.department,
+            mailbox=command.mailbox,
             # As storage/filing.py: a suggestion has no acceptance to decide within 15 days.
             accept_due_at=command.acceptance_due if kind_of(command.kind).timed else None,
             stages=self.deadlines.stages_from("submitted", now)

@@ -113,6 +113,7 @@ class Case(Base):
         Index("ix_cases_code_id", "code", "id"),
         # Open311 lists one service's requests, newest first, within a window of dates.
         Index("ix_cases_category_created_at", "category", "created_at"),
+        Index("ix_cases_mailbox_id", "mailbox", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -134,7 +135,19 @@ class Case(Base):
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     risk_words: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(24), default="submitted")
+    # The lead department (主办), by code when the office declares its departments: suggested at
+    # filing, set by 交办, given back by 退回. Co-handling ones (协办) are `case_co_departments`.
     department: Mapped[str] = mapped_column(String(100), default="")
+    # 首问责任制: the first staff member who took a step on it, answerable for it from then on.
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Who made the last 交办 and the department the case had before it: 退回 goes back there.
+    routed_by: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    routed_from: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # 督办 level: 0 none, n the office's n-th escalation level.
+    level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mailbox: Mapped[str] = mapped_column(String(40), default="", server_default="")  # 领导信箱
+    # A suggestion's outcome (adopted, partly, not_adopted); "" until decided.
+    outcome: Mapped[str] = mapped_column(String(20), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     accept_due_at: Mapped[datetime | None]
@@ -153,6 +166,20 @@ class Case(Base):
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rating_channel: Mapped[str | None] = mapped_column(String(20))
     rated_at: Mapped[datetime | None]
+
+
+class CaseCoDepartment(Base):
+    """A co-handling department (协办) of a case: it sees the case as the lead one does."""
+
+    __tablename__ = "case_co_departments"
+    __table_args__ = (
+        UniqueConstraint("case_id", "department"),
+        Index("ix_case_co_departments_department_case_id", "department", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    department: Mapped[str] = mapped_column(String(100))
 
 
 class CaseEvent(Base):

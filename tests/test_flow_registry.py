@@ -32,7 +32,8 @@ steps = [
   { field = "name", type = "name", optional = true },
 ]
 """
-MENU = "1 我要反映\n2 进度查询\n3 评价\n4 意见建议\n5 常见问题\n0 人工服务"
+# 7 领导信箱 is there because the bundled office file declares leaders' mailboxes.
+MENU = "1 我要反映\n2 进度查询\n3 评价\n4 意见建议\n5 常见问题\n7 领导信箱\n0 人工服务"
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ async def test_a_form_declared_only_in_the_office_file_is_filed_through_the_chat
 ) -> None:
     citizen = Citizen(praise_runtime)
     menu = await citizen.say("菜单")
-    assert menu.endswith(MENU.replace("0 人工服务", "6 表扬\n0 人工服务"))
+    assert menu.endswith(MENU.replace("7 领导信箱", "6 表扬\n7 领导信箱"))
     assert "想表扬的单位或个人" in await citizen.say("6")
     assert "被表扬的单位" in await citizen.say("社区网格员小王半夜帮我们修好了水管")
     await citizen.say("人工")  # set aside, not lost, and offered back under its own key

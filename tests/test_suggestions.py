@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app.wiring import Minyi
@@ -91,3 +92,40 @@ async def test_closing_a_suggestion_opens_no_survey_and_it_cannot_be_rated(
     assert await count(runtime, Survey) == 1
     async with UnitOfWork(runtime.db, runtime.cipher) as uow:
         assert len(await CaseLookups(uow).ratable_cases("webchat", "p-1")) == 1
+
+
+async def test_a_suggestions_outcome_is_told_counted_and_decided_once(
+    sqlite_runtime: Minyi,
+) -> None:
+    from bot.api import stats
+    from conversation.cases.lifecycle import IllegalTransition
+
+    runtime = sqlite_runtime
+    code = await suggest(runtime)
+    adopted = Progress("adopted", reason="已纳入明年的停车点建设计划。", outcome="partly")
+    await walk(runtime, code, Progress("accepted"), adopted)
+    async with runtime.db.session() as session:
+        notice = await session.scalar(
+            select(Notification).where(
+                Notification.topic == "adopted", Notification.audience == "citizen"
+            )
+        )
+    assert notice is not None and notice.payload["outcome"] == "partly"
+    status = await Citizen(runtime, sender="s-1").say(code)
+    assert "建议部分采纳：已纳入明年的停车点建设计划。" in status
+    # Decided once; and a petition has no outcome to decide.
+    for again in (code, None):
+        if again is None:
+            reply = await Citizen(runtime, sender="p-2").file_a_matter()
+            again = reply.split("编号是 ")[1].split("，")[0]
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            case = await uow.cases.by_code(again, for_update=True)
+            assert case is not None
+            with pytest.raises(IllegalTransition):
+                await record_progress(uow, case, adopted, runtime.deadlines, utcnow())
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        figures = await stats.report(uow, utcnow() - timedelta(days=1), utcnow())
+    total = figures.total
+    assert (total.suggestions_received, total.suggestions_partly_adopted) == (1, 1)
+    assert (total.suggestions_adopted, total.suggestions_not_adopted) == (0, 0)
+    assert total.answered == 0  # no satisfaction measure counts a suggestion

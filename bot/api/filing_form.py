@@ -4,7 +4,7 @@ the sentence the chat would give. Every wrong field is named at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,7 +157,16 @@ def submit_command(
         language=filing.language,
         risk_words=tuple(office.risk_words_in(filing.description)),
         acceptance_due=deadlines.acceptance_due(datetime.now(UTC)),
+        department=office.route(filing.category, filing.description),
     )
+
+
+def letter(command: SubmitCase, office: OfficeConfig, mailbox: str) -> SubmitCase:
+    """The filing as a letter to a leader's mailbox: it starts where the mailbox routes it."""
+    box = office.mailbox(mailbox)
+    if box is None:
+        raise ValueError(f"no mailbox {mailbox!r}")
+    return replace(command, mailbox=box.key, department=box.department or command.department)
 
 
 def _answers(

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from channels.base import json_error, json_response, parse_json_object, read_body
 from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.routing import UnknownDepartment
 from conversation.office import OfficeConfig
 from conversation.ports import Conflict
 from storage.documents import document_of
@@ -20,7 +21,7 @@ from storage.filing import file_for_citizen
 from storage.models import ApiIdempotency
 from storage.uow import Units
 
-from .filing_form import Filing, RawFiling, check_filing, submit_command
+from .filing_form import Filing, RawFiling, check_filing, letter, submit_command
 
 MAX_BODY = 64 * 1024
 IDEMPOTENCY_KEY_MAX = 200
@@ -129,6 +130,8 @@ async def _file(
         command = submit_command(
             filing, parts.office, parts.deadlines, origin=origin, source=extra["source"]
         )
+        if extra["mailbox"]:
+            command = letter(command, parts.office, extra["mailbox"])
         case = await file_for_citizen(uow, parts.deadlines, command, CHANNEL, extra["department"])
         if key:
             # event_seq 1: the key made the case's first step, `submitted`.
@@ -178,15 +181,25 @@ def read_filing(body: dict[str, Any], office: OfficeConfig) -> tuple[Filing, dic
         extra[name] = text.get(name).strip()
         if len(extra[name]) > limit:
             errors[name] = f"at most {limit} characters"
+    try:
+        extra["department"] = office.departments.resolve(extra["department"])
+    except UnknownDepartment as exc:
+        errors["department"] = str(exc)
+    if extra["mailbox"]:
+        # A letter to a leader's mailbox (领导信箱), by its key or its name.
+        box = next((m for m in office.mailboxes if extra["mailbox"] in (m.key, m.name)), None)
+        if box is None:
+            errors["mailbox"] = "not a mailbox of this office: " + ", ".join(
+                f"{m.key} ({m.name})" for m in office.mailboxes
+            )
+        else:
+            extra["mailbox"] = box.key
     checked = check_filing(office, raw)
     if isinstance(checked, dict):
         errors.update(_nested(checked))
     if errors:
         raise Invalid(errors)
     assert isinstance(checked, Filing)
-    if extra["mailbox"]:
-        # A letter to a leader's mailbox (领导信箱) says which, beside the form's answers.
-        checked.answers["mailbox"] = extra["mailbox"]
     return checked, extra
 
 

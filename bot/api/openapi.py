@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conversation.cases.lifecycle import BACKOFFICE_EVENTS, STATUSES
-from conversation.cases.progress import LIMITS
+from conversation.cases.progress import LIMITS, MAX_CO_DEPARTMENTS, OUTCOMES
 
 _ERROR = {
     "type": "object",
@@ -38,7 +38,12 @@ _CASE = {
         },
         "channel": {"type": "string"},
         "source": {"type": "string"},
-        "department": {"type": "string"},
+        "department": {"type": "string", "description": "the lead department's code (主办)"},
+        "co_departments": {"type": "array", "items": {"type": "string"}},
+        "owner": {"type": "string", "description": "first staff member to take it (首问)"},
+        "level": {"type": "integer", "description": "督办 level, 0 = none"},
+        "mailbox": {"type": "string", "description": "leader's mailbox key, or empty"},
+        "outcome": {"type": ["string", "null"], "enum": [*OUTCOMES, None]},
         "answers": {"type": "object"},
         "attachments": {"type": "array", "items": {"type": "object"}},
         "created_at": {"type": "string", "format": "date-time"},
@@ -144,6 +149,12 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "List cases, oldest first, keyset-paged",
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "department",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "cases this department leads or co-handles",
+                        },
                         {
                             "name": "since",
                             "in": "query",
@@ -420,6 +431,21 @@ def openapi_document() -> dict[str, Any]:
                             "type": "string",
                             "maxLength": LIMITS["stage"],
                             "description": "marks a local SLA stage as met",
+                        },
+                        "co_departments": {
+                            "type": "array",
+                            "maxItems": MAX_CO_DEPARTMENTS,
+                            "items": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": LIMITS["department"],
+                            },
+                            "description": "assigned only: co-handling departments (协办)",
+                        },
+                        "outcome": {
+                            "type": "string",
+                            "enum": list(OUTCOMES),
+                            "description": "adopted only (a suggestion's 采纳 / 部分采纳 / 未采纳)",
                         },
                     },
                 },

@@ -20,6 +20,7 @@ from channels.base import json_response
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.lifecycle import IllegalTransition
 from conversation.cases.progress import InvalidProgress, Progress
+from conversation.cases.routing import UnknownDepartment, routed
 from conversation.cases.surveys import SurveyRules
 from conversation.codes import CASE_CODE_RE
 from conversation.office import OfficeConfig
@@ -149,7 +150,10 @@ IDEMPOTENCY_KEY_MAX = 200
 async def post_event(request: web.Request) -> web.Response:
     """The back office reports a step; a repeated Idempotency-Key replays instead of repeating."""
     code = _code(request)
-    step = await _progress_body(request)
+    try:
+        step = routed(await _progress_body(request), request.app[PARTS].office.departments)
+    except InvalidProgress as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
         raise ApiError(
@@ -232,8 +236,16 @@ async def list_cases(request: web.Request) -> web.Response:
     after = _int_param(query, "cursor", 0, 0, MAX_ROW_ID)
     since = _time_param(query, "since")
     status = query.get("status", "")
+    department = query.get("department", "").strip()
+    if department:
+        try:
+            department = request.app[PARTS].office.departments.resolve(department)
+        except UnknownDepartment as exc:
+            raise ApiError(422, "invalid", str(exc)) from None
     async with _uow(request) as uow:
-        cases = await uow.cases.page(status=status, since=since, after_id=after, limit=limit)
+        cases = await uow.cases.page(
+            status=status, since=since, after_id=after, limit=limit, department=department
+        )
         documents = [await document_of(uow, case) for case in cases]
         next_cursor = str(cases[-1].id) if len(cases) == limit else None
     return json_response({"cases": documents, "next_cursor": next_cursor})
@@ -268,6 +280,8 @@ async def get_stats(request: web.Request) -> web.Response:
         label = key
         if by == "category" and (category := office.category(key)) is not None:
             label = category.label("zh")
+        elif by == "department":
+            label = office.departments.name(key)
         groups.append({"key": key, "label": label, **tally.to_json()})
     body: dict[str, Any] = {
         "from": iso(start, parts.units.tz),

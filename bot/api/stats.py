@@ -7,8 +7,10 @@
 - 重复信访率 (repeat-petition rate): cases whose citizen (same mobile number) had filed an earlier
   case in the same category, among cases with a known citizen.
 
-Suggestions (人民建议) are counted apart (`suggestions_received`): they are not surveyed and have
-no finish deadline, so they count in neither 满意率 nor the on-time measures.
+Suggestions (人民建议) are counted apart: `suggestions_received`, and by their outcome
+`suggestions_adopted` (采纳), `suggestions_partly_adopted` (部分采纳) and `suggestions_not_adopted`
+(未采纳). They are not surveyed and have no finish deadline, so they count in neither 满意率 nor
+the on-time measures.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class Tally:
     with_citizen: int = 0
     repeat: int = 0
     suggestions_received: int = 0
+    suggestions_adopted: int = 0
+    suggestions_partly_adopted: int = 0
+    suggestions_not_adopted: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +89,9 @@ def _count(tally: Tally, case: Case, surveys: int, repeat: bool) -> None:
     kind = kind_of(case.kind)
     if case.kind == SUGGESTION.name:
         tally.suggestions_received += 1
+        tally.suggestions_adopted += case.outcome == "adopted"
+        tally.suggestions_partly_adopted += case.outcome == "partly"
+        tally.suggestions_not_adopted += case.outcome == "not_adopted"
     if kind.timed and case.closed_at is not None:
         tally.closed += 1
         if case.finish_due_at is not None and case.closed_at <= case.finish_due_at:

@@ -243,7 +243,15 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     staff = StaffAlerts(units, staff_targets, office, tz, reach, shared)
     notifier = Notifier(units, citizens, staff)
     relay = Relay(db, cipher, redis, settings.stream)
-    jobs = jobs_for(units, db, relay, notifier, deadlines, stream=redis is not None)
+    jobs = jobs_for(
+        units,
+        db,
+        relay,
+        notifier,
+        deadlines,
+        stream=redis is not None,
+        escalation=office.escalation,
+    )
     return Minyi(
         settings=settings,
         db=db,

@@ -201,6 +201,7 @@ class CitizenNotices:
             reason=data.get("reason", ""),
             where=data.get("department", ""),
             note=data.get("note", ""),
+            outcome=t(f"outcome.{data['outcome']}") if data.get("outcome") else "",
         )
 
     def _template_fields(self, job: Notification, case: Case) -> dict[str, str]:

@@ -24,6 +24,8 @@ from storage.models import Case, Notification, StaffThread, utcnow
 from storage.staff_threads import changed, conversation_of, open_thread
 from storage.uow import UnitOfWork, Units
 
+from .casework_alerts import TOPICS as CASEWORK_TOPICS
+from .casework_alerts import casework_detail
 from .reach import CitizenReach
 from .staff_threads import remember_post
 
@@ -149,6 +151,8 @@ class StaffAlerts:
                 deadline=data.get("deadline", ""),
                 due=f"{due:%Y-%m-%d %H:%M}",
             )
+        elif job.topic in CASEWORK_TOPICS:
+            detail = await casework_detail(uow, job.topic, data, case, self.office, t)
         elif data.get("risk_words"):
             detail = t("staff.alert.risk_words", words="、".join(data["risk_words"]))
         elif job.topic == "unhappy":

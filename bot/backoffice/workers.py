@@ -21,6 +21,7 @@ from datetime import timedelta
 from prometheus_client import Counter
 
 from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.escalation import EscalationRules
 from storage.conversations import purge_expired
 from storage.db import Database
 from storage.relay import Relay
@@ -74,6 +75,7 @@ def jobs_for(
     deadlines: LegalDeadlines,
     *,
     stream: bool,
+    escalation: EscalationRules | None = None,
 ) -> tuple[Job, ...]:
     """The background jobs; `stream` when Redis carries the back office's stream (trimmed)."""
 
@@ -89,7 +91,11 @@ def jobs_for(
     jobs = [
         Job("outbox-relay", 1.0, relay.publish_once, repeat_while_busy=True),
         Job("notifier", 2.0, notifier.run_once, repeat_while_busy=True),
-        Job("deadlines", 60.0, lambda: deadline_watch.scan(units, deadlines)),
+        Job(
+            "deadlines",
+            60.0,
+            lambda: deadline_watch.scan(units, deadlines, escalation=escalation),
+        ),
         Job("survey-expiry", 300.0, expire),
         Job("purge-expired", 600.0, purge),
     ]

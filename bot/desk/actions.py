@@ -13,6 +13,8 @@ from bot.desk.progress import TRANSITIONS, IllegalTransition, Progress, take_ste
 from bot.desk.render import LANGUAGE, render
 from bot.desk.services import desk_services
 from bot.desk.steps import STATUS_STEPS, read_fields
+from conversation.cases.progress import InvalidProgress
+from conversation.cases.routing import routed
 from conversation.ports import Conflict
 from storage.models import Case, CaseEvent, utcnow
 
@@ -38,7 +40,21 @@ async def act(request: web.Request) -> web.Response:
             problem=services.catalog.text(LANGUAGE, key, **params),
             open_step=step_type,
         )
-    step = Progress.from_json({"type": step_type, **values})
+    try:
+        step = routed(
+            Progress.from_json({"type": step_type, **values}), services.office.departments
+        )
+    except InvalidProgress:
+        request[FORM] = {k: v for k, v in values.items() if isinstance(v, str)}
+        return await cases.show_case(
+            request,
+            code,
+            status=422,
+            problem=services.catalog.text(
+                LANGUAGE, "desk.invalid.department", name=str(values.get("department", ""))
+            ),
+            open_step=step_type,
+        )
     w = cases.words(services)
     conflict = ""
     async with services.uow() as uow:

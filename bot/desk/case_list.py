@@ -14,6 +14,7 @@ from conversation.codes import CASE_CODE_RE
 from conversation.validators import phone as parse_phone
 from storage.crypto import PiiCipher
 from storage.models import Case, Citizen
+from storage.routing import handled_by
 
 PAGE = 50
 WORKING = ("accepted", "assigned", "returned", "review_requested")
@@ -104,12 +105,13 @@ async def find_cases(
     query = select(Case).where(scope).order_by(Case.id.desc()).limit(limit + 1)
     for column, value in (
         (Case.status, wanted.status),
-        (Case.department, wanted.department),
         (Case.category, wanted.category),
         (Case.channel, wanted.channel),
     ):
         if value:
             query = query.where(column == value)
+    if wanted.department:  # as the API's ?department=: the cases it leads or co-handles
+        query = query.where(handled_by(wanted.department))
     if wanted.overdue:
         query = query.where(overdue(now))
     if wanted.search:

@@ -13,8 +13,10 @@ from bot.desk.render import LANGUAGE, render
 from bot.desk.services import DeskServices, desk_services
 from bot.desk.steps import FIELDS, ORDER, offered_steps
 from bot.desk.wording import Words
+from conversation.cases.progress import OUTCOMES
 from conversation.codes import CASE_CODE_RE
 from storage.models import Case, utcnow
+from storage.routing import co_departments
 from storage.staff import StaffAccounts
 from storage.timeline import verify_chain
 from storage.uow import UnitOfWork
@@ -40,7 +42,10 @@ async def case_list(request: web.Request) -> web.Response:
             )
         except BadSearch:
             cases, next_before, problem = [], None, "desk.cases.bad_search"
-        departments = await StaffAccounts(uow.session).departments()
+        tree = services.office.departments.units
+        departments = (
+            [d.code for d in tree] if tree else await StaffAccounts(uow.session).departments()
+        )
         w = words(services)
         rows = []
         for case in cases:
@@ -101,6 +106,7 @@ async def show_case(
         attachments = await uow.cases.attachments(case)
         name, phone = uow.cases.contact(case)
         departments = await StaffAccounts(uow.session).departments()
+        co = await co_departments(uow.session, case)
         w = words(services)
         chain = verify_chain(case.code, events)
         done = request.query.get("done", "")
@@ -121,6 +127,9 @@ async def show_case(
             fields=FIELDS,
             open_step=request.query.get("do", "") or open_step,
             departments=departments,
+            tree=services.office.departments.units,
+            co=co,
+            outcomes=OUTCOMES,
             notice=notice,
             problem=problem,
             form=request.get(FORM, {}),

@@ -57,7 +57,7 @@ async def signed_in(request: web.Request, handler: Handler) -> web.StreamRespons
             await uow.commit()
         if resumed is not None:
             session, account = resumed
-            request[STAFF] = Staff.of(account)
+            request[STAFF] = Staff.of(account, desk_services(request).office.mailboxes)
             request[CSRF] = session.csrf_token
             request[SESSION_TOKEN] = token
     if request.match_info.route.name in PUBLIC:

@@ -7,6 +7,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from conversation.cases.due import next_deadline
+from conversation.casework_texts import escalation_reason
 from conversation.catalog import ZH, Texts  # ZH holds every key
 from conversation.office import OfficeConfig
 from storage.documents import deadlines_of
@@ -45,6 +46,19 @@ class Words:
         found = self.office.category(key)
         return found.label(self.t.lang) if found else key
 
+    def department(self, code: str) -> str:
+        return self.office.departments.name(code)
+
+    def level(self, number: int) -> str:
+        found = self.office.escalation.level(number)
+        if found is None:
+            return self.t("desk.case.level_none") if not number else str(number)
+        return self.t("desk.case.level_value", level=number, name=found.name)
+
+    def mailbox(self, key: str) -> str:
+        found = self.office.mailbox(key)
+        return found.name if found else key
+
     def channel(self, name: str) -> str:
         key = f"desk.channel.{name}"
         return self.t(key) if key in ZH else name
@@ -69,6 +83,13 @@ class Words:
                 "type": event.type,
             }
         )
+        for field in ("department", "from_department"):
+            if field in data:
+                values[field] = self.department(str(data[field]))
+        if event.type == "escalated":
+            values["reason"] = escalation_reason(self.t, data)
+        if data.get("outcome"):
+            values["outcome_label"] = self.t(f"outcome.{data['outcome']}")
         for field in ("finish_by", "review_by", "decide_by", "due_at"):
             if field in data:
                 values[field] = self.when(data[field])

@@ -118,6 +118,10 @@ def service_requests(
     return [_request(case, office, uow) for case in cases]
 
 
+# Statuses before any 交办, or where the citizen was sent elsewhere: no agency is responsible.
+UNROUTED = frozenset({"submitted", "accepted", "redirected"})
+
+
 def _request(case: Any, office: OfficeConfig, uow: UnitOfWork) -> dict[str, Any]:
     name, phone = uow.cases.contact(case)
     known = (name, phone, phone.removeprefix("+86"))
@@ -141,7 +145,12 @@ def _request(case: Any, office: OfficeConfig, uow: UnitOfWork) -> dict[str, Any]
         "service_name": category.label("zh") if category else case.category,
         "service_code": case.category,
         "description": redact(case.description, known),
-        "agency_responsible": case.department or None,
+        # The department a case starts with is the office's suggestion: shown once it is 交办.
+        "agency_responsible": (
+            office.departments.name(case.department) or None
+            if case.status not in UNROUTED
+            else None
+        ),
         "service_notice": None,
         "requested_datetime": iso(case.created_at, tz),
         "updated_datetime": iso(case.updated_at, tz),
@@ -164,9 +173,11 @@ def _notes(case: Any, office: OfficeConfig) -> str:
     return catalog.text(
         "zh",
         key,
-        department=data.get("department") or catalog.text("zh", "history.department"),
+        department=office.departments.name(str(data.get("department") or ""))
+        or catalog.text("zh", "history.department"),
         note=data.get("note") or "",
         reason=data.get("reason") or "",
         rating=data.get("label") or "",
         days=data.get("days") or "",
+        outcome=catalog.text("zh", f"outcome.{data['outcome']}") if data.get("outcome") else "",
     )

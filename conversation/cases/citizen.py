@@ -5,7 +5,9 @@ from __future__ import annotations
 from .lifecycle import TRANSITIONS
 
 # Steps the citizen hears about on their own channel as they happen.
-CITIZEN_TOPICS = frozenset({"accepted", "redirected", "replied", "closed", "extended"})
+CITIZEN_TOPICS = frozenset(
+    {"accepted", "redirected", "replied", "closed", "extended", "instructed", "adopted"}
+)
 # Timeline entries a citizen sees in "办理经过"; internal ones (notes, deliveries) stay hidden.
 CITIZEN_VISIBLE = frozenset(
     {
@@ -19,6 +21,9 @@ CITIZEN_VISIBLE = frozenset(
         "extended",
         "rated",
         "review_requested",
+        "instructed",
+        "escalated",
+        "adopted",
     }
 )
 # The statuses a citizen may rate from, as the table says.

@@ -3,7 +3,8 @@
 submitted → accepted (受理) or redirected (不予受理 / 转法定途径, 诉访分离); accepted → assigned
 (交办) ⇄ returned (退回); → replied (答复) → closed (办结) → rated (评价); review_requested (复查)
 reopens a replied, closed or rated case while the review window is open. `extended` (延期) and
-`note` change no status. No status is ever set without this table.
+`note` change no status, nor do a leader's 批示 (`instructed`) and a suggestion's outcome
+(`adopted`: 采纳 / 部分采纳 / 未采纳). No status is ever set without this table.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ BACKOFFICE_EVENTS = (
     "closed",
     "extended",
     "note",
+    "instructed",
+    "adopted",
 )
 # … and the citizen's own (a rating, a request for review), by chat or SMS.
 CITIZEN_EVENTS = ("rated", "review_requested")
+
+# Steps beside the path, which never move a case: notes, 批示, a suggestion's outcome.
+ASIDES = ("note", "instructed", "adopted")
 
 # event → {status it may follow: status it leads to}
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -48,6 +54,8 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "closed": {"replied": "closed"},
     "extended": {s: s for s in ("accepted", "assigned", "returned", "review_requested")},
     "note": {s: s for s in STATUSES},
+    "instructed": {s: s for s in STATUSES},
+    "adopted": {s: s for s in ("submitted", "accepted", "assigned", "returned", "replied")},
     "rated": {"closed": "rated"},
     "review_requested": {s: "review_requested" for s in ("replied", "closed", "rated")},
 }
@@ -91,5 +99,5 @@ def next_status(
 
 
 def _next(status: str) -> str:
-    allowed = sorted(e for e, moves in TRANSITIONS.items() if status in moves and e != "note")
+    allowed = sorted(e for e, moves in TRANSITIONS.items() if status in moves and e not in ASIDES)
     return f"Possible next: {', '.join(allowed)}." if allowed else "Only notes may follow."

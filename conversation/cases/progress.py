@@ -20,8 +20,20 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "replied": ("note",),  # the answer itself
     "extended": ("reason",),
     "note": ("note",),
+    "instructed": ("note",),  # the leader's words
+    "adopted": ("outcome", "reason"),
 }
-LIMITS = {"note": 5000, "reason": 1000, "department": 100, "staff": 100, "stage": 40}
+LIMITS = {
+    "note": 5000,
+    "reason": 1000,
+    "department": 100,
+    "staff": 100,
+    "stage": 40,
+    "outcome": 20,
+}
+# A suggestion's outcome: 采纳, 部分采纳, 未采纳.
+OUTCOMES = ("adopted", "partly", "not_adopted")
+MAX_CO_DEPARTMENTS = 10
 
 
 class InvalidProgress(ValueError):
@@ -39,12 +51,14 @@ class Progress:
     reason: str = ""
     days: int = MAX_EXTENSION_DAYS
     stage: str = ""
+    outcome: str = ""
+    co_departments: tuple[str, ...] = ()  # 协办, beside the lead `department` of an assignment
 
     @classmethod
     def from_json(cls, body: Any) -> Progress:
         if not isinstance(body, dict):
             raise InvalidProgress("The body must be a JSON object with at least a 'type'.")
-        unknown = set(body) - {"type", "note", "department", "staff", "reason", "days", "stage"}
+        unknown = set(body) - {*LIMITS, "type", "days", "co_departments"}
         if unknown:
             raise InvalidProgress(f"Unknown field(s): {', '.join(sorted(unknown))}.")
         kind = body.get("type")
@@ -61,6 +75,12 @@ class Progress:
         for name in REQUIRED.get(kind, ()):
             if not values[name]:
                 raise InvalidProgress(f"A '{kind}' event needs '{name}'.")
+        if values["outcome"] and (kind != "adopted" or values["outcome"] not in OUTCOMES):
+            raise InvalidProgress(
+                f"'outcome' belongs to an 'adopted' event and is one of: {', '.join(OUTCOMES)}."
+            )
+        if "co_departments" in body:
+            values["co_departments"] = _co_departments(kind, body["co_departments"])
         if "days" in body:
             days = body["days"]
             if kind != "extended":
@@ -88,4 +108,22 @@ class Progress:
         data: dict[str, Any] = {k: v for k, v in fields.items() if v}
         if self.type == "extended":
             data["days"] = self.days
+        if self.outcome:
+            data["outcome"] = self.outcome
+        if self.co_departments:
+            data["co_departments"] = list(self.co_departments)
         return data
+
+
+def _co_departments(kind: str, value: Any) -> tuple[str, ...]:
+    if kind != "assigned":
+        raise InvalidProgress("'co_departments' belongs to an 'assigned' event only.")
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_CO_DEPARTMENTS
+        or not all(isinstance(v, str) and 0 < len(v.strip()) <= LIMITS["department"] for v in value)
+    ):
+        raise InvalidProgress(
+            f"'co_departments' must be a list of at most {MAX_CO_DEPARTMENTS} department codes."
+        )
+    return tuple(dict.fromkeys(v.strip() for v in value))

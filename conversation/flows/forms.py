@@ -25,6 +25,8 @@ PHOTO_LIMIT = 9
 VISUAL = ("image", "video")
 # What a form says on submit when the office file gives it no `confirmation` of its own.
 CONFIRMATIONS = {"petition": "submitted", "suggestion": "submitted.suggestion"}
+# Where a letter's leader's mailbox (领导信箱, flows/mailboxes.py) waits in the form's data.
+MAILBOX = "_mailbox"
 
 
 async def open_form(ctx: Context) -> Outcome:
@@ -317,10 +319,15 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
     answers = {spec.field: data.get(spec.field) for spec in form.steps if spec.type not in builtin}
     answers[FORM_ANSWER] = form.name
     description = str(data.get("description") or "")
+    category = str(data.get("category") or "")
+    department = ctx.office.route(category, description)
+    mailbox = ctx.office.mailbox(str(data.get(MAILBOX) or ""))
+    if mailbox is not None:  # a letter starts where its mailbox sends letters
+        department = mailbox.department or department
     command = SubmitCase(
         origin=f"{inbound.channel}:{inbound.sender}:{data.get('_form') or uuid.uuid4().hex}",
         kind=form.kind,
-        category=str(data.get("category") or ""),
+        category=category,
         description=description,
         location_text=str(location.get("text") or ""),
         lat=location.get("lat"),
@@ -333,6 +340,8 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
         language=ctx.lang,
         risk_words=tuple(ctx.office.risk_words_in(description)),
         acceptance_due=ctx.deadlines.acceptance_due(ctx.now),
+        department=department,
+        mailbox=mailbox.key if mailbox is not None else "",
     )
     ctx.state.to_menu()
     confirmation = form.confirmation

@@ -16,7 +16,7 @@ from ..office import OfficeConfig
 from ..office_forms import MenuEntry, free_text_form
 from ..office_text import OfficeConfigError
 from ..validators import normalize
-from . import faq, forms, handoff, rating, resume, status
+from . import faq, forms, handoff, mailboxes, rating, resume, status
 from .base import Flow, FlowTable
 
 # A flow that enters itself (status, rating, faq, resume) keeps its name in its module as FLOW;
@@ -69,6 +69,19 @@ FLOWS: tuple[Flow, ...] = (
         faq.start,
         menu=MenuEntry("5", "menu.faq", frozenset({"常见问题", "问题", "faq", "questions"}), "faq"),
     ),
+    # Offered when the office file declares leaders' mailboxes (6 stays free for a form of the
+    # office's own, as office.toml's example suggests).
+    Flow(
+        mailboxes.FLOW,
+        mailboxes.handle,
+        mailboxes.start,
+        menu=MenuEntry(
+            "7",
+            "menu.mailbox",
+            frozenset({"领导信箱", "信箱", "书记信箱", "区长信箱", "mailbox"}),
+            "mailbox",
+        ),
+    ),
     # Asking for a person leaves the citizen at the menu: there is no step to continue.
     Flow(
         "handoff",
@@ -84,7 +97,11 @@ FORM = Flow("", forms.handle, forms.open_form, form=True)
 def flows_for(office: OfficeConfig) -> FlowTable:
     """FLOWS with the office's forms; a menu entry that two flows would share is refused."""
     declared = {flow.name: flow for flow in FLOWS}
-    table = [flow for flow in FLOWS if not flow.form]
+    table = [
+        flow
+        for flow in FLOWS
+        if not flow.form and (flow.name != mailboxes.FLOW or office.mailboxes)
+    ]
     for form in office.forms.values():
         flow = declared.get(form.name, FORM)
         menu = form.menu or flow.menu

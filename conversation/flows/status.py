@@ -88,11 +88,12 @@ def sentence(ctx: Context, step: CaseStep) -> str:
         key = "history.other.note" if step.note else "history.other"
     return ctx.t(
         key,
-        department=step.department or ctx.t("history.department"),
+        department=ctx.office.departments.name(step.department) or ctx.t("history.department"),
         note=step.note,
         reason=step.reason,
         rating=_rating(ctx, step),
         days=step.days or "",
+        outcome=ctx.t(f"outcome.{step.outcome}") if step.outcome else "",
     )
 
 

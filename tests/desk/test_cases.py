@@ -111,7 +111,7 @@ async def test_walking_a_case_to_closed_with_the_buttons(desk: TestClient) -> No
     assert ">受理<" in page and ">不予受理<" in page and ">办结<" not in page
     for step, fields in (
         ("accepted", {}),
-        ("assigned", {"department": "城管局"}),
+        ("assigned", {"department": "cgj"}),  # the office's tree: 区城管局
         ("extended", {"reason": "需要多部门会商", "days": 20}),
         ("replied", {"note": "路灯已修复。"}),
         ("closed", {}),
@@ -123,7 +123,7 @@ async def test_walking_a_case_to_closed_with_the_buttons(desk: TestClient) -> No
     assert "已办结。" in page
     for sentence in (
         "前台小刘受理",
-        "前台小刘交办给城管局。",
+        "前台小刘交办给区城管局。",
         "前台小刘延期20天：需要多部门会商",
         "前台小刘答复：路灯已修复。",
         "前台小刘办结。",
@@ -132,7 +132,8 @@ async def test_walking_a_case_to_closed_with_the_buttons(desk: TestClient) -> No
         assert sentence in page, sentence
     async with uow_of(desk) as uow:
         case = await uow.cases.by_code(code)
-        assert case is not None and case.status == "closed" and case.department == "城管局"
+        assert case is not None and case.status == "closed" and case.department == "cgj"
+        assert case.owner == "intake"  # 首问责任制: the first to take a step answers for it
         events = await uow.events.events(case)
         assert verify_chain(code, events).ok
         staff_events = [e for e in events if e.actor.startswith("staff:")]
