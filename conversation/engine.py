@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from .codes import find_case_code
 from .commands import RelayToStaff, RequestHandoff, Results, Unsubscribe
-from .flows import forms, handoff, rating, resume, status
+from .flows import follow, forms, handoff, rating, resume, status
 from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Flow, Outcome, numbered
 from .flows.menu import menu_action, menu_reply
 from .flows.registry import flows_for
@@ -47,6 +47,7 @@ class Engine:
         session_lifetime: timedelta = timedelta(hours=24),
         rating_scale: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sms_proof: bool = True,
     ) -> None:
         self.store = store
         self.office = office
@@ -56,6 +57,7 @@ class Engine:
         self.session_lifetime = session_lifetime
         self.rating_scale = rating_scale
         self.clock = clock
+        self.sms_proof = sms_proof  # an SMS provider can text a 验证码
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         if inbound.kind == "event" and inbound.event not in EVENTS:
@@ -171,6 +173,7 @@ class Engine:
                 flows=self.flows,
                 rating_scale=self.rating_scale,
                 first_contact=first_contact,
+                sms_proof=self.sms_proof,
             )
             idle = now - state.updated_at
             results = Results()
@@ -239,6 +242,9 @@ class Engine:
         chosen = menu_action(ctx) if inbound.kind == "text" else None
         if chosen is not None:
             return await self._open(ctx, chosen)
+        action = follow.word_action(ctx) if inbound.kind == "text" else None
+        if action is not None:
+            return await follow.from_menu(ctx, action)
         code = find_case_code(inbound.text)
         if code is not None:
             return await status.lookup(ctx, code)

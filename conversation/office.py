@@ -64,6 +64,8 @@ class OfficeConfig:
     staff: StaffHours = field(default_factory=StaffHours)
     risk_keywords: tuple[str, ...] = ()
     resume_after_minutes: int = 30
+    # 催办: a citizen may urge one case at most once in this many hours.
+    urge_every_hours: int = 72
     deadlines: DeadlineRules = field(default_factory=DeadlineRules)
     catalog: Catalog = field(default_factory=Catalog)
 
@@ -169,6 +171,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         staff=staff,
         risk_keywords=tuple(str(k) for k in data.get("risk", {}).get("keywords", [])),
         resume_after_minutes=int(data.get("resume_after_minutes", 30)),
+        urge_every_hours=_positive(data.get("urge_every_hours", 72), "urge_every_hours"),
         deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
     )
@@ -279,3 +282,9 @@ def _span(text: str) -> tuple[time, time]:
             f'staff.hours entry {text!r} must look like "09:00-12:00"'
         ) from None
     return start, end
+
+
+def _positive(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OfficeConfigError(f"{where} must be a whole number of 1 or more")
+    return value

@@ -42,6 +42,8 @@ class Context:
     flows: FlowTable
     rating_scale: int = 3
     first_contact: bool = False
+    # Whether a 验证码 can be texted (an SMS provider is set up): else only the 查询码 proves.
+    sms_proof: bool = True
 
     @property
     def word(self) -> str:
