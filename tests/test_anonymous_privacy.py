@@ -85,6 +85,7 @@ async def test_no_route_shows_a_contact_for_an_anonymous_case(
     await signed_in(client, "intake")
     page = await (await client.get(f"/desk/cases/{code}")).text()
     assert "匿名" in page and "138" not in page
+    assert "补充：灯杆旁边的电线也露出来了" in page  # the desk reads the new steps too
 
     open311 = await client.get(f"/open311/v2/requests/{code}.json")
     assert open311.status == 200

@@ -27,9 +27,11 @@ from conversation.commands import (
     Results,
     SendProofCode,
     SubmitCase,
+    Supplement,
     Unsubscribe,
+    Urge,
 )
-from conversation.messages import Choice, Inbound, Reply
+from conversation.messages import Choice, Inbound, Media, Reply
 from conversation.ports import CaseView, Conflict, ConversationStore
 from conversation.state import ConversationState
 from storage.models import utcnow
@@ -510,3 +512,70 @@ async def test_texts_and_wrong_answers_are_limited_and_say_when_to_try_again(
     assert blocked.outcome == "throttled"
     types = [t for t, _ in await backend.timeline(code)]
     assert types.count("proof.code_sent") == 3 and "proof.throttled" in types
+
+
+# -- 补充 and 催办 (issue 17.3) ----------------------------------------------------------------------
+
+
+async def test_a_supplement_is_added_to_an_open_case_and_starts_a_review_on_an_answered_one(
+    backend: Backend,
+) -> None:
+    store, owner = backend.store, said()
+    now = utcnow()
+    open_case, answered, late, declined = [
+        (await applied(store, owner, filing(origin=f"webchat:c1:s{i}"))).case_code for i in range(4)
+    ]
+    await backend.move_case(answered, "closed", review_until=now + timedelta(days=3))
+    await backend.move_case(late, "closed", review_until=now - timedelta(minutes=1))
+    await backend.move_case(declined, "redirected")
+    decide_by = now + timedelta(days=30)
+
+    async def supplement(code: str, inbound: Inbound = owner) -> str:
+        command = Supplement(
+            code,
+            text="灯杆旁边的电线也露出来了",
+            attachments=(Media("image", "m-1", ""),),
+            review_decision_due=decide_by,
+        )
+        return str((await applied(store, inbound, command)).values["supplement"])
+
+    assert await supplement(open_case, said("c2")) == "not_possible"  # not theirs
+    assert await supplement(open_case) == "added"
+    assert await supplement(answered) == "review"
+    assert await supplement(late) == "too_late"
+    assert await supplement(declined) == "not_possible"
+    view = await case_of(store, owner, answered)
+    assert view is not None and view.status == "review_requested"
+    assert [s.type for s in view.history] == ["submitted", "review_requested", "supplemented"]
+    [(_, data)] = [(t, d) for t, d in await backend.timeline(open_case) if t == "supplemented"]
+    assert data == {"channel": "webchat", "text": "灯杆旁边的电线也露出来了", "attachments": 1}
+    updates = [(c, d) for t, c, d in await backend.sent() if t == "case.updated"]
+    assert [c for c, _ in updates] == [open_case, answered]
+    assert updates[0][1] == {"status": "submitted", "supplemented": data}
+
+
+async def test_an_urge_is_taken_once_per_period_and_counted(backend: Backend) -> None:
+    store, owner = backend.store, said()
+    code = (await applied(store, owner, filing())).case_code
+    week = timedelta(days=7)
+    assert (await applied(store, said("c2"), Urge(code, week))).values["urge"] == (
+        "not_open",
+        None,
+    )
+    assert (await applied(store, owner, Urge(code, week))).values["urge"] == ("urged", 1)
+    before = utcnow()
+    outcome, when = (await applied(store, owner, Urge(code, week))).values["urge"]
+    assert outcome == "too_soon" and before + week - timedelta(minutes=1) < when <= utcnow() + week
+    # With a period gone by (here: none at all), the next one counts on.
+    assert (await applied(store, owner, Urge(code, timedelta(0)))).values["urge"] == ("urged", 2)
+    await backend.move_case(code, "closed")
+    assert (await applied(store, owner, Urge(code, timedelta(0)))).values["urge"] == (
+        "not_open",
+        None,
+    )
+    urges = [d for t, d in await backend.timeline(code) if t == "urged"]
+    assert urges == [{"channel": "webchat", "count": 1}, {"channel": "webchat", "count": 2}]
+    assert [d for t, _, d in await backend.sent() if t == "case.updated"] == [
+        {"status": "submitted", "urged": 1},
+        {"status": "submitted", "urged": 2},
+    ]

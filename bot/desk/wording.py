@@ -69,7 +69,7 @@ class Words:
                 "type": event.type,
             }
         )
-        for field in ("finish_by", "review_by", "decide_by", "due_at"):
+        for field in ("finish_by", "review_by", "decide_by", "due_at", "until"):
             if field in data:
                 values[field] = self.when(data[field])
         if "deadline" in data:
