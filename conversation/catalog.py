@@ -118,6 +118,7 @@ ZH: dict[str, str] = {
     # History of a case, one sentence a step, after its date (the step's type is the key)
     "history.submitted": "已登记",
     "history.accepted": "已受理",
+    "history.accepted.by": "{department}已受理",
     "history.redirected": "不予受理：{reason}，请向{department}反映",
     "history.assigned": "交办{department}办理",
     "history.returned": "退回，重新交办",
@@ -427,6 +428,7 @@ EN: dict[str, str] = {
     "due.stage": "{name}",
     "history.submitted": "registered",
     "history.accepted": "accepted",
+    "history.accepted.by": "accepted by {department}",
     "history.redirected": "not accepted: {reason}; please take it to {department}",
     "history.assigned": "assigned to {department}",
     "history.returned": "returned for reassignment",

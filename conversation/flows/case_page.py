@@ -70,6 +70,8 @@ def history(ctx: Context, steps: tuple[CaseStep, ...], start: int) -> str:
 def sentence(ctx: Context, step: CaseStep) -> str:
     """What one step of the case means to the citizen, in their language."""
     key = f"history.{step.type}"
+    if step.department and f"{key}.by" in ZH:
+        key += ".by"  # who took the step, where the office says it
     if key not in ZH:
         # A step this version has no sentence for yet still says that something happened.
         key = "history.other.note" if step.note else "history.other"
