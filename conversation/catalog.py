@@ -241,6 +241,10 @@ ZH: dict[str, str] = {
     "faq.none": "没有找到相关的问题。可以换个说法，或回复“人工”找工作人员。",
     "faq.more": "回复其他数字查看别的问题，回复“菜单”返回。",
     "faq.empty": "暂时没有常见问题。需要帮助请回复“人工”。",
+    "faq.solved": "这解决了您的问题吗？",
+    "faq.solved.yes": "是",
+    "faq.solved.no": "不是，我要反映",
+    "faq.glad": "太好了！还有别的事，随时找我们。",
     # Staff
     "handoff.in_hours": "已为您转人工服务，工作人员会尽快在这里回复您。",
     "handoff.off_hours": "已记下您要找工作人员。现在不是工作时间（{hours}），上班后会第一时间联系您。",
@@ -554,6 +558,10 @@ EN: dict[str, str] = {
     "faq.none": "No matching question found. Try other words, or reply 'staff'.",
     "faq.more": "Reply with another number for another question, or 'menu' to go back.",
     "faq.empty": "No common questions yet. Reply 'staff' for help.",
+    "faq.solved": "Did this answer your question?",
+    "faq.solved.yes": "Yes",
+    "faq.solved.no": "No, I want to report a matter",
+    "faq.glad": "Good! Write to us any time you need.",
     "handoff.in_hours": "You are being put through to staff; they will reply here as soon as they can.",
     "handoff.off_hours": (
         "Your request for staff is recorded. Staff work {hours}; they will contact you as soon as "

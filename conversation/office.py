@@ -38,6 +38,8 @@ class FaqEntry:
     question: LocalText
     answer: LocalText
     keywords: tuple[str, ...] = ()
+    # Other ways citizens ask it, for matching typed questions (conversation/faq_match.py).
+    examples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
             question=_text(item.get("question"), f"faq[{i}].question"),
             answer=_text(item.get("answer"), f"faq[{i}].answer"),
             keywords=tuple(str(k) for k in item.get("keywords", [])),
+            examples=tuple(str(e) for e in item.get("examples", [])),
         )
         for i, item in enumerate(data.get("faq", []))
     )
