@@ -39,7 +39,7 @@ ZH: dict[str, str] = {
     "ask.description": "请写下事情经过：什么时间、在哪里、发生了什么、希望怎么解决（10～2000字）。",
     "ask.location": "事情发生在哪里？请写出地址，例如“XX区XX街道XX小区3号楼”；在微信里也可以直接发送位置。",
     "ask.photos": "有照片可以直接发送（最多{max}张），发完回复“完成”；没有照片请回复“跳过”。",
-    "ask.name": "请写下您的姓名，方便工作人员联系您（我们会保密）。",
+    "ask.name": "请写下您的姓名，方便工作人员联系您（我们会保密）。不想留姓名和电话，可以回复“匿名”。",
     "ask.phone": "请留下您的手机号码，例如 13800138000，方便工作人员联系您。",
     "ask.choice": "请回复数字选择：",
     "ask.text": "请写下您的回答。",
@@ -119,6 +119,7 @@ ZH: dict[str, str] = {
     # History of a case, one sentence a step, after its date (the step's type is the key)
     "history.submitted": "已登记",
     "history.accepted": "已受理",
+    "history.accepted.by": "{department}已受理",
     "history.redirected": "不予受理：{reason}，请向{department}反映",
     "history.assigned": "交办{department}办理",
     "history.returned": "退回，重新交办",
@@ -130,6 +131,73 @@ ZH: dict[str, str] = {
     "history.other": "有新进展",
     "history.other.note": "有新进展：{note}",
     "history.department": "责任单位",
+    # Following a case: proof, anonymity, 补充 / 催办, the page's choices
+    "proof.ask": (
+        "为保护反映人的信息，查看事项 {code} 需要先确认身份：\n"
+        "· 有查询码（匿名反映时收到的8位码）请直接发送；\n"
+        "· 或回复“1”，我们把6位验证码发到登记的手机上。"
+    ),
+    "proof.ask.query_only": (
+        "为保护反映人的信息，查看事项 {code} 需要先确认身份：请发送该事项的查询码"
+        "（匿名反映时收到的8位码）。没有查询码请回复“人工”。"
+    ),
+    "proof.send": "发验证码到登记的手机",
+    "proof.sent": "验证码已发到尾号 {tail} 的手机，{minutes}分钟内有效。请回复这6位数字。",
+    "proof.no_phone": (
+        "这个编号没有可以接收验证码的手机。请发送查询码；都没有的话，请回复“人工”。"
+    ),
+    "proof.wrong_query": "查询码不对。请核对事项编号和查询码后再发；需要帮助请回复“人工”。",
+    "proof.wrong_sms": "验证码不对，还可以再试{left}次。",
+    "proof.expired": "这个验证码已失效（超过10分钟或错误次数太多）。回复“1”重新获取。",
+    "proof.no_code": "还没有给您发过验证码。回复“1”获取，或发送查询码。",
+    "proof.throttled": "尝试次数太多了，为了安全请在{day} {time}以后再试；着急请回复“人工”。",
+    "proof.unclear": "请发送查询码（8位）或收到的6位验证码。",
+    "proof.passed": "身份已确认，以后在这里可以直接查询。",
+    "proof.sms": "【验证码】{code}，用于查询您反映的事项，{minutes}分钟内有效。如非本人操作，请忽略。",
+    "anonymous.meaning": (
+        "好的，匿名反映：我们不记录您的姓名和手机，工作人员无法打电话联系您。"
+        "提交后您会收到事项编号和查询码，凭这两个可以在任何渠道查询进度。"
+    ),
+    "anonymous.shown": "匿名",
+    "anonymous.receipt": (
+        "您的查询码是 {query}，只显示这一次，请抄下来或截图保存。"
+        "在任何渠道发送编号 {code}，再按提示发送查询码，就能查看进度。"
+    ),
+    "status.can": "您现在可以回复数字：",
+    "status.review_until": "\n可申请复查至：{date}",
+    "status.action.supplement": "补充材料",
+    "status.action.urge": "催办",
+    "status.action.rate": "评价",
+    "status.action.review": "申请复查",
+    "follow.which": "您有几件事项可以{action}，请发送其中一个编号：",
+    "follow.none.supplement": "您在这里没有可以补充的事项。要反映新情况，请回复“1”。",
+    "follow.none.urge": "您在这里没有正在办理、可以催办的事项。",
+    "follow.none.rate": "您在这里没有可以评价的事项。",
+    "follow.none.review": "您在这里没有可以申请复查的事项。",
+    "follow.not_now.supplement": "这件事项现在不能补充材料了；有新情况请重新反映（回复“1”）。",
+    "follow.not_now.urge": "这件事项已经办结或不在办理中，不能催办。",
+    "follow.not_now.rate": "这件事项现在还不能评价，办结后会请您评价。",
+    "follow.not_now.review": "这件事项现在不能申请复查（答复后30日内可以申请）。",
+    "follow.supplement.ask": "请发送要补充到事项 {code} 的内容：文字、照片或位置都可以，发完回复“完成”。",
+    "follow.supplement.ask_review": (
+        "事项 {code} 已答复。现在补充材料，会同时为您申请复查。"
+        "请发送要补充的文字、照片或位置，发完回复“完成”；不想申请复查请回复“菜单”。"
+    ),
+    "follow.supplement.short": "写得有点少，请多写几个字说明要补充什么。",
+    "follow.supplement.added": "已补充到事项 {code}，并转告承办单位。还可以接着发，发完回复“完成”。",
+    "follow.supplement.review": (
+        "已补充到事项 {code}，并为您申请了复查，上一级机关会在{due}前书面答复。"
+        "还可以接着发，发完回复“完成”。"
+    ),
+    "follow.supplement.done": "好的，补充完了。",
+    "follow.supplement.too_late": "事项 {code} 申请复查的期限已过，不能再补充。有新情况请重新反映（回复“1”）。",
+    "follow.supplement.not_possible": "事项 {code} 现在不能补充材料。需要帮助请回复“人工”。",
+    "follow.urged": "已为您催办事项 {code}（第{n}次），承办单位已收到提醒。",
+    "follow.too_soon": "这件事项刚催办过，{day} {time}以后可以再催办。",
+    "history.supplemented": "您补充了材料",
+    "history.urged": "您催办了一次",
+    "staff.alert.supplemented": "群众补充了材料",
+    "staff.alert.urged": "群众催办",
     "kind.petition": "反映事项",
     "kind.suggestion": "意见建议",
     # Rating
@@ -171,6 +239,10 @@ ZH: dict[str, str] = {
     "faq.none": "没有找到相关的问题。可以换个说法，或回复“人工”找工作人员。",
     "faq.more": "回复其他数字查看别的问题，回复“菜单”返回。",
     "faq.empty": "暂时没有常见问题。需要帮助请回复“人工”。",
+    "faq.solved": "这解决了您的问题吗？",
+    "faq.solved.yes": "是",
+    "faq.solved.no": "不是，我要反映",
+    "faq.glad": "太好了！还有别的事，随时找我们。",
     # Staff
     "handoff.in_hours": "已为您转人工服务，工作人员会尽快在这里回复您。",
     "handoff.off_hours": "已记下您要找工作人员。现在不是工作时间（{hours}），上班后会第一时间联系您。",
@@ -274,7 +346,7 @@ EN: dict[str, str] = {
     ),
     "ask.location": "Where did it happen? Write the address, or send a location.",
     "ask.photos": "Send photos if you have any (up to {max}), then reply 'done'; otherwise reply 'skip'.",
-    "ask.name": "Please tell us your name so staff can contact you (kept confidential).",
+    "ask.name": "Please tell us your name so staff can contact you (kept confidential). Reply 'anonymous' to leave no name and no mobile.",
     "ask.phone": "Please give your mobile number, e.g. +8613800138000, so staff can contact you.",
     "ask.choice": "Reply with a number:",
     "ask.text": "Please write your answer.",
@@ -360,6 +432,7 @@ EN: dict[str, str] = {
     "due.stage": "{name}",
     "history.submitted": "registered",
     "history.accepted": "accepted",
+    "history.accepted.by": "accepted by {department}",
     "history.redirected": "not accepted: {reason}; please take it to {department}",
     "history.assigned": "assigned to {department}",
     "history.returned": "returned for reassignment",
@@ -371,6 +444,70 @@ EN: dict[str, str] = {
     "history.other": "progress recorded",
     "history.other.note": "progress recorded: {note}",
     "history.department": "the department in charge",
+    "proof.ask": (
+        "To protect the person who reported it, case {code} opens only after a check:\n"
+        "· send its query code (the 8 characters given to an anonymous report), or\n"
+        "· reply '1' and we text a 6-digit code to the mobile on file."
+    ),
+    "proof.ask.query_only": (
+        "To protect the person who reported it, case {code} opens only with its query code "
+        "(the 8 characters given to an anonymous report). Without one, reply 'staff'."
+    ),
+    "proof.send": "Text a code to the mobile on file",
+    "proof.sent": "A code went to the mobile ending {tail}; it is valid for {minutes} minutes. Reply with its 6 digits.",
+    "proof.no_phone": "No mobile can take a code for this case. Send its query code, or reply 'staff'.",
+    "proof.wrong_query": "That query code is not right. Check the case code and the query code; reply 'staff' for help.",
+    "proof.wrong_sms": "That code is not right; {left} tries left.",
+    "proof.expired": "That code no longer works (10 minutes passed, or too many tries). Reply '1' for a new one.",
+    "proof.no_code": "No code was sent to you yet. Reply '1' for one, or send the query code.",
+    "proof.throttled": "Too many tries. For safety, try again after {day} {time}; reply 'staff' if it is urgent.",
+    "proof.unclear": "Please send the 8-character query code or the 6-digit code you received.",
+    "proof.passed": "Thank you, confirmed: from now on you can look it up here directly.",
+    "proof.sms": "Your code is {code}, to look up your case; valid for {minutes} minutes. Ignore it if you did not ask.",
+    "anonymous.meaning": (
+        "Anonymous report: we keep no name and no mobile, so staff cannot call you back. "
+        "You will get a case code and a query code; with both you can follow it from anywhere."
+    ),
+    "anonymous.shown": "anonymous",
+    "anonymous.receipt": (
+        "Your query code is {query}. It is shown only this once: write it down or take a "
+        "screenshot. Send the case code {code} anywhere, then the query code, to see progress."
+    ),
+    "status.can": "You can now reply with a number:",
+    "status.review_until": "\nReview may be asked until: {date}",
+    "status.action.supplement": "Add information",
+    "status.action.urge": "Urge",
+    "status.action.rate": "Rate",
+    "status.action.review": "Ask for a review",
+    "follow.which": "Several of your cases allow this ({action}); send the code of one:",
+    "follow.none.supplement": "You have no case here to add to. To report something new, reply '1'.",
+    "follow.none.urge": "You have no case here that is being handled and can be urged.",
+    "follow.none.rate": "You have no case here to rate.",
+    "follow.none.review": "You have no case here that can be reviewed.",
+    "follow.not_now.supplement": "This case takes no more additions; report anything new with '1'.",
+    "follow.not_now.urge": "This case is finished or not being handled; it cannot be urged.",
+    "follow.not_now.rate": "This case cannot be rated yet; you will be asked when it closes.",
+    "follow.not_now.review": "A review cannot be asked now (only within 30 days of the answer).",
+    "follow.supplement.ask": "Send what to add to case {code}: words, photos or a location; reply 'done' when finished.",
+    "follow.supplement.ask_review": (
+        "Case {code} was answered. Adding information now also asks for a review. Send words, "
+        "photos or a location, then 'done'; reply 'menu' if you want no review."
+    ),
+    "follow.supplement.short": "That is very short; please say a little more about what to add.",
+    "follow.supplement.added": "Added to case {code}; the department is told. Send more, or 'done'.",
+    "follow.supplement.review": (
+        "Added to case {code}, and a review is asked for; the office above answers in writing "
+        "by {due}. Send more, or 'done'."
+    ),
+    "follow.supplement.done": "All right, that is added.",
+    "follow.supplement.too_late": "The time to ask for a review of case {code} has passed. Report anything new with '1'.",
+    "follow.supplement.not_possible": "Nothing can be added to case {code} now. Reply 'staff' for help.",
+    "follow.urged": "Case {code} is urged (time {n}); the department has been reminded.",
+    "follow.too_soon": "This case was urged recently; you can urge it again after {day} {time}.",
+    "history.supplemented": "you added information",
+    "history.urged": "you urged it",
+    "staff.alert.supplemented": "A citizen added information",
+    "staff.alert.urged": "A citizen urges a case",
     "kind.petition": "Matter",
     "kind.suggestion": "Suggestion",
     "rate.none": (
@@ -418,6 +555,10 @@ EN: dict[str, str] = {
     "faq.none": "No matching question found. Try other words, or reply 'staff'.",
     "faq.more": "Reply with another number for another question, or 'menu' to go back.",
     "faq.empty": "No common questions yet. Reply 'staff' for help.",
+    "faq.solved": "Did this answer your question?",
+    "faq.solved.yes": "Yes",
+    "faq.solved.no": "No, I want to report a matter",
+    "faq.glad": "Good! Write to us any time you need.",
     "handoff.in_hours": "You are being put through to staff; they will reply here as soon as they can.",
     "handoff.off_hours": (
         "Your request for staff is recorded. Staff work {hours}; they will contact you as soon as "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .messages import Media
@@ -31,6 +31,8 @@ class SubmitCase:
     # Where it starts: the office's routing (a suggestion the desk may change), by code.
     department: str = ""
     mailbox: str = ""  # the leader's mailbox (领导信箱) a letter is written to
+    # No name, no mobile: the receipt gives a 查询码 (result `query_code`), kept only hashed.
+    anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,50 @@ class Unsubscribe:
     """The citizen left the channel (e.g. WeChat `unsubscribe`): stop every push to them."""
 
 
+@dataclass(frozen=True)
+class SendProofCode:
+    """Text a 验证码 to the mobile on file of `case_code`, for the asker to prove they hold it.
+    The result `proof` is a `conversation.cases.proof.ProofAnswer` (sent, no_phone, throttled)."""
+
+    case_code: str
+
+
+@dataclass(frozen=True)
+class ProveCase:
+    """The asker answers with a 查询码 (`how` = "query") or the 验证码 texted ("sms"). On
+    success the case (and, by SMS, every case of its citizen) opens to this chat for good;
+    the result `proof` carries the answer and, when passed, the case as the citizen sees it."""
+
+    case_code: str
+    how: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Supplement:
+    """补充: the citizen adds words, photos or a place to their own case; staff are told. On a
+    finished case within the review window it also asks for a review (复查) decided by
+    `review_decision_due`. The result `supplement` is "added", "review", "too_late" or
+    "not_possible"."""
+
+    case_code: str
+    text: str = ""
+    attachments: tuple[Media, ...] = ()
+    location_text: str = ""
+    lat: float | None = None
+    lng: float | None = None
+    review_decision_due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Urge:
+    """催办: the citizen urges their open case, at most once per `every`. The result `urge` is
+    ("urged", n-th time), ("too_soon", next allowed moment) or ("not_open", None)."""
+
+    case_code: str
+    every: timedelta
+
+
 Command = (
     SubmitCase
     | RequestHandoff
@@ -93,6 +139,10 @@ Command = (
     | RequestReview
     | RelayToStaff
     | Unsubscribe
+    | SendProofCode
+    | ProveCase
+    | Supplement
+    | Urge
 )
 
 

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from .codes import find_case_code
 from .commands import RelayToStaff, RequestHandoff, Results, Unsubscribe
-from .flows import forms, handoff, rating, resume, status
+from .faq_match import FaqMatcher, phrasings_of
+from .flows import faq, follow, forms, handoff, rating, resume, status
 from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Flow, Outcome, numbered
 from .flows.menu import menu_action, menu_reply
 from .flows.registry import flows_for
@@ -47,6 +48,7 @@ class Engine:
         session_lifetime: timedelta = timedelta(hours=24),
         rating_scale: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sms_proof: bool = True,
     ) -> None:
         self.store = store
         self.office = office
@@ -56,6 +58,12 @@ class Engine:
         self.session_lifetime = session_lifetime
         self.rating_scale = rating_scale
         self.clock = clock
+        self.sms_proof = sms_proof  # an SMS provider can text a 验证码
+        self.faq = (
+            FaqMatcher([phrasings_of(e.question("zh"), e.examples, e.keywords) for e in office.faq])
+            if office.faq
+            else None
+        )
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         if inbound.kind == "event" and inbound.event not in EVENTS:
@@ -171,6 +179,8 @@ class Engine:
                 flows=self.flows,
                 rating_scale=self.rating_scale,
                 first_contact=first_contact,
+                sms_proof=self.sms_proof,
+                faq=self.faq,
             )
             idle = now - state.updated_at
             results = Results()
@@ -239,6 +249,9 @@ class Engine:
         chosen = menu_action(ctx) if inbound.kind == "text" else None
         if chosen is not None:
             return await self._open(ctx, chosen)
+        action = follow.word_action(ctx) if inbound.kind == "text" else None
+        if action is not None:
+            return await follow.from_menu(ctx, action)
         code = find_case_code(inbound.text)
         if code is not None:
             return await status.lookup(ctx, code)
@@ -249,7 +262,10 @@ class Engine:
         if talk == "greeting":
             return Outcome(replies=[menu_reply(ctx, greeting=True)])
         if inbound.kind == "text" and inbound.text.strip() and choice_number(inbound.text) is None:
-            ctx.remember_words()
+            ctx.remember_words()  # a question or a matter: staff asked for next get it
+            answered = faq.answer_typed(ctx)
+            if answered is not None:
+                return answered
             if isinstance(valid_description(inbound.text), str):
                 return self._file_free_text(ctx)
         if inbound.kind in ("image", "video", "location", "voice"):

@@ -42,6 +42,8 @@ class FaqEntry:
     question: LocalText
     answer: LocalText
     keywords: tuple[str, ...] = ()
+    # Other ways citizens ask it, for matching typed questions (conversation/faq_match.py).
+    examples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class OfficeConfig:
     staff: StaffHours = field(default_factory=StaffHours)
     risk_keywords: tuple[str, ...] = ()
     resume_after_minutes: int = 30
+    # 催办: a citizen may urge one case at most once in this many hours.
+    urge_every_hours: int = 72
     deadlines: DeadlineRules = field(default_factory=DeadlineRules)
     catalog: Catalog = field(default_factory=Catalog)
     departments: Departments = field(default_factory=Departments)
@@ -166,6 +170,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
             question=_text(item.get("question"), f"faq[{i}].question"),
             answer=_text(item.get("answer"), f"faq[{i}].answer"),
             keywords=tuple(str(k) for k in item.get("keywords", [])),
+            examples=tuple(str(e) for e in item.get("examples", [])),
         )
         for i, item in enumerate(data.get("faq", []))
     )
@@ -187,6 +192,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         staff=staff,
         risk_keywords=tuple(str(k) for k in data.get("risk", {}).get("keywords", [])),
         resume_after_minutes=int(data.get("resume_after_minutes", 30)),
+        urge_every_hours=_positive(data.get("urge_every_hours", 72), "urge_every_hours"),
         deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
         departments=departments,
@@ -300,3 +306,9 @@ def _span(text: str) -> tuple[time, time]:
             f'staff.hours entry {text!r} must look like "09:00-12:00"'
         ) from None
     return start, end
+
+
+def _positive(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OfficeConfigError(f"{where} must be a whole number of 1 or more")
+    return value

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 from conversation.codes import new_case_code
 
 from .crypto import PiiCipher
-from .models import Attachment, Case, Identity
+from .models import Attachment, Case, CaseAccess, Identity
 from .routing import handled_by
 
 
@@ -107,8 +107,14 @@ class Cases:
 
 def _owned_by(channel: str, external_id: str) -> Select[Case]:
     """The cases that are the asker's own: filed from this identity, or — once the asker has
-    proved they hold the phone — filed for that citizen anywhere (by a grid worker, a kiosk)."""
+    proved they hold the phone — filed for that citizen anywhere (by a grid worker, a kiosk),
+    or one this identity proved with its 查询码 or 验证码 (storage/proof.py)."""
     asker = aliased(Identity)
+    granted = (
+        select(CaseAccess.id)
+        .where(CaseAccess.identity_id == asker.id, CaseAccess.case_id == Case.id)
+        .exists()
+    )
     return (
         select(Case)
         .join(asker, and_(asker.channel == channel, asker.external_id == external_id))
@@ -116,6 +122,7 @@ def _owned_by(channel: str, external_id: str) -> Select[Case]:
             or_(
                 Case.identity_id == asker.id,
                 and_(asker.citizen_proven_at.is_not(None), Case.citizen_id == asker.citizen_id),
+                granted,
             )
         )
     )

@@ -110,7 +110,9 @@ def case_document(
         "category": case.category,
         "description": case.description,
         "location": {"text": case.location_text, "lat": case.lat, "lng": case.lng},
-        "contact": {"name": name, "phone": phone},
+        # An anonymous case has no contact, whatever a caller passes in.
+        "contact": {"name": "", "phone": ""} if case.anonymous else {"name": name, "phone": phone},
+        "anonymous": bool(case.anonymous),
         "channel": case.channel,
         "source": case.source,
         "department": case.department,

@@ -34,6 +34,8 @@ async def file_case(
 ) -> tuple[Case, Citizen | None]:
     """A new case under a fresh code, its `submitted` step, `case.submitted` for the back
     office and staff paged for risk words, in the caller's unit of work (which commits)."""
+    if command.anonymous and (command.name or command.phone):
+        raise ValueError("an anonymous filing carries no name or mobile")
     citizen = await uow.people.citizen(command.phone, command.name) if command.phone else None
     now = utcnow()
     timed = kind_of(command.kind).timed
@@ -55,6 +57,7 @@ async def file_case(
         status="submitted",
         department=filer.department or command.department,
         mailbox=command.mailbox,
+        anonymous=command.anonymous,
         created_at=now,
         updated_at=now,
         # A suggestion has no decision on acceptance to make within 15 days.
@@ -76,7 +79,9 @@ async def file_case(
     # back office hears of the case.
     document = case_document(case, (command.name, command.phone), attachments, None, uow.tz)
     contact = document.pop("contact")
-    await uow.outbox.add("case.submitted", case.code, document, private={"contact": contact})
+    # An anonymous case sends the back office no contact, not even an empty one.
+    private = None if case.anonymous else {"contact": contact}
+    await uow.outbox.add("case.submitted", case.code, document, private=private)
     if command.risk_words:
         await uow.notifications.add(
             f"staff:risk:{case.code}",

@@ -6,22 +6,28 @@ import uuid
 from collections.abc import Sequence
 
 from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.proof import new_query_code
 from conversation.commands import (
     AddRatingComment,
     Command,
+    ProveCase,
     RecordRating,
     RelayToStaff,
     RequestHandoff,
     RequestReview,
     Results,
+    SendProofCode,
     SubmitCase,
+    Supplement,
     Unsubscribe,
+    Urge,
 )
 from conversation.messages import Inbound
 
-from . import ratings
+from . import follow, ratings
 from .filing import Filer, file_case
 from .models import Case, utcnow
+from .proof import Proofs, query_code_hash
 from .staff_threads import relay_from_citizen
 from .uow import UnitOfWork
 
@@ -49,6 +55,28 @@ class CommandHandler:
                     key = inbound.message_id or uuid.uuid4().hex
                     relayed = await relay_from_citizen(self.uow, command.thread, command.text, key)
                     results = results.with_value("relayed", relayed)
+                case SendProofCode():
+                    answer = await Proofs(self.uow).send_code(command, inbound)
+                    results = results.with_value("proof", answer)
+                case ProveCase():
+                    answer = await Proofs(self.uow).prove(command, inbound)
+                    results = results.with_value("proof", answer)
+                case Supplement():
+                    case = await self._own_case(command.case_code, inbound)
+                    added = (
+                        await follow.supplement(self.uow, case, command, inbound)
+                        if case is not None
+                        else "not_possible"
+                    )
+                    results = results.with_value("supplement", added)
+                case Urge():
+                    case = await self._own_case(command.case_code, inbound)
+                    urged = (
+                        await follow.urge(self.uow, case, command, inbound)
+                        if case is not None
+                        else ("not_open", None)
+                    )
+                    results = results.with_value("urge", urged)
                 case Unsubscribe():
                     identity = await self.uow.people.identity(inbound.channel, inbound.sender)
                     identity.unsubscribed_at = utcnow()
@@ -67,7 +95,12 @@ class CommandHandler:
             # A number typed into a form links the chat to that citizen, but proves nothing:
             # whatever proof the chat gave for another number does not carry over.
             identity.citizen_id, identity.citizen_proven_at = citizen.id, None
-        return _results(case)
+        if not command.anonymous:
+            return _results(case)
+        # Shown once, in the receipt; kept only as a keyed hash.
+        query = new_query_code()
+        case.query_code_hash = query_code_hash(uow, case.code, query)
+        return _results(case).with_value("query_code", query)
 
     async def handoff(self, command: RequestHandoff, inbound: Inbound) -> None:
         # Staff may answer through the alert: the person must be known even before any case.

@@ -8,33 +8,42 @@ stores' behaviour.
 
 from __future__ import annotations
 
+import hmac
 import itertools
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from conversation.cases.citizen import RATABLE
+from conversation.cases.citizen import ANSWERED, RATABLE, URGEABLE
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.kinds import kind_of
 from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed
+from conversation.cases.proof import new_query_code
 from conversation.codes import new_case_code
 from conversation.commands import (
     AddRatingComment,
     Command,
+    ProveCase,
     RecordRating,
     RelayToStaff,
     RequestHandoff,
     RequestReview,
     Results,
+    SendProofCode,
     SubmitCase,
+    Supplement,
     Unsubscribe,
+    Urge,
 )
 from conversation.messages import Inbound, Media
 from conversation.ports import CaseView, Conflict
 
+from .follow import supplement_data
 from .lifecycle import advance
 from .lookups import case_view
+from .memory_proof import ProofCodeRecord, prove, send_code
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class CaseRecord:
     rating_comment: str | None = None
     rating_channel: str | None = None
     rated_at: datetime | None = None
+    anonymous: bool = False
+    query_code_hash: str | None = None
     timeline: tuple[Entry, ...] = ()
     version: int = 0
 
@@ -97,6 +108,14 @@ class MemoryCases:
         self.published: list[Entry] = []
         self.unsubscribed: dict[tuple[str, str], datetime] = {}
         self.numbers = itertools.count(1)
+        # Proof of identity (storage/proof.py's tables): 验证码, failures, granted cases, and
+        # the phone each chat proved it holds.
+        self.proof_codes: dict[int, ProofCodeRecord] = {}
+        self.proof_failures: list[tuple[tuple[str, str], str, datetime]] = []
+        self.access: set[tuple[str, str, str]] = set()
+        self.proven: dict[tuple[str, str], str] = {}
+        self.linked: dict[tuple[str, str], str] = {}  # the phone a chat typed in, proven or not
+        self.hash_key = secrets.token_bytes(32)
 
     def check(self, changes: CaseChanges) -> None:
         """Refuse a turn whose cases another turn changed meanwhile (the row lock's job)."""
@@ -114,6 +133,16 @@ class MemoryCases:
             self.records[code] = replace(case, version=case.version + 1)
         self.published += changes.published
         self.unsubscribed.update(changes.unsubscribed)
+        self.proof_codes.update(changes.proof_codes)
+        self.proof_failures += changes.proof_failures
+        self.access |= changes.access
+        for asker, phone in changes.linked.items():
+            self.linked[asker] = phone
+        for asker, proven in changes.proven.items():
+            if proven:
+                self.proven[asker] = proven
+            else:
+                self.proven.pop(asker, None)
 
 
 class CaseChanges:
@@ -134,6 +163,11 @@ class CaseChanges:
         self.read: dict[str, int] = {}  # the version each changed case had when this turn read it
         self.published: list[Entry] = []
         self.unsubscribed: dict[tuple[str, str], datetime] = {}
+        self.proof_codes: dict[int, ProofCodeRecord] = {}
+        self.proof_failures: list[tuple[tuple[str, str], str, datetime]] = []
+        self.access: set[tuple[str, str, str]] = set()
+        self.proven: dict[tuple[str, str], str] = {}  # "" drops a proof
+        self.linked: dict[tuple[str, str], str] = {}
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -144,15 +178,26 @@ class CaseChanges:
         mine = [
             c
             for c in merged
-            if (c.channel, c.sender) == (channel, sender) and (not statuses or c.status in statuses)
+            if self._mine(c, channel, sender) and (not statuses or c.status in statuses)
         ]
         return sorted(mine, key=lambda c: (c.created_at, c.seq), reverse=True)[:limit]
 
     def _owned(self, channel: str, sender: str, code: str) -> CaseRecord | None:
         case = self.changed.get(code) or self.cases.records.get(code)
+        return case if case is not None and self._mine(case, channel, sender) else None
+
+    def _mine(self, case: CaseRecord, channel: str, sender: str) -> bool:
+        """As storage.cases._owned_by: filed here, a proven phone's, or granted by a proof."""
+        asker = (channel, sender)
+        proven = self.proven.get(asker, self.cases.proven.get(asker, ""))
         return (
-            case if case is not None and (case.channel, case.sender) == (channel, sender) else None
+            (case.channel, case.sender) == asker
+            or bool(proven and case.phone == proven)
+            or (channel, sender, case.code) in self.access | self.cases.access
         )
+
+    def sms_codes(self) -> dict[int, ProofCodeRecord]:
+        return {**self.cases.proof_codes, **self.proof_codes}
 
     async def cases_of(self, channel: str, sender: str, limit: int = 5) -> list[CaseView]:
         return [case_view(case) for case in self._of(channel, sender, limit=limit)]
@@ -186,6 +231,14 @@ class CaseChanges:
                     results = results.with_value("relayed", False)
                 case Unsubscribe():
                     self.unsubscribed[(inbound.channel, inbound.sender)] = self.clock()
+                case SendProofCode():
+                    results = results.with_value("proof", send_code(self, command, inbound))
+                case ProveCase():
+                    results = results.with_value("proof", prove(self, command, inbound))
+                case Supplement():
+                    results = results.with_value("supplement", self._supplement(command, inbound))
+                case Urge():
+                    results = results.with_value("urge", self._urge(command, inbound))
         return results
 
     def _submit(self, command: SubmitCase, inbound: Inbound) -> Results:
@@ -228,7 +281,18 @@ class CaseChanges:
         self._record(case, "submitted", {**facts, "attachments": len(case.attachments)}, now)
         # The real event carries the whole case document; here the record itself is kept.
         self._publish("case.submitted", case, {"code": case.code, **facts}, now)
-        return _results(case)
+        asker = (inbound.channel, inbound.sender)
+        if command.phone and self.linked.get(asker, self.cases.linked.get(asker)) != command.phone:
+            # As the real store: a typed number links the chat but proves nothing.
+            self.linked[asker], self.proven[asker] = command.phone, ""
+        if not command.anonymous:
+            return _results(case)
+        query = new_query_code()
+        case.anonymous, case.query_code_hash = True, self.keyed(query, f"query-code:{case.code}")
+        return _results(case).with_value("query_code", query)
+
+    def keyed(self, value: str, purpose: str) -> str:
+        return hmac.new(self.cases.hash_key, f"{purpose}\x00{value}".encode(), "sha256").hexdigest()
 
     def _handoff(self, command: RequestHandoff, inbound: Inbound) -> None:
         data = {
@@ -298,6 +362,50 @@ class CaseChanges:
         self._record(case, "review_requested", data, now)
         self._publish("case.review_requested", case, data, now)
         return "requested"
+
+    def case(self, code: str) -> CaseRecord | None:
+        """Any case by its code, as this turn sees it (for proof: not only the asker's own)."""
+        return self.changed.get(code) or self.cases.records.get(code)
+
+    def note(self, case: CaseRecord, type_: str, data: dict[str, Any], at: datetime) -> None:
+        """A line on the case's timeline only (the back office is not sent it)."""
+        self._record(case, type_, data, at)
+
+    def _supplement(self, command: Supplement, inbound: Inbound) -> str:
+        case = self._owned(inbound.channel, inbound.sender, command.case_code)
+        if case is None:
+            return "not_possible"
+        outcome = "added"
+        if case.status in ANSWERED:
+            if command.review_decision_due is None:
+                return "not_possible"
+            review = RequestReview(command.case_code, command.review_decision_due)
+            asked = self._review(review, inbound)
+            if asked != "requested":
+                return asked
+            outcome = "review"
+        elif case.status not in URGEABLE:
+            return "not_possible"
+        now = self.clock()
+        case = self._writable(case)
+        case.attachments += command.attachments
+        data = supplement_data(command, inbound.channel)
+        self._record(case, "supplemented", data, now)
+        self._publish("case.updated", case, {"status": case.status, "supplemented": data}, now)
+        return outcome
+
+    def _urge(self, command: Urge, inbound: Inbound) -> tuple[str, datetime | int | None]:
+        case = self._owned(inbound.channel, inbound.sender, command.case_code)
+        if case is None or case.status not in URGEABLE:
+            return "not_open", None
+        now = self.clock()
+        urges = [e.at for e in case.timeline if e.type == "urged"]
+        if urges and now < max(urges) + command.every:
+            return "too_soon", max(urges) + command.every
+        count = len(urges) + 1
+        self._record(case, "urged", {"channel": inbound.channel, "count": count}, now)
+        self._publish("case.updated", case, {"status": case.status, "urged": count}, now)
+        return "urged", count
 
     def _writable(self, case: CaseRecord) -> CaseRecord:
         """This turn's own copy of the case; the commit checks nobody changed it meanwhile."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -166,6 +167,9 @@ class Case(Base):
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rating_channel: Mapped[str | None] = mapped_column(String(20))
     rated_at: Mapped[datetime | None]
+    # Filed without name and mobile; then the 查询码 given once at filing, as a keyed hash only.
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    query_code_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class CaseCoDepartment(Base):
@@ -197,6 +201,59 @@ class CaseEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class CaseAccess(Base):
+    """A chat that proved it may read a case it did not file (by 查询码 or 验证码): it is not
+    asked again."""
+
+    __tablename__ = "case_access"
+    __table_args__ = (UniqueConstraint("identity_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    how: Mapped[str] = mapped_column(String(10))  # "query" or "sms"
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProofCode(Base):
+    """A 验证码 texted to a case's mobile for one asker: only its keyed hash, its expiry and the
+    tries left. The rows also count the texts sent per case, per asker and per mobile."""
+
+    __tablename__ = "proof_codes"
+    __table_args__ = (
+        Index("ix_proof_codes_asker", "channel", "external_id", "created_at"),
+        Index("ix_proof_codes_case", "case_id", "created_at"),
+        Index("ix_proof_codes_phone", "phone_hash", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(128))
+    phone_hash: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    tries_left: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProofFailure(Base):
+    """A wrong 查询码 or 验证码, counted per asker and (when the code names a case) per case."""
+
+    __tablename__ = "proof_failures"
+    __table_args__ = (
+        Index("ix_proof_failures_asker", "channel", "external_id", "at"),
+        Index("ix_proof_failures_case", "case_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Attachment(Base):

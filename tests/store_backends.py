@@ -22,7 +22,8 @@ from bot.app.wiring import Minyi, open_minyi
 from conversation.ports import ConversationStore
 from storage.conversations import DatabaseConversationStore, RedisConversationStore
 from storage.memory import MemoryConversationStore
-from storage.models import Case, Identity, OutboxEntry, utcnow
+from storage.models import Case, CaseEvent, Identity, Notification, OutboxEntry, utcnow
+from storage.proof import open_code
 
 from .conftest import settings_for
 
@@ -50,6 +51,14 @@ class Backend(Protocol):
         ...
 
     async def unsubscribed(self, channel: str, sender: str) -> bool: ...
+
+    async def texted_code(self) -> str:
+        """The latest 验证码 as it would be texted (the SMS job's sealed code, opened)."""
+        ...
+
+    async def timeline(self, code: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every entry of the case's timeline, internal ones too: (type, data)."""
+        ...
 
 
 class MemoryBackend:
@@ -80,6 +89,13 @@ class MemoryBackend:
 
     async def unsubscribed(self, channel: str, sender: str) -> bool:
         return (channel, sender) in self.store.cases.unsubscribed
+
+    async def texted_code(self) -> str:
+        codes = self.store.cases.proof_codes
+        return codes[max(codes)].sent_code
+
+    async def timeline(self, code: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(e.type, e.data) for e in self.store.cases.records[code].timeline]
 
 
 class DatabaseBackend:
@@ -119,6 +135,27 @@ class DatabaseBackend:
                 )
             )
         return at is not None
+
+    async def texted_code(self) -> str:
+        async with self.runtime.units() as uow:
+            job = await uow.session.scalar(
+                select(Notification)
+                .where(Notification.topic == "proof_sms")
+                .order_by(Notification.id.desc())
+                .limit(1)
+            )
+            assert job is not None and "sealed" in job.payload
+            return open_code(uow, job.payload["sealed"])
+
+    async def timeline(self, code: str) -> list[tuple[str, dict[str, Any]]]:
+        async with self.runtime.db.session() as session:
+            rows = await session.scalars(
+                select(CaseEvent)
+                .join(Case, Case.id == CaseEvent.case_id)
+                .where(Case.code == code)
+                .order_by(CaseEvent.seq)
+            )
+            return [(e.type, dict(e.data)) for e in rows]
 
 
 @asynccontextmanager

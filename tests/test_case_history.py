@@ -82,3 +82,56 @@ async def test_the_history_speaks_the_citizens_language(citizen: Citizen) -> Non
     assert "2026-12-06 answered: 已督促饭店安装油烟净化器。" in detail
     assert "more" not in detail  # eight steps: all of them at once
     assert len(history(detail)) == 8
+
+
+async def test_the_page_reads_every_step_the_next_deadline_and_what_can_be_done_now(
+    citizen: Citizen,
+) -> None:
+    """Issue 17.4: who accepted, which department, a leader's 批示, the citizen's own 补充 and
+    催办 — each a dated sentence; the next deadline; the actions as numbered choices, which
+    still work after paging back with 更多."""
+    code = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
+    runtime = citizen.runtime
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        case = await uow.cases.by_code(code, for_update=True)
+        assert case is not None
+        for day, step in enumerate(
+            (
+                Progress("accepted", department="区信访局"),
+                Progress("assigned", department="区住建局"),
+            )
+        ):
+            await record_progress(
+                uow, case, step, runtime.deadlines, FIRST_DAY + timedelta(days=day)
+            )
+        # A leader's instruction as the case work records it (issue 18): its words in `note`.
+        await uow.events.append(
+            case, "instructed", "staff:boss", {"note": "请住建局三日内回复群众"},
+            at=FIRST_DAY + timedelta(days=2),
+        )  # fmt: skip
+        await uow.commit()
+    await citizen.say(code)
+    await citizen.say("1")  # 补充
+    for n in range(6):
+        await citizen.say(f"第{n + 1}次补充：楼下饭店昨晚又吵到两点。")
+    await citizen.say("完成")
+    assert "第1次" in await citizen.say("催办")
+    today = utcnow().astimezone(runtime.settings.tz())
+    day = f"{today.month}月{today.day}日"
+    page = await citizen.say(code)
+    assert history(page) == [
+        "12月3日 领导批示：请住建局三日内回复群众",
+        *[f"{day} 您补充了材料"] * 6,
+        f"{day} 您催办了一次",
+    ]
+    assert "回复“更多”查看更早的记录" in page
+    assert "\n办结：" in page  # the next deadline: 60 days from acceptance
+    assert "您现在可以回复数字" in page and "1 补充材料" in page and "2 催办" in page
+    earlier = await citizen.say("更多")
+    assert history(earlier) == [
+        f"{day} 已登记",
+        "12月1日 区信访局已受理",
+        "12月2日 交办区住建局办理",
+    ]
+    assert "2 催办" in earlier
+    assert "刚催办过" in await citizen.say("2")  # the numbers still pick the page's actions

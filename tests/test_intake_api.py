@@ -48,7 +48,7 @@ async def rows(client: TestClient, model: Any) -> list[Any]:
 async def test_a_grid_worker_files_a_case_like_the_chat_does(client: TestClient) -> None:
     status, case = await file(client, BODY)
     assert status == 201, case
-    assert case["channel"] == "api" and case["source"] == "grid:07"
+    assert case["channel"] == "api" and case["source"] == "grid:07" and not case["anonymous"]
     # Routed as asked, by name or code of the office's tree; the case keeps the code.
     assert case["department"] == "cgj" and case["status"] == "submitted"
     assert case["contact"] == {"name": "李四", "phone": "+8613912345678"}
@@ -146,7 +146,9 @@ async def test_anonymous_files_no_contact_and_refuses_one(client: TestClient) ->
     del anonymous["contact"]
     status, case = await file(client, anonymous)
     assert status == 201 and case["contact"] == {"name": "", "phone": ""}
+    assert case["anonymous"] is True
     [stored] = await rows(client, Case)
+    assert stored.anonymous and stored.query_code_hash is None  # no chat to show a 查询码 in
     assert stored.contact_name_enc is None and stored.contact_phone_enc is None
     assert stored.citizen_id is None
     assert await rows(client, Citizen) == [] and await rows(client, Notification) == []

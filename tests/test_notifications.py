@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -519,3 +520,28 @@ async def test_with_workers_running_the_loop_closes_by_itself(
         await asyncio.sleep(0.02)
     assert [e["type"] for e in events] == ["case.submitted", "case.updated"]
     assert len(pending) == 1 and "已受理" in pending[0]["text"]
+
+
+async def test_staff_hear_of_a_citizens_supplement_and_urge(
+    database_settings: Settings, endpoints: tuple[FakeStaffEndpoints, str]
+) -> None:
+    """补充 and 催办 (issue 17.3) reach the staff front ends as the existing alerts do."""
+    fake, base = endpoints
+    async with open_minyi(with_staff(database_settings, base)) as runtime:
+        citizen = Citizen(runtime, sender="follows-up")
+        code = re.search(r"XF\d{8}-[0-9A-Z]{6}", await citizen.file_a_matter())
+        assert code is not None
+        await citizen.say(code.group())
+        await citizen.say("补充")
+        await citizen.say("灯杆旁边的电线也露出来了，很危险。")
+        await citizen.say("完成")
+        assert "第1次" in await citizen.say("催办")
+        await drain(runtime)
+    reasons = [alert for body, _ in fake.webhook for alert in json.loads(body)["alerts"]]
+    assert [(a["reason"], a["code"]) for a in reasons] == [
+        ("supplemented", code.group()),
+        ("urged", code.group()),
+    ]
+    assert "电线也露出来了" in reasons[0]["summary"]
+    texts = " ".join(m["text"] for m in fake.telegram)
+    assert "群众补充了材料" in texts and "群众催办" in texts

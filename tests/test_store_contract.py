@@ -15,18 +15,23 @@ import pytest
 
 import storage.cases
 import storage.memory_cases
+from conversation.cases.proof import ProofAnswer, read_secret
 from conversation.codes import CASE_CODE_RE
 from conversation.commands import (
     AddRatingComment,
     Command,
+    ProveCase,
     RecordRating,
     RequestHandoff,
     RequestReview,
     Results,
+    SendProofCode,
     SubmitCase,
+    Supplement,
     Unsubscribe,
+    Urge,
 )
-from conversation.messages import Choice, Inbound, Reply
+from conversation.messages import Choice, Inbound, Media, Reply
 from conversation.ports import CaseView, Conflict, ConversationStore
 from conversation.state import ConversationState
 from storage.models import utcnow
@@ -400,3 +405,177 @@ async def test_leaving_the_channel_is_recorded(backend: Backend) -> None:
     await applied(backend.store, said("openid-1", channel="wechat"), Unsubscribe())
     assert await backend.unsubscribed("wechat", "openid-1")
     assert not await backend.unsubscribed("wechat", "openid-2")
+
+
+# -- proof of identity, anonymous filing (issue 17) ------------------------------------------------
+
+PHONE = "+8613800138000"
+
+
+def proof(results: Results) -> ProofAnswer:
+    answer = results.values["proof"]
+    assert isinstance(answer, ProofAnswer)
+    return answer
+
+
+async def test_a_texted_code_opens_the_case_and_the_citizens_others_for_good(
+    backend: Backend,
+) -> None:
+    store, owner, stranger = backend.store, said(), said("relative", channel="telegram")
+    code = (await applied(store, owner, filing(name="张三", phone=PHONE))).case_code
+    kiosk = said("kiosk-7")  # the same person's other case, filed elsewhere with the same mobile
+    other = (await applied(store, kiosk, filing(origin="k:1", name="张三", phone=PHONE))).case_code
+    assert await case_of(store, stranger, code) is None
+
+    sent = proof(await applied(store, stranger, SendProofCode(code)))
+    assert (sent.outcome, sent.tail) == ("sent", "8000")
+    texted = await backend.texted_code()
+    assert len(texted) == 6 and texted.isdigit()
+    wrong = "000000" if texted != "000000" else "111111"
+    answer = proof(await applied(store, stranger, ProveCase(code, "sms", wrong)))
+    assert (answer.outcome, answer.tries_left) == ("wrong", 4)
+    assert await case_of(store, stranger, code) is None
+    passed = proof(await applied(store, stranger, ProveCase(code, "sms", texted)))
+    assert passed.outcome == "passed"
+    assert isinstance(passed.case, CaseView) and passed.case.code == code
+    # Not asked again, and the citizen's other case opens too: holding the phone proves them.
+    assert await case_of(store, stranger, code) is not None
+    assert await case_of(store, stranger, other) is not None
+    # A code is good once.
+    again = proof(await applied(store, stranger, ProveCase(code, "sms", texted)))
+    assert again.outcome == "no_code"
+    types = [t for t, _ in await backend.timeline(code)]
+    assert types[-4:] == ["proof.code_sent", "proof.failed", "proof.passed", "proof.failed"]
+    [(_, sent_data)] = [(t, d) for t, d in await backend.timeline(code) if t == "proof.code_sent"]
+    assert sent_data["channel"] == "telegram" and sent_data["tail"] == "8000"
+    assert "relative" not in str(sent_data)  # the asker's chat id is masked
+
+
+async def test_an_anonymous_case_opens_only_with_its_query_code(backend: Backend) -> None:
+    store, owner, stranger = backend.store, said(), said("elsewhere", channel="sms")
+    filed = await applied(store, owner, filing(anonymous=True))
+    code, query = filed.case_code, str(filed.values["query_code"])
+    assert len(query) == 8 and read_secret(query) == ("query", query)
+    view = await case_of(store, owner, code)  # the chat that filed it needs no proof
+    assert view is not None
+    unknown = code[:-6] + ("ZZZZZZ" if not code.endswith("ZZZZZZ") else "YYYYYY")
+    # Unknown and anonymous codes answer alike: no mobile to text, a wrong 查询码.
+    for asked in (code, unknown):
+        assert proof(await applied(store, stranger, SendProofCode(asked))).outcome == "no_phone"
+        wrong = proof(await applied(store, stranger, ProveCase(asked, "query", "ABCDEFGH")))
+        assert wrong.outcome == "wrong"
+    # Another case's 查询码 opens nothing here.
+    second = await applied(store, owner, filing(origin="webchat:c1:form-2", anonymous=True))
+    crossed = ProveCase(code, "query", str(second.values["query_code"]))
+    assert proof(await applied(store, stranger, crossed)).outcome == "wrong"
+    passed = proof(await applied(store, stranger, ProveCase(code, "query", query)))
+    assert passed.outcome == "passed"
+    assert await case_of(store, stranger, code) is not None
+    assert await case_of(store, stranger, second.case_code) is None  # only that case
+    types = [t for t, _ in await backend.timeline(code)]
+    assert types == ["submitted", "proof.failed", "proof.failed", "proof.failed", "proof.passed"]
+
+
+async def test_texts_and_wrong_answers_are_limited_and_say_when_to_try_again(
+    backend: Backend,
+) -> None:
+    store, owner = backend.store, said()
+    code = (await applied(store, owner, filing(name="张三", phone=PHONE))).case_code
+    before = utcnow()
+    asker = said("asker-1", channel="telegram")
+    for _ in range(3):
+        assert proof(await applied(store, asker, SendProofCode(code))).outcome == "sent"
+    limited = proof(await applied(store, asker, SendProofCode(code)))
+    assert limited.outcome == "throttled" and limited.retry_at is not None
+    assert before + timedelta(minutes=59) < limited.retry_at <= utcnow() + timedelta(hours=1)
+    # Per case and per mobile too: another asker cannot text the same phone either.
+    other = proof(await applied(store, said("asker-2", channel="wechat"), SendProofCode(code)))
+    assert other.outcome == "throttled"
+    # Only the newest code works, and it takes five wrong tries at most.
+    texted = await backend.texted_code()
+    wrong = "000000" if texted != "000000" else "111111"
+    outcomes = [
+        proof(await applied(store, asker, ProveCase(code, "sms", wrong))).outcome for _ in range(5)
+    ]
+    assert outcomes == ["wrong"] * 4 + ["expired"]
+    assert proof(await applied(store, asker, ProveCase(code, "sms", texted))).outcome == "no_code"
+    # Ten failures an hour per asker and per case, then even the right answer waits.
+    fresh = (await applied(store, owner, filing(origin="webchat:c1:f2", anonymous=True))).case_code
+    guesser = said("guesser", channel="sms")
+    for i in range(10):
+        tried = ProveCase(fresh, "query", f"AAAAAA{i:02d}")
+        assert proof(await applied(store, guesser, tried)).outcome == "wrong"
+    stopped = proof(await applied(store, guesser, ProveCase(fresh, "query", "AAAAAA99")))
+    assert stopped.outcome == "throttled" and stopped.retry_at is not None
+    anyone = said("another", channel="wechat")  # the case itself is guarded too
+    blocked = proof(await applied(store, anyone, ProveCase(fresh, "query", "BBBBBBBB")))
+    assert blocked.outcome == "throttled"
+    types = [t for t, _ in await backend.timeline(code)]
+    assert types.count("proof.code_sent") == 3 and "proof.throttled" in types
+
+
+# -- 补充 and 催办 (issue 17.3) ----------------------------------------------------------------------
+
+
+async def test_a_supplement_is_added_to_an_open_case_and_starts_a_review_on_an_answered_one(
+    backend: Backend,
+) -> None:
+    store, owner = backend.store, said()
+    now = utcnow()
+    open_case, answered, late, declined = [
+        (await applied(store, owner, filing(origin=f"webchat:c1:s{i}"))).case_code for i in range(4)
+    ]
+    await backend.move_case(answered, "closed", review_until=now + timedelta(days=3))
+    await backend.move_case(late, "closed", review_until=now - timedelta(minutes=1))
+    await backend.move_case(declined, "redirected")
+    decide_by = now + timedelta(days=30)
+
+    async def supplement(code: str, inbound: Inbound = owner) -> str:
+        command = Supplement(
+            code,
+            text="灯杆旁边的电线也露出来了",
+            attachments=(Media("image", "m-1", ""),),
+            review_decision_due=decide_by,
+        )
+        return str((await applied(store, inbound, command)).values["supplement"])
+
+    assert await supplement(open_case, said("c2")) == "not_possible"  # not theirs
+    assert await supplement(open_case) == "added"
+    assert await supplement(answered) == "review"
+    assert await supplement(late) == "too_late"
+    assert await supplement(declined) == "not_possible"
+    view = await case_of(store, owner, answered)
+    assert view is not None and view.status == "review_requested"
+    assert [s.type for s in view.history] == ["submitted", "review_requested", "supplemented"]
+    [(_, data)] = [(t, d) for t, d in await backend.timeline(open_case) if t == "supplemented"]
+    assert data == {"channel": "webchat", "text": "灯杆旁边的电线也露出来了", "attachments": 1}
+    updates = [(c, d) for t, c, d in await backend.sent() if t == "case.updated"]
+    assert [c for c, _ in updates] == [open_case, answered]
+    assert updates[0][1] == {"status": "submitted", "supplemented": data}
+
+
+async def test_an_urge_is_taken_once_per_period_and_counted(backend: Backend) -> None:
+    store, owner = backend.store, said()
+    code = (await applied(store, owner, filing())).case_code
+    week = timedelta(days=7)
+    assert (await applied(store, said("c2"), Urge(code, week))).values["urge"] == (
+        "not_open",
+        None,
+    )
+    assert (await applied(store, owner, Urge(code, week))).values["urge"] == ("urged", 1)
+    before = utcnow()
+    outcome, when = (await applied(store, owner, Urge(code, week))).values["urge"]
+    assert outcome == "too_soon" and before + week - timedelta(minutes=1) < when <= utcnow() + week
+    # With a period gone by (here: none at all), the next one counts on.
+    assert (await applied(store, owner, Urge(code, timedelta(0)))).values["urge"] == ("urged", 2)
+    await backend.move_case(code, "closed")
+    assert (await applied(store, owner, Urge(code, timedelta(0)))).values["urge"] == (
+        "not_open",
+        None,
+    )
+    urges = [d for t, d in await backend.timeline(code) if t == "urged"]
+    assert urges == [{"channel": "webchat", "count": 1}, {"channel": "webchat", "count": 2}]
+    assert [d for t, _, d in await backend.sent() if t == "case.updated"] == [
+        {"status": "submitted", "urged": 1},
+        {"status": "submitted", "urged": 2},
+    ]

@@ -137,6 +137,7 @@ def test_bundled_office_file_loads() -> None:
     assert office.suggest_category("公司拖欠工资").key == "labour"  # type: ignore[union-attr]
     assert office.suggest_category("今天天气不错") is None
     assert office.risk_words_in("我不想活了") == ["不想活"]
+    assert office.urge_every_hours == 72
 
 
 MINIMAL = (
@@ -171,6 +172,7 @@ PRAISE = (
         (MINIMAL + "[staff]\nhours=['9-12']", "must look like"),
         (MINIMAL + "[[faq]]\nquestion='?'", "faq[0].answer must be a text"),
         ("this is = not toml =", "not valid TOML"),
+        ("urge_every_hours = 0\n" + MINIMAL, "urge_every_hours must be a whole number of 1"),
     ],
 )
 def test_office_file_errors_name_the_key(tmp_path: Path, toml: str, message: str) -> None:

@@ -49,6 +49,7 @@ class Filing:
     phone: str
     answers: dict[str, Any]
     language: str
+    anonymous: bool = False
 
 
 def intake_form(office: OfficeConfig, kind: str) -> FormSpec | None:
@@ -127,7 +128,9 @@ def check_filing(office: OfficeConfig, raw: RawFiling) -> Filing | dict[str, str
     if errors:
         return errors
     assert isinstance(description, str) and isinstance(location, dict)
-    return Filing(raw.kind, category, description, location, name, phone, answers, lang)
+    return Filing(
+        raw.kind, category, description, location, name, phone, answers, lang, raw.anonymous
+    )
 
 
 def submit_command(
@@ -158,6 +161,7 @@ def submit_command(
         risk_words=tuple(office.risk_words_in(filing.description)),
         acceptance_due=deadlines.acceptance_due(datetime.now(UTC)),
         department=office.route(filing.category, filing.description),
+        anonymous=filing.anonymous,
     )
 
 

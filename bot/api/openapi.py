@@ -36,6 +36,10 @@ _CASE = {
             "type": "object",
             "properties": {"name": {"type": "string"}, "phone": {"type": "string"}},
         },
+        "anonymous": {
+            "type": "boolean",
+            "description": "filed without name and mobile: contact is always empty",
+        },
         "channel": {"type": "string"},
         "source": {"type": "string"},
         "department": {"type": "string", "description": "the lead department's code (主办)"},

@@ -230,6 +230,8 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     # What reaches people through the channels.
     reach = CitizenReach(channels)
     phone = next((c for c in channels.values() if isinstance(c, PhoneTexting)), None)
+    # Without a channel that texts phones no 验证码 can be sent: the 查询码 is the only proof.
+    engine.sms_proof = phone is not None
     citizens = CitizenNotices(
         units,
         reach,

@@ -22,6 +22,7 @@ from conversation.messages import Reply
 from conversation.survey_text import survey_sms
 from storage.filing import INTAKE_CHANNELS
 from storage.models import Case, Citizen, Identity, Notification, StaffThread, Survey, utcnow
+from storage.proof import open_code
 from storage.uow import UnitOfWork, Units
 
 from .reach import Attempt, CitizenReach
@@ -29,7 +30,7 @@ from .reach import Attempt, CitizenReach
 log = logging.getLogger(__name__)
 
 # Survey SMS and SMS answering the citizen's own SMS: that route only, no chat, no fallback.
-SMS_ONLY = frozenset({"survey_sms", "sms_followup"})
+SMS_ONLY = frozenset({"survey_sms", "sms_followup", "proof_sms"})
 # A staff member's words: in the chat if it can take them, else by SMS — a person's words must
 # arrive — but never as a template message, which cannot carry them.
 STAFF_WORDS = frozenset({"staff.joined", "staff.says", "staff.left"})
@@ -257,7 +258,9 @@ class CitizenNotices:
                     uow.notifications.postpone(job, quiet_end)  # nobody is texted at night
                     await uow.commit()
                     return
-            template, params, text = self._sms(job, case)
+            # A 验证码 travels sealed in its job and is opened only to be texted.
+            secret = open_code(uow, job.payload["sealed"]) if "sealed" in job.payload else ""
+            template, params, text = self._sms(job, case, secret)
             if not why_not:
                 assert phone_channel is not None
                 if not phone_channel.has_template(template):
@@ -281,7 +284,9 @@ class CitizenNotices:
         )[0]
         await self._record(job_id, [attempt], alert_staff=False)
 
-    def _sms(self, job: Notification, case: Case) -> tuple[str, dict[str, str], str]:
+    def _sms(
+        self, job: Notification, case: Case, secret: str = ""
+    ) -> tuple[str, dict[str, str], str]:
         """(template, its parameters, the full text) of an SMS-only job."""
         t = self.catalog.for_language(case.language)
         ref = short_reference(case.code)
@@ -290,7 +295,10 @@ class CitizenNotices:
             return "survey", {"ref": ref}, survey_sms(t, self.surveys.scale, ref, sign)
         data = job.payload
         template, params = data["template"], dict(data.get("params") or {})
-        text = t(data["text_key"], **dict(data.get("values") or {}))
+        values = dict(data.get("values") or {})
+        if secret:
+            params["code"] = values["code"] = secret
+        text = t(data["text_key"], **values)
         if template == "notice":
             params = {"text": text}
         return template, params, text

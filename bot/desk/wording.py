@@ -90,7 +90,7 @@ class Words:
             values["reason"] = escalation_reason(self.t, data)
         if data.get("outcome"):
             values["outcome_label"] = self.t(f"outcome.{data['outcome']}")
-        for field in ("finish_by", "review_by", "decide_by", "due_at"):
+        for field in ("finish_by", "review_by", "decide_by", "due_at", "until"):
             if field in data:
                 values[field] = self.when(data[field])
         if "deadline" in data:

@@ -25,8 +25,14 @@ TEMPLATE_SETTINGS = {
     "survey": "MINYI_SMS_TEMPLATE_SURVEY",
     "clarify": "MINYI_SMS_TEMPLATE_CLARIFY",
     "notice": "MINYI_SMS_TEMPLATE_NOTICE",
+    "verification": "MINYI_SMS_TEMPLATE_VERIFICATION",  # the 验证码 that proves a citizen
 }
-DEFAULT_TEMPLATE_PARAMS = {"survey": ("ref",), "clarify": ("ref",), "notice": ("text",)}
+DEFAULT_TEMPLATE_PARAMS = {
+    "survey": ("ref",),
+    "clarify": ("ref",),
+    "notice": ("text",),
+    "verification": ("code",),
+}
 MIN_SECRET = 16
 _PATH_SECRET = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _TEMPLATE = re.compile(r"([A-Za-z0-9_-]{1,64})(?::([a-z_][a-z0-9_]*(?:,[a-z_][a-z0-9_]*)*))?")

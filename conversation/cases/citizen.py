@@ -21,6 +21,9 @@ CITIZEN_VISIBLE = frozenset(
         "extended",
         "rated",
         "review_requested",
+        "supplemented",
+        "urged",
+        # The case work's steps (issue 18) that concern the citizen.
         "instructed",
         "escalated",
         "adopted",
@@ -28,3 +31,7 @@ CITIZEN_VISIBLE = frozenset(
 )
 # The statuses a citizen may rate from, as the table says.
 RATABLE = tuple(TRANSITIONS["rated"])
+# Where the office is still working: the citizen may urge it (催办) and add to it (补充).
+URGEABLE = ("submitted", "accepted", "assigned", "returned", "review_requested")
+# Answered or finished: words added now start a review (复查) while its window is open.
+ANSWERED = tuple(TRANSITIONS["review_requested"])

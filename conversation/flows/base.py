@@ -9,6 +9,7 @@ from datetime import datetime, tzinfo
 
 from ..catalog import Texts
 from ..commands import Command, Results
+from ..faq_match import FaqMatcher
 from ..messages import Choice, Inbound, Reply
 from ..office import OfficeConfig
 from ..office_forms import MenuEntry
@@ -42,6 +43,10 @@ class Context:
     flows: FlowTable
     rating_scale: int = 3
     first_contact: bool = False
+    # Whether a 验证码 can be texted (an SMS provider is set up): else only the 查询码 proves.
+    sms_proof: bool = True
+    # The office's common questions, for matching typed ones (None: no FAQ).
+    faq: FaqMatcher | None = None
 
     @property
     def word(self) -> str:

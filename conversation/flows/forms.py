@@ -18,6 +18,7 @@ from ..validators import Invalid
 from .base import DONE, SKIP, YES, Context, Outcome, numbered, pick
 from .menu import menu_reply
 
+ANONYMOUS = frozenset({"匿名", "匿名反映", "我要匿名", "anonymous", "anon"})
 CONFIRM = "_confirm"
 CHANGE = "_change"
 PHOTO_LIMIT = 9
@@ -82,6 +83,14 @@ def answer(ctx: Context, form: FormSpec) -> Outcome:
         ctx.state.data[spec.field] = None
         return _advance(ctx, form)
 
+    if spec.type == "name" and ctx.word in ANONYMOUS:
+        return _anonymous(ctx, form)
+    if spec.type in ("name", "phone") and ctx.state.data.pop("_anonymous", False):
+        # A name after all: the mobile is asked again, in its turn.
+        ctx.state.data.pop("_editing", None)
+        for other in form.steps:
+            if other.type == "phone":
+                ctx.state.data.pop(other.field, None)
     value = _accept(ctx, form, spec)
     if isinstance(value, Outcome):
         return value
@@ -96,6 +105,18 @@ def answer(ctx: Context, form: FormSpec) -> Outcome:
         if category is not None and category.notice:
             outcome.say(ctx.t(category.notice))
     return outcome.extend(_advance(ctx, form))
+
+
+def _anonymous(ctx: Context, form: FormSpec) -> Outcome:
+    """`匿名` at the name step: no name and no mobile, said plainly what that means."""
+    data = ctx.state.data
+    data["_anonymous"] = True
+    for spec in form.steps:
+        if spec.type in ("name", "phone"):
+            data[spec.field] = None
+    data.pop("_editing", None)
+    outcome = Outcome().say(ctx.t("anonymous.meaning"))
+    return outcome.extend(_forward(ctx, form, from_index=form.index(ctx.state.step) + 1))
 
 
 def back(ctx: Context, form: FormSpec) -> Outcome | None:
@@ -260,6 +281,8 @@ def _shown(ctx: Context, spec: StepSpec) -> str:
     value = ctx.state.data.get(spec.field)
     if spec.type == "photos":
         return ctx.t("confirm.photos", n=len(value or []))
+    if spec.type in ("name", "phone") and ctx.state.data.get("_anonymous"):
+        return ctx.t("anonymous.shown")
     if value is None or value == "":
         return ctx.t("form.skipped")
     if spec.type == "category":
@@ -342,6 +365,7 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
         acceptance_due=ctx.deadlines.acceptance_due(ctx.now),
         department=department,
         mailbox=mailbox.key if mailbox is not None else "",
+        anonymous=bool(data.get("_anonymous")) and not data.get("name") and not data.get("phone"),
     )
     ctx.state.to_menu()
     confirmation = form.confirmation
@@ -349,7 +373,13 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
     def submitted(results: Results) -> list[Reply]:
         due = ctx.day(results.values.get("acceptance_due") or command.acceptance_due or ctx.now)
         if confirmation is not None:
-            return [Reply(confirmation(ctx.lang).format(code=results.case_code, due=due))]
-        return [Reply(ctx.t(CONFIRMATIONS[form.kind], code=results.case_code, due=due))]
+            text = confirmation(ctx.lang).format(code=results.case_code, due=due)
+        else:
+            text = ctx.t(CONFIRMATIONS[form.kind], code=results.case_code, due=due)
+        query = results.values.get("query_code")
+        if command.anonymous and query:
+            # Shown this once: only its hash is kept, so nobody can show it again.
+            text += "\n\n" + ctx.t("anonymous.receipt", code=results.case_code, query=query)
+        return [Reply(text)]
 
     return Outcome(commands=[command], after=submitted)

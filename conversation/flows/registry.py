@@ -16,7 +16,7 @@ from ..office import OfficeConfig
 from ..office_forms import MenuEntry, free_text_form
 from ..office_text import OfficeConfigError
 from ..validators import normalize
-from . import faq, forms, handoff, mailboxes, rating, resume, status
+from . import faq, forms, handoff, mailboxes, proof, rating, resume, status
 from .base import Flow, FlowTable
 
 # A flow that enters itself (status, rating, faq, resume) keeps its name in its module as FLOW;
@@ -89,6 +89,8 @@ FLOWS: tuple[Flow, ...] = (
         menu=MenuEntry("0", "menu.staff", frozenset({"人工", "人工服务", "staff"}), "staff"),
     ),
     Flow(resume.FLOW, resume.handle),
+    # Proof before a case that is not the asker's own: entered from a code, never the menu.
+    Flow(proof.FLOW, proof.handle),
 )
 # A form of the office file that FLOWS does not name: the form handler, its menu entry its own.
 FORM = Flow("", forms.handle, forms.open_form, form=True)

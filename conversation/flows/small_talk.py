@@ -16,7 +16,7 @@ GREETINGS = (
     "goodafternoon", "goodevening",
 )  # fmt: skip
 THANKS = (
-    "谢谢", "多谢", "感谢", "谢了", "辛苦了", "辛苦", "麻烦了", "thanks", "thankyou", "thx",
+    "谢谢", "多谢", "感谢", "谢了", "谢啦", "辛苦了", "辛苦", "麻烦了", "thanks", "thankyou", "thx",
     "cheers",
 )  # fmt: skip
 # Words that go with a greeting or thanks and say nothing about a matter by themselves.
