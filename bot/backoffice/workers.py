@@ -30,6 +30,7 @@ from storage.uow import Units
 
 from . import deadline_watch
 from .notifier import Notifier
+from .sms_inbox import SmsInbox
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ MAX_BACKOFF = 60.0
 STOP_GRACE = 20.0
 STREAM_RETENTION = timedelta(days=7)
 # Which job a queue wakes when a unit of work commits rows to it.
-WAKES = {"outbox": "outbox-relay", "notifications": "notifier"}
+WAKES = {"outbox": "outbox-relay", "notifications": "notifier", "sms_replies": "sms-replies"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def jobs_for(
     relay: Relay,
     notifier: Notifier,
     deadlines: LegalDeadlines,
+    sms_inbox: SmsInbox,
     *,
     stream: bool,
 ) -> tuple[Job, ...]:
@@ -89,6 +91,7 @@ def jobs_for(
     jobs = [
         Job("outbox-relay", 1.0, relay.publish_once, repeat_while_busy=True),
         Job("notifier", 2.0, notifier.run_once, repeat_while_busy=True),
+        Job("sms-replies", 2.0, sms_inbox.work_once, repeat_while_busy=True),
         Job("deadlines", 60.0, lambda: deadline_watch.scan(units, deadlines)),
         Job("survey-expiry", 300.0, expire),
         Job("purge-expired", 600.0, purge),
