@@ -36,9 +36,9 @@ function response(status, headers, body)
     failed = failed + 1
   elseif body:find("<Encrypt>", 1, true) then
     answered = answered + 1 -- a passive reply, sealed
-  else
+  elseif #body == 0 then
     silent = silent + 1 -- empty: over the reply budget, pushed later
-  end
+  end -- anything else answered /healthz, sent when the pushes ran out
 end
 
 function done(summary, latency, requests)
