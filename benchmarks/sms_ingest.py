@@ -4,9 +4,12 @@
 
 Closed cases with open surveys are prepared first (one per phone). Each push then goes through
 what a real one does: the secret-path guard, the body limit and validation, production logging
-(phones masked, to /dev/null), and the survey handler for every reply: the re-delivery check,
-the reply parser, the open survey of that phone, the rating on the case, its timeline entry and
-`case.rated` in the outbox, one transaction per reply. Client and server share one process.
+(phones masked, to /dev/null), and its replies kept in the SMS inbox in one transaction, which
+is when the push is acknowledged ("ack" columns). The app's own `sms-replies` job, woken by
+that commit, works them through the survey handler: the re-delivery check, the reply parser,
+the open survey of that phone, the rating on the case, its timeline entry and `case.rated` in
+the outbox, one transaction per reply. "replies/s" is from the first push until every case is
+rated. Client and server share one process.
 """
 
 from __future__ import annotations
@@ -158,9 +161,7 @@ def log_like_production(sink: TextIO) -> None:
 
 async def run(backend: str, replies: int, concurrency: int) -> None:
     async with database(backend) as url:
-        settings = Settings(
-            database_url=url,
-            pii_key=KEY,
+        settings = Settings(database_url=url, pii_key=KEY).replace(
             sms_provider="aliyun",
             sms_access_key_id="LTAI5tBench",
             sms_access_key_secret="bench",
@@ -168,7 +169,7 @@ async def run(backend: str, replies: int, concurrency: int) -> None:
             sms_template_notice="SMS_1",
             sms_webhook_secret=SECRET,
         )
-        app = create_app(settings, workers=False)
+        app = create_app(settings, workers=True)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -193,7 +194,10 @@ async def run(backend: str, replies: int, concurrency: int) -> None:
             async with aiohttp.ClientSession() as session:
                 started = time.perf_counter()
                 await asyncio.gather(*(client(session) for _ in range(concurrency)))
-                elapsed = time.perf_counter() - started
+                acknowledged = time.perf_counter() - started
+            while await runtime.sms_inbox.waiting():  # noqa: ASYNC110 (the job works them through)
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
             async with runtime.db.session() as db:
                 rated = await db.scalar(
                     select(func.count()).select_from(Case).where(Case.status == "rated")
@@ -208,15 +212,16 @@ async def run(backend: str, replies: int, concurrency: int) -> None:
     pushes = len(latencies)
     assert rated == events == pushes * BATCH, (rated, events, pushes)
     print(
-        f"{backend:<10}{pushes:>7}{rated:>9}{pushes / elapsed:>10.1f}{rated / elapsed:>11.0f}"
-        f"{statistics.median(latencies) * 1000:>11.0f}{max(latencies) * 1000:>9.0f}"
+        f"{backend:<10}{pushes:>7}{rated:>9}{pushes / acknowledged:>10.1f}{rated / elapsed:>11.0f}"
+        f"{statistics.median(latencies) * 1000:>15.0f}{max(latencies) * 1000:>12.0f}"
     )
 
 
 async def main(replies: int, concurrency: int, backends: list[str]) -> None:
     print(f"{replies} rating replies in pushes of {BATCH}, {concurrency} concurrent pushes")
     print(
-        f"{'backend':<10}{'pushes':>7}{'rated':>9}{'pushes/s':>10}{'replies/s':>11}{'median ms':>11}{'max ms':>9}"
+        f"{'backend':<10}{'pushes':>7}{'rated':>9}{'pushes/s':>10}{'replies/s':>11}"
+        f"{'ack median ms':>15}{'ack max ms':>12}"
     )
     for backend in backends:
         await run(backend, replies, concurrency)

@@ -192,8 +192,9 @@ class PhoneTexting(Protocol):
 class Parts:
     """What a channel may be given when it is built: where what arrives on it goes.
 
-    `handle` takes a citizen's message (the conversation pipeline); `sms_replies` takes a text
-    answering something we sent (survey replies); `staff_actions` takes what a staff member did
+    `handle` takes a citizen's message (the conversation pipeline); `sms_replies` takes the
+    texts of one push answering something we sent (survey replies), keeping them to work
+    through after the push is acknowledged; `staff_actions` takes what a staff member did
     in a staff front end, with a way to answer them there; `staff_roster` names who gets alerts
     on a front end; `text` is the office's sentence for a catalog key (channels hold no
     sentences of their own).

@@ -36,7 +36,7 @@ from .keys import Keys
 from .locks import LocalLocks
 from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
-from .uow import Committed, UnitOfWork
+from .uow import Committed, Reading, UnitOfWork
 
 
 class Busy(Exception):
@@ -123,13 +123,26 @@ class _LazyLookups:
         self.turn = turn
 
     async def cases_of(self, channel: str, sender: str, limit: int = 5) -> list[CaseView]:
-        return await CaseLookups(await self.turn.uow()).cases_of(channel, sender, limit)
+        async with self._lookups() as lookups:
+            return await lookups.cases_of(channel, sender, limit)
 
     async def case_of(self, channel: str, sender: str, code: str) -> CaseView | None:
-        return await CaseLookups(await self.turn.uow()).case_of(channel, sender, code)
+        async with self._lookups() as lookups:
+            return await lookups.case_of(channel, sender, code)
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
-        return await CaseLookups(await self.turn.uow()).ratable_cases(channel, sender)
+        async with self._lookups() as lookups:
+            return await lookups.ratable_cases(channel, sender)
+
+    @asynccontextmanager
+    async def _lookups(self) -> AsyncIterator[CaseLookups]:
+        """In the turn's transaction if it has one; otherwise (a Redis-store turn that only
+        looks: 进度查询, a case code) outside any, rather than opening one to roll it back."""
+        if self.turn._uow is not None:
+            yield CaseLookups(self.turn._uow)
+            return
+        async with Reading(self.turn.store.db, self.turn.store.cipher) as reading:
+            yield CaseLookups(reading)
 
 
 class ConversationStoreBase:

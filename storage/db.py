@@ -16,6 +16,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# Older pooled connections are closed rather than handed out: shorter than the idle timeouts of
+# the proxies and firewalls usually found between an application and its database.
+RECYCLE_SECONDS = 300
+
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
@@ -31,7 +35,12 @@ class Database:
                 connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
             )
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No ping per checkout: it cost three round trips (BEGIN, SELECT, ROLLBACK) before
+            # every transaction. Connections are recycled instead, and a unit of work whose
+            # connection turns out dead before it commits is retried (storage/uow.py).
+            options.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_recycle=RECYCLE_SECONDS
+            )
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
@@ -57,6 +66,20 @@ class Database:
             return
         async with self._turns, self.sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only, outside any transaction: each query one round trip, with
+        no BEGIN and ROLLBACK around it. Nothing written through it is kept."""
+        if self._turns is not None:
+            # SQLite: its one connection, taken in turn like any session's.
+            async with self.session() as session:
+                yield session
+            return
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=conn) as session:
+                yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -12,11 +12,13 @@ from conversation.cases.kinds import SURVEYED_KINDS
 from conversation.ports import CaseStep, CaseView, Deadline
 
 from .documents import DueFacts, deadlines_of
-from .uow import UnitOfWork
+from .uow import Reading, UnitOfWork
 
 
 class CaseLookups:
-    def __init__(self, uow: UnitOfWork) -> None:
+    """Over a turn's unit of work, or over a `Reading` when the turn has none open."""
+
+    def __init__(self, uow: UnitOfWork | Reading) -> None:
         self.uow = uow
 
     async def cases_of(self, channel: str, sender: str, limit: int = 5) -> list[CaseView]:

@@ -305,6 +305,20 @@ class SmsInbound(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SmsReplyWaiting(Base):
+    """An SMS reply taken from a provider's push and not yet worked through: the push is
+    acknowledged once its replies are here, whatever its size (storage/sms_inbox.py)."""
+
+    __tablename__ = "sms_replies_waiting"
+    __table_args__ = (Index("ix_sms_replies_waiting_due", "next_try_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reply_enc: Mapped[bytes] = mapped_column(LargeBinary)  # phone and words: personal data
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(default=utcnow)  # later while leased or failing
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Conversation(Base):
     """Conversation state when Redis is absent; `version` makes concurrent writers detectable."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from conversation.ports import Conflict
 
@@ -58,6 +58,7 @@ class UnitOfWork:
         self.people = People(self.session, self.cipher)
         self.notifications = Notifications(self.session, self.touched)
         self._committed = False
+        self._committing = False
         return self
 
     def iso(self, moment: datetime) -> str:
@@ -65,6 +66,7 @@ class UnitOfWork:
         return iso(moment, self.tz)
 
     async def commit(self) -> None:
+        self._committing = True
         try:
             await self.session.commit()
         except IntegrityError as exc:
@@ -94,11 +96,42 @@ class UnitOfWork:
             raise Conflict(str(exc.orig)) from exc
         if isinstance(exc, OperationalError) and _is_serialization_failure(exc):
             raise Conflict(str(exc.orig)) from exc
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated and not self._committing:
+            # The pooled connection was dead (the database restarted, a proxy dropped it); the
+            # pool now replaces it. Nothing was committed, so the work runs again. A connection
+            # lost during COMMIT is not retried: the commit may have happened.
+            raise Conflict(f"database connection lost: {exc.orig}") from exc
 
 
 def _is_serialization_failure(exc: OperationalError) -> bool:
     text = str(exc.orig).lower()
     return "deadlock" in text or "could not serialize" in text
+
+
+class Reading:
+    """Case and timeline reads outside any transaction (`Database.reading`): for a turn that
+    only looks, one round trip a query instead of BEGIN, the query and ROLLBACK."""
+
+    def __init__(self, db: Database, cipher: PiiCipher) -> None:
+        self.db = db
+        self.cipher = cipher
+
+    async def __aenter__(self) -> Reading:
+        self._held = self.db.reading()
+        session = await self._held.__aenter__()
+        self.cases = Cases(session, self.cipher)
+        self.events = Timeline(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._held.__aexit__(exc_type, exc, tb)
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise Conflict(f"database connection lost: {exc.orig}") from exc  # read again
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,9 @@ async def sms_reply(
         data=body,
         headers={"Content-Type": "application/json", "X-Minyi-Signature": signature},
     )
+    # Acknowledged once kept; the `sms-replies` job then works it through (here, at once).
+    assert await runtime_of(client).sms_inbox.waiting() == (1 if response.status == 200 else 0)
+    await until_done(runtime_of(client).sms_inbox.work_once)
     return response.status
 
 

@@ -23,6 +23,7 @@ from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
 from bot.app import audit, backup_cli, logs, staff_cli
+from bot.app.processes import serve_processes
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
         "--no-workers", action="store_true", help="leave background jobs to `minyi worker`"
+    )
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT; PostgreSQL only); one per core",
     )
     commands.add_parser("worker", help="run only the background workers")
     db = commands.add_parser("db", help="database maintenance")
@@ -133,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
-        if args.command == "serve":
+        if args.command == "serve" and args.processes != 1:
+            serve_processes(
+                settings, args.host, args.port, args.processes, workers=not args.no_workers
+            )
+        elif args.command == "serve":
             run_server(settings, args.host, args.port, workers=not args.no_workers)
         elif args.command == "worker":
             asyncio.run(run_workers(settings))

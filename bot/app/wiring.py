@@ -24,6 +24,7 @@ from bot.backoffice.citizen_notices import CitizenNotices
 from bot.backoffice.delivery_reports import DeliveryReports
 from bot.backoffice.notifier import Notifier
 from bot.backoffice.reach import CitizenReach
+from bot.backoffice.sms_inbox import SmsInbox
 from bot.backoffice.staff_alerts import StaffAlerts
 from bot.backoffice.staff_directory import StaffDirectory
 from bot.backoffice.staff_threads import StaffThreads
@@ -83,6 +84,7 @@ class Minyi:
     staff_targets: tuple[StaffTarget, ...]
     notifier: Notifier
     survey_replies: SurveyReplies
+    sms_inbox: SmsInbox
     staff_threads: StaffThreads
     wakeups: Wakeups
     live: LocalBus
@@ -203,13 +205,15 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
     # staff do on their front ends (the duty group, the WeCom app).
     survey_replies = SurveyReplies(units, office.catalog, surveys, deadlines, tz)
+    # A push of SMS replies is kept first and acknowledged; its replies are worked through after.
+    sms_inbox = SmsInbox(db, cipher, survey_replies, committed)
     directory = StaffDirectory(units)
     staff_threads = StaffThreads(units, shared, office, tz, engine, directory)
 
     parts = Parts(
         handle=handle,
         text=lambda key: office.catalog.text("zh", key),
-        sms_replies=survey_replies,
+        sms_replies=sms_inbox.take,
         staff_actions=staff_threads.act,
         staff_roster=directory.roster,
     )
@@ -251,6 +255,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         relay,
         notifier,
         deadlines,
+        sms_inbox,
         stream=redis is not None,
         escalation=office.escalation,
     )
@@ -272,6 +277,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         staff_targets=tuple(staff_targets),
         notifier=notifier,
         survey_replies=survey_replies,
+        sms_inbox=sms_inbox,
         staff_threads=staff_threads,
         wakeups=wakeups,
         live=live,

@@ -46,7 +46,7 @@ class _Open:
 
 
 class SurveyReplies:
-    """The SMS channel's reply handler (`SmsChannel.on_reply`)."""
+    """What each SMS reply comes to, one at a time, from the SMS inbox (`bot/backoffice/sms_inbox.py`)."""
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ from storage.uow import Units
 
 from . import deadline_watch
 from .notifier import Notifier
+from .sms_inbox import SmsInbox
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ MAX_BACKOFF = 60.0
 STOP_GRACE = 20.0
 STREAM_RETENTION = timedelta(days=7)
 # Which job a queue wakes when a unit of work commits rows to it.
-WAKES = {"outbox": "outbox-relay", "notifications": "notifier"}
+WAKES = {"outbox": "outbox-relay", "notifications": "notifier", "sms_replies": "sms-replies"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def jobs_for(
     relay: Relay,
     notifier: Notifier,
     deadlines: LegalDeadlines,
+    sms_inbox: SmsInbox,
     *,
     stream: bool,
     escalation: EscalationRules | None = None,
@@ -91,6 +93,7 @@ def jobs_for(
     jobs = [
         Job("outbox-relay", 1.0, relay.publish_once, repeat_while_busy=True),
         Job("notifier", 2.0, notifier.run_once, repeat_while_busy=True),
+        Job("sms-replies", 2.0, sms_inbox.work_once, repeat_while_busy=True),
         Job(
             "deadlines",
             60.0,

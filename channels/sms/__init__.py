@@ -1,12 +1,12 @@
 """SMS providers (one module each: aliyun, tencent, twilio, http) behind one channel.
 
-What the rest of Minyi uses: `build_sms_channel(config, on_reply)`, `SmsChannel.send_sms`
+What the rest of Minyi uses: `build_sms_channel(config, on_replies)`, `SmsChannel.send_sms`
 with an `SmsMessage`, and the `SmsReply` each inbound SMS becomes.
 """
 
 from ..base import Built, Parts, Plugin
 from .channel import SmsChannel, WebhookGuard, build_sms_channel
-from .common import ReplyHandler, SmsMessage, SmsReply, mask_phone
+from .common import RepliesHandler, SmsMessage, SmsReply, mask_phone
 from .config import SmsConfig, SmsConfigError, TemplateSpec, parse_allow_list, parse_template
 from .settings import SETTINGS, configure
 
@@ -21,7 +21,7 @@ PLUGIN = Plugin("sms", SETTINGS, configure, _build)
 
 __all__ = [
     "PLUGIN",
-    "ReplyHandler",
+    "RepliesHandler",
     "SmsChannel",
     "SmsConfig",
     "SmsConfigError",

@@ -31,10 +31,9 @@ from .aliyun import AliyunSms
 from .common import (
     IDEMPOTENCY_KEY,
     PayloadError,
-    ReplyHandler,
+    RepliesHandler,
     SmsMessage,
     SmsProvider,
-    SmsReply,
 )
 from .config import Network, SmsConfig
 from .http import HttpSms
@@ -83,7 +82,7 @@ class WebhookGuard:
 
 
 class SmsChannel:
-    """A citizen channel for SMS; `on_reply` receives every reply, once per provider delivery."""
+    """A citizen channel for SMS; `on_replies` receives each push's replies, all at once."""
 
     name = "sms"
     title = "短信"
@@ -91,7 +90,7 @@ class SmsChannel:
     def __init__(
         self,
         provider: SmsProvider,
-        on_reply: ReplyHandler,
+        on_replies: RepliesHandler,
         guard: WebhookGuard,
         sign_name: str = "",
     ) -> None:
@@ -101,7 +100,7 @@ class SmsChannel:
                 "give a secret path segment or an address allow list"
             )
         self.provider = provider
-        self.on_reply = on_reply
+        self.on_replies = on_replies
         self.guard = guard
         self.sign_name = sign_name
         self._services: Services | None = None
@@ -198,11 +197,11 @@ class SmsChannel:
         return refused if refused is not None else self.provider.acknowledge()
 
     async def _inbound(self, request: web.Request) -> web.StreamResponse:
-        return await self._receive(request, "replies", self.provider.replies, self._hand_on_reply)
+        return await self._receive(request, "replies", self.provider.replies, self.on_replies)
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
         return await self._receive(
-            request, "delivery reports", self.provider.reports, self._hand_on_report
+            request, "delivery reports", self.provider.reports, self._hand_on_reports
         )
 
     async def _receive(
@@ -210,7 +209,7 @@ class SmsChannel:
         request: web.Request,
         what: str,
         parse: Callable[[web.Request, bytes], Sequence[Item]],
-        hand_on: Callable[[Item], Awaitable[None]],
+        hand_on: Callable[[Sequence[Item]], Awaitable[None]],
     ) -> web.StreamResponse:
         """Guard, read, verify, parse, hand each item on; acknowledge only when all were taken."""
         refused = self._refusal(request)
@@ -232,40 +231,37 @@ class SmsChannel:
         except PayloadError as exc:
             log.warning("refused a malformed %s push: %s", self.provider.name, exc)
             return json_error(400, "bad_request", str(exc))
-        # One phone's items in order (a rating before the comment that follows it), different
-        # phones side by side: a push of 100 replies is 100 independent transactions.
-        queues: dict[str, list[Item]] = {}
-        for item in items:
-            queues.setdefault(_party(item), []).append(item)
+        try:
+            await hand_on(items)
+        except Exception:
+            # Not acknowledged: the provider sends the push again, and what was already taken
+            # is recognised by its dedupe key or report id.
+            log.exception("an SMS %s push could not be handled", self.provider.name)
+            return json_error(503, "unavailable", "Not recorded; send it again later.")
+        log.info("took %d SMS %s from %s", len(items), what, self.provider.name)
+        return self.provider.acknowledge()
+
+    async def _hand_on_reports(self, reports: Sequence[DeliveryReport]) -> None:
+        """Each message's reports in order, different messages side by side."""
+        if self._services is None:
+            raise RuntimeError("the SMS channel is not started")
+        record = self._services.delivery_report
+        queues: dict[str, list[DeliveryReport]] = {}
+        for report in reports:
+            queues.setdefault(report.message_id, []).append(report)
         gate = asyncio.Semaphore(PARALLEL)
 
-        async def in_order(queue: list[Item]) -> None:
+        async def in_order(queue: list[DeliveryReport]) -> None:
             async with gate:
-                for item in queue:
-                    await hand_on(item)
+                for report in queue:
+                    await record(report)
 
         outcomes = await asyncio.gather(
             *(in_order(q) for q in queues.values()), return_exceptions=True
         )
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
-            # Not acknowledged: the provider sends the push again, and what was already taken
-            # is recognised by its dedupe key or report id.
-            log.error(
-                "an SMS %s push could not be handled", self.provider.name, exc_info=failures[0]
-            )
-            return json_error(503, "unavailable", "Not recorded; send it again later.")
-        log.info("took %d SMS %s from %s", len(items), what, self.provider.name)
-        return self.provider.acknowledge()
-
-    async def _hand_on_reply(self, reply: SmsReply) -> None:
-        log.debug("SMS reply %s from %s", reply.dedupe_key, reply.masked_phone)
-        await self.on_reply(reply)
-
-    async def _hand_on_report(self, report: DeliveryReport) -> None:
-        if self._services is None:
-            raise RuntimeError("the SMS channel is not started")
-        await self._services.delivery_report(report)
+            raise failures[0]
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         """The answer to a push that fails the guard, before a byte of its body is read."""
@@ -283,19 +279,14 @@ class SmsChannel:
             self._services.rejected("sms", reason)
 
 
-def _party(item: object) -> str:
-    """Whose item it is: a reply's phone, a report's message."""
-    return item.phone if isinstance(item, SmsReply) else getattr(item, "message_id", "")
-
-
 def _sms_key(key: str) -> str:
     """Providers take idempotency keys of 1-64 plain characters; ours may be longer or richer."""
     return key if IDEMPOTENCY_KEY.fullmatch(key) else hashlib.sha256(key.encode()).hexdigest()
 
 
-def build_sms_channel(config: SmsConfig, on_reply: ReplyHandler) -> SmsChannel:
+def build_sms_channel(config: SmsConfig, on_replies: RepliesHandler) -> SmsChannel:
     """The channel for the configured provider. Raises SmsConfigError naming the variable."""
     config.check()
     provider = PROVIDERS[config.provider](config)
     guard = WebhookGuard(path_secret=config.path_secret, allow=config.allow)
-    return SmsChannel(provider, on_reply, guard, config.sign_name)
+    return SmsChannel(provider, on_replies, guard, config.sign_name)

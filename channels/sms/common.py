@@ -6,7 +6,7 @@ import email.utils
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -81,7 +81,9 @@ class SmsReply:
         return mask_phone(self.phone)
 
 
-ReplyHandler = Callable[[SmsReply], Awaitable[None]]
+# Takes every reply of one push at once; returns once they are kept (the push is then
+# acknowledged), raises when they were not (the provider pushes again).
+RepliesHandler = Callable[[Sequence[SmsReply]], Awaitable[None]]
 
 
 class PayloadError(ValueError):

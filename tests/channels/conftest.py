@@ -95,10 +95,11 @@ class Recorder:
     reports: list[DeliveryReport] = field(default_factory=list)
     failing: bool = False
 
-    async def reply(self, reply: SmsReply) -> None:
+    async def take(self, replies: Sequence[SmsReply]) -> None:
+        """A push's replies, kept all at once (as the SMS inbox does) or not at all."""
         if self.failing:
             raise RuntimeError("the database is down")
-        self.replies.append(reply)
+        self.replies.extend(replies)
 
     async def report(self, report: DeliveryReport) -> None:
         if self.failing:
@@ -154,7 +155,7 @@ def make_rig(aiohttp_server: Any, aiohttp_client: Any, tmp_path: Path) -> MakeRi
         server = await aiohttp_server(APPS[provider](fake))
         settings = sms_settings(tmp_path, provider, str(server.make_url("")).rstrip("/"), **extra)
         recorder = Recorder()
-        channel = build_sms_channel(settings.channel("sms"), recorder.reply)
+        channel = build_sms_channel(settings.channel("sms"), recorder.take)
         channels: dict[str, Any] = {"sms": ReportsRecorded(channel, recorder)}
         client = await aiohttp_client(create_app(settings, workers=False, channels=channels))
         return Rig(client, fake, channel, recorder, settings)

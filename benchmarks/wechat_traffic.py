@@ -1,0 +1,477 @@
+"""WeChat traffic as it comes: thousands of distinct citizens in safe (AES) mode, at every step.
+
+    python benchmarks/wechat_traffic.py                  # echo, SQLite, PostgreSQL + Redis
+    python benchmarks/wechat_traffic.py --runs 3         # the same, three times (the spread)
+    python benchmarks/wechat_traffic.py --servers echo,postgres --processes 1,2
+
+4,000 citizens (--citizens) walk the whole filing walk — 我要反映, a category, the description,
+the address, 跳过 photos, name, mobile, 1 to submit, 菜单, 进度查询 — in waves of 200 (--wave):
+the wave's citizens all send their first message, then all their second, and so on, so that a
+citizen's next message comes about 200 requests after the previous one and never two at once.
+Every push is signed and encrypted beforehand with wechatpy exactly as WeChat's servers do, and
+replayed by wrk (one thread, a Lua script keeping the file's order) over 64 connections
+(--connections): a warm-up (3 s), then the measured run (10 s) on pushes not yet sent.
+
+Each server gets a fresh database and Redis prefix. Before the load one citizen walks the walk
+with the replies decrypted and checked (the category prompt, 提交成功 with a case code, their
+case in 进度查询); after it, the cases in the database are counted against the submits sent.
+The baseline is a bare aiohttp + wechatpy server that verifies, decrypts, parses and echoes the
+text back encrypted, run in the same invocation: the machine is shared, so read the ratios.
+
+Needs wrk (`apt-get install wrk`), PostgreSQL at MINYI_BENCH_POSTGRES_URL and Redis at
+MINYI_BENCH_REDIS_URL (defaults: the local `test` database and redis://127.0.0.1:6379/0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+from xml.etree import ElementTree
+
+import aiohttp
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from throwaway import database  # noqa: E402
+
+TOKEN = "bench-token"
+APP_ID = "wxbench0000000000"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+PII_KEY = base64.urlsafe_b64encode(b"t" * 32).decode()
+REDIS_URL = os.environ.get("MINYI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+WALK = (
+    "我要反映",
+    "4",
+    "小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。",
+    "XX区幸福路12号幸福小区东门",
+    "跳过",
+    "张三",
+    "139{n:08d}",  # each citizen their own mobile, as in life
+    "1",
+    "菜单",
+    "进度查询",
+)
+SUBMIT = WALK.index("1")
+# What one checked walk must read back, step by step (a substring of the decrypted reply).
+EXPECTED = {0: "类别", 1: "事情经过", 3: "照片", 6: "手机", 7: "提交成功", 9: "您反映的事项"}
+TEXT_PUSH = (
+    "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
+    "<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{ts}</CreateTime>"
+    "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
+    "<MsgId>{msg_id}</MsgId></xml>"
+)
+SERVERS = ("echo", "sqlite", "postgres")
+LABELS = {
+    "echo": "bare aiohttp + wechatpy AES echo",
+    "sqlite": "Minyi, embedded SQLite",
+    "postgres": "Minyi, PostgreSQL + Redis",
+}
+
+
+# -- the pushes ----------------------------------------------------------------------------------
+
+
+class Sealer:
+    """Signs and encrypts a text push as WeChat does, with its own nonces."""
+
+    def __init__(self) -> None:
+        from wechatpy.crypto import WeChatCrypto
+
+        self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+        self.msg_ids = secrets.randbelow(10**12) * 10**6
+
+    def push(self, openid: str, text: str) -> tuple[str, str]:
+        """The request's path with its query, and its body."""
+        ts, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+        self.msg_ids += 1
+        xml = TEXT_PUSH.format(openid=openid, ts=ts, text=text, msg_id=self.msg_ids)
+        sealed = ElementTree.fromstring(self.crypto.encrypt_message(xml, nonce, ts))
+        query = {
+            "signature": hashlib.sha1("".join(sorted([TOKEN, ts, nonce])).encode()).hexdigest(),
+            "timestamp": ts,
+            "nonce": nonce,
+            "openid": openid,
+            "encrypt_type": "aes",
+            "msg_signature": sealed.findtext("MsgSignature", ""),
+        }
+        body = (
+            "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
+            f"<Encrypt><![CDATA[{sealed.findtext('Encrypt')}]]></Encrypt></xml>"
+        )
+        return "/wechat?" + urlencode(query), body
+
+    def reply_text(self, body: str, query: str) -> str:
+        """The text of a sealed passive reply."""
+        from wechatpy import parse_message
+
+        fields = dict(part.split("=", 1) for part in query.split("?", 1)[1].split("&"))
+        root = ElementTree.fromstring(body)
+        plain = self.crypto.decrypt_message(
+            body,
+            root.findtext("MsgSignature", ""),
+            root.findtext("TimeStamp", ""),
+            root.findtext("Nonce", fields["nonce"]),
+        )
+        return str(getattr(parse_message(plain), "content", ""))
+
+
+def write_pushes(path: Path, citizens: int, wave: int, run: str) -> list[tuple[int, str]]:
+    """Every citizen's walk in waves, in the order sent; returns each line's step and openid."""
+    sealer = Sealer()
+    steps: list[tuple[int, str]] = []
+    with path.open("w") as out:
+        for first in range(0, citizens, wave):
+            members = range(first, min(first + wave, citizens))
+            for step, text in enumerate(WALK):
+                for n in members:
+                    openid = f"o{run}{n:06d}"
+                    target, body = sealer.push(openid, text.format(n=n))
+                    out.write(f"{target}\t{body}\n")
+                    steps.append((step, openid))
+    return steps
+
+
+async def checked_walk(url: str, echo: bool) -> None:
+    """One citizen's walk with every reply decrypted: the server must answer what it should."""
+    sealer = Sealer()
+    openid = f"ocheck{secrets.token_hex(4)}"
+    async with aiohttp.ClientSession() as http:
+        for step, text in enumerate(WALK):
+            target, body = sealer.push(openid, text.format(n=99_999_999))
+            async with http.post(url + target, data=body.encode()) as response:
+                sealed = await response.text()
+                if response.status != 200 or "<Encrypt>" not in sealed:
+                    raise SystemExit(f"step {step} ({text}): {response.status} {sealed[:200]!r}")
+            reply = sealer.reply_text(sealed, target)
+            want = text.format(n=99_999_999) if echo else EXPECTED.get(step, "")
+            if want not in reply:
+                raise SystemExit(f"step {step} ({text}): {want!r} not in the reply {reply!r}")
+            if step == SUBMIT and not echo and not re.search(r"XF\d{8}-\w{6}", reply):
+                raise SystemExit(f"no case code in the submit's reply {reply!r}")
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    kind: str
+    processes: int
+    database_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    pid: int = 0
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        port = free_port()
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("MINYI_")}
+        environment |= {"PYTHONPATH": str(ROOT), "MINYI_LOG_LEVEL": "WARNING", **self.env}
+        if self.kind == "echo":
+            command = [sys.executable, str(BENCH / "wechat_webhook.py"), "--echo-port", str(port)]
+        else:
+            command = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"]
+            command += ["--port", str(port)]
+            if self.processes > 1:
+                command += ["--processes", str(self.processes)]
+        # A file, not a pipe: a full pipe would stall the server.
+        with tempfile.TemporaryFile() as log:
+            proc = await asyncio.create_subprocess_exec(
+                *command, cwd=ROOT, env=environment, stdout=log, stderr=log
+            )
+            url = f"http://127.0.0.1:{port}"
+            self.pid = proc.pid
+            try:
+                await wait_healthy(url, proc)
+                yield url
+            finally:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+                log.seek(0)
+                lines = log.read().decode(errors="replace").splitlines()
+                errors = [line for line in lines if "Traceback" in line or "ERROR" in line]
+                if errors:
+                    print(f"  ({len(errors)} error lines from the server; first: {errors[0]})")
+
+
+async def wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            if proc.returncode is not None:
+                raise SystemExit(f"server exited with {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start")
+
+
+@contextlib.asynccontextmanager
+async def backend(kind: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A fresh database (and Redis prefix) for one server, dropped afterwards."""
+    env = {
+        "MINYI_WECHAT_TOKEN": TOKEN,
+        "MINYI_WECHAT_APP_ID": APP_ID,
+        "MINYI_WECHAT_AES_KEY": AES_KEY,
+        "MINYI_WECHAT_API_BASE": "http://127.0.0.1:9",  # nothing may leave the machine
+        "MINYI_PII_KEY": PII_KEY,
+    }
+    if kind == "echo":
+        yield "", env
+        return
+    async with database("sqlite" if kind == "sqlite" else "postgres") as url:
+        env["MINYI_DATABASE_URL"] = url
+        if kind == "sqlite":
+            yield url, env
+            return
+        from redis.asyncio import Redis
+
+        prefix = f"minyi-bench:{secrets.token_hex(4)}:"
+        env |= {
+            "MINYI_REDIS_URL": REDIS_URL,
+            "MINYI_REDIS_PREFIX": prefix,
+            "MINYI_STREAM": prefix + "events",
+        }
+        try:
+            yield url, env
+        finally:
+            redis = Redis.from_url(REDIS_URL)
+            async for key in redis.scan_iter(match=prefix + "*", count=1000):
+                await redis.delete(key)
+            await redis.aclose()
+
+
+async def filers(database_url: str) -> set[str]:
+    """The openids that have a case."""
+    from sqlalchemy import text
+
+    from storage.db import Database
+
+    db = Database(database_url)
+    query = text(
+        "SELECT DISTINCT identities.external_id FROM cases "
+        "JOIN identities ON identities.id = cases.identity_id"
+    )
+    try:
+        async with db.engine.connect() as conn:
+            return {str(openid) for openid in (await conn.execute(query)).scalars()}
+    finally:
+        await db.dispose()
+
+
+# -- wrk ---------------------------------------------------------------------------------------------
+
+
+async def wrk(
+    url: str, pushes: Path, start: int, seconds: float, connections: int
+) -> dict[str, int]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s"]
+    command += ["-s", str(BENCH / "wechat_traffic.lua"), url, "--", str(pushes), str(start)]
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    report = {}
+    for line in out.decode().splitlines():
+        if line.startswith("report "):
+            _, name, value = line.split()
+            report[name] = int(float(value))
+    if proc.returncode or "sent" not in report:
+        raise SystemExit(f"wrk failed: {err.decode()}{out.decode()}")
+    return report
+
+
+async def profile(pid: int, kind: str, args: argparse.Namespace) -> asyncio.subprocess.Process:
+    """py-spy samples the server (and its children) through the measured run: collapsed stacks
+    in --profile's folder, one file per server, for `py-spy`'s flame graphs or a quick sort."""
+    folder = Path(args.profile)
+    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--format", "raw"]
+    command += ["--duration", str(int(args.seconds)), "--rate", "200", "--nonblocking"]
+    command += ["-o", str(folder / f"{kind}.txt")]
+    return await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+@dataclass
+class Row:
+    kind: str
+    processes: int
+    rate: float  # turns answered a second (200s), measured part only
+    p50: float  # ms
+    p99: float
+    max: float
+    silent: int  # answered `success` (over the budget) in the measured part
+    failed: int
+    filed: int  # of the citizens who sent 1 to submit, those with a case after the run
+    submits: int  # citizens who sent 1 to submit, warm-up included
+
+
+async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: Path) -> Row:
+    async with backend(kind) as (database_url, env):
+        server = Server(kind, processes, database_url, env)
+        async with server.running() as url:
+            await checked_walk(url, echo=kind == "echo")
+            pushes = workdir / f"{kind}.tsv"
+            citizens = args.echo_citizens if kind == "echo" else args.citizens
+            steps = await asyncio.to_thread(
+                write_pushes, pushes, citizens, args.wave, secrets.token_hex(3)
+            )
+            warm = await wrk(url, pushes, 0, args.warmup, args.connections)
+            profiler = await profile(server.pid, kind, args) if args.profile else None
+            # When the warm-up stopped, wrk may have taken a push per connection without sending
+            # it, and a citizen missing a step walks off the path: the measured run sends those
+            # last pushes again. Any that did arrive are answered from the dedupe, as WeChat's
+            # retries are.
+            again = max(0, warm["sent"] - args.connections)
+            hot = await wrk(url, pushes, again, args.seconds, args.connections)
+            if profiler is not None:
+                await profiler.wait()
+            if hot["exhausted"]:
+                print(f"  {kind}: ran out of pushes; raise --citizens")
+            await asyncio.sleep(5)  # the turns still in flight when wrk stopped
+            submitted = {openid for step, openid in steps[: hot["sent"]] if step == SUBMIT}
+            have = await filers(database_url) if database_url else set()
+            missing = submitted - have
+            if database_url and missing:
+                last = [o for step, o in steps[: hot["sent"]] if step == SUBMIT][-64:]
+                print(
+                    f"  {kind}: {len(missing)} citizens sent 1 to submit and have no case; "
+                    f"{len(missing & set(last))} of them among the last 64 submits sent"
+                )
+        answered = hot["answered"] + hot["silent"]
+        row = Row(
+            kind=kind,
+            processes=processes,
+            rate=answered / (hot["duration_us"] / 1e6),
+            p50=hot["p50_us"] / 1000,
+            p99=hot["p99_us"] / 1000,
+            max=hot["max_us"] / 1000,
+            silent=hot["silent"],
+            failed=hot["failed"] + hot["socket_errors"],
+            filed=len(submitted & have),
+            submits=len(submitted),
+        )
+        print(
+            f"  {LABELS[kind]:<34} x{processes} {row.rate:7.0f} turns/s  p50 {row.p50:6.1f}  "
+            f"p99 {row.p99:7.1f}  max {row.max:7.1f} ms  filed {row.filed}/{row.submits}",
+            flush=True,
+        )
+        return row
+
+
+def table(runs: list[list[Row]]) -> str:
+    lines = [
+        "| server | processes | turns/s | ratio to the echo | p50 ms | p99 ms | max ms "
+        "| over budget | failed | cases filed / submits sent |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rows in runs:
+        echo = next((r.rate for r in rows if r.kind == "echo"), None)
+        for r in rows:
+            ratio = "1" if r.kind == "echo" else (f"{r.rate / echo:.2f}" if echo else "—")
+            filed = "—" if r.kind == "echo" else f"{r.filed:,} / {r.submits:,}"
+            lines.append(
+                f"| {LABELS[r.kind]} | {r.processes} | {r.rate:,.0f} | {ratio} | {r.p50:.1f} "
+                f"| {r.p99:.1f} | {r.max:.0f} | {r.silent} | {r.failed} | {filed} |"
+            )
+    return "\n".join(lines)
+
+
+def spread(runs: list[list[Row]]) -> str:
+    """Per server, the ratio to the echo over the runs (min–max, median)."""
+    out = []
+    for kind in dict.fromkeys(r.kind for rows in runs for r in rows):
+        if kind == "echo":
+            continue
+        ratios = []
+        for rows in runs:
+            echo = next((r.rate for r in rows if r.kind == "echo"), None)
+            ratios += [r.rate / echo for r in rows if r.kind == kind and echo]
+        if ratios:
+            out.append(
+                f"{LABELS[kind]}: ratio to the echo {min(ratios):.2f}–{max(ratios):.2f} "
+                f"(median {statistics.median(ratios):.2f}, {len(ratios)} runs)"
+            )
+    return "\n".join(out)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", default=",".join(SERVERS), help="echo,sqlite,postgres")
+    parser.add_argument(
+        "--processes", default="1", help="server processes for the Minyi servers, e.g. 1,2"
+    )
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--citizens", type=int, default=4000)
+    parser.add_argument(
+        "--echo-citizens", type=int, default=12000, help="enough pushes for the echo's pace"
+    )
+    parser.add_argument("--wave", type=int, default=200)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--profile", metavar="FOLDER", help="py-spy the measured runs into FOLDER")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    kinds = [k for k in args.servers.split(",") if k]
+    if unknown := set(kinds) - set(SERVERS):
+        raise SystemExit(f"--servers: unknown {', '.join(sorted(unknown))}")
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    runs: list[list[Row]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.runs):
+            print(f"run {run + 1} of {args.runs}", flush=True)
+            rows = []
+            for kind in kinds:
+                # One process for the echo, and for SQLite (one writer: `serve` refuses more).
+                several = kind == "postgres"
+                counts = [int(n) for n in args.processes.split(",")] if several else [1]
+                for processes in counts:
+                    rows.append(await measure(kind, processes, args, Path(tmp)))
+            runs.append(rows)
+    print()
+    print(table(runs))
+    print()
+    print(spread(runs))
+    print(
+        f"\n{time.perf_counter() - started:.0f} s in all on {os.cpu_count()} CPUs (load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after); {args.citizens:,} citizens "
+        f"in waves of {args.wave}, {args.connections} connections, {args.warmup:g} s warm-up "
+        f"then {args.seconds:g} s measured."
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

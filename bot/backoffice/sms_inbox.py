@@ -1,0 +1,164 @@
+"""SMS replies taken durably first, worked through after: a push is acknowledged in one insert.
+
+A provider's push may carry hundreds of replies; answering it only after each was matched to
+its survey and recorded took seconds (long enough for the provider to give up and push again).
+`take` stores a push's replies, encrypted, in one transaction, and the push is acknowledged;
+the `sms-replies` job (`work_once`) then hands each to the survey handler. A reply is deleted
+only after it was handled; one whose handling failed is tried again later, and one handled
+twice is recognised by the handler's own dedupe key, so nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, insert, select, update
+
+from channels.sms import SmsReply
+from storage.crypto import PiiCipher
+from storage.db import Database
+from storage.models import SmsReplyWaiting, utcnow
+from storage.uow import Committed
+
+log = logging.getLogger(__name__)
+
+QUEUE = "sms_replies"  # what a commit that stored replies touched: wakes the job
+BATCH = 200
+LEASE = timedelta(minutes=2)  # a run that died holding replies frees them after this
+# Phones handled side by side (one phone's replies in the order they came); on SQLite, whose one
+# writer takes transactions in turn, more would only queue a push's own insert behind them.
+PARALLEL = 16
+PARALLEL_SQLITE = 2
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+def _seal(cipher: PiiCipher, reply: SmsReply) -> bytes:
+    return cipher.encrypt(
+        json.dumps(
+            {
+                "provider": reply.provider,
+                "phone": reply.phone,
+                "text": reply.text,
+                "received_at": reply.received_at.isoformat(),
+                "dedupe_key": reply.dedupe_key,
+            },
+            ensure_ascii=False,
+        ),
+        "sms-reply",
+    )
+
+
+def _open(cipher: PiiCipher, blob: bytes) -> SmsReply:
+    data = json.loads(cipher.decrypt(blob, "sms-reply"))
+    return SmsReply(
+        provider=data["provider"],
+        phone=data["phone"],
+        text=data["text"],
+        received_at=datetime.fromisoformat(data["received_at"]),
+        dedupe_key=data["dedupe_key"],
+    )
+
+
+class SmsInbox:
+    def __init__(
+        self,
+        db: Database,
+        cipher: PiiCipher,
+        handle: Callable[[SmsReply], Awaitable[None]],
+        committed: Committed,
+    ) -> None:
+        self.db = db
+        self.cipher = cipher
+        self.handle = handle
+        self.committed = committed
+
+    async def take(self, replies: Sequence[SmsReply]) -> None:
+        """Store a push's replies (the SMS channel's `on_replies`); raises if they were not."""
+        if not replies:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "reply_enc": _seal(self.cipher, r),
+                "attempts": 0,
+                "next_try_at": now,
+                "created_at": now,
+            }
+            for r in replies
+        ]
+        async with self.db.session() as session, session.begin():
+            await session.execute(insert(SmsReplyWaiting), rows)
+        self.committed(frozenset({QUEUE}))
+
+    async def work_once(self) -> int:
+        """Handle the replies that are due, oldest first; how many were taken in hand."""
+        leased = await self._lease()
+        if not leased:
+            return 0
+        by_phone: dict[str, list[tuple[int, int, SmsReply]]] = {}
+        for row_id, attempts, blob in leased:
+            reply = _open(self.cipher, blob)
+            by_phone.setdefault(reply.phone, []).append((row_id, attempts, reply))
+        gate = asyncio.Semaphore(PARALLEL_SQLITE if self.db.is_sqlite else PARALLEL)
+        done: list[int] = []
+        failed: list[tuple[int, int]] = []
+
+        async def in_order(queue: list[tuple[int, int, SmsReply]]) -> None:
+            async with gate:
+                for position, (row_id, _, reply) in enumerate(queue):
+                    try:
+                        await self.handle(reply)
+                    except Exception:
+                        log.exception("SMS reply %s not handled; tried again later", row_id)
+                        # The phone's later replies wait too: a comment must not overtake
+                        # the rating it follows.
+                        failed.extend((i, a) for i, a, _ in queue[position:])
+                        return
+                    done.append(row_id)
+
+        await asyncio.gather(*(in_order(q) for q in by_phone.values()))
+        await self._settle(done, failed)
+        return len(leased)
+
+    async def waiting(self) -> int:
+        async with self.db.reading() as session:
+            return int(await session.scalar(select(func.count()).select_from(SmsReplyWaiting)) or 0)
+
+    async def _lease(self) -> list[tuple[int, int, bytes]]:
+        """Take the due replies for `LEASE`: another process's run skips them meanwhile."""
+        now = utcnow()
+        async with self.db.session() as session, session.begin():
+            due = (
+                select(SmsReplyWaiting.id)
+                .where(SmsReplyWaiting.next_try_at <= now)
+                .order_by(SmsReplyWaiting.id)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            ids = list(await session.scalars(due))
+            if not ids:
+                return []
+            rows = await session.execute(
+                update(SmsReplyWaiting)
+                .where(SmsReplyWaiting.id.in_(ids), SmsReplyWaiting.next_try_at <= now)
+                .values(next_try_at=now + LEASE)
+                .returning(SmsReplyWaiting.id, SmsReplyWaiting.attempts, SmsReplyWaiting.reply_enc)
+            )
+            return sorted((r.id, r.attempts, r.reply_enc) for r in rows)
+
+    async def _settle(self, done: list[int], failed: list[tuple[int, int]]) -> None:
+        now = utcnow()
+        async with self.db.session() as session, session.begin():
+            if done:
+                await session.execute(delete(SmsReplyWaiting).where(SmsReplyWaiting.id.in_(done)))
+            for row_id, attempts in failed:
+                wait = min(timedelta(seconds=5 * 2**attempts), MAX_BACKOFF)
+                await session.execute(
+                    update(SmsReplyWaiting)
+                    .where(SmsReplyWaiting.id == row_id)
+                    .values(attempts=attempts + 1, next_try_at=now + wait)
+                )
