@@ -231,10 +231,26 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes even when no Content-Length was sent."""
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    body = await read_whole(request, limit)
+    if body is None:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=limit + 1)
     return body
+
+
+async def read_whole(request: web.Request, limit: int) -> bytes | None:
+    """Every byte of the body, or None past `limit`.
+
+    `content.read(n)` returns what has arrived so far, not n bytes: a body split over TCP
+    segments (as real networks do) would be cut short, so read until the end or the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
 
 
 def parse_json_object(body: bytes) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.api import stats
 from bot.api.intake import add_intake
 from bot.api.openapi import openapi_document
-from channels.base import json_response
+from channels.base import json_response, read_whole
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.lifecycle import IllegalTransition
 from conversation.cases.progress import InvalidProgress, Progress
@@ -174,8 +174,8 @@ async def post_event(request: web.Request) -> web.Response:
 async def _progress_body(request: web.Request) -> Progress:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = await read_whole(request, MAX_BODY)
+    if raw is None:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
     try:
         body = json.loads(raw)
