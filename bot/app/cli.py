@@ -23,7 +23,7 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
-from bot.app import audit, logs, staff_cli
+from bot.app import audit, key_rotation, logs, staff_cli
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "poll", help="run the bot by long polling, without a public address (Ctrl-C stops)"
     )
     staff_cli.add_commands(commands)
+    key_rotation.add_commands(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(telegram_poll(settings))
         elif args.command == "staff":
             return staff_cli.run(settings, args)
+        elif args.command == "keys":
+            return asyncio.run(key_rotation.run(settings, args))
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2

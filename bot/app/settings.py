@@ -102,6 +102,8 @@ class Settings:
     api_token: str | None = _spec("MINYI_API_TOKEN")
     open311_keys: tuple[str, ...] = _spec("MINYI_OPEN311_KEYS", _open311_keys, ())
     pii_key: str | None = _spec("MINYI_PII_KEY")
+    # The key being replaced, while `minyi keys rotate` re-encrypts (README, "Key rotation").
+    pii_key_old: str | None = _spec("MINYI_PII_KEY_OLD")
     office_config: str | None = _spec("MINYI_OFFICE_CONFIG", existing_file)
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
     session_hours: int = _spec("MINYI_SESSION_HOURS", number(int, 1, 24 * 30), 24)

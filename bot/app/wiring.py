@@ -37,14 +37,23 @@ from conversation.cases.surveys import SurveyRules
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
-from storage import migrate
+from storage import keycheck, migrate
 from storage.conversations import (
     ConversationStoreBase,
     DatabaseConversationStore,
     RedisConversationStore,
 )
-from storage.crypto import PiiCipher, key_file_for, load_or_create_key_file, parse_key
+from storage.crypto import (
+    PiiCipher,
+    PiiKeyError,
+    key_file_for,
+    new_key,
+    parse_key,
+    read_key_file,
+    write_key_file,
+)
 from storage.db import Database
+from storage.keycheck import KeyMismatch, KeySource
 from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
 from storage.mailbox import DatabaseMailbox
@@ -69,6 +78,7 @@ class Minyi:
     settings: Settings
     db: Database
     cipher: PiiCipher
+    key_source: KeySource
     units: Units
     redis: Redis | None
     keys: Keys
@@ -123,16 +133,48 @@ def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
     return committed
 
 
-def pii_cipher(settings: Settings, db: Database) -> PiiCipher:
-    if settings.pii_key:
+def pii_cipher(settings: Settings, db: Database) -> tuple[PiiCipher, KeySource]:
+    """The cipher and where its key came from. A missing key file gets a new key here, but the
+    file is written only once the database has shown it holds nothing encrypted (`running`)."""
+    old: bytes | None = None
+    try:
+        if settings.pii_key_old:
+            try:
+                old = parse_key(settings.pii_key_old)
+            except PiiKeyError:
+                raise SettingsError(
+                    "MINYI_PII_KEY_OLD: must be 32 random bytes in base64 or hex, like MINYI_PII_KEY"
+                ) from None
+        if settings.pii_key:
+            key = parse_key(settings.pii_key)
+            return PiiCipher(key, old), KeySource("MINYI_PII_KEY", key)
+        database = db.url.database
+        if not db.is_sqlite or not database or database == ":memory:":
+            raise SettingsError("MINYI_PII_KEY: required unless the database is a SQLite file")
+        path = key_file_for(Path(database).resolve())
+        found = read_key_file(path)
+    except PiiKeyError as exc:
+        raise SettingsError(str(exc)) from None
+    if found is not None:
+        return PiiCipher(found, old), KeySource(str(path), found)
+    key = new_key()
+    return PiiCipher(key, old), KeySource(str(path), key, new_file=path)
+
+
+async def check_key(db: Database, cipher: PiiCipher, source: KeySource) -> None:
+    """Refuse a key that is not the database's, and write a new key file once it is accepted."""
+    try:
+        await keycheck.guard(db, cipher, source)
+    except KeyMismatch as exc:
+        raise SettingsError(str(exc)) from None
+    if source.new_file is not None and not source.new_file.exists():
         try:
-            return PiiCipher(parse_key(settings.pii_key))
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
-    database = db.url.database
-    if not db.is_sqlite or not database or database == ":memory:":
-        raise SettingsError("MINYI_PII_KEY: required unless the database is a SQLite file")
-    return PiiCipher(load_or_create_key_file(key_file_for(Path(database).resolve())))
+            write_key_file(source.new_file, source.key)
+        except FileExistsError:
+            raise SettingsError(
+                f"{source.new_file}: another process made the key file at the same moment; "
+                "start again"
+            ) from None
 
 
 async def prepare_schema(db: Database) -> None:
@@ -154,7 +196,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     `replace_channels` stands in for the channels built from settings (tests and benchmarks
     that bring their own channel)."""
     db = Database(settings.database_url)
-    cipher = pii_cipher(settings, db)
+    cipher, key_source = pii_cipher(settings, db)
     office = load_office(settings.office_config)
     tz = settings.tz()
     keys = Keys(settings.redis_prefix)
@@ -248,6 +290,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         settings=settings,
         db=db,
         cipher=cipher,
+        key_source=key_source,
         units=units,
         redis=redis,
         keys=keys,
@@ -276,6 +319,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
     started: list[Channel | StaffTarget] = []
     try:
         await prepare_schema(minyi.db)
+        await check_key(minyi.db, minyi.cipher, minyi.key_source)
         await minyi.live.start()
         minyi.http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
         services = Services(
