@@ -14,6 +14,7 @@ from aiohttp import web
 
 from conversation.messages import Inbound, Reply
 
+from .client import Clients
 from .settings import Spec
 
 Handler = Callable[[Inbound], Awaitable[list[Reply]]]
@@ -92,6 +93,21 @@ class Services:
     # A push that needs no reply (a WeChat VIEW or LOCATION report): counted in /metrics.
     observed: Callable[[str, str], None] = _ignore_observation
     mailbox: Mailbox | None = None
+    # The real client behind trusted reverse proxies (MINYI_TRUSTED_PROXIES).
+    clients: Clients = field(default_factory=Clients)
+
+
+class Throttled(Exception):
+    """The sender sent more than the rate limit allows (MINYI_RATE_SENDER): answer with the
+    sentence, as a 429 where the channel has status codes, else as the reply."""
+
+    def __init__(self, retry_after: int, text: str, english: str) -> None:
+        super().__init__(f"rate limited for {retry_after} s")
+        self.retry_after, self.text, self.english = retry_after, text, english
+
+    @property
+    def message(self) -> str:
+        return f"{self.text} {self.english}"
 
 
 class DeliveryFailed(Exception):
@@ -201,6 +217,9 @@ class Parts:
     staff_actions: Callable[..., Awaitable[None]]
     # The staff on duty on a front end, by their id there (whom its alerts go to).
     staff_roster: Callable[[str], Callable[[], Awaitable[list[str]]]]
+    # A keyed hash (storage/crypto.py `digest`) for ids that are credentials, such as the web
+    # chat's session cookie: only the hash is stored, logged or used as a key.
+    pseudonym: Callable[[str, str], str]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from .channels.telegram_channel.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from .channels.telegram_channel.fake_telegram import FakeBotApi
 from .channels.test_sms_webhooks import twilio_signature
 from .channels.wechat_kit import AES_KEY, APP_ID, APP_SECRET, TOKEN, WeChatServer, payload
-from .conftest import TABLES, sqlite_settings
+from .conftest import TRACE_TABLES, sqlite_settings
 from .test_lifecycle_law import MOVES
 from .web_citizen import WebCitizen, get_case
 
@@ -89,7 +89,7 @@ async def client(aiohttp_client: Any, tmp_path: Path, fakes: dict[str, str]) -> 
 async def rows(client: TestClient) -> dict[str, int]:
     counts = {}
     async with client.server.app[MINYI].db.session() as session:
-        for table in TABLES.split(", "):
+        for table in TRACE_TABLES.split(", "):
             counts[table] = int(
                 (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar() or 0
             )

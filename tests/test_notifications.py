@@ -38,6 +38,7 @@ from storage.uow import UnitOfWork
 from .channels.telegram_channel.conftest import VirtualTime
 from .channels.telegram_channel.fake_telegram import SECRET, TOKEN, FakeBotApi
 from .conftest import Citizen, reach_by_send, until_done
+from .web_citizen import web_sender, with_cookie
 
 HOOK_SECRET = "hook-secret"
 STAFF_CHAT = "-1001234"
@@ -401,25 +402,27 @@ async def test_web_chat_keeps_messages_until_the_page_comes_back(
 
     client = await aiohttp_client(create_app(settings, workers=False))
     runtime = client.server.app[MINYI]
-    session = "W" * 24
-    citizen = Citizen(runtime, sender=session)
+    citizen = Citizen(runtime, sender=web_sender(runtime))
     reply = await citizen.file_a_matter()
     code = reply.split("编号是 ")[1].split("，")[0]
     await accept(runtime, code)
-    assert (await (await client.get(f"/webchat/messages?session={session}")).json()) == {
+    assert (await (await client.get("/webchat/messages", **with_cookie())).json()) == {
         "replies": []
     }
     await drain(runtime)
-    pending = await (await client.get(f"/webchat/messages?session={session}")).json()
+    pending = await (await client.get("/webchat/messages", **with_cookie())).json()
     assert (
         len(pending["replies"]) == 1
         and code in pending["replies"][0]["text"]
         and "已受理" in pending["replies"][0]["text"]
     )
-    assert (await (await client.get(f"/webchat/messages?session={session}")).json()) == {
+    assert (await (await client.get("/webchat/messages", **with_cookie())).json()) == {
         "replies": []
     }
-    assert (await client.get("/webchat/messages?session=bad")).status == 422
+    # Another chat (or none: a cookie is issued) reads nothing of it.
+    assert (await (await client.get("/webchat/messages", **with_cookie("d" * 43))).json()) == {
+        "replies": []
+    }
     assert (
         "notification.sent",
         {"topic": "accepted", "route": "mailbox", "message_id": ""},
@@ -451,8 +454,7 @@ async def test_with_workers_running_the_loop_closes_by_itself(
     from bot.app.web import create_app
 
     client = await aiohttp_client(create_app(settings))
-    session = "L" * 24
-    citizen = Citizen(client.server.app[MINYI], sender=session)
+    citizen = Citizen(client.server.app[MINYI], sender=web_sender(client.server.app[MINYI]))
     code = (await citizen.file_a_matter()).split("编号是 ")[1].split("，")[0]
     auth = {"Authorization": "Bearer test-token"}
     response = await client.post(
@@ -463,7 +465,7 @@ async def test_with_workers_running_the_loop_closes_by_itself(
     pending: list[dict[str, Any]] = []
     for _ in range(200):  # bounded: the workers need a few event-loop turns, not wall time
         events = (await (await client.get("/api/v1/events", headers=auth)).json())["events"]
-        pending += (await (await client.get(f"/webchat/messages?session={session}")).json())[
+        pending += (await (await client.get("/webchat/messages", **with_cookie())).json())[
             "replies"
         ]
         if len(events) == 2 and pending:

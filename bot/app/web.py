@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.api.routes import ApiParts, create_api
 from bot.app.appkeys import MINYI
 from bot.app.health import healthz, metrics, readyz
+from bot.app.protection import protect
 from bot.app.settings import Settings
 from bot.app.wiring import build_minyi, running
 from bot.backoffice.workers import Workers
@@ -36,6 +37,13 @@ def create_app(
     minyi = build_minyi(settings, replace_channels=channels)
     app = web.Application(client_max_size=MAX_REQUEST)
     app[MINYI] = minyi
+    protect(
+        app,
+        clients=minyi.clients,
+        limits=minyi.limits,
+        rate=settings.rate_address,
+        catalog=minyi.office.catalog,
+    )
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         async with running(minyi):

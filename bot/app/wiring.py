@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,11 +29,21 @@ from bot.backoffice.staff_directory import StaffDirectory
 from bot.backoffice.staff_threads import StaffThreads
 from bot.backoffice.survey_replies import SurveyReplies
 from bot.backoffice.workers import Job, Wakeups, jobs_for
-from channels.base import Channel, Handler, Parts, PhoneTexting, Services, SharedCache
+from channels.base import (
+    Channel,
+    Handler,
+    Parts,
+    PhoneTexting,
+    Services,
+    SharedCache,
+    Throttled,
+)
+from channels.client import Clients
 from channels.registry import PLUGINS
 from channels.staff import StaffTarget
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.surveys import SurveyRules
+from conversation.catalog import Catalog
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
@@ -57,6 +67,7 @@ from storage.keycheck import KeyMismatch, KeySource
 from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
 from storage.mailbox import DatabaseMailbox
+from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
 from storage.relay import Relay
 from storage.shared import DatabaseShared, RedisShared
 from storage.uow import Committed, Units
@@ -98,6 +109,8 @@ class Minyi:
     live: LocalBus
     jobs: tuple[Job, ...]
     handle: Handler
+    limits: RateLimit
+    clients: Clients
     http: aiohttp.ClientSession | None = None
 
 
@@ -118,6 +131,31 @@ def measured(engine: Engine, metrics: Metrics) -> Handler:
             metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
 
     return handle
+
+
+def limited(
+    handle: Handler,
+    limits: RateLimit,
+    rate: tuple[int, int],
+    pseudonym: Callable[[str, str], str],
+    catalog: Catalog,
+) -> Handler:
+    """At most `rate` turns per sender (MINYI_RATE_SENDER), across processes when Redis is
+    there: a flood from one chat cannot take the engine from everyone else. The counter's name
+    is a keyed hash, so no openid or phone is written to Redis."""
+
+    async def handle_limited(inbound: Inbound) -> list[Reply]:
+        who = pseudonym(f"{inbound.channel}:{inbound.sender}", "rate")
+        wait = await limits.hit(f"sender:{who}", *rate)
+        if wait is not None:
+            raise Throttled(
+                retry_after(wait),
+                catalog.text("zh", "rate_limited"),
+                catalog.text("en", "rate_limited"),
+            )
+        return await handle(inbound)
+
+    return handle_limited
 
 
 def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
@@ -241,7 +279,10 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         rating_scale=settings.survey_scale,
     )
     metrics = Metrics()
-    handle = measured(engine, metrics)
+    limits: RateLimit = RedisRateLimit(redis, keys) if redis is not None else LocalRateLimit()
+    handle = limited(
+        measured(engine, metrics), limits, settings.rate_sender, cipher.digest, office.catalog
+    )
     # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
     # staff do on their front ends (the duty group, the WeCom app).
     survey_replies = SurveyReplies(units, office.catalog, surveys, deadlines, tz)
@@ -254,6 +295,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         sms_replies=survey_replies,
         staff_actions=staff_threads.act,
         staff_roster=directory.roster,
+        pseudonym=cipher.digest,
     )
     channels: dict[str, Channel] = {}
     staff_targets: list[StaffTarget] = []
@@ -310,6 +352,8 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         live=live,
         jobs=jobs,
         handle=handle,
+        limits=limits,
+        clients=Clients(settings.trusted_proxies),
     )
 
 
@@ -329,6 +373,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
             delivery_report=DeliveryReports(minyi.units),
             mailbox=DatabaseMailbox(minyi.db, minyi.cipher),
             observed=minyi.metrics.observe,
+            clients=minyi.clients,
         )
         parts: list[Channel | StaffTarget] = [*minyi.channels.values(), *minyi.staff_targets]
         for part in parts:

@@ -42,7 +42,7 @@ async def test_an_events_api_call_in_three_pieces_is_read(aiohttp_client: Any, t
 
 async def test_a_web_chat_turn_in_two_pieces_is_answered(aiohttp_client: Any, tmp_path) -> None:
     client = await aiohttp_client(create_app(sqlite_settings(tmp_path), workers=False))
-    body = json.dumps({"session": "S" * 24, "text": "菜单"}, ensure_ascii=False).encode()
+    body = json.dumps({"text": "菜单"}, ensure_ascii=False).encode()
     status, _, answer = await post_in_pieces(client, "/webchat/messages", body, JSON)
     assert status == 200, answer
     assert json.loads(answer)["replies"]
