@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import (
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = make_url(url)
-        options: dict[str, Any] = {}
+        # SQL parameters are citizens' words, names and phones: never in an exception's text.
+        options: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             # SQLite has one writer. In one process, queue for it here (first come, first
             # served, no sleeping) rather than in SQLite's busy handler, which sleeps in growing
