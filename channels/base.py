@@ -275,7 +275,8 @@ async def read_whole(request: web.Request, limit: int) -> bytes | None:
 def parse_json_object(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: thousands of nested brackets, which no real payload has.
         return None
     return value if isinstance(value, dict) else None
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from conversation.messages import Inbound, Location, Reply
+from conversation.messages import Inbound, InvalidText, Location, Reply, clean_json
 
 from .base import (
     Built,
@@ -114,6 +114,10 @@ class WebChatChannel:
         data = parse_json_object(body)
         if data is None:
             return json_error(400, "bad_json", "The body must be a JSON object.")
+        try:
+            data = clean_json(data)
+        except InvalidText as exc:
+            return json_error(422, "invalid_text", str(exc))
         sender, fresh = self._chat(request)
         inbound = _inbound(data, sender)
         if isinstance(inbound, str):

@@ -22,6 +22,7 @@ from conversation.cases.lifecycle import IllegalTransition
 from conversation.cases.progress import InvalidProgress, Progress
 from conversation.cases.surveys import SurveyRules
 from conversation.codes import CASE_CODE_RE
+from conversation.messages import InvalidText, clean_json
 from conversation.office import OfficeConfig
 from conversation.ports import Conflict
 from storage.documents import document_of
@@ -178,8 +179,10 @@ async def _progress_body(request: web.Request) -> Progress:
     if raw is None:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = clean_json(json.loads(raw))
+    except InvalidText as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(
             422, "invalid", 'The body must be JSON, e.g. {"type": "accepted"}.'
         ) from None
