@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
@@ -58,6 +59,8 @@ class DeliveryReport:
     delivered: bool
     status: str
     detail: str = ""
+    # When the provider says this status happened, where it says so (orders late reports).
+    at: datetime | None = None
 
 
 def _ignore_rejection(channel: str, reason: str) -> None:

@@ -7,8 +7,6 @@ Runs a few dozen examples per test in the suite; `benchmarks/fuzz_webhooks.py` r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 from pathlib import Path
@@ -26,7 +24,13 @@ from bot.app.web import create_app
 from channels.telegram.webhook import SECRET_HEADER
 
 from .channels.conftest import PROVIDER_SETTINGS
-from .channels.sms_fakes import HTTP_SECRET, TWILIO_TOKEN, FakeProvider, http_gateway_app
+from .channels.sms_fakes import (
+    HTTP_SECRET,
+    TWILIO_TOKEN,
+    FakeProvider,
+    http_gateway_app,
+    http_push_headers,
+)
 from .channels.telegram_channel.fake_telegram import SECRET as TELEGRAM_SECRET
 from .channels.telegram_channel.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from .channels.telegram_channel.fake_telegram import FakeBotApi
@@ -326,10 +330,7 @@ async def test_telegram_survives_any_update_with_the_secret(
 
 
 def http_signed(body: bytes) -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        "X-Minyi-Signature": hmac.new(HTTP_SECRET.encode(), body, hashlib.sha256).hexdigest(),
-    }
+    return http_push_headers(body)
 
 
 @FUZZ

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +26,7 @@ from storage.models import Notification, OutboxEntry, Survey, utcnow
 from storage.surveys import expire_surveys
 from storage.uow import UnitOfWork
 
-from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app
+from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app, http_push_headers
 from .conftest import Citizen, settings_for, until_done
 from .web_citizen import web_sender, with_cookie
 
@@ -93,12 +91,7 @@ async def sms_reply(
     client: TestClient, text: str, message_id: str, phone: str = "+8613800138000"
 ) -> int:
     body = json.dumps({"from": phone, "text": text, "id": message_id}, ensure_ascii=False).encode()
-    signature = hmac.new(HTTP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    response = await client.post(
-        "/sms/http/inbound",
-        data=body,
-        headers={"Content-Type": "application/json", "X-Minyi-Signature": signature},
-    )
+    response = await client.post("/sms/http/inbound", data=body, headers=http_push_headers(body))
     return response.status
 
 

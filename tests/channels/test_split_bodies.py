@@ -10,7 +10,7 @@ from tests.conftest import sqlite_settings
 from tests.split_body import post_in_pieces
 
 from .conftest import MakeRig
-from .test_sms_webhooks import minyi_signature
+from .sms_fakes import http_push_headers
 
 JSON = {"Content-Type": "application/json"}
 
@@ -21,7 +21,7 @@ async def test_a_signed_sms_push_in_two_pieces_is_accepted(make_rig: MakeRig) ->
         {"from": "+8613800138000", "text": "1 处理得很好，谢谢", "id": "gw-split-1"},
         ensure_ascii=False,
     ).encode()
-    headers = {**JSON, "X-Minyi-Signature": minyi_signature(body)}
+    headers = http_push_headers(body)
     status, _, answer = await post_in_pieces(rig.client, "/sms/http/inbound", body, headers)
     assert status == 200, answer
     assert [r.text for r in rig.recorder.replies] == ["1 处理得很好，谢谢"]
