@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -95,7 +95,10 @@ async def bearer_auth(request: web.Request, handler: HandlerType) -> web.StreamR
     if not token:
         raise ApiError(401, "unauthorized", "The API is off: set MINYI_API_TOKEN to use it.")
     expected = f"Bearer {token}"
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # A header that is not UTF-8 arrives with surrogate escapes; compare bytes as received.
+    if not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    ):
         raise ApiError(
             401, "unauthorized", "Send the header 'Authorization: Bearer <MINYI_API_TOKEN>'."
         )
@@ -300,6 +303,10 @@ def _int_param(query: Any, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+
+
 def _time_param(query: Any, name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
@@ -312,6 +319,10 @@ def _time_param(query: Any, name: str) -> datetime | None:
         ) from None
     if value.tzinfo is None:
         raise ApiError(422, "invalid", f"{name} needs a time zone, e.g. +08:00 or Z.")
+    # Far enough from the ends of the calendar that windows, days and time zones computed from
+    # it (a 30-day default, the office's local dates) cannot overflow.
+    if not EARLIEST <= value <= LATEST:
+        raise ApiError(422, "invalid", f"{name} must be between the years 2000 and 2999.")
     return value
 
 

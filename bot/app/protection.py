@@ -1,5 +1,6 @@
 """`protect(app)`: what every request passes before any handler — rate limits per client
-address on the citizen-facing routes, and security headers on the answers."""
+address on the citizen-facing routes — and what every answer carries (`nosniff`; the web chat
+page sets its own CSP, frame-ancestors and Referrer-Policy, since it knows its inline code)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,10 @@ def protect(
         return await handler(request)
 
     app.middlewares.append(by_address)
+
+    async def no_sniffing(request: web.Request, response: web.StreamResponse) -> None:
+        # Every answer, errors and streams included: a browser must take JSON as JSON, never
+        # guess it is a page and run it.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+    app.on_response_prepare.append(no_sniffing)
