@@ -87,3 +87,21 @@ async def test_the_web_chat_page_has_its_security_headers(client: TestClient) ->
     assert health.headers["X-Content-Type-Options"] == "nosniff"
     api = await client.get("/api/v1/cases", headers=AUTH)
     assert api.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_aiohttps_own_limits_are_set(client: TestClient) -> None:
+    """Header floods are cut short by the server itself (the proxy in front does the timeouts)."""
+    many = b"".join(b"X-Filler-%d: x\r\n" % i for i in range(60))
+    status, _ = await raw_request(
+        client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"Connection: close\r\n\r\n"
+    )
+    assert status == 400
+    long_line = b"X-Long: " + b"a" * 5000 + b"\r\n"
+    status, _ = await raw_request(
+        client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + long_line + b"Connection: close\r\n\r\n"
+    )
+    assert status in (400, 431)
+    status, _ = await raw_request(
+        client, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 200

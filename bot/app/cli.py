@@ -25,7 +25,7 @@ from telegram.error import TelegramError
 
 from bot.app import audit, key_rotation, logs, staff_cli
 from bot.app.settings import Settings, SettingsError, load_settings
-from bot.app.web import create_app
+from bot.app.web import KEEPALIVE_SECONDS, create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
 from bot.backoffice.stream_consumer import StreamConsumer
 from bot.backoffice.workers import Workers
@@ -174,7 +174,14 @@ def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> No
         where,
         "on" if settings.redis_url else "off",
     )
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
 
 
 async def run_workers(settings: Settings) -> None:
