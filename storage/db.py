@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -15,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -33,6 +38,8 @@ class Database:
             )
         else:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        if self.is_sqlite:
+            _private_file(self.url.database)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
@@ -65,6 +72,25 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _private_file(database: str | None) -> None:
+    """A new SQLite file is made 0600 before SQLite opens it, like the key beside it: it holds
+    descriptions, addresses and openids. SQLite gives its -wal and -shm files the database
+    file's mode. An existing file open to others is only warned about (its owner chose it)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "database file %s is readable by others (mode %o); run chmod 600", path, mode
+            )
+    except OSError:
+        return  # a directory that does not exist: SQLite will say so when it connects
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

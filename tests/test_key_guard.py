@@ -162,3 +162,18 @@ async def test_the_command_stops_with_one_line_naming_the_key_file(tmp_path: Pat
     # Only alembic's progress lines besides it (logging is on), and one line that says why.
     (line,) = [x for x in result.stderr.strip().splitlines() if " INFO alembic." not in x]
     assert line.startswith(f"minyi: {(tmp_path / 'minyi.db.key').resolve()}: ")
+
+
+async def test_the_embedded_database_files_are_private(tmp_path: Path) -> None:
+    """Issue 13: the SQLite file (and its WAL) hold descriptions, addresses and openids: 0600."""
+    import os
+
+    old = os.umask(0o022)  # the usual umask, which made them 0644
+    try:
+        await file_one(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/minyi.db"))
+    finally:
+        os.umask(old)
+    made = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("minyi.db"))
+    assert "minyi.db" in made and "minyi.db.key" in made
+    for name in made:
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name

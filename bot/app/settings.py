@@ -29,6 +29,7 @@ from channels.settings import (
     number,
     one_of,
     read,
+    secret,
     text,
     url,
 )
@@ -109,7 +110,7 @@ class Settings:
     redis_url: str | None = _spec("MINYI_REDIS_URL", url("redis", "rediss", "unix"))
     redis_prefix: str = _spec("MINYI_REDIS_PREFIX", default="minyi:")
     stream: str = _spec("MINYI_STREAM", default="minyi:events")
-    api_token: str | None = _spec("MINYI_API_TOKEN")
+    api_token: str | None = _spec("MINYI_API_TOKEN", secret(32))
     open311_keys: tuple[str, ...] = _spec("MINYI_OPEN311_KEYS", _open311_keys, ())
     pii_key: str | None = _spec("MINYI_PII_KEY")
     # The key being replaced, while `minyi keys rotate` re-encrypts (README, "Key rotation").
