@@ -495,3 +495,54 @@ async def test_http_pushes_carry_a_signed_time_within_five_minutes(
         "/sms/http/inbound", data=body, headers=http_push_headers(body, at=now - 240)
     )
     assert fine.status == 200
+
+
+# -- The real client behind a reverse proxy (issue 13) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "status"),
+    [
+        (None, "106.11.2.3", 403),  # a header anyone can write is not believed
+        ("127.0.0.1", "106.11.2.3", 200),  # the proxy we trust says who called
+        ("127.0.0.1", "106.11.2.3, 198.51.100.7", 403),  # the client wrote the left part
+        ("127.0.0.0/8", "10.9.9.9, 106.11.2.3", 200),  # the right-most untrusted hop counts
+        ("127.0.0.1", "not-an-address", 403),
+    ],
+)
+async def test_the_allow_list_sees_the_client_behind_a_trusted_proxy(
+    make_rig: MakeRig, trusted: str | None, forwarded: str, status: int
+) -> None:
+    from channels.client import parse_networks
+
+    extra: dict[str, object] = {"sms_webhook_allow": "106.11.0.0/16"}
+    if trusted:
+        extra["trusted_proxies"] = parse_networks("MINYI_TRUSTED_PROXIES", trusted)
+    rig = await make_rig("aliyun", **extra)
+    response = await rig.client.post(
+        ALIYUN_INBOUND, data=payload("aliyun_smsup.json"), headers={"X-Forwarded-For": forwarded}
+    )
+    assert response.status == status
+
+
+async def test_twilio_signs_the_url_the_trusted_proxy_was_called_at(make_rig: MakeRig) -> None:
+    from channels.client import parse_networks
+
+    rig_plain = await make_rig("twilio")
+    rig_proxied = await make_rig(
+        "twilio", trusted_proxies=parse_networks("MINYI_TRUSTED_PROXIES", "127.0.0.1")
+    )
+    body = b"MessageSid=SM0001&From=%2B8613800138000&To=%2B14155550100&Body=1"
+    url = "https://sms.other-host.gov.cn/sms/twilio/inbound"
+    headers = {
+        **FORM,
+        "X-Twilio-Signature": twilio_signature(url, body),
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "sms.other-host.gov.cn",
+    }
+    assert (
+        await rig_plain.client.post("/sms/twilio/inbound", data=body, headers=headers)
+    ).status == 403
+    assert (
+        await rig_proxied.client.post("/sms/twilio/inbound", data=body, headers=headers)
+    ).status == 200
