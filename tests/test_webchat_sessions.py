@@ -156,3 +156,25 @@ def _loopback() -> tuple[Any, ...]:
     from channels.client import parse_networks
 
     return parse_networks("MINYI_TRUSTED_PROXIES", "127.0.0.1, ::1")
+
+
+async def test_a_message_sent_again_is_not_counted_again(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """The page re-sends a turn with the same message_id (WeChat re-sends up to four times):
+    one message, one count, and every delivery of it gets the same verdict."""
+    client = await app_client(aiohttp_client, settings.replace(rate_sender=(2, 60)))
+    citizen = WebCitizen(client)
+    await citizen.say("菜单")  # 1 (the cookie is issued here)
+
+    async def send(message_id: str) -> int:
+        client.session.cookie_jar.clear()
+        response = await client.post(
+            "/webchat/messages",
+            json={"text": "菜单", "message_id": message_id},
+            cookies=citizen.cookies,
+        )
+        return response.status
+
+    assert [await send("m-2") for _ in range(4)] == [200] * 4  # 2, however often it comes
+    assert [await send("m-3") for _ in range(2)] == [429, 429]  # 3: over, and so its re-send

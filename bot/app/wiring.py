@@ -146,7 +146,7 @@ def limited(
 
     async def handle_limited(inbound: Inbound) -> list[Reply]:
         who = pseudonym(f"{inbound.channel}:{inbound.sender}", "rate")
-        wait = await limits.hit(f"sender:{who}", *rate)
+        wait = await limits.hit(f"sender:{who}", *rate, once=inbound.message_id)
         if wait is not None:
             raise Throttled(
                 retry_after(wait),
