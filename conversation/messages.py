@@ -41,14 +41,26 @@ def clean_text(text: str) -> str:
 
 
 def clean_json(value: Any) -> Any:
-    """Every string in a parsed JSON value (keys too) cleaned with `clean_text`."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, list):
-        return [clean_json(item) for item in value]
-    if isinstance(value, dict):
-        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
-    return value
+    """Every string in a parsed JSON value (keys too) cleaned with `clean_text`.
+
+    Walked with a stack of its own, not by recursion: JSON nested as deep as the parser allows
+    must not exhaust Python's stack here (the fuzz tests found that it did)."""
+    root: list[Any] = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]
+    while pending:
+        container, key = pending.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = clean_text(item)
+        elif isinstance(item, list):
+            copy = list(item)
+            container[key] = copy
+            pending.extend((copy, index) for index in range(len(copy)))
+        elif isinstance(item, dict):
+            cleaned = {clean_text(str(k)): v for k, v in item.items()}
+            container[key] = cleaned
+            pending.extend((cleaned, k) for k in cleaned)
+    return root[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,11 +155,18 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
 # -- Settings for each backend --------------------------------------------------------------------
 
 
+# Every test's requests come from one address and many tests file dozens of cases in a
+# minute: the rate limits are tested on their own (tests/test_webchat_sessions.py), with
+# their own settings, and kept out of the way elsewhere.
+UNLIMITED: dict[str, Any] = {"rate_sender": (100_000, 60), "rate_address": (100_000, 60)}
+
+
 def sqlite_settings(tmp_path: object, **overrides: object) -> Settings:
     base = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/minyi.db",
         api_token="test-token",
         pii_key=PII_KEY,
+        **UNLIMITED,
     )
     return base.replace(**overrides)
 
@@ -194,7 +201,7 @@ def settings_for(request: pytest.FixtureRequest, backend: str, tmp_path: object)
     if backend == "sqlite":
         return sqlite_settings(tmp_path)
     url = request.getfixturevalue("clean_postgres")
-    base = Settings(database_url=url, api_token="test-token", pii_key=PII_KEY)
+    base = Settings(database_url=url, api_token="test-token", pii_key=PII_KEY, **UNLIMITED)
     if backend == "postgres":
         return base
     prefix = request.getfixturevalue("redis_prefix")
