@@ -76,6 +76,9 @@ async def serve(url: str, backend: str, port: int) -> asyncio.subprocess.Process
         "MINYI_PII_KEY": PII_KEY,
         "MINYI_API_TOKEN": secrets.token_urlsafe(32),
         "MINYI_LOG_LEVEL": "WARNING",
+        # Every simulated citizen comes from 127.0.0.1: the per-address limit would refuse them.
+        "MINYI_RATE_ADDRESS": "1000000/min",
+        "MINYI_RATE_SENDER": "1000/min",
     }
     if backend == "postgres+redis":
         prefix = f"bench:{secrets.token_hex(4)}:"
@@ -107,8 +110,13 @@ async def signed_in_desk(base: str) -> aiohttp.ClientSession:
     return http
 
 
-async def say(http: aiohttp.ClientSession, base: str, session: str, text: str) -> None:
-    body = {"session": session, "text": text, "message_id": secrets.token_hex(12)}
+def browser() -> aiohttp.ClientSession:
+    """One citizen's page: it keeps the chat cookie the server issues (on 127.0.0.1 too)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def say(http: aiohttp.ClientSession, base: str, text: str) -> None:
+    body = {"text": text, "message_id": secrets.token_hex(12)}
     async with http.post(f"{base}/webchat/messages", json=body) as answer:
         assert answer.status == 200, await answer.text()
 
@@ -177,25 +185,26 @@ async def watch(base: str, desk: int, feed: Feed, opened: asyncio.Event, count: 
         await http.close()
 
 
-async def talk(base: str, session: str, thread: str, feed: Feed, until: float, pause: float,
-               posts: list[float]) -> None:  # fmt: skip
+async def talk(base: str, session: str, http: aiohttp.ClientSession, thread: str, feed: Feed,
+               until: float, pause: float, posts: list[float]) -> None:  # fmt: skip
     rng = random.Random(session)
-    async with aiohttp.ClientSession() as http:
-        n = 0
-        while time.perf_counter() < until:
-            await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
-            n += 1
-            feed.send(thread)
-            started = time.perf_counter()
-            await say(http, base, session, f"补充第{n}点：东门第{n}根路灯还是不亮")
-            posts.append(time.perf_counter() - started)
-            await asyncio.sleep(MISSED_AFTER if time.perf_counter() > until else 0)
+    n = 0
+    while time.perf_counter() < until:
+        await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+        n += 1
+        feed.send(thread)
+        started = time.perf_counter()
+        await say(http, base, f"补充第{n}点：东门第{n}根路灯还是不亮")
+        posts.append(time.perf_counter() - started)
+        await asyncio.sleep(MISSED_AFTER if time.perf_counter() > until else 0)
 
 
-async def thread_of_sessions(base: str, sessions: list[str], threads: list[str]) -> dict[str, str]:
+async def thread_of_sessions(
+    base: str, pages: dict[str, aiohttp.ClientSession], threads: list[str]
+) -> dict[str, str]:
     """Which conversation each citizen's is: each says a marker, found on the thread pages."""
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(*(say(http, base, s, f"标记{s[-8:]}") for s in sessions))
+    sessions = list(pages)
+    await asyncio.gather(*(say(pages[s], base, f"标记{s[-8:]}") for s in sessions))
     desk = await signed_in_desk(base)
     found: dict[str, str] = {}
     try:
@@ -220,10 +229,10 @@ async def run(args: argparse.Namespace) -> None:
             sessions = [
                 f"bench-citizen-{i:06d}-{secrets.token_hex(4)}" for i in range(args.citizens)
             ]
-            async with aiohttp.ClientSession() as http:
-                await asyncio.gather(*(say(http, base, s, "人工") for s in sessions))
+            pages = {s: browser() for s in sessions}
+            await asyncio.gather(*(say(pages[s], base, "人工") for s in sessions))
             claimed = await claim_all(base, args.citizens)
-            threads = await thread_of_sessions(base, sessions, claimed)
+            threads = await thread_of_sessions(base, pages, claimed)
             if len(threads) < len(sessions):
                 raise SystemExit(f"only {len(threads)} conversations found on the desk")
             feed, opened, count = Feed(), asyncio.Event(), [0, args.desks]
@@ -234,11 +243,13 @@ async def run(args: argparse.Namespace) -> None:
             until = time.perf_counter() + args.seconds
             posts: list[float] = []
             await asyncio.gather(*(
-                talk(base, s, threads[s], feed, until, args.pause, posts) for s in sessions
+                talk(base, s, pages[s], threads[s], feed, until, args.pause, posts) for s in sessions
             ))  # fmt: skip
             for task in watchers:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
+            for page in pages.values():
+                await page.close()
         finally:
             server.send_signal(signal.SIGTERM)
             await server.wait()

@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from conversation.messages import Inbound, Reply
 
+from .client import Clients
 from .settings import Spec
 
 Handler = Callable[[Inbound], Awaitable[list[Reply]]]
@@ -57,6 +59,8 @@ class DeliveryReport:
     delivered: bool
     status: str
     detail: str = ""
+    # When the provider says this status happened, where it says so (orders late reports).
+    at: datetime | None = None
 
 
 def _ignore_rejection(channel: str, reason: str) -> None:
@@ -96,6 +100,21 @@ class Services:
     # A push that needs no reply (a WeChat VIEW or LOCATION report): counted in /metrics.
     observed: Callable[[str, str], None] = _ignore_observation
     mailbox: Mailbox | None = None
+    # The real client behind trusted reverse proxies (MINYI_TRUSTED_PROXIES).
+    clients: Clients = field(default_factory=Clients)
+
+
+class Throttled(Exception):
+    """The sender sent more than the rate limit allows (MINYI_RATE_SENDER): answer with the
+    sentence, as a 429 where the channel has status codes, else as the reply."""
+
+    def __init__(self, retry_after: int, text: str, english: str) -> None:
+        super().__init__(f"rate limited for {retry_after} s")
+        self.retry_after, self.text, self.english = retry_after, text, english
+
+    @property
+    def message(self) -> str:
+        return f"{self.text} {self.english}"
 
 
 class DeliveryFailed(Exception):
@@ -206,6 +225,9 @@ class Parts:
     staff_actions: Callable[..., Awaitable[None]]
     # The staff on duty on a front end, by their id there (whom its alerts go to).
     staff_roster: Callable[[str], Callable[[], Awaitable[list[str]]]]
+    # A keyed hash (storage/crypto.py `digest`) for ids that are credentials, such as the web
+    # chat's session cookie: only the hash is stored, logged or used as a key.
+    pseudonym: Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -236,16 +258,33 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes even when no Content-Length was sent."""
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    body = await read_whole(request, limit)
+    if body is None:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=limit + 1)
     return body
+
+
+async def read_whole(request: web.Request, limit: int) -> bytes | None:
+    """Every byte of the body, or None past `limit`.
+
+    `content.read(n)` returns what has arrived so far, not n bytes: a body split over TCP
+    segments (as real networks do) would be cut short, so read until the end or the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
 
 
 def parse_json_object(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: thousands of nested brackets, which no real payload has.
         return None
     return value if isinstance(value, dict) else None
 

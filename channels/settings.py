@@ -27,6 +27,21 @@ def text(name: str, value: str) -> str:
     return value
 
 
+def secret(minimum: int) -> Parser:
+    """A shared secret or token: at least `minimum` characters, since anything shorter can be
+    guessed (`MINYI_API_TOKEN=a` used to be accepted)."""
+
+    def parse(name: str, value: str) -> str:
+        if len(value) < minimum:
+            raise SettingError(
+                f"{name}: use at least {minimum} random characters (this one has {len(value)}); "
+                'make one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+            )
+        return value
+
+    return parse
+
+
 def url(*schemes: str) -> Parser:
     def parse(name: str, value: str) -> str:
         parts = urlsplit(value)

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from .base import Built, DeliveryFailed, Parts, Plugin, Services
-from .settings import Spec, require, text, url
+from .settings import Spec, require, secret, url
 from .staff import StaffAlert, post_json
 
 
@@ -50,7 +50,7 @@ class WebhookConfig:
 
 SETTINGS = (
     Spec("MINYI_STAFF_WEBHOOK_URL", url("http", "https")),
-    Spec("MINYI_STAFF_WEBHOOK_SECRET", text),
+    Spec("MINYI_STAFF_WEBHOOK_SECRET", secret(16)),
 )
 
 

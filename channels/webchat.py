@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import math
 import re
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
-from conversation.messages import Inbound, Location, Reply
+from conversation.messages import Inbound, InvalidText, Location, Reply, clean_json
 
 from .base import (
     Built,
@@ -24,32 +28,49 @@ from .base import (
     Recipient,
     Route,
     Services,
+    Throttled,
     json_error,
     json_response,
     parse_json_object,
     read_body,
 )
+from .client import Clients
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 MAX_TEXT = 4000
-# The session id is the web citizen's only credential (status is shown to it alone), so it must
-# be long and random: the page makes 32 characters from crypto.getRandomValues.
-SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# The citizen's only credential on the web chat (their status is shown to it alone). The server
+# makes it (random, 256 bits) and the browser keeps it where scripts cannot read it; Minyi
+# stores, logs and keys only its keyed hash, so neither a database dump nor a log line lets
+# anyone read or drain another chat.
+COOKIE = "minyi_chat"
+COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+COOKIE_DAYS = 180
 # The longest an open page's poll is held: under the 30-60 s idle timeouts of common proxies.
 MAX_WAIT = 25
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _process_pseudonym() -> Callable[[str, str], str]:
+    """For a channel built without the office's key (tests): a key of this process alone."""
+    key = secrets.token_bytes(32)
+    return lambda value, purpose: hmac.new(
+        key, f"{purpose}\x00{value}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 class WebChatChannel:
     name = "webchat"
     title = "网页"
 
-    def __init__(self, handle: Handler) -> None:
+    def __init__(self, handle: Handler, pseudonym: Callable[[str, str], str] | None = None) -> None:
         self.handle = handle
+        self.pseudonym = pseudonym or _process_pseudonym()
         self.mailbox: Mailbox | None = None
+        self.clients = Clients()
         self._page = resources.files("channels").joinpath("static/webchat.html").read_bytes()
+        self._page_headers = page_headers(self._page)
 
     def routes(self) -> Sequence[web.RouteDef]:
         return [
@@ -63,8 +84,31 @@ class WebChatChannel:
             body=self._page,
             content_type="text/html",
             charset="utf-8",
-            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+            headers={"Cache-Control": "no-cache", **self._page_headers},
         )
+
+    def _chat(self, request: web.Request) -> tuple[str, str | None]:
+        """The chat's sender (the cookie's keyed hash) and a new cookie to set, if one is made."""
+        given = request.cookies.get(COOKIE, "")
+        if COOKIE_RE.fullmatch(given):
+            return self.pseudonym(given, "webchat-session"), None
+        fresh = secrets.token_urlsafe(32)
+        return self.pseudonym(fresh, "webchat-session"), fresh
+
+    def _answer(
+        self, request: web.Request, response: web.Response, fresh: str | None
+    ) -> web.Response:
+        if fresh is not None:
+            response.set_cookie(
+                COOKIE,
+                fresh,
+                max_age=COOKIE_DAYS * 86400,
+                path="/",
+                httponly=True,
+                samesite="Lax",
+                secure=self.clients.scheme(request) == "https",
+            )
+        return response
 
     async def message(self, request: web.Request) -> web.Response:
         try:
@@ -74,36 +118,51 @@ class WebChatChannel:
         data = parse_json_object(body)
         if data is None:
             return json_error(400, "bad_json", "The body must be a JSON object.")
-        inbound = _inbound(data)
+        try:
+            data = clean_json(data)
+        except InvalidText as exc:
+            return json_error(422, "invalid_text", str(exc))
+        sender, fresh = self._chat(request)
+        inbound = _inbound(data, sender)
         if isinstance(inbound, str):
-            return json_error(422, "invalid", inbound)
+            return self._answer(request, json_error(422, "invalid", inbound), fresh)
         try:
             replies = await self.handle(inbound)
+        except Throttled as exc:
+            refused = json_error(429, "rate_limited", exc.message)
+            refused.headers["Retry-After"] = str(exc.retry_after)
+            return self._answer(request, refused, fresh)
         except Exception:
             log.exception("web chat turn failed")
-            return json_error(503, "unavailable", "The service is busy; send the message again.")
-        return json_response({"replies": [r.to_json() for r in replies]})
+            return self._answer(
+                request,
+                json_error(503, "unavailable", "The service is busy; send the message again."),
+                fresh,
+            )
+        return self._answer(
+            request, json_response({"replies": [r.to_json() for r in replies]}), fresh
+        )
 
     async def pending(self, request: web.Request) -> web.Response:
-        """Messages kept for this page (case progress, a staff member's words), oldest first.
+        """Messages kept for this page (case progress, a staff member's words), oldest first:
+        only the cookie's own chat, so nobody can read (and so drain) another's.
 
         `wait=N` (1-25 s) holds the request until one arrives — the open page's long poll, so
         that staff words show within a moment; without it, what is kept now."""
-        session = request.query.get("session", "")
-        if not SESSION_RE.fullmatch(session):
-            return json_error(422, "invalid", "session must be 16-64 letters, digits, '-' or '_'.")
         wait = request.query.get("wait", "0")
         if not wait.isdigit() or int(wait) > MAX_WAIT:
             return json_error(
                 422, "invalid", f"wait must be a whole number of seconds, 0-{MAX_WAIT}."
             )
-        if self.mailbox is None:
-            return json_response({"replies": []})
-        replies = await self.mailbox.wait(session, int(wait))
+        sender, fresh = self._chat(request)
+        if self.mailbox is None or fresh is not None:
+            return self._answer(request, json_response({"replies": []}), fresh)
+        replies = await self.mailbox.wait(sender, int(wait))
         return json_response({"replies": [r.to_json() for r in replies]})
 
     async def start(self, services: Services) -> None:
         self.mailbox = services.mailbox
+        self.clients = services.clients
 
     def reach(self, recipient: Recipient) -> Sequence[Route]:
         """A web citizen: the mailbox their page reads when it is open again."""
@@ -127,19 +186,44 @@ class WebChatChannel:
         return None
 
 
+def page_headers(page: bytes) -> dict[str, str]:
+    """The page's own script and style, allowed by their hashes and nothing else: an injected
+    script cannot run, the page cannot be framed (clickjacking), and no other site learns the
+    address it was opened from."""
+
+    def hashes(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>".encode(), page, flags=re.S)
+        return " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
+            for body in found
+        )
+
+    none = "'none'"
+    policy = (
+        f"default-src 'self'; script-src {hashes('script') or none}; "
+        f"style-src {hashes('style') or none}; connect-src 'self'; "
+        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 def _build(config: object, parts: Parts) -> Built:
-    return Built(channel=WebChatChannel(parts.handle))
+    return Built(channel=WebChatChannel(parts.handle, parts.pseudonym))
 
 
 # Always on: the embedded default must be usable with no settings at all.
 PLUGIN = Plugin("webchat", (), lambda values: True, _build)
 
 
-def _inbound(data: dict[str, Any]) -> Inbound | str:
-    """The turn as an Inbound, or a sentence saying what is wrong with the request."""
-    session = data.get("session")
-    if not isinstance(session, str) or not SESSION_RE.fullmatch(session):
-        return "session must be 16-64 letters, digits, '-' or '_' (the page makes one for you)."
+def _inbound(data: dict[str, Any], sender: str) -> Inbound | str:
+    """The turn as an Inbound, or a sentence saying what is wrong with the request. A `session`
+    in the body (the page's id before the server issued cookies) is ignored."""
     message_id = data.get("message_id", "")
     if not isinstance(message_id, str) or (message_id and not MESSAGE_ID_RE.fullmatch(message_id)):
         return "message_id must be up to 64 letters, digits or '-_.:'."
@@ -147,7 +231,7 @@ def _inbound(data: dict[str, Any]) -> Inbound | str:
     language = language[:16] if isinstance(language, str) else ""
     common: dict[str, Any] = {
         "channel": "webchat",
-        "sender": session,
+        "sender": sender,
         "message_id": message_id,
         "language": language,
     }

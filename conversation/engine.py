@@ -20,7 +20,7 @@ from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Flow, Outcome, numbe
 from .flows.menu import menu_action, menu_reply
 from .flows.registry import flows_for
 from .flows.small_talk import small_talk
-from .messages import Inbound, Reply
+from .messages import Inbound, InvalidText, Reply
 from .office import OfficeConfig
 from .ports import Conflict, ConversationStore, DeadlinePolicy
 from .rating import labels as rating_scale_labels
@@ -68,6 +68,11 @@ class Engine:
     async def handle(self, inbound: Inbound) -> list[Reply]:
         if inbound.kind == "event" and inbound.event not in EVENTS:
             return []
+        try:
+            inbound = inbound.cleaned()
+        except InvalidText:
+            t = self.office.catalog.for_language(_language(inbound.language))
+            return [Reply(t("invalid_text"))]
         key = inbound.conversation_key
         dedupe_key = f"{key}:{inbound.message_id}" if inbound.message_id else ""
         async with self.store.lock(key, dedupe_key):

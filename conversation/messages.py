@@ -2,11 +2,65 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 InboundKind = Literal["text", "image", "video", "voice", "location", "event"]
+
+# What citizens' words may not carry into the case file: C0 controls but tab and newline (NUL
+# among them, which PostgreSQL refuses in text), DEL and the C1 controls; the bidirectional
+# embeddings, overrides and isolates that make "‮txt.exe" read backwards on the desk; and the
+# zero-width characters that hide words from searches and risk-word checks. The zero-width
+# joiner stays: emoji sequences (👨‍👩‍👧) are made with it.
+_UNWANTED = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+    "\u061c\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u180e]"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+INVALID_TEXT = (
+    "The text contains invalid Unicode (a lone surrogate, which no real character is); "
+    "send it again as ordinary text."
+)
+
+
+class InvalidText(ValueError):
+    """Text that is not valid Unicode (a lone surrogate from a JSON `\\ud800` escape)."""
+
+    def __init__(self) -> None:
+        super().__init__(INVALID_TEXT)
+
+
+def clean_text(text: str) -> str:
+    """Citizens' text as it is stored: unwanted controls and invisible characters removed,
+    CR LF made LF. Raises InvalidText for text that is not valid Unicode at all."""
+    if _SURROGATE.search(text):
+        raise InvalidText()
+    return _UNWANTED.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def clean_json(value: Any) -> Any:
+    """Every string in a parsed JSON value (keys too) cleaned with `clean_text`.
+
+    Walked with a stack of its own, not by recursion: JSON nested as deep as the parser allows
+    must not exhaust Python's stack here (the fuzz tests found that it did)."""
+    root: list[Any] = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]
+    while pending:
+        container, key = pending.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = clean_text(item)
+        elif isinstance(item, list):
+            copy = list(item)
+            container[key] = copy
+            pending.extend((copy, index) for index in range(len(copy)))
+        elif isinstance(item, dict):
+            cleaned = {clean_text(str(k)): v for k, v in item.items()}
+            container[key] = cleaned
+            pending.extend((cleaned, k) for k in cleaned)
+    return root[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +106,13 @@ class Inbound:
     @property
     def conversation_key(self) -> str:
         return f"{self.channel}:{self.sender}"
+
+    def cleaned(self) -> Inbound:
+        """The same message with its text and place label through `clean_text`."""
+        location = self.location
+        if location is not None and location.label:
+            location = Location(location.lat, location.lng, clean_text(location.label))
+        return replace(self, text=clean_text(self.text), location=location)
 
 
 @dataclass(frozen=True, slots=True)

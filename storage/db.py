@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -16,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+log = logging.getLogger(__name__)
+
 # Older pooled connections are closed rather than handed out: shorter than the idle timeouts of
 # the proxies and firewalls usually found between an application and its database.
 RECYCLE_SECONDS = 300
@@ -24,7 +29,8 @@ RECYCLE_SECONDS = 300
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = make_url(url)
-        options: dict[str, Any] = {}
+        # SQL parameters are citizens' words, names and phones: never in an exception's text.
+        options: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             # SQLite has one writer. In one process, queue for it here (first come, first
             # served, no sleeping) rather than in SQLite's busy handler, which sleeps in growing
@@ -41,6 +47,8 @@ class Database:
             options.update(
                 pool_size=pool_size, max_overflow=pool_size, pool_recycle=RECYCLE_SECONDS
             )
+        if self.is_sqlite:
+            _private_file(self.url.database)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
@@ -87,6 +95,25 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _private_file(database: str | None) -> None:
+    """A new SQLite file is made 0600 before SQLite opens it, like the key beside it: it holds
+    descriptions, addresses and openids. SQLite gives its -wal and -shm files the database
+    file's mode. An existing file open to others is only warned about (its owner chose it)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "database file %s is readable by others (mode %o); run chmod 600", path, mode
+            )
+    except OSError:
+        return  # a directory that does not exist: SQLite will say so when it connects
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

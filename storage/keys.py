@@ -22,6 +22,14 @@ class Keys:
         channel, sender, message = dedupe_key.split(":", 2)
         return f"{self.prefix}seen:{{{channel}:{sender}}}:{message}"
 
+    def rate(self, key: str, slot: int) -> str:
+        """A rate-limit counter for one window (`key` is a sender's keyed hash or an address)."""
+        return f"{self.prefix}rate:{{{key}}}:{slot}"
+
+    def rate_once(self, key: str, message: str) -> str:
+        """The count a message got on its first delivery (same hash tag as its counter)."""
+        return f"{self.prefix}rate-once:{{{key}}}:{message}"
+
     def shared(self, name: str) -> str:
         """Small shared values such as the WeChat access token."""
         return f"{self.prefix}kv:{name}"

@@ -308,6 +308,9 @@ class CaseChanges:
             latest = self._of(inbound.channel, inbound.sender, limit=1)
             case = latest[0] if latest else None
         now = self.clock()
+        # As the real store: a web chat's sender (its cookie's keyed hash) never leaves.
+        if inbound.channel == "webchat":
+            del data["sender"]
         if case is not None:
             self._record(case, "handoff.requested", data, now)
         self._publish("handoff.requested", case, data, now)

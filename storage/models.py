@@ -419,7 +419,11 @@ class Delivery(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     status: Mapped[str] = mapped_column(String(40), default="accepted")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the provider says the current status happened (or when we heard it): a report older
+    # than that, or one already heard, changes nothing.
     reported_at: Mapped[datetime | None]
+    # Every status reported so far, so a replayed report is taken once.
+    reports: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
 
 class DeadlineMark(Base):
@@ -538,3 +542,14 @@ class SignInThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
+
+
+class KeyCheck(Base):
+    """How the database recognises the personal-data key it was written with: an HMAC of a
+    constant under the key (storage/keycheck.py), never the key itself."""
+
+    __tablename__ = "key_checks"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)  # "pii"
+    value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .models import Case, Delivery, Notification, utcnow
 from .people import insert_ignoring_duplicates
 from .timeline import Timeline
+
+log = logging.getLogger(__name__)
 
 # Waits between attempts; after the last one the notification is recorded as failed.
 BACKOFF = (
@@ -134,21 +137,37 @@ async def record_report(
     delivered: bool,
     status: str,
     detail: str,
+    at: datetime | None = None,
 ) -> bool:
-    """A provider's delivery report onto the case timeline; False when the message is unknown."""
+    """A provider's delivery report onto the case timeline; False when the message is unknown.
+
+    Taken once per (message, status): a replayed or re-sent report changes nothing. A report
+    older than the status already recorded (by the provider's time) is noted but does not
+    overwrite it, so a late "delivered" cannot turn a newer "failed" around."""
     delivery = await session.scalar(
-        select(Delivery).where(Delivery.channel == channel, Delivery.message_id == message_id)
+        select(Delivery)
+        .where(Delivery.channel == channel, Delivery.message_id == message_id)
+        .with_for_update()
     )
     if delivery is None:
         return False
-    delivery.status, delivery.reported_at = status[:40], utcnow()
+    status = status[:40]
+    heard = list(delivery.reports or [])
+    if status in heard:
+        return True
+    delivery.reports = [*heard, status]
+    when = at or utcnow()
+    if delivery.reported_at is not None and when < delivery.reported_at:
+        log.info("older %s report %s for %s kept off the timeline", channel, status, message_id)
+        return True
+    delivery.status, delivery.reported_at = status, when
     if delivery.case_id is not None:
         case = await session.get(Case, delivery.case_id)
         if case is not None:
             data = {
                 "message_id": message_id,
                 "delivered": delivered,
-                "status": status[:40],
+                "status": status,
                 "detail": detail[:200],
             }
             await timeline.append(case, "notification.delivery", channel, data)

@@ -37,6 +37,8 @@ REDIS_URL = os.environ.get("MINYI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PII_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 # Every table the models define: a new table can never leak rows from one test to the next.
 TABLES = ", ".join(table.name for table in Base.metadata.sorted_tables)
+# Where a request could leave a trace: every table but the key check, which start-up writes.
+TRACE_TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "key_checks")
 
 
 def run_apart(coroutine: Any) -> Any:
@@ -153,11 +155,18 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
 # -- Settings for each backend --------------------------------------------------------------------
 
 
+# Every test's requests come from one address and many tests file dozens of cases in a
+# minute: the rate limits are tested on their own (tests/test_webchat_sessions.py), with
+# their own settings, and kept out of the way elsewhere.
+UNLIMITED: dict[str, Any] = {"rate_sender": (100_000, 60), "rate_address": (100_000, 60)}
+
+
 def sqlite_settings(tmp_path: object, **overrides: object) -> Settings:
     base = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/minyi.db",
         api_token="test-token",
         pii_key=PII_KEY,
+        **UNLIMITED,
     )
     return base.replace(**overrides)
 
@@ -192,7 +201,7 @@ def settings_for(request: pytest.FixtureRequest, backend: str, tmp_path: object)
     if backend == "sqlite":
         return sqlite_settings(tmp_path)
     url = request.getfixturevalue("clean_postgres")
-    base = Settings(database_url=url, api_token="test-token", pii_key=PII_KEY)
+    base = Settings(database_url=url, api_token="test-token", pii_key=PII_KEY, **UNLIMITED)
     if backend == "postgres":
         return base
     prefix = request.getfixturevalue("redis_prefix")

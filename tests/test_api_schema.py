@@ -49,10 +49,9 @@ def serving(app: web.Application) -> Iterator[str]:
 @pytest.fixture
 def api_schema(database_settings: Settings) -> Iterator[Any]:
     with serving(create_app(database_settings, workers=False)) as base:
+        chat = requests.Session()  # keeps the chat's cookie, as the page's browser does
         for text in FILING:  # a real case, so that lists and the event stream are not empty
-            answer = requests.post(
-                f"{base}/webchat/messages", json={"text": text, "session": "s" * 20}, timeout=30
-            )
+            answer = chat.post(f"{base}/webchat/messages", json={"text": text}, timeout=30)
             assert answer.status_code == 200, answer.text
         yield schemathesis.openapi.from_url(f"{base}/api/v1/openapi.json", headers=AUTH)
 

@@ -39,7 +39,7 @@ def test_a_wrong_setting_stops_with_one_line(tmp_path: Path) -> None:
     result = minyi(
         "serve",
         cwd=tmp_path,
-        MINYI_WECHAT_TOKEN="t",
+        MINYI_WECHAT_TOKEN="WechatToken0123456789",
         MINYI_WECHAT_APP_ID="wx",
         MINYI_WECHAT_AES_KEY="a" * 42,
     )

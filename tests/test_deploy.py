@@ -22,9 +22,8 @@ from .conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "deploy" / "systemd"
-# Read by what is not a Minyi setting: the image's port, and the proxies to trust (read by
-# channels/client.py once the hardening work lands; harmless until then).
-NOT_SETTINGS = {"MINYI_PORT", "MINYI_TRUSTED_PROXIES"}
+# Read by what is not a Minyi setting: the image's port.
+NOT_SETTINGS = {"MINYI_PORT"}
 KNOWN = {spec.env for spec in (*CORE_SPECS, *CHANNEL_SPECS.values())} | NOT_SETTINGS
 
 

@@ -7,8 +7,8 @@ Runs a few dozen examples per test in the suite; `benchmarks/fuzz_webhooks.py` r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
+import itertools
 import json
 import os
 from pathlib import Path
@@ -26,13 +26,19 @@ from bot.app.web import create_app
 from channels.telegram.webhook import SECRET_HEADER
 
 from .channels.conftest import PROVIDER_SETTINGS
-from .channels.sms_fakes import HTTP_SECRET, TWILIO_TOKEN, FakeProvider, http_gateway_app
+from .channels.sms_fakes import (
+    HTTP_SECRET,
+    TWILIO_TOKEN,
+    FakeProvider,
+    http_gateway_app,
+    http_push_headers,
+)
 from .channels.telegram_channel.fake_telegram import SECRET as TELEGRAM_SECRET
 from .channels.telegram_channel.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from .channels.telegram_channel.fake_telegram import FakeBotApi
 from .channels.test_sms_webhooks import twilio_signature
 from .channels.wechat_kit import AES_KEY, APP_ID, APP_SECRET, TOKEN, WeChatServer, payload
-from .conftest import TABLES, sqlite_settings
+from .conftest import TRACE_TABLES, sqlite_settings
 from .test_lifecycle_law import MOVES
 from .web_citizen import WebCitizen, get_case
 
@@ -89,7 +95,7 @@ async def client(aiohttp_client: Any, tmp_path: Path, fakes: dict[str, str]) -> 
 async def rows(client: TestClient) -> dict[str, int]:
     counts = {}
     async with client.server.app[MINYI].db.session() as session:
-        for table in TABLES.split(", "):
+        for table in TRACE_TABLES.split(", "):
             counts[table] = int(
                 (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar() or 0
             )
@@ -326,10 +332,7 @@ async def test_telegram_survives_any_update_with_the_secret(
 
 
 def http_signed(body: bytes) -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        "X-Minyi-Signature": hmac.new(HTTP_SECRET.encode(), body, hashlib.sha256).hexdigest(),
-    }
+    return http_push_headers(body)
 
 
 @FUZZ
@@ -533,3 +536,164 @@ async def test_the_api_moves_real_cases_only_as_the_law_allows(
         expected = MOVES[before["status"]][body["type"]]
         assert expected is not None and after["status"] == expected, (before["status"], body)
         assert after["events"][-1]["type"] == body["type"]
+
+
+# -- Issue 13: bodies in pieces, nesting, invalid Unicode, bad headers ---------------------------
+
+
+async def raw_exchange(client: TestClient, head: bytes, pieces: list[bytes], pause: float) -> int:
+    """Send a request as raw bytes (headers as given, body in pieces); the answer's status."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head)
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        if pause:
+            await asyncio.sleep(pause)
+    answer = await reader.read()
+    writer.close()
+    return int(answer.split(b" ", 2)[1])
+
+
+def request_head(path: str, headers: dict[str, str], length: int) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: minyi"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"Content-Length: {length}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1")
+
+
+def cut(body: bytes, points: list[int]) -> list[bytes]:
+    edges = sorted({0, len(body), *(p % (len(body) + 1) for p in points)})
+    return [body[a:b] for a, b in itertools.pairwise(edges)]
+
+
+@FUZZ
+@given(
+    words=field_text.filter(lambda t: "\x00" not in t),
+    points=st.lists(st.integers(0, 10_000), max_size=6),
+    pause=st.sampled_from([0.0, 0.01, 0.05]),
+)
+async def test_signed_pushes_in_any_pieces_are_read_whole(
+    client: TestClient, words: str, points: list[int], pause: float
+) -> None:
+    """However the body is cut into TCP segments, a signed push is read whole: its signature
+    holds (a cut-short body would be refused as "signature is wrong")."""
+    body = json.dumps(
+        {"from": "+8613800138000", "text": words, "id": f"fz-{len(points)}-{pause}"},
+        ensure_ascii=False,
+    ).encode()
+    status = await raw_exchange(
+        client,
+        request_head("/sms/http/inbound", http_signed(body), len(body)),
+        cut(body, points),
+        pause,
+    )
+    assert status == 200
+
+
+nesting = st.builds(
+    lambda depth, kind: (
+        (b"[" * depth + b"]" * depth)
+        if kind == "list"
+        else (b'{"a":' * depth + b"1" + b"}" * depth)
+    ),
+    st.integers(1, 20_000),
+    st.sampled_from(["list", "object"]),
+)
+
+
+@FUZZ
+@given(body=nesting, where=st.sampled_from(["webchat", "telegram", "api", "intake", "sms"]))
+async def test_nested_json_of_any_depth_is_a_4xx_at_worst(
+    client: TestClient, body: bytes, where: str
+) -> None:
+    path, headers = {
+        "webchat": ("/webchat/messages", {"Content-Type": "application/json"}),
+        "telegram": ("/telegram", {SECRET_HEADER: TELEGRAM_SECRET}),
+        "api": ("/api/v1/cases/XF20261122-7K3M9Q/events", API),
+        "intake": ("/api/v1/cases", API),
+        "sms": ("/sms/http/inbound", http_signed(body)),
+    }[where]
+    response = await client.post(path, data=body, headers=headers)
+    assert response.status < 500, await response.text()
+    await still_serving(client)
+
+
+# Text as a JSON escape can carry what UTF-8 cannot: lone surrogates, NUL, overrides.
+escaped_text = st.lists(
+    st.one_of(
+        st.sampled_from(["\\ud800", "\\udfff", "\\u0000", "\\u202e", "\\u200b", "\\ufeff"]),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8).map(
+            lambda t: json.dumps(t)[1:-1]
+        ),
+    ),
+    min_size=1,
+    max_size=8,
+).map("".join)
+
+
+@FUZZ
+@given(text=escaped_text)
+async def test_invalid_unicode_gets_a_sentence_not_a_5xx(client: TestClient, text: str) -> None:
+    body = ('{"text": "' + text + '"}').encode()
+    chat = await client.post(
+        "/webchat/messages", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert chat.status in (200, 422), await chat.text()
+    if chat.status == 422:  # not Unicode, or nothing left once the invisible is dropped
+        message = (await chat.json())["message"]
+        assert "invalid Unicode" in message or "non-empty" in message
+    note = ('{"type": "note", "note": "' + text + '"}').encode()
+    api = await client.post("/api/v1/cases/XF20261122-7K3M9Q/events", data=note, headers=API)
+    assert api.status in (404, 422), await api.text()
+    update = (
+        '{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": 7, '
+        '"type": "private"}, "text": "' + text + '"}}'
+    ).encode()
+    telegram = await client.post("/telegram", data=update, headers={SECRET_HEADER: TELEGRAM_SECRET})
+    assert telegram.status < 500, await telegram.text()
+
+
+header_bytes = st.binary(min_size=0, max_size=80).map(
+    lambda b: bytes(c for c in b if c not in b"\r\n")
+)
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(
+        [
+            b"Authorization",
+            b"Content-Type",
+            b"Cookie",
+            SECRET_HEADER.encode(),
+            b"X-Forwarded-For",
+            b"X-Minyi-Timestamp",
+            b"Content-Length",
+            b"Transfer-Encoding",
+            b"Host",
+        ]
+    ),
+    value=header_bytes,
+    path=st.sampled_from(
+        ["/webchat/messages", "/api/v1/cases", "/telegram", "/sms/http/inbound", "/wechat", "/"]
+    ),
+)
+async def test_bad_headers_get_a_4xx_at_worst(
+    client: TestClient, name: bytes, value: bytes, path: str
+) -> None:
+    body = b'{"text": "hi"}'
+    head = (
+        b"POST "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: minyi\r\n"
+        + name
+        + b": "
+        + value
+        + b"\r\n"
+        + (b"" if name == b"Content-Length" else b"Content-Length: %d\r\n" % len(body))
+        + b"Connection: close\r\n\r\n"
+    )
+    status = await raw_exchange(client, head, [body], 0.0)
+    assert status < 500
+    await still_serving(client)

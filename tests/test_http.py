@@ -23,12 +23,25 @@ async def client(aiohttp_client: Any, settings: Settings) -> TestClient:
     return await aiohttp_client(create_app(settings, workers=False))
 
 
+def chat_cookies(client: TestClient, session: str) -> dict[str, str]:
+    """The cookie the server issued to the chat the test calls `session` (one client, many
+    chats: each keeps its own cookie)."""
+    chats: dict[str, dict[str, str]] = client.__dict__.setdefault("_chats", {})
+    return chats.setdefault(session, {})
+
+
+async def post_turn(client: TestClient, body: dict[str, Any], session: str = SESSION) -> Any:
+    cookies = chat_cookies(client, session)
+    client.session.cookie_jar.clear()  # another chat's cookie must not go along
+    response = await client.post("/webchat/messages", json=body, cookies=cookies)
+    cookies |= {name: morsel.value for name, morsel in response.cookies.items()}
+    return response
+
+
 async def turn(
     client: TestClient, text: str, session: str = SESSION, **extra: Any
 ) -> dict[str, Any]:
-    response = await client.post(
-        "/webchat/messages", json={"session": session, "text": text, **extra}
-    )
+    response = await post_turn(client, {"text": text, **extra}, session)
     assert response.status == 200, await response.text()
     return await response.json()
 
@@ -57,7 +70,7 @@ async def test_the_page_is_served(client: TestClient) -> None:
 
 
 async def test_webchat_turn_returns_replies_with_choices(client: TestClient) -> None:
-    response = await client.post("/webchat/messages", json={"session": SESSION, "event": "start"})
+    response = await post_turn(client, {"event": "start"})
     data = await response.json()
     assert "您好" in data["replies"][0]["text"]
     assert {"key": "1", "label": "我要反映"} in data["replies"][0]["choices"]
@@ -67,10 +80,7 @@ async def test_webchat_turn_returns_replies_with_choices(client: TestClient) -> 
 async def test_webchat_location(client: TestClient) -> None:
     for text in ("1", "1", "物业不给修漏水的屋顶，已经三个月了"):
         await turn(client, text)
-    response = await client.post(
-        "/webchat/messages",
-        json={"session": SESSION, "location": {"lat": 39.9, "lng": 116.4, "label": "天安门"}},
-    )
+    response = await post_turn(client, {"location": {"lat": 39.9, "lng": 116.4, "label": "天安门"}})
     assert "照片" in (await response.json())["replies"][-1]["text"]
 
 
@@ -79,12 +89,11 @@ async def test_webchat_location(client: TestClient) -> None:
     [
         (b"not json", 400, "bad_json"),
         (b"[1,2]", 400, "bad_json"),
-        (b'{"text": "hi"}', 422, "invalid"),
-        (b'{"session": "short", "text": "hi"}', 422, "invalid"),
-        (b'{"session": "' + b"S" * 24 + b'", "text": ""}', 422, "invalid"),
-        (b'{"session": "' + b"S" * 24 + b'", "text": 5}', 422, "invalid"),
-        (b'{"session": "' + b"S" * 24 + b'", "location": {"lat": 100, "lng": 0}}', 422, "invalid"),
-        (b'{"session": "' + b"S" * 24 + b'", "text": "' + b"x" * 20000 + b'"}', 413, "too_large"),
+        (b'{"event": "hello"}', 422, "invalid"),
+        (b'{"text": ""}', 422, "invalid"),
+        (b'{"text": 5}', 422, "invalid"),
+        (b'{"location": {"lat": 100, "lng": 0}}', 422, "invalid"),
+        (b'{"text": "' + b"x" * 20000 + b'"}', 413, "too_large"),
     ],
 )
 async def test_webchat_bad_requests_say_why(

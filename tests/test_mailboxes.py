@@ -17,6 +17,7 @@ from bot.app.wiring import Minyi
 from .conftest import Citizen
 from .memory_conversation import OnMemory
 from .test_notifications import FakeStaffEndpoints, drain, endpoints, with_staff
+from .web_citizen import web_sender, with_cookie
 
 __all__ = ["endpoints"]  # the fixture, used by name
 AUTH = {"Authorization": "Bearer test-token"}
@@ -69,8 +70,7 @@ async def test_a_letter_and_its_instruction_reach_the_citizen(
         create_app(with_staff(database_settings, base), workers=False)
     )
     runtime: Minyi = client.server.app[MINYI]
-    session = "L" * 24
-    citizen = Citizen(runtime, sender=session)
+    citizen = Citizen(runtime, sender=web_sender(runtime))
     code = await write_a_letter(citizen)
     case = await (await client.get(f"/api/v1/cases/{code}", headers=AUTH)).json()
     assert (case["mailbox"], case["department"]) == ("mayor", "xfj")
@@ -92,7 +92,7 @@ async def test_a_letter_and_its_instruction_reach_the_citizen(
     assert refused.status == 422  # an instruction without words
 
     await drain(runtime)
-    pending = await (await client.get(f"/webchat/messages?session={session}")).json()
+    pending = await (await client.get("/webchat/messages", **with_cookie())).json()
     texts = [r["text"] for r in pending["replies"]]
     assert any("有领导批示：请城管局三日内修好路灯。" in t for t in texts), texts
     status = await citizen.say(code)

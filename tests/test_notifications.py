@@ -41,6 +41,7 @@ from storage.uow import UnitOfWork
 from .channels.telegram_channel.conftest import VirtualTime
 from .channels.telegram_channel.fake_telegram import SECRET, TOKEN, FakeBotApi
 from .conftest import Citizen, reach_by_send, until_done
+from .web_citizen import web_sender, with_cookie
 
 HOOK_SECRET = "hook-secret"
 STAFF_CHAT = "-1001234"
@@ -426,25 +427,27 @@ async def test_web_chat_keeps_messages_until_the_page_comes_back(
 
     client = await aiohttp_client(create_app(settings, workers=False))
     runtime = client.server.app[MINYI]
-    session = "W" * 24
-    citizen = Citizen(runtime, sender=session)
+    citizen = Citizen(runtime, sender=web_sender(runtime))
     reply = await citizen.file_a_matter()
     code = reply.split("编号是 ")[1].split("，")[0]
     await accept(runtime, code)
-    assert (await (await client.get(f"/webchat/messages?session={session}")).json()) == {
+    assert (await (await client.get("/webchat/messages", **with_cookie())).json()) == {
         "replies": []
     }
     await drain(runtime)
-    pending = await (await client.get(f"/webchat/messages?session={session}")).json()
+    pending = await (await client.get("/webchat/messages", **with_cookie())).json()
     assert (
         len(pending["replies"]) == 1
         and code in pending["replies"][0]["text"]
         and "已受理" in pending["replies"][0]["text"]
     )
-    assert (await (await client.get(f"/webchat/messages?session={session}")).json()) == {
+    assert (await (await client.get("/webchat/messages", **with_cookie())).json()) == {
         "replies": []
     }
-    assert (await client.get("/webchat/messages?session=bad")).status == 422
+    # Another chat (or none: a cookie is issued) reads nothing of it.
+    assert (await (await client.get("/webchat/messages", **with_cookie("d" * 43))).json()) == {
+        "replies": []
+    }
     assert (
         "notification.sent",
         {"topic": "accepted", "route": "mailbox", "message_id": ""},
@@ -461,17 +464,18 @@ async def test_an_open_web_chat_page_hears_its_message_at_once(
     from bot.app.web import create_app
 
     client = await aiohttp_client(create_app(settings, workers=False))
-    mailbox = client.server.app[MINYI].channels["webchat"].mailbox
-    mine, other = "L" * 24, "O" * 24
-    waiting = asyncio.create_task(client.get(f"/webchat/messages?wait=20&session={mine}"))
-    bystander = asyncio.create_task(client.get(f"/webchat/messages?wait=1&session={other}"))
+    runtime = client.server.app[MINYI]
+    mailbox = runtime.channels["webchat"].mailbox
+    other = "o" * 43
+    waiting = asyncio.create_task(client.get("/webchat/messages?wait=20", **with_cookie()))
+    bystander = asyncio.create_task(client.get("/webchat/messages?wait=1", **with_cookie(other)))
     await asyncio.sleep(0.3)  # both polls are held
     assert not waiting.done()
-    await mailbox.put(mine, [Reply(text="工作人员小刘：您好，请讲。")])
+    await mailbox.put(web_sender(runtime), [Reply(text="工作人员小刘：您好，请讲。")])
     answer = await asyncio.wait_for(waiting, 10)  # far sooner than the 20 s the poll may wait
     assert [r["text"] for r in (await answer.json())["replies"]] == ["工作人员小刘：您好，请讲。"]
     assert (await (await bystander).json()) == {"replies": []}
-    refused = await client.get(f"/webchat/messages?wait=26&session={mine}")
+    refused = await client.get("/webchat/messages?wait=26", **with_cookie())
     assert refused.status == 422 and "0-25" in (await refused.json())["message"]
 
 
@@ -500,8 +504,7 @@ async def test_with_workers_running_the_loop_closes_by_itself(
     from bot.app.web import create_app
 
     client = await aiohttp_client(create_app(settings))
-    session = "L" * 24
-    citizen = Citizen(client.server.app[MINYI], sender=session)
+    citizen = Citizen(client.server.app[MINYI], sender=web_sender(client.server.app[MINYI]))
     code = (await citizen.file_a_matter()).split("编号是 ")[1].split("，")[0]
     auth = {"Authorization": "Bearer test-token"}
     response = await client.post(
@@ -512,7 +515,7 @@ async def test_with_workers_running_the_loop_closes_by_itself(
     pending: list[dict[str, Any]] = []
     for _ in range(200):  # bounded: the workers need a few event-loop turns, not wall time
         events = (await (await client.get("/api/v1/events", headers=auth)).json())["events"]
-        pending += (await (await client.get(f"/webchat/messages?session={session}")).json())[
+        pending += (await (await client.get("/webchat/messages", **with_cookie())).json())[
             "replies"
         ]
         if len(events) == 2 and pending:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,8 +26,9 @@ from storage.models import Notification, OutboxEntry, Survey, utcnow
 from storage.surveys import expire_surveys
 from storage.uow import UnitOfWork
 
-from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app
+from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app, http_push_headers
 from .conftest import Citizen, settings_for, until_done
+from .web_citizen import web_sender, with_cookie
 
 AUTH = {"Authorization": "Bearer test-token"}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -60,10 +59,8 @@ def runtime_of(client: TestClient) -> Minyi:
     return client.server.app[MINYI]
 
 
-async def closed_case(
-    client: TestClient, sender: str = "S" * 24, phone: str = "13800138000"
-) -> str:
-    citizen = Citizen(runtime_of(client), sender=sender)
+async def closed_case(client: TestClient, sender: str = "", phone: str = "13800138000") -> str:
+    citizen = Citizen(runtime_of(client), sender=sender or web_sender(runtime_of(client)))
     for text in (
         "1",
         "4",
@@ -94,12 +91,7 @@ async def sms_reply(
     client: TestClient, text: str, message_id: str, phone: str = "+8613800138000"
 ) -> int:
     body = json.dumps({"from": phone, "text": text, "id": message_id}, ensure_ascii=False).encode()
-    signature = hmac.new(HTTP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    response = await client.post(
-        "/sms/http/inbound",
-        data=body,
-        headers={"Content-Type": "application/json", "X-Minyi-Signature": signature},
-    )
+    response = await client.post("/sms/http/inbound", data=body, headers=http_push_headers(body))
     # Acknowledged once kept; the `sms-replies` job then works it through (here, at once).
     assert await runtime_of(client).sms_inbox.waiting() == (1 if response.status == 200 else 0)
     await until_done(runtime_of(client).sms_inbox.work_once)
@@ -130,7 +122,7 @@ async def test_closing_asks_in_the_chat_and_the_chat_answer_counts_once(
     fake, _ = gateway
     code = await closed_case(client)
     await drain(client)
-    pending = await (await client.get(f"/webchat/messages?session={'S' * 24}")).json()
+    pending = await (await client.get("/webchat/messages", **with_cookie())).json()
     invitation = pending["replies"][-1]
     assert code in invitation["text"] and [c["label"] for c in invitation["choices"]] == [
         "满意",
@@ -144,7 +136,7 @@ async def test_closing_asks_in_the_chat_and_the_chat_answer_counts_once(
         and "回复TD退订" in sms[0]
         and len(sms[0]) <= 70
     )
-    citizen = Citizen(runtime_of(client), sender="S" * 24)
+    citizen = Citizen(runtime_of(client), sender=web_sender(runtime_of(client)))
     assert "还有什么想说" in await citizen.say(
         "1"
     )  # the invitation's "1" is 满意, not "file a matter"
@@ -219,7 +211,7 @@ async def test_the_unhappy_path_reaches_a_review_and_staff_hear_of_it(
 async def test_the_chat_offers_a_review_after_an_unhappy_rating(client: TestClient) -> None:
     code = await closed_case(client)
     await drain(client)
-    citizen = Citizen(runtime_of(client), sender="S" * 24)
+    citizen = Citizen(runtime_of(client), sender=web_sender(runtime_of(client)))
     assert "哪里不满意" in await citizen.say("3")
     offer = await citizen.say("跳过")
     assert "申请复查" in offer and "1 申请复查" in offer

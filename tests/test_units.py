@@ -204,7 +204,7 @@ def test_office_may_override_texts_and_add_questions(tmp_path: Path) -> None:
     [
         (
             {
-                "MINYI_WECHAT_TOKEN": "t",
+                "MINYI_WECHAT_TOKEN": "WechatToken0123456789",
                 "MINYI_WECHAT_APP_ID": "wx1",
                 "MINYI_WECHAT_AES_KEY": "a" * 42,
             },
@@ -247,7 +247,7 @@ def _empty(tmp_path: Path) -> Path:
 def test_wechat_template_fields_map_our_names_to_the_template_keys(tmp_path: Path) -> None:
     settings = load_settings(
         {
-            "MINYI_WECHAT_TOKEN": "wechat-token",
+            "MINYI_WECHAT_TOKEN": "WechatToken0123456789",
             "MINYI_WECHAT_APP_ID": "wx0123456789abcdef",
             "MINYI_WECHAT_TEMPLATE_ID": "tmpl-1",
             "MINYI_WECHAT_TEMPLATE_FIELDS": "code=character_string1, status=phrase2",
@@ -264,9 +264,11 @@ def test_defaults_and_the_toml_file(tmp_path: Path) -> None:
     settings = load_settings({}, config_file=_empty(tmp_path))
     assert settings.database_url == "sqlite+aiosqlite:///./minyi.db" and settings.redis_url is None
     file = tmp_path / "minyi.toml"
-    file.write_text('MINYI_STREAM = "office:events"\napi_token = "from-file"\n', "utf-8")
-    settings = load_settings({"MINYI_API_TOKEN": "from-env"}, config_file=file)
-    assert settings.stream == "office:events" and settings.api_token == "from-env"
+    file.write_text(
+        'MINYI_STREAM = "office:events"\napi_token = "from-file-' + "f" * 32 + '"\n', "utf-8"
+    )
+    settings = load_settings({"MINYI_API_TOKEN": "from-env-" + "e" * 32}, config_file=file)
+    assert settings.stream == "office:events" and settings.api_token == "from-env-" + "e" * 32
 
 
 def test_pii_cipher_binds_the_field_and_hides_the_value() -> None:
@@ -361,3 +363,27 @@ def test_masking() -> None:
 )
 def test_small_talk_is_only_a_message_with_nothing_else_in_it(text: str, heard: str | None) -> None:
     assert small_talk(text) == heard
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"MINYI_API_TOKEN": "a"}, "MINYI_API_TOKEN: use at least 32 random characters"),
+        ({"MINYI_API_TOKEN": "x" * 31}, "MINYI_API_TOKEN: use at least 32 random characters"),
+        (
+            {"MINYI_TELEGRAM_TOKEN": "123:abc", "MINYI_TELEGRAM_SECRET": "x"},
+            "MINYI_TELEGRAM_SECRET: must be 16-256 characters",
+        ),
+        ({"MINYI_WECHAT_TOKEN": "t"}, "MINYI_WECHAT_TOKEN: use 16-32 random letters and digits"),
+        (
+            {"MINYI_STAFF_WEBHOOK_URL": "https://x.example", "MINYI_STAFF_WEBHOOK_SECRET": "s"},
+            "MINYI_STAFF_WEBHOOK_SECRET: use at least 16 random characters",
+        ),
+    ],
+)
+def test_weak_secrets_are_refused_by_name(env: dict[str, str], line: str) -> None:
+    """Issue 13: `MINYI_API_TOKEN=a` and the like stop start-up with one line naming it."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings(env, config_file=None)
+    assert str(refused.value).startswith(line) and "\n" not in str(refused.value)
+    load_settings({"MINYI_API_TOKEN": "k" * 32}, config_file=None)  # long enough is fine

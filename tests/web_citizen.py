@@ -4,7 +4,6 @@ the app (`POST /webchat/messages` and the back-office API are the whole surface)
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,18 +16,17 @@ FILING = ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。",
 
 @dataclass
 class WebCitizen:
-    """One person's chat. The identity goes both ways the contract allows (the older `session`
-    body field and the server's cookie), kept per citizen so that one client serves many."""
+    """One person's chat: the cookie the server issued, kept per citizen so that one client
+    serves many."""
 
     client: TestClient
-    session: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     cookies: dict[str, str] = field(default_factory=dict)
 
     async def say(self, text: str) -> str:
         self.client.session.cookie_jar.clear()  # another citizen's cookie must not go along
         response = await self.client.post(
             "/webchat/messages",
-            json={"text": text, "session": self.session},
+            json={"text": text},
             cookies=self.cookies,
         )
         assert response.status == 200, await response.text()
@@ -60,3 +58,16 @@ async def get_case(client: TestClient, code: str) -> dict[str, Any]:
     response = await client.get(f"/api/v1/cases/{code}", headers=AUTH)
     assert response.status == 200, await response.text()
     return dict(await response.json())
+
+
+# A web chat's cookie as the server would issue it, and the sender the engine knows it by (the
+# cookie's keyed hash), for tests that talk to the engine directly and read the mailbox over HTTP.
+CHAT_COOKIE = "c" * 43
+
+
+def web_sender(runtime: Any, cookie: str = CHAT_COOKIE) -> str:
+    return str(runtime.cipher.digest(cookie, "webchat-session"))
+
+
+def with_cookie(cookie: str = CHAT_COOKIE) -> dict[str, dict[str, str]]:
+    return {"cookies": {"minyi_chat": cookie}}

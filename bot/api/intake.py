@@ -14,6 +14,7 @@ from aiohttp import web
 from channels.base import json_error, json_response, parse_json_object, read_body
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.routing import UnknownDepartment
+from conversation.messages import InvalidText, clean_json
 from conversation.office import OfficeConfig
 from conversation.ports import Conflict
 from storage.documents import document_of
@@ -87,6 +88,10 @@ async def file_from_request(request: web.Request, parts: IntakeParts) -> web.Res
     body = parse_json_object(await read_body(request, MAX_BODY))
     if body is None:
         return json_error(422, "invalid", 'The body must be a JSON object, e.g. {"kind": …}.')
+    try:
+        body = clean_json(body)
+    except InvalidText as exc:
+        return json_error(422, "invalid", str(exc))
     try:
         filing, extra = read_filing(body, parts.office)
     except Invalid as exc:

@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -16,13 +16,14 @@ from aiohttp import web
 from bot.api import stats
 from bot.api.intake import add_intake
 from bot.api.openapi import openapi_document
-from channels.base import json_response
+from channels.base import json_response, read_whole
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.lifecycle import IllegalTransition
 from conversation.cases.progress import InvalidProgress, Progress
 from conversation.cases.routing import UnknownDepartment, routed
 from conversation.cases.surveys import SurveyRules
 from conversation.codes import CASE_CODE_RE
+from conversation.messages import InvalidText, clean_json
 from conversation.office import OfficeConfig
 from conversation.ports import Conflict
 from storage.documents import document_of
@@ -95,7 +96,10 @@ async def bearer_auth(request: web.Request, handler: HandlerType) -> web.StreamR
     if not token:
         raise ApiError(401, "unauthorized", "The API is off: set MINYI_API_TOKEN to use it.")
     expected = f"Bearer {token}"
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # A header that is not UTF-8 arrives with surrogate escapes; compare bytes as received.
+    if not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    ):
         raise ApiError(
             401, "unauthorized", "Send the header 'Authorization: Bearer <MINYI_API_TOKEN>'."
         )
@@ -178,12 +182,14 @@ async def post_event(request: web.Request) -> web.Response:
 async def _progress_body(request: web.Request) -> Progress:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = await read_whole(request, MAX_BODY)
+    if raw is None:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = clean_json(json.loads(raw))
+    except InvalidText as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(
             422, "invalid", 'The body must be JSON, e.g. {"type": "accepted"}.'
         ) from None
@@ -311,6 +317,10 @@ def _int_param(query: Any, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+
+
 def _time_param(query: Any, name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
@@ -323,6 +333,10 @@ def _time_param(query: Any, name: str) -> datetime | None:
         ) from None
     if value.tzinfo is None:
         raise ApiError(422, "invalid", f"{name} needs a time zone, e.g. +08:00 or Z.")
+    # Far enough from the ends of the calendar that windows, days and time zones computed from
+    # it (a 30-day default, the office's local dates) cannot overflow.
+    if not EARLIEST <= value <= LATEST:
+        raise ApiError(422, "invalid", f"{name} must be between the years 2000 and 2999.")
     return value
 
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.app.settings import Settings, SettingsError
-from bot.app.wiring import pii_cipher
 from storage import migrate
 from storage.backup import BackupError, Manifest, backup, restore
 from storage.crypto import PiiCipher, key_file_for, parse_key
@@ -51,7 +50,7 @@ async def _backup(settings: Settings, output: Path | None) -> int:
     db = Database(settings.database_url)
     target = output or Path(f"minyi-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.backup")
     try:
-        manifest = await backup(db, pii_cipher(settings, db), target)
+        manifest = await backup(db, _existing_key(settings, db), target)
     finally:
         await db.dispose()
     print(f"backup written to {target}")

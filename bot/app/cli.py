@@ -22,10 +22,10 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
-from bot.app import audit, backup_cli, logs, staff_cli
+from bot.app import audit, backup_cli, key_rotation, logs, staff_cli
 from bot.app.processes import serve_processes
 from bot.app.settings import Settings, SettingsError, load_settings
-from bot.app.web import create_app
+from bot.app.web import KEEPALIVE_SECONDS, create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
 from bot.backoffice.stream_consumer import StreamConsumer
 from bot.backoffice.workers import Workers
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     staff_cli.add_commands(commands)
     backup_cli.add_commands(commands)
+    key_rotation.add_commands(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             return staff_cli.run(settings, args)
         elif args.command in ("backup", "restore"):
             return backup_cli.run(settings, args)
+        elif args.command == "keys":
+            return asyncio.run(key_rotation.run(settings, args))
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2
@@ -184,7 +187,14 @@ def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> No
         where,
         "on" if settings.redis_url else "off",
     )
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
 
 
 async def run_workers(settings: Settings) -> None:

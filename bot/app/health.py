@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from bot.api import stats
 from bot.app.appkeys import MINYI
+from storage import keycheck
 from storage.models import Case, Notification, OutboxEntry, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,16 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"failed: {type(exc).__name__}"
+    else:
+        # Not ready while the database holds data under another key (a restore from a backup of
+        # another installation, a key changed under a running process).
+        try:
+            same = await asyncio.wait_for(
+                keycheck.matches(runtime.db, runtime.cipher), CHECK_TIMEOUT
+            )
+            checks["pii_key"] = "ok" if same else "failed: not the database's key"
+        except Exception as exc:
+            checks["pii_key"] = f"failed: {type(exc).__name__}"
     if runtime.redis is not None:
         try:
             await asyncio.wait_for(runtime.redis.ping(), CHECK_TIMEOUT)

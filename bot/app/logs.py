@@ -1,4 +1,5 @@
-"""Logging set-up that masks phone numbers in every record, whoever logged them: plain lines for
+"""Logging set-up that masks phone numbers and WeChat openids in every record, whoever logged
+them — the whole formatted record, tracebacks and exception messages included: plain lines for
 people, or JSON lines (`MINYI_LOG_FORMAT=json`) for the log collectors offices already run."""
 
 from __future__ import annotations
@@ -17,6 +18,20 @@ _PHONE = re.compile(
 LOG_FORMATS = ("text", "json")
 
 
+# A WeChat openid: 28 characters, `o` then base64url (e.g. oJ6Fq5... ); kept as o6_b****XYZ1.
+_OPENID = re.compile(
+    r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{20}([A-Za-z0-9_-]{4})(?![A-Za-z0-9_-])"
+)
+
+
+def mask_openids(text: str) -> str:
+    return _OPENID.sub(r"\1****\2", text)
+
+
+def mask(text: str) -> str:
+    return mask_openids(mask_phones(text))
+
+
 def mask_phones(text: str) -> str:
     def repl(match: re.Match[str]) -> str:
         if match.group(2):
@@ -27,9 +42,11 @@ def mask_phones(text: str) -> str:
 
 
 class PhoneMaskingFilter(logging.Filter):
+    """Masks the message itself, so that every handler (not only ours) gets it masked."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = mask_phones(message)
+        masked = mask(message)
         if masked != message:
             record.msg, record.args = masked, None
         return True
@@ -38,14 +55,14 @@ class PhoneMaskingFilter(logging.Filter):
 def _masked(value: Any) -> Any:
     """Every string inside a value, masked; other values (numbers, booleans) as they are."""
     if isinstance(value, str):
-        return mask_phones(value)
+        return mask(value)
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_masked(item) for item in value]
     if value is None or isinstance(value, bool | int | float):
         return value
-    return mask_phones(str(value))
+    return mask(str(value))
 
 
 class JsonLines(JsonFormatter):
@@ -67,12 +84,20 @@ class JsonLines(JsonFormatter):
         return {"time": time, **{key: _masked(value) for key, value in log_data.items()}}
 
 
+class MaskingFormatter(logging.Formatter):
+    """Masks the record as written: an exception's message and traceback (a failed INSERT
+    quotes its values, a ValueError may quote the input) never reach the log unmasked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
+
+
 def configure(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonLines())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(PhoneMaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from channels.client import parse_networks
 from channels.registry import PLUGINS
 from channels.settings import (
     SettingError,
@@ -28,6 +29,7 @@ from channels.settings import (
     number,
     one_of,
     read,
+    secret,
     text,
     url,
 )
@@ -60,6 +62,15 @@ def _redis_url(name: str, value: str) -> str:
             "redis+cluster://node1:6379,node2:6379, redis+sentinel://s1:26379,s2:26379/mymaster)"
         ) from None
     return value.rstrip("/") if redis_connect.parse(value) is None else value
+
+
+def _rate(name: str, value: str) -> tuple[int, int]:
+    """`30/min` → (30, 60): at most that many in each window of that many seconds."""
+    count, _, per = value.replace(" ", "").partition("/")
+    seconds = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hour": 3600}.get(per)
+    if not count.isdigit() or int(count) < 1 or seconds is None:
+        raise SettingsError(f"{name}: {value!r} is not a rate; write e.g. 30/min, 600/h or 5/s")
+    return int(count), seconds
 
 
 def _scale(name: str, value: str) -> int:
@@ -111,9 +122,11 @@ class Settings:
     redis_url: str | None = _spec("MINYI_REDIS_URL", _redis_url)
     redis_prefix: str = _spec("MINYI_REDIS_PREFIX", default="minyi:")
     stream: str = _spec("MINYI_STREAM", default="minyi:events")
-    api_token: str | None = _spec("MINYI_API_TOKEN")
+    api_token: str | None = _spec("MINYI_API_TOKEN", secret(32))
     open311_keys: tuple[str, ...] = _spec("MINYI_OPEN311_KEYS", _open311_keys, ())
     pii_key: str | None = _spec("MINYI_PII_KEY")
+    # The key being replaced, while `minyi keys rotate` re-encrypts (README, "Key rotation").
+    pii_key_old: str | None = _spec("MINYI_PII_KEY_OLD")
     office_config: str | None = _spec("MINYI_OFFICE_CONFIG", existing_file)
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
     session_hours: int = _spec("MINYI_SESSION_HOURS", number(int, 1, 24 * 30), 24)
@@ -121,6 +134,11 @@ class Settings:
     survey_days: int = _spec("MINYI_SURVEY_DAYS", number(int, 1, 90), 7)
     survey_quiet_hours: str = _spec("MINYI_SURVEY_QUIET_HOURS", hours_span, "21:00-08:00")
     public_url: str | None = _spec("MINYI_PUBLIC_URL", url("http", "https"))
+    # Reverse proxies whose X-Forwarded-For/-Proto/-Host are believed (channels/client.py).
+    trusted_proxies: tuple[Any, ...] = _spec("MINYI_TRUSTED_PROXIES", parse_networks, ())
+    # Rate limits on citizen-facing routes: "30/min", "600/h", "5/s" (storage/ratelimit.py).
+    rate_sender: tuple[int, int] = _spec("MINYI_RATE_SENDER", _rate, (30, 60))
+    rate_address: tuple[int, int] = _spec("MINYI_RATE_ADDRESS", _rate, (120, 60))
     log_level: str = _spec("MINYI_LOG_LEVEL", one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
     log_format: str = _spec("MINYI_LOG_FORMAT", one_of("text", "json"), "text")
     # The channels' settings, parsed, by short name (defaults filled in); see `channel`.

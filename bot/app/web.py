@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.api.routes import ApiParts, create_api
 from bot.app.appkeys import MINYI
 from bot.app.health import healthz, metrics, readyz
+from bot.app.protection import protect
 from bot.app.settings import Settings
 from bot.app.wiring import build_minyi, running
 from bot.backoffice.workers import Workers
@@ -23,6 +24,17 @@ log = logging.getLogger(__name__)
 
 # Large enough for an Alibaba batch of SMS replies; each channel sets its own tighter limit.
 MAX_REQUEST = 1024 * 1024
+# What aiohttp itself can limit on a connection: no real client sends 40 headers or a 4 KiB
+# header (the request line keeps aiohttp's 8 KiB, for Open311's long id lists), and a closed connection stops reading a client's rest after 5 s. aiohttp has no
+# timeout for reading headers or a body: a reverse proxy in front sets those (README, "Reverse
+# proxy"); `minyi serve` also closes idle keep-alive connections after 15 s (cli.py).
+CONNECTION_LIMITS = {
+    "max_line_size": 8190,
+    "max_field_size": 4096,
+    "max_headers": 40,
+    "lingering_time": 5.0,
+}
+KEEPALIVE_SECONDS = 15.0
 
 
 def create_app(
@@ -34,8 +46,15 @@ def create_app(
     channel their own handler.
     """
     minyi = build_minyi(settings, replace_channels=channels)
-    app = web.Application(client_max_size=MAX_REQUEST)
+    app = web.Application(client_max_size=MAX_REQUEST, handler_args=CONNECTION_LIMITS)
     app[MINYI] = minyi
+    protect(
+        app,
+        clients=minyi.clients,
+        limits=minyi.limits,
+        rate=settings.rate_address,
+        catalog=minyi.office.catalog,
+    )
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         async with running(minyi):

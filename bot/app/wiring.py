@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,25 +30,45 @@ from bot.backoffice.staff_directory import StaffDirectory
 from bot.backoffice.staff_threads import StaffThreads
 from bot.backoffice.survey_replies import SurveyReplies
 from bot.backoffice.workers import Job, Wakeups, jobs_for
-from channels.base import Channel, Handler, Parts, PhoneTexting, Services, SharedCache
+from channels.base import (
+    Channel,
+    Handler,
+    Parts,
+    PhoneTexting,
+    Services,
+    SharedCache,
+    Throttled,
+)
+from channels.client import Clients
 from channels.registry import PLUGINS
 from channels.staff import StaffTarget
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.surveys import SurveyRules
+from conversation.catalog import Catalog
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
-from storage import migrate, redis_connect
+from storage import keycheck, migrate, redis_connect
 from storage.conversations import (
     ConversationStoreBase,
     DatabaseConversationStore,
     RedisConversationStore,
 )
-from storage.crypto import PiiCipher, key_file_for, load_or_create_key_file, parse_key
+from storage.crypto import (
+    PiiCipher,
+    PiiKeyError,
+    key_file_for,
+    new_key,
+    parse_key,
+    read_key_file,
+    write_key_file,
+)
 from storage.db import Database
+from storage.keycheck import KeyMismatch, KeySource
 from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
 from storage.mailbox import DatabaseMailbox
+from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
 from storage.relay import Relay
 from storage.shared import DatabaseShared, RedisShared
 from storage.uow import Committed, Units
@@ -70,6 +90,7 @@ class Minyi:
     settings: Settings
     db: Database
     cipher: PiiCipher
+    key_source: KeySource
     units: Units
     redis: Redis | None
     keys: Keys
@@ -90,6 +111,8 @@ class Minyi:
     live: LocalBus
     jobs: tuple[Job, ...]
     handle: Handler
+    limits: RateLimit
+    clients: Clients
     http: aiohttp.ClientSession | None = None
 
 
@@ -112,6 +135,31 @@ def measured(engine: Engine, metrics: Metrics) -> Handler:
     return handle
 
 
+def limited(
+    handle: Handler,
+    limits: RateLimit,
+    rate: tuple[int, int],
+    pseudonym: Callable[[str, str], str],
+    catalog: Catalog,
+) -> Handler:
+    """At most `rate` turns per sender (MINYI_RATE_SENDER), across processes when Redis is
+    there: a flood from one chat cannot take the engine from everyone else. The counter's name
+    is a keyed hash, so no openid or phone is written to Redis."""
+
+    async def handle_limited(inbound: Inbound) -> list[Reply]:
+        who = pseudonym(f"{inbound.channel}:{inbound.sender}", "rate")
+        wait = await limits.hit(f"sender:{who}", *rate, once=inbound.message_id)
+        if wait is not None:
+            raise Throttled(
+                retry_after(wait),
+                catalog.text("zh", "rate_limited"),
+                catalog.text("en", "rate_limited"),
+            )
+        return await handle(inbound)
+
+    return handle_limited
+
+
 def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
     """What a commit sets going: the workers whose queues it wrote to, and the live views of the
     staff threads it changed."""
@@ -125,16 +173,48 @@ def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
     return committed
 
 
-def pii_cipher(settings: Settings, db: Database) -> PiiCipher:
-    if settings.pii_key:
+def pii_cipher(settings: Settings, db: Database) -> tuple[PiiCipher, KeySource]:
+    """The cipher and where its key came from. A missing key file gets a new key here, but the
+    file is written only once the database has shown it holds nothing encrypted (`running`)."""
+    old: bytes | None = None
+    try:
+        if settings.pii_key_old:
+            try:
+                old = parse_key(settings.pii_key_old)
+            except PiiKeyError:
+                raise SettingsError(
+                    "MINYI_PII_KEY_OLD: must be 32 random bytes in base64 or hex, like MINYI_PII_KEY"
+                ) from None
+        if settings.pii_key:
+            key = parse_key(settings.pii_key)
+            return PiiCipher(key, old), KeySource("MINYI_PII_KEY", key)
+        database = db.url.database
+        if not db.is_sqlite or not database or database == ":memory:":
+            raise SettingsError("MINYI_PII_KEY: required unless the database is a SQLite file")
+        path = key_file_for(Path(database).resolve())
+        found = read_key_file(path)
+    except PiiKeyError as exc:
+        raise SettingsError(str(exc)) from None
+    if found is not None:
+        return PiiCipher(found, old), KeySource(str(path), found)
+    key = new_key()
+    return PiiCipher(key, old), KeySource(str(path), key, new_file=path)
+
+
+async def check_key(db: Database, cipher: PiiCipher, source: KeySource) -> None:
+    """Refuse a key that is not the database's, and write a new key file once it is accepted."""
+    try:
+        await keycheck.guard(db, cipher, source)
+    except KeyMismatch as exc:
+        raise SettingsError(str(exc)) from None
+    if source.new_file is not None and not source.new_file.exists():
         try:
-            return PiiCipher(parse_key(settings.pii_key))
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
-    database = db.url.database
-    if not db.is_sqlite or not database or database == ":memory:":
-        raise SettingsError("MINYI_PII_KEY: required unless the database is a SQLite file")
-    return PiiCipher(load_or_create_key_file(key_file_for(Path(database).resolve())))
+            write_key_file(source.new_file, source.key)
+        except FileExistsError:
+            raise SettingsError(
+                f"{source.new_file}: another process made the key file at the same moment; "
+                "start again"
+            ) from None
 
 
 async def prepare_schema(db: Database) -> None:
@@ -156,7 +236,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     `replace_channels` stands in for the channels built from settings (tests and benchmarks
     that bring their own channel)."""
     db = Database(settings.database_url)
-    cipher = pii_cipher(settings, db)
+    cipher, key_source = pii_cipher(settings, db)
     office = load_office(settings.office_config)
     tz = settings.tz()
     keys = Keys(settings.redis_prefix)
@@ -201,7 +281,10 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         rating_scale=settings.survey_scale,
     )
     metrics = Metrics()
-    handle = measured(engine, metrics)
+    limits: RateLimit = RedisRateLimit(redis, keys) if redis is not None else LocalRateLimit()
+    handle = limited(
+        measured(engine, metrics), limits, settings.rate_sender, cipher.digest, office.catalog
+    )
     # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
     # staff do on their front ends (the duty group, the WeCom app).
     survey_replies = SurveyReplies(units, office.catalog, surveys, deadlines, tz)
@@ -216,6 +299,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         sms_replies=sms_inbox.take,
         staff_actions=staff_threads.act,
         staff_roster=directory.roster,
+        pseudonym=cipher.digest,
     )
     channels: dict[str, Channel] = {}
     staff_targets: list[StaffTarget] = []
@@ -263,6 +347,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         settings=settings,
         db=db,
         cipher=cipher,
+        key_source=key_source,
         units=units,
         redis=redis,
         keys=keys,
@@ -283,6 +368,8 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         live=live,
         jobs=jobs,
         handle=handle,
+        limits=limits,
+        clients=Clients(settings.trusted_proxies),
     )
 
 
@@ -292,6 +379,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
     started: list[Channel | StaffTarget] = []
     try:
         await prepare_schema(minyi.db)
+        await check_key(minyi.db, minyi.cipher, minyi.key_source)
         await minyi.live.start()
         minyi.http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
         services = Services(
@@ -301,6 +389,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
             delivery_report=DeliveryReports(minyi.units),
             mailbox=DatabaseMailbox(minyi.db, minyi.cipher, minyi.live),
             observed=minyi.metrics.observe,
+            clients=minyi.clients,
         )
         parts: list[Channel | StaffTarget] = [*minyi.channels.values(), *minyi.staff_targets]
         for part in parts:

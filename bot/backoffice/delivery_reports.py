@@ -27,6 +27,7 @@ class DeliveryReports:
                 report.delivered,
                 report.status,
                 report.detail,
+                report.at,
             )
             await uow.commit()
         if not known:

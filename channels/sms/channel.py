@@ -27,6 +27,7 @@ from ..base import (
     json_error,
     read_body,
 )
+from ..client import Clients
 from .aliyun import AliyunSms
 from .common import (
     IDEMPOTENCY_KEY,
@@ -143,6 +144,8 @@ class SmsChannel:
 
     async def start(self, services: Services) -> None:
         self._services = services
+        if hasattr(self.provider, "clients"):  # Twilio signs the URL it called
+            self.provider.clients = services.clients
 
     async def close(self) -> None:
         self._services = None  # the HTTP session is the app's; nothing of ours to close
@@ -265,7 +268,8 @@ class SmsChannel:
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         """The answer to a push that fails the guard, before a byte of its body is read."""
-        if not self.guard.address_allowed(request.remote):
+        clients = self._services.clients if self._services is not None else Clients()
+        if not self.guard.address_allowed(clients.address(request)):
             self._reject("address_not_allowed")
             return json_error(403, "forbidden", "This address may not call this webhook.")
         if not self.guard.path_matches(request.match_info.get("secret", "")):

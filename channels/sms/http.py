@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime
 
 import aiohttp
@@ -18,12 +19,21 @@ from .config import SmsConfig
 from .payloads import json_object, optional_string, required_string
 
 SIGNATURE_HEADER = "X-Minyi-Signature"
+TIMESTAMP_HEADER = "X-Minyi-Timestamp"
+# How far a push's signed time may be from our clock: a recorded push cannot be replayed later.
+WINDOW_SECONDS = 300
 STATUSES = ("delivered", "failed")
 
 
 def body_signature(secret: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 of the raw body: what X-Minyi-Signature carries, both ways."""
+    """Hex HMAC-SHA256 of the raw body: what X-Minyi-Signature carries on our requests."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def push_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """What a gateway's push carries: hex HMAC-SHA256 of `<timestamp>.` and the raw body, the
+    timestamp (Unix seconds) sent as X-Minyi-Timestamp, so the time is signed with the body."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 class HttpSms:
@@ -70,9 +80,14 @@ class HttpSms:
         given = request.headers.get(SIGNATURE_HEADER, "")
         if not given:
             return "missing_signature"
-        expected = body_signature(self.config.webhook_secret, body)
+        timestamp = request.headers.get(TIMESTAMP_HEADER, "").strip()
+        if not timestamp.isdigit() or len(timestamp) > 12:
+            return "missing_timestamp"
+        expected = push_signature(self.config.webhook_secret, timestamp, body)
         if not hmac.compare_digest(expected.encode(), given.strip().lower().encode()):
             return "bad_signature"
+        if abs(time.time() - int(timestamp)) > WINDOW_SECONDS:
+            return "stale_timestamp"
         return None
 
     def replies(self, request: web.Request, body: bytes) -> list[SmsReply]:
@@ -95,6 +110,9 @@ class HttpSms:
         status = required_string(data, "status")
         if status not in STATUSES:
             raise PayloadError('status must be "delivered" or "failed"')
+        # The signed push time orders the reports of one message (verify checked it).
+        sent = request.headers.get(TIMESTAMP_HEADER, "")
+        at = datetime.fromtimestamp(int(sent), UTC) if sent.isdigit() else None
         return [
             DeliveryReport(
                 channel="sms",
@@ -102,6 +120,7 @@ class HttpSms:
                 delivered=status == "delivered",
                 status=status,
                 detail=optional_string(data, "detail"),
+                at=at,
             )
         ]
 

@@ -15,7 +15,7 @@ MAX_ITEMS = 1000
 def json_value(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise PayloadError("The body is not valid UTF-8 JSON.") from None
 
 

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from ..base import DeliveryFailed, DeliveryReport, RecipientUnreachable
+from ..client import Clients
 from .common import PayloadError, SmsMessage, SmsReply, call, server_failure, to_e164
 from .config import SmsConfig
 from .payloads import form
@@ -65,6 +66,7 @@ class TwilioSms:
         self.config = config
         self.url = f"{config.base_url}/{API_VERSION}/Accounts/{config.account_sid}/Messages.json"
         self.public_url = config.public_url.rstrip("/")
+        self.clients = Clients()  # the app's, once started
         # HTTP Basic auth, written out: aiohttp's BasicAuth helper is deprecated from 3.14 on.
         credentials = f"{config.account_sid}:{config.auth_token}".encode()
         self.headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
@@ -104,7 +106,10 @@ class TwilioSms:
             params = form(body)
         except PayloadError:
             return "bad_signature"  # what was signed cannot even be read back
-        for url in url_variants(self.public_url + request.path_qs):
+        # The public URL Twilio was given; behind a trusted proxy, also the URL the proxy says
+        # was called (X-Forwarded-Proto/-Host), for offices that serve several host names.
+        called = {self.public_url + request.path_qs, self.clients.url(request)}
+        for url in (variant for each in sorted(called) for variant in url_variants(each)):
             expected = twilio_signature(self.config.auth_token, url, params)
             if hmac.compare_digest(expected.encode(), signature.encode()):
                 return None

@@ -25,6 +25,7 @@ from ..base import (
     Route,
     Services,
     SharedCache,
+    Throttled,
 )
 from ..staff import StaffHandler
 from .polling import poll
@@ -257,7 +258,11 @@ class TelegramChannel:
             await self._retire_keyboard(chat, pressed)
             return
         # A re-delivered update gets the same replies from the engine, and no second step.
-        messages = render(await self.handle(inbound))
+        try:
+            replies = await self.handle(inbound)
+        except Throttled as exc:
+            replies = [Reply(exc.text)]
+        messages = render(replies)
         if done >= len(messages):
             return  # nothing to say, or all of it said by an earlier delivery
         try:

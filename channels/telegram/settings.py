@@ -23,10 +23,11 @@ SETTINGS = (
     # Telegram's own rule for setWebhook's secret_token; it refuses anything else.
     Spec(
         "MINYI_TELEGRAM_SECRET",
+        # Telegram allows 1-256; fewer than 16 could be guessed.
         pattern(
-            r"[A-Za-z0-9_-]{1,256}",
-            "must be 1-256 characters of A-Z, a-z, 0-9, '_' or '-' (Telegram's rule for a "
-            "webhook secret token)",
+            r"[A-Za-z0-9_-]{16,256}",
+            "must be 16-256 characters of A-Z, a-z, 0-9, '_' or '-' (Telegram's rule for a "
+            "webhook secret token, and at least 16 so that it cannot be guessed)",
         ),
     ),
     Spec("MINYI_TELEGRAM_API_BASE", url("http", "https"), DEFAULT_API_BASE),

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from conversation.messages import Inbound, Reply
 
-from ..base import Handler, Services, read_body
+from ..base import Handler, Services, Throttled, read_body
 from .envelope import Envelope, Malformed, Opened, Refused
 from .inbound import Observation, read
 from .render import as_text, passive_reply, split
@@ -86,7 +86,7 @@ class Callback:
     async def _answer(
         self, request: web.Request, opened: Opened, inbound: Inbound, deadline: float
     ) -> web.StreamResponse:
-        turn = self.spawn(self.handle(inbound))
+        turn = self.spawn(self._handled(inbound))
         remaining = deadline - asyncio.get_running_loop().time()
         done, _ = await asyncio.wait({turn}, timeout=max(remaining, 0.0))
         claim = f"wechat:answer:{inbound.sender}:{inbound.message_id}"
@@ -114,6 +114,12 @@ class Callback:
         await response.write_eof()  # sent before the rest, so the pieces arrive in order
         self.spawn(self.push(inbound.sender, pieces[1:]))
         return response
+
+    async def _handled(self, inbound: Inbound) -> list[Reply]:
+        try:
+            return await self.handle(inbound)
+        except Throttled as exc:
+            return [Reply(exc.text)]  # a passive reply, so WeChat does not send it again
 
     def _replies(self, turn: asyncio.Future[list[Reply]]) -> list[Reply]:
         if turn.exception() is not None:

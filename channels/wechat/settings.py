@@ -39,8 +39,18 @@ def _field_map(name: str, value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _token(name: str, value: str) -> str:
+    """WeChat takes 3-32 letters and digits; we want at least 16, so that it cannot be guessed."""
+    if not (16 <= len(value) <= 32 and value.isascii() and value.isalnum()):
+        raise SettingError(
+            f"{name}: use 16-32 random letters and digits (WeChat allows at most 32); "
+            f"this one has {len(value)} characters"
+        )
+    return value
+
+
 SETTINGS = (
-    Spec("MINYI_WECHAT_TOKEN", text),
+    Spec("MINYI_WECHAT_TOKEN", _token),
     Spec("MINYI_WECHAT_APP_ID", text),
     Spec("MINYI_WECHAT_APP_SECRET", text),
     Spec("MINYI_WECHAT_AES_KEY", _aes_key),

@@ -308,3 +308,20 @@ APPS = {
     "twilio": twilio_app,
     "http": http_gateway_app,
 }
+
+
+def http_push_headers(
+    body: bytes, secret: str = HTTP_SECRET, at: float | None = None
+) -> dict[str, str]:
+    """The headers a gateway signs its push to /sms/http/* with: the time and the body."""
+    import time as _time
+
+    timestamp = str(int(_time.time() if at is None else at))
+    signature = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Minyi-Timestamp": timestamp,
+        "X-Minyi-Signature": signature,
+    }

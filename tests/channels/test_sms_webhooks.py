@@ -16,7 +16,7 @@ import pytest
 from channels.base import DeliveryReport
 
 from .conftest import PATH_SECRET, PUBLIC_URL, MakeRig, Rig, payload
-from .sms_fakes import HTTP_SECRET, TWILIO_TOKEN
+from .sms_fakes import HTTP_SECRET, TWILIO_TOKEN, http_push_headers
 
 BEIJING = timezone(timedelta(hours=8))
 ALIYUN_INBOUND = f"/sms/aliyun/inbound/{PATH_SECRET}"
@@ -354,8 +354,8 @@ async def test_a_signed_but_malformed_twilio_post_is_a_bad_request(make_rig: Mak
 # -- http ------------------------------------------------------------------------------------------
 
 
-def minyi_signature(body: bytes, secret: str = HTTP_SECRET) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed(body: bytes, secret: str = HTTP_SECRET) -> dict[str, str]:
+    return http_push_headers(body, secret)
 
 
 async def test_http_pushes_up_to_64_kib_are_read_and_larger_refused(make_rig: MakeRig) -> None:
@@ -367,13 +367,13 @@ async def test_http_pushes_up_to_64_kib_are_read_and_larger_refused(make_rig: Ma
         response = await rig.client.post(
             "/sms/http/inbound",
             data=body,
-            headers={**JSON, "X-Minyi-Signature": minyi_signature(body)},
+            headers=signed(body),
         )
         assert response.status == status, size
     assert len(rig.recorder.replies) == 1
     # An empty reply is still a reply (the survey asks again); a GET is no push at all.
     body = json.dumps({"from": "+8613800138000", "text": "", "id": "empty-1"}).encode()
-    headers = {**JSON, "X-Minyi-Signature": minyi_signature(body)}
+    headers = signed(body)
     assert (await rig.client.post("/sms/http/inbound", data=body, headers=headers)).status == 200
     assert rig.recorder.replies[-1].text == ""
     assert (await rig.client.get("/sms/http/inbound")).status == 405
@@ -382,9 +382,7 @@ async def test_http_pushes_up_to_64_kib_are_read_and_larger_refused(make_rig: Ma
 async def test_http_inbound_with_a_good_signature(make_rig: MakeRig) -> None:
     rig = await make_rig("http")
     body = payload("http_inbound.json")
-    response = await rig.client.post(
-        "/sms/http/inbound", data=body, headers={**JSON, "X-Minyi-Signature": minyi_signature(body)}
-    )
+    response = await rig.client.post("/sms/http/inbound", data=body, headers=signed(body))
     assert response.status == 200 and await response.json() == {"status": "ok"}
     (reply,) = rig.recorder.replies
     assert (reply.phone, reply.text, reply.dedupe_key) == (
@@ -403,10 +401,12 @@ async def test_http_inbound_with_a_wrong_signature_is_forbidden(
 ) -> None:
     rig = await make_rig("http")
     body = payload("http_inbound.json")
-    headers = dict(JSON)
+    headers = signed(body)
     if signature == "wrong-secret":
-        headers["X-Minyi-Signature"] = minyi_signature(body, "another-secret-0123456789")
-    elif signature is not None:
+        headers = signed(body, "another-secret-0123456789")
+    elif signature is None:
+        del headers["X-Minyi-Signature"]
+    else:
         headers["X-Minyi-Signature"] = signature
     response = await rig.client.post("/sms/http/inbound", data=body, headers=headers)
     assert response.status == 403 and rig.recorder.replies == []
@@ -416,13 +416,15 @@ async def test_http_inbound_with_a_wrong_signature_is_forbidden(
 async def test_http_delivery_report_extension(make_rig: MakeRig) -> None:
     rig = await make_rig("http")
     body = payload("http_status.json")
-    response = await rig.client.post(
-        "/sms/http/status", data=body, headers={**JSON, "X-Minyi-Signature": minyi_signature(body)}
-    )
+    headers_sent = signed(body)
+    response = await rig.client.post("/sms/http/status", data=body, headers=headers_sent)
     assert response.status == 200
-    assert rig.recorder.reports == [
-        DeliveryReport("sms", "survey-17", False, "failed", "handset switched off")
-    ]
+    (report,) = rig.recorder.reports
+    assert report == DeliveryReport(
+        "sms", "survey-17", False, "failed", "handset switched off", at=report.at
+    )
+    # The signed push time orders the reports of one message.
+    assert report.at is not None and report.at.timestamp() == int(headers_sent["X-Minyi-Timestamp"])
 
 
 @pytest.mark.parametrize(
@@ -446,9 +448,7 @@ async def test_malformed_but_signed_http_bodies(
     make_rig: MakeRig, path: str, body: bytes, message: str
 ) -> None:
     rig = await make_rig("http")
-    response = await rig.client.post(
-        path, data=body, headers={**JSON, "X-Minyi-Signature": minyi_signature(body)}
-    )
+    response = await rig.client.post(path, data=body, headers=signed(body))
     assert response.status == 400 and message in (await response.json())["message"]
 
 
@@ -456,3 +456,93 @@ async def test_only_the_configured_providers_routes_exist(make_rig: MakeRig) -> 
     rig = await make_rig("http")
     for path in ("/sms/aliyun/inbound", "/sms/twilio/inbound", "/sms/tencent/status"):
         assert (await rig.client.post(path, data=b"[]")).status == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("no timestamp", "missing_timestamp"),
+        ("an hour old", "stale_timestamp"),
+        ("ten minutes ahead", "stale_timestamp"),
+        ("the body alone signed", "missing_timestamp"),
+        ("another time than signed", "bad_signature"),
+    ],
+)
+async def test_http_pushes_carry_a_signed_time_within_five_minutes(
+    make_rig: MakeRig, change: str, reason: str
+) -> None:
+    """A push seen once (in a log, on the wire) cannot be replayed later (issue 13)."""
+    import time
+
+    rig = await make_rig("http")
+    body = payload("http_inbound.json")
+    now = time.time()
+    headers = {
+        "no timestamp": {k: v for k, v in signed(body).items() if k != "X-Minyi-Timestamp"},
+        "an hour old": http_push_headers(body, at=now - 3600),
+        "ten minutes ahead": http_push_headers(body, at=now + 600),
+        "the body alone signed": {
+            **JSON,
+            "X-Minyi-Signature": hmac.new(HTTP_SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        },
+        "another time than signed": {**signed(body), "X-Minyi-Timestamp": str(int(now) - 1)},
+    }[change]
+    response = await rig.client.post("/sms/http/inbound", data=body, headers=headers)
+    assert response.status == 403 and rig.recorder.replies == []
+    assert await rig.rejections(reason) == 1
+    # Four minutes old is still fine (clocks differ a little).
+    fine = await rig.client.post(
+        "/sms/http/inbound", data=body, headers=http_push_headers(body, at=now - 240)
+    )
+    assert fine.status == 200
+
+
+# -- The real client behind a reverse proxy (issue 13) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "status"),
+    [
+        (None, "106.11.2.3", 403),  # a header anyone can write is not believed
+        ("127.0.0.1", "106.11.2.3", 200),  # the proxy we trust says who called
+        ("127.0.0.1", "106.11.2.3, 198.51.100.7", 403),  # the client wrote the left part
+        ("127.0.0.0/8", "10.9.9.9, 106.11.2.3", 200),  # the right-most untrusted hop counts
+        ("127.0.0.1", "not-an-address", 403),
+    ],
+)
+async def test_the_allow_list_sees_the_client_behind_a_trusted_proxy(
+    make_rig: MakeRig, trusted: str | None, forwarded: str, status: int
+) -> None:
+    from channels.client import parse_networks
+
+    extra: dict[str, object] = {"sms_webhook_allow": "106.11.0.0/16"}
+    if trusted:
+        extra["trusted_proxies"] = parse_networks("MINYI_TRUSTED_PROXIES", trusted)
+    rig = await make_rig("aliyun", **extra)
+    response = await rig.client.post(
+        ALIYUN_INBOUND, data=payload("aliyun_smsup.json"), headers={"X-Forwarded-For": forwarded}
+    )
+    assert response.status == status
+
+
+async def test_twilio_signs_the_url_the_trusted_proxy_was_called_at(make_rig: MakeRig) -> None:
+    from channels.client import parse_networks
+
+    rig_plain = await make_rig("twilio")
+    rig_proxied = await make_rig(
+        "twilio", trusted_proxies=parse_networks("MINYI_TRUSTED_PROXIES", "127.0.0.1")
+    )
+    body = b"MessageSid=SM0001&From=%2B8613800138000&To=%2B14155550100&Body=1"
+    url = "https://sms.other-host.gov.cn/sms/twilio/inbound"
+    headers = {
+        **FORM,
+        "X-Twilio-Signature": twilio_signature(url, body),
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "sms.other-host.gov.cn",
+    }
+    assert (
+        await rig_plain.client.post("/sms/twilio/inbound", data=body, headers=headers)
+    ).status == 403
+    assert (
+        await rig_proxied.client.post("/sms/twilio/inbound", data=body, headers=headers)
+    ).status == 200

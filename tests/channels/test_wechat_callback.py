@@ -14,7 +14,7 @@ from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
 
-from ..conftest import REDIS_URL, TABLES
+from ..conftest import REDIS_URL, TRACE_TABLES
 from .conftest import wechat_settings
 from .wechat_kit import (
     TOKEN,
@@ -28,7 +28,7 @@ from .wechat_kit import (
 async def nothing_stored(client: TestClient, settings: Settings) -> None:
     runtime = client.app[MINYI]
     async with runtime.db.session() as session:
-        for table in TABLES.split(", "):
+        for table in TRACE_TABLES.split(", "):
             count = await session.scalar(text(f"SELECT count(*) FROM {table}"))
             assert count == 0, f"{table} has {count} rows"
     if settings.redis_url:

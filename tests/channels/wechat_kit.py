@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from wechatpy.crypto import WeChatCrypto
 
-TOKEN = "minyi-test-token"
+TOKEN = "minyiTestToken2026"  # 16-32 letters and digits, as WeChat wants
 APP_ID = "wx5c1e4a9b2d3f7e80"
 APP_SECRET = "test-app-secret"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as the console gives

@@ -281,3 +281,20 @@ def require_chromium() -> None:
     """Debian's Chromium, never a downloaded build (the closed network has none to offer)."""
     if not Path(CHROMIUM).exists():
         unavailable("Chromium", f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk)")
+
+
+async def test_the_web_chat_page_runs_under_its_policy_with_a_cookie_scripts_cannot_read(
+    live: Live, browser: Any
+) -> None:
+    """Issue 13: the page's own script and style run under its CSP (by hash), the greeting and
+    a turn work, and the chat's cookie is invisible to the page's scripts (HttpOnly)."""
+    page, errors = await open_page(browser)
+    await page.goto(live.base + "/")
+    await page.get_by_text("我要反映").first.wait_for(timeout=10_000)
+    await page.get_by_label("输入消息").fill("1")
+    await page.get_by_role("button", name="发送").click()
+    await page.get_by_text("类别").first.wait_for(timeout=10_000)
+    assert await page.evaluate("document.cookie") == ""
+    cookies = {c["name"]: c for c in await browser.cookies(live.base)}
+    assert cookies["minyi_chat"]["httpOnly"] and cookies["minyi_chat"]["sameSite"] == "Lax"
+    assert errors == []

@@ -169,11 +169,11 @@ def _empty(tmp_path: Path) -> Path:
         ({"MINYI_TELEGRAM_TOKEN": TOKEN}, "MINYI_TELEGRAM_SECRET: required"),
         (
             {"MINYI_TELEGRAM_TOKEN": TOKEN, "MINYI_TELEGRAM_SECRET": "has spaces"},
-            "MINYI_TELEGRAM_SECRET: must be 1-256 characters",
+            "MINYI_TELEGRAM_SECRET: must be 16-256 characters",
         ),
         (
             {"MINYI_TELEGRAM_TOKEN": TOKEN, "MINYI_TELEGRAM_SECRET": "x" * 257},
-            "MINYI_TELEGRAM_SECRET: must be 1-256 characters",
+            "MINYI_TELEGRAM_SECRET: must be 16-256 characters",
         ),
         (
             {"MINYI_TELEGRAM_TOKEN": "not/a-token", "MINYI_TELEGRAM_SECRET": SECRET},

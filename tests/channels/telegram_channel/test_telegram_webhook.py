@@ -19,7 +19,7 @@ from conversation.catalog import EN, ZH
 from conversation.messages import Choice, Reply
 from storage.models import Attachment, Case, Identity
 
-from ...conftest import TABLES, until_done
+from ...conftest import TRACE_TABLES, until_done
 from .conftest import VirtualTime, app_client, telegram_of
 from .fake_telegram import SECRET, TOKEN, FakeBotApi, TelegramUser
 
@@ -42,7 +42,7 @@ async def post(
 async def row_counts(client: TestClient) -> dict[str, int]:
     counts = {}
     async with client.app[MINYI].db.session() as session:
-        for table in TABLES.split(", "):
+        for table in TRACE_TABLES.split(", "):
             counts[table] = (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
     return counts
 
@@ -332,7 +332,7 @@ async def test_a_telegram_outage_at_start_up_leaves_the_other_channels_serving(
         telegram_token=token, telegram_secret=SECRET, telegram_api_base=api_base or fake_api.base
     )
     client = await aiohttp_client(create_app(settings, workers=False))
-    response = await client.post("/webchat/messages", json={"session": "S" * 24, "event": "start"})
+    response = await client.post("/webchat/messages", json={"event": "start"})
     assert response.status == 200 and "您好" in (await response.json())["replies"][0]["text"]
     assert logged in caplog.text and token not in caplog.text
 

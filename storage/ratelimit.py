@@ -1,0 +1,91 @@
+"""Rate limits: at most N hits per window for one key (a sender, a client address).
+
+With Redis, one atomic INCR per hit on a key that expires with its window, so every web process
+counts together; without Redis (the embedded default, one process) the same in process memory.
+A fixed window lets a burst of up to 2N straddle a boundary, which is fine for turning away a
+flood, and costs one round trip.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from .keys import Keys
+
+# INCR and set the expiry on the first hit, in one step: a crash between the two would leave a
+# counter that never expires. A re-delivery of the same message (WeChat sends one up to four
+# times) is not counted again: it gets the count, and so the verdict, its first delivery got.
+_HIT = """
+if ARGV[2] ~= '' then
+  local prior = redis.call('GET', KEYS[2])
+  if prior then return tonumber(prior) end
+end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], n, 'PX', ARGV[1]) end
+return n
+"""
+
+
+class RateLimit(Protocol):
+    async def hit(self, key: str, limit: int, window: int, once: str = "") -> float | None:
+        """Count a hit; None when it is allowed, else the seconds until the window ends.
+        `once` names the message: a hit with a name already counted is not counted again."""
+        ...
+
+
+class LocalRateLimit:
+    """One process's counters (the embedded default)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._counts: dict[tuple[str, int], int] = {}
+        self._seen: dict[tuple[str, str], tuple[int, int]] = {}  # (key, once) -> (slot, count)
+
+    async def hit(self, key: str, limit: int, window: int, once: str = "") -> float | None:
+        now = self.clock()
+        slot = int(now // window)
+        if len(self._counts) > 10_000:
+            self._counts = {k: v for k, v in self._counts.items() if k[1] >= slot - 1}
+            self._seen = {k: v for k, v in self._seen.items() if v[0] >= slot - 1}
+        prior = self._seen.get((key, once)) if once else None
+        if prior is not None:
+            count = prior[1]
+        else:
+            count = self._counts.get((key, slot), 0) + 1
+            self._counts[(key, slot)] = count
+            if once:
+                self._seen[(key, once)] = (slot, count)
+        if count <= limit:
+            return None
+        return (slot + 1) * window - now
+
+
+class RedisRateLimit:
+    """Counters shared by every process, in Redis."""
+
+    def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float] = time.time) -> None:
+        self.redis, self.keys, self.clock = redis, keys, clock
+        self._script = redis.register_script(_HIT)
+
+    async def hit(self, key: str, limit: int, window: int, once: str = "") -> float | None:
+        now = self.clock()
+        slot = int(now // window)
+        count = int(
+            await self._script(
+                keys=[self.keys.rate(key, slot), self.keys.rate_once(key, once)],
+                args=[window * 1000, once],
+            )
+        )
+        if count <= limit:
+            return None
+        return (slot + 1) * window - now
+
+
+def retry_after(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
