@@ -62,7 +62,7 @@ async def held_about(uow: UnitOfWork, phone_e164: str) -> dict[str, Any]:
         "cases": [
             {
                 **await document_of(uow, case, events=True),
-                "conversations_with_staff": await _thread_words(uow, case),
+                "conversations_with_staff": await thread_words(uow, case),
             }
             for case in cases
         ],
@@ -80,7 +80,7 @@ async def held_about(uow: UnitOfWork, phone_e164: str) -> dict[str, Any]:
     }
 
 
-async def _thread_words(uow: UnitOfWork, case: Case) -> list[dict[str, Any]]:
+async def thread_words(uow: UnitOfWork, case: Case) -> list[dict[str, Any]]:
     rows = await uow.session.execute(
         select(StaffThreadMessage)
         .join(StaffThread, StaffThread.id == StaffThreadMessage.thread_id)

@@ -1,5 +1,5 @@
 """The `minyi` command: serve, worker, db upgrade, audit verify, backup, restore, citizen
-export, backoffice tail, chat, wechat menu, telegram webhook/poll."""
+export, archive, backoffice tail, chat, wechat menu, telegram webhook/poll."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
-from bot.app import audit, backup_cli, citizen_cli, logs, staff_cli
+from bot.app import archive_cli, audit, backup_cli, citizen_cli, logs, staff_cli
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
 from bot.app.wiring import HTTP_TIMEOUT, open_minyi
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     staff_cli.add_commands(commands)
     backup_cli.add_commands(commands)
     citizen_cli.add_commands(commands)
+    archive_cli.add_commands(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             return backup_cli.run(settings, args)
         elif args.command == "citizen":
             return citizen_cli.run(settings, args)
+        elif args.command == "archive":
+            return archive_cli.run(settings, args)
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2

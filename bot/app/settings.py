@@ -31,7 +31,8 @@ from channels.settings import (
     text,
     url,
 )
-from storage import redis_connect
+from conversation.cases.kinds import KINDS
+from storage import redis_connect, retention
 
 # The one error type of settings, whoever declares the setting.
 SettingsError = SettingError
@@ -60,6 +61,19 @@ def _redis_url(name: str, value: str) -> str:
             "redis+cluster://node1:6379,node2:6379, redis+sentinel://s1:26379,s2:26379/mymaster)"
         ) from None
     return value.rstrip("/") if redis_connect.parse(value) is None else value
+
+
+def _retention(name: str, value: str) -> tuple[tuple[str, int], ...]:
+    try:
+        years = retention.parse_years(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    unknown = sorted(set(years) - set(KINDS))
+    if unknown:
+        raise SettingsError(
+            f"{name}: {', '.join(unknown)} is not a kind of case; use {', '.join(KINDS)}"
+        )
+    return tuple(years.items())
 
 
 def _scale(name: str, value: str) -> int:
@@ -123,6 +137,8 @@ class Settings:
     public_url: str | None = _spec("MINYI_PUBLIC_URL", url("http", "https"))
     log_level: str = _spec("MINYI_LOG_LEVEL", one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
     log_format: str = _spec("MINYI_LOG_FORMAT", one_of("text", "json"), "text")
+    # Years a closed case is kept before `minyi archive` exports and erases it, per kind.
+    retention_years: tuple[tuple[str, int], ...] = _spec("MINYI_RETENTION_YEARS", _retention, ())
     # The channels' settings, parsed, by short name (defaults filled in); see `channel`.
     channel_values: Mapping[str, Any] = field(
         default_factory=lambda: read(tuple(CHANNEL_SPECS.values()), {})
