@@ -2,8 +2,8 @@
 file per case, with its timeline, attachments and the chain's last hash) and their personal data
 erased, the erasure itself written on the timeline.
 
-What is erased: the contact's name and phone on the case, the form's free answers, the
-citizen's and staff's words in conversations about the case, the encrypted contact in the
+What is erased: the contact's name and phone on the case, the form's free answers, the rating's
+comment, the citizen's and staff's words in conversations about the case, the encrypted contact in the
 case's outbox events, the survey's phone hash, and the person (citizen row) once no case of
 theirs keeps them. The timeline is append-only and hash-chained, so its events stay as written;
 the archive holds everything, and the chain still verifies after the erasure, which is its last
@@ -117,6 +117,7 @@ async def _erase(uow: UnitOfWork, case: Case) -> None:
     case.contact_name_enc = None
     case.contact_phone_enc = None
     case.answers = {}
+    case.rating_comment = None
     citizen_id, case.citizen_id = case.citizen_id, None
     threads = select(StaffThread.id).where(StaffThread.case_id == case.id)
     await uow.session.execute(
