@@ -129,6 +129,24 @@ def connect(url: str, **options: Any) -> Redis:
         ssl=nodes.tls,
         **options,
     )
-    return sentinel.master_for(
-        nodes.service, db=nodes.db, username=nodes.username, password=nodes.password
+    primary = sentinel.master_for(
+        nodes.service,
+        redis_class=_SentinelPrimary,
+        db=nodes.db,
+        username=nodes.username,
+        password=nodes.password,
     )
+    primary.sentinel_clients = list(sentinel.sentinels)
+    return primary
+
+
+class _SentinelPrimary(Redis):
+    """The primary's client, which also closes its connections to the Sentinels when closed
+    (redis-py leaves those open)."""
+
+    sentinel_clients: list[Redis]
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for client in getattr(self, "sentinel_clients", ()):
+            await client.aclose()

@@ -97,6 +97,7 @@ class LocalCluster:
         """`CLUSTER FAILOVER` on the primary's replica; returns the new primary's port once
         every live node agrees and the cluster is whole again."""
         replica = self.replica_of(primary_port)
+        self.wait(lambda: self._in_sync(replica), f"the replica on {replica} to be in sync")
         with self.client(replica) as node:
             node.execute_command("CLUSTER FAILOVER")
         self.wait(lambda: self._role(replica) == "master", "the replica to take over")
@@ -107,6 +108,12 @@ class LocalCluster:
         """A primary dies (SIGKILL); its replica is elected after the node timeout."""
         self.processes[port].kill()
         self.processes[port].wait()
+
+    def _in_sync(self, replica: int) -> bool:
+        """The replica's link is up and it has everything its primary has sent."""
+        with self.client(replica) as node:
+            info = node.info("replication")
+        return info.get("master_link_status") == "up" and not info.get("master_sync_in_progress")
 
     def _role(self, port: int) -> str:
         with self.client(port) as node:
@@ -188,6 +195,10 @@ def start_cluster(folder: Path) -> LocalCluster:
         cluster.wait(
             lambda: sum(r["role"] == "replica" for r in cluster.nodes()) == 3, "three replicas"
         )
+        for row in cluster.nodes():
+            if row["role"] == "replica":
+                port = int(str(row["port"]))
+                cluster.wait(lambda p=port: cluster._in_sync(p), f"the replica on {port} in sync")
     except BaseException:
         cluster.stop()
         raise

@@ -163,6 +163,8 @@ async def test_a_backup_taken_while_citizens_file_restores_whole(
 
     assert await command("restore", target, str(backup_file), replace=False) == 0
     assert await command("restore", target, str(backup_file), replace=False) == 1
+    # --replace brings the backup over what is there (here: the same backup, restored again).
+    assert await command("restore", target, str(backup_file), replace=True) == 0
     said = capsys.readouterr()
     assert "is not the one this backup was made with" in said.err
     assert f"{counts['cases']:,} cases" in said.out

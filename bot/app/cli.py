@@ -1,5 +1,5 @@
-"""The `minyi` command: serve, worker, db upgrade, audit verify, backup, restore, backoffice
-tail, chat, wechat menu, telegram webhook/poll."""
+"""The `minyi` command: serve, worker, db upgrade, audit verify, backup, restore, citizen
+export, archive, backoffice tail, chat, wechat menu, telegram webhook/poll."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from telegram import WebhookInfo
 from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
-from bot.app import audit, backup_cli, key_rotation, logs, staff_cli
+from bot.app import archive_cli, audit, backup_cli, citizen_cli, key_rotation, logs, staff_cli
 from bot.app.processes import serve_processes
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import KEEPALIVE_SECONDS, create_app
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     staff_cli.add_commands(commands)
     backup_cli.add_commands(commands)
     key_rotation.add_commands(commands)
+    citizen_cli.add_commands(commands)
+    archive_cli.add_commands(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -169,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             return backup_cli.run(settings, args)
         elif args.command == "keys":
             return asyncio.run(key_rotation.run(settings, args))
+        elif args.command == "citizen":
+            return citizen_cli.run(settings, args)
+        elif args.command == "archive":
+            return archive_cli.run(settings, args)
     except SettingsError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 2

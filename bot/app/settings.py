@@ -33,7 +33,8 @@ from channels.settings import (
     text,
     url,
 )
-from storage import redis_connect
+from conversation.cases.kinds import KINDS
+from storage import redis_connect, retention
 
 # The one error type of settings, whoever declares the setting.
 SettingsError = SettingError
@@ -71,6 +72,19 @@ def _rate(name: str, value: str) -> tuple[int, int]:
     if not count.isdigit() or int(count) < 1 or seconds is None:
         raise SettingsError(f"{name}: {value!r} is not a rate; write e.g. 30/min, 600/h or 5/s")
     return int(count), seconds
+
+
+def _retention(name: str, value: str) -> tuple[tuple[str, int], ...]:
+    try:
+        years = retention.parse_years(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    unknown = sorted(set(years) - set(KINDS))
+    if unknown:
+        raise SettingsError(
+            f"{name}: {', '.join(unknown)} is not a kind of case; use {', '.join(KINDS)}"
+        )
+    return tuple(years.items())
 
 
 def _scale(name: str, value: str) -> int:
@@ -141,6 +155,8 @@ class Settings:
     rate_address: tuple[int, int] = _spec("MINYI_RATE_ADDRESS", _rate, (120, 60))
     log_level: str = _spec("MINYI_LOG_LEVEL", one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
     log_format: str = _spec("MINYI_LOG_FORMAT", one_of("text", "json"), "text")
+    # Years a closed case is kept before `minyi archive` exports and erases it, per kind.
+    retention_years: tuple[tuple[str, int], ...] = _spec("MINYI_RETENTION_YEARS", _retention, ())
     # The channels' settings, parsed, by short name (defaults filled in); see `channel`.
     channel_values: Mapping[str, Any] = field(
         default_factory=lambda: read(tuple(CHANNEL_SPECS.values()), {})
