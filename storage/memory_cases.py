@@ -94,7 +94,6 @@ class CaseRecord:
     rated_at: datetime | None = None
     anonymous: bool = False
     query_code_hash: str | None = None
-    department: str = ""
     timeline: tuple[Entry, ...] = ()
     version: int = 0
 
