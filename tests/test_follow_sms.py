@@ -3,6 +3,7 @@ local fake gateway, and the citizen on another channel answers with what was rea
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,8 +16,16 @@ from bot.app.web import create_app
 from conversation.catalog import ZH
 from storage.models import Notification
 
-from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app
-from .conftest import Citizen
+from .channels.sms_fakes import (
+    ALIYUN_KEY_ID,
+    ALIYUN_SECRET,
+    ALIYUN_SIGN,
+    HTTP_SECRET,
+    FakeProvider,
+    aliyun_app,
+    http_gateway_app,
+)
+from .conftest import Citizen, sqlite_settings
 
 AUTH = {"Authorization": "Bearer test-token"}
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
@@ -69,4 +78,56 @@ async def test_without_sms_only_the_query_code_is_asked_for(
     match = CODE.search(await Citizen(runtime, "openid-1", "wechat").file_a_matter())
     assert match is not None
     asked = await Citizen(runtime, "web-1", "webchat").say(match.group())
+    assert asked == ZH["proof.ask.query_only"].format(code=match.group())
+
+
+ALIYUN = {
+    "sms_provider": "aliyun",
+    "sms_access_key_id": ALIYUN_KEY_ID,
+    "sms_access_key_secret": ALIYUN_SECRET,
+    "sms_sign_name": ALIYUN_SIGN,
+    "sms_template_notice": "SMS_100001",
+    "sms_template_survey": "SMS_100002",
+    "sms_webhook_secret": "path-secret-0123456789abcdef",
+}
+
+
+async def test_a_template_provider_texts_the_code_with_its_approved_template(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: object
+) -> None:
+    """Alibaba sends approved templates only: MINYI_SMS_TEMPLATE_VERIFICATION carries the
+    code as its one parameter, and the fake checks the signature, the sign and the template."""
+    gateway = FakeProvider()
+    server = await aiohttp_server(aliyun_app(gateway))
+    base = str(server.make_url("")).rstrip("/")
+    settings = sqlite_settings(
+        tmp_path, sms_api_base=base, sms_template_verification="SMS_100003", **ALIYUN
+    )
+    client: TestClient = await aiohttp_client(create_app(settings, workers=False))
+    runtime = client.server.app[MINYI]
+    match = CODE.search(await Citizen(runtime, "openid-1", "wechat").file_a_matter())
+    assert match is not None
+    relative = Citizen(runtime, "tg-7", "telegram")
+    await relative.say(match.group())
+    assert "尾号 8000" in await relative.say("1")
+    while await runtime.notifier.run_once():
+        pass
+    [sent] = [r for r in gateway.requests if r.fields.get("TemplateCode") == "SMS_100003"]
+    assert sent.authentic and sent.fields["PhoneNumbers"] == "13800138000"
+    code = json.loads(sent.fields["TemplateParam"])["code"]
+    assert ZH["proof.passed"] in await relative.say(code)
+
+
+async def test_without_an_approved_template_no_code_is_promised(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: object
+) -> None:
+    server = await aiohttp_server(aliyun_app(FakeProvider()))
+    settings = sqlite_settings(
+        tmp_path, sms_api_base=str(server.make_url("")).rstrip("/"), **ALIYUN
+    )
+    client: TestClient = await aiohttp_client(create_app(settings, workers=False))
+    runtime = client.server.app[MINYI]
+    match = CODE.search(await Citizen(runtime, "openid-1", "wechat").file_a_matter())
+    assert match is not None
+    asked = await Citizen(runtime, "tg-7", "telegram").say(match.group())
     assert asked == ZH["proof.ask.query_only"].format(code=match.group())

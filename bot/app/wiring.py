@@ -318,8 +318,9 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     # What reaches people through the channels.
     reach = CitizenReach(channels)
     phone = next((c for c in channels.values() if isinstance(c, PhoneTexting)), None)
-    # Without a channel that texts phones no 验证码 can be sent: the 查询码 is the only proof.
-    engine.sms_proof = phone is not None
+    # Without a channel that texts phones, or (for template providers) an approved template for
+    # it, no 验证码 can be sent: the 查询码 is then the only proof offered.
+    engine.sms_proof = phone is not None and phone.has_template("verification")
     citizens = CitizenNotices(
         units,
         reach,

@@ -29,7 +29,7 @@ TWILIO_SID, TWILIO_TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-test-au
 HTTP_SECRET = "http-gateway-secret-0123456789"
 # The Alibaba account the tests configure: its approved sign and templates with their variables.
 ALIYUN_SIGN = "民意热线"
-ALIYUN_TEMPLATES = {"SMS_100001": ("text",), "SMS_100002": ("ref",)}
+ALIYUN_TEMPLATES = {"SMS_100001": ("text",), "SMS_100002": ("ref",), "SMS_100003": ("code",)}
 ALIYUN_DAY_LIMIT = 50  # notices per sign, template and number a day
 # Alibaba's codes (https://help.aliyun.com/document_detail/101346.html) with their messages.
 ALIYUN_ERRORS: dict[str, str] = {
