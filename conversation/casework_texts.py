@@ -36,6 +36,10 @@ CASEWORK_ZH: dict[str, str] = {
     "staff.alert.targets.role": "全体{role}",
     "escalation.reason.deadline": "{deadline}已超期",
     "escalation.reason.urged": "群众第{count}次催办",
+    "escalation.reason.repeat": "同一事项第{filing}次反映（首件 {first}），提级包案",
+    "desk.event.linked": "与 {to} 是同一事项：第{filing}次反映（首件 {first}，相似度{score}）。",
+    "desk.case.repeat": "重复信访",
+    "desk.case.repeat_value": "第{filing}次反映",
     # The desk
     "desk.action.instructed": "批示",
     "desk.action.adopted": "建议结果",
@@ -83,6 +87,10 @@ CASEWORK_EN: dict[str, str] = {
     "staff.alert.targets.role": "every {role}",
     "escalation.reason.deadline": "{deadline} missed",
     "escalation.reason.urged": "the citizen urged it {count} times",
+    "escalation.reason.repeat": "filing {filing} of the same matter (first {first}): raised",
+    "desk.event.linked": "The same matter as {to}: filing {filing} (first {first}, similarity {score}).",
+    "desk.case.repeat": "Repeat",
+    "desk.case.repeat_value": "filing {filing}",
     "desk.action.instructed": "Instruct",
     "desk.action.adopted": "Suggestion outcome",
     "desk.field.co_departments": "Co-handling departments",
@@ -106,6 +114,10 @@ CASEWORK_EN: dict[str, str] = {
 def escalation_reason(t: Callable[..., str], data: Mapping[str, Any]) -> str:
     """Why an `escalated` event raised the level, in words (the event keeps the facts)."""
     cause = data.get("cause")
+    if cause == "repeat":
+        return t(
+            "escalation.reason.repeat", filing=data.get("filing", ""), first=data.get("first", "")
+        )
     if cause == "urged":
         return t("escalation.reason.urged", count=data.get("count", ""))
     if cause == "deadline":

@@ -251,6 +251,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         deadlines,
         stream=redis is not None,
         escalation=office.escalation,
+        repeats=office.repeats,
     )
     return Minyi(
         settings=settings,
