@@ -138,4 +138,11 @@ def parse_repeats(raw: Any) -> RepeatRules:
         raise OfficeConfigError("repeats.similar_at must be a similarity from 1 to 100")
     if isinstance(raise_at, bool) or not isinstance(raise_at, int) or not 2 <= raise_at <= 20:
         raise OfficeConfigError("repeats.raise_at must be the filing that is raised (2-20)")
-    return RepeatRules(window, float(similar), raise_at)
+    duplicate = raw.get("duplicate_at", 60)
+    if (
+        isinstance(duplicate, bool)
+        or not isinstance(duplicate, int | float)
+        or not 0 < duplicate <= 100
+    ):
+        raise OfficeConfigError("repeats.duplicate_at must be a similarity from 1 to 100")
+    return RepeatRules(window, float(similar), raise_at, float(duplicate))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from conversation.cases.escalation import EscalationRules
 from conversation.cases.repeats import RepeatRules
@@ -22,6 +22,7 @@ from .models import Case
 from .uow import UnitOfWork
 
 CANDIDATES = 20  # the person's latest matters of the category that are compared at most
+DUPLICATE_CANDIDATES = 50  # other people's, around the case's filing, for the desk
 
 
 async def link_repeat(
@@ -98,3 +99,53 @@ async def link_repeat(
             to_top=True,
         )
     return match
+
+
+async def possible_duplicates(
+    uow: UnitOfWork,
+    case: Case,
+    rules: RepeatRules,
+    similarity: Callable[[str, str], float],
+    scope: ColumnElement[bool] | None = None,
+    limit: int = 5,
+) -> list[tuple[Case, float]]:
+    """Other people's cases of the category, filed within the window around `case`, that read
+    like the same matter (score ≥ `duplicate_at`): for staff to link, never linked by itself."""
+    window = timedelta(days=rules.window_days)
+    others = [Case.identity_id != case.identity_id]
+    if case.citizen_id is not None:
+        others.append(or_(Case.citizen_id.is_(None), Case.citizen_id != case.citizen_id))
+    rows = await uow.session.scalars(
+        select(Case)
+        .where(
+            Case.id != case.id,
+            Case.kind == case.kind,
+            Case.category == case.category,
+            Case.created_at >= case.created_at - window,
+            Case.created_at <= case.created_at + window,
+            *others,
+            *([scope] if scope is not None else []),
+        )
+        .order_by(Case.created_at.desc())
+        .limit(DUPLICATE_CANDIDATES)
+    )
+    scored = [(other, similarity(other.description, case.description)) for other in rows]
+    close = [(other, score) for other, score in scored if score >= rules.duplicate_at]
+    return sorted(close, key=lambda pair: -pair[1])[:limit]
+
+
+async def link_duplicate(
+    uow: UnitOfWork, case: Case, other: Case, actor: str, staff_name: str, now: datetime
+) -> None:
+    """Staff say `case` is the same matter as another person's `other` (重件): a `linked` event
+    on `case`, in the stream; nothing is merged."""
+    data = {"to": other.code, "duplicate": True, "staff_name": staff_name}
+    event = await uow.events.append(case, "linked", actor, data, at=now)
+    await uow.outbox.add(
+        "case.updated",
+        case.code,
+        {
+            "status": case.status,
+            "event": {"seq": event.seq, "type": "linked", "at": uow.iso(now), **data},
+        },
+    )

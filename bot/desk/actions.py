@@ -17,6 +17,7 @@ from conversation.cases.progress import InvalidProgress
 from conversation.cases.routing import routed
 from conversation.ports import Conflict
 from storage.models import Case, CaseEvent, utcnow
+from storage.repeats import link_duplicate
 
 
 async def act(request: web.Request) -> web.Response:
@@ -97,3 +98,23 @@ async def _last_move(session: AsyncSession, case: Case) -> CaseEvent | None:
         .order_by(CaseEvent.seq.desc())
         .limit(1)
     )
+
+
+async def link(request: web.Request) -> web.Response:
+    """关联: staff say this case is the same matter as another person's (a possible duplicate
+    the case page showed); both stay as they are, the link is on the timeline."""
+    services = desk_services(request)
+    staff: Staff = request[STAFF]
+    if not may_take(staff, "note"):
+        return render(request, "message.html", status=403, message_key="desk.forbidden")
+    form = await request.post()
+    async with services.uow() as uow:
+        try:
+            case = await cases.load_case(uow, staff, request.match_info["code"], for_update=True)
+            other = await cases.load_case(uow, staff, str(form.get("to", "")))
+        except web.HTTPNotFound:
+            return render(request, "message.html", status=404, message_key="desk.not_found")
+        if other.id != case.id:
+            await link_duplicate(uow, case, other, staff.actor, staff.display_name, utcnow())
+            await uow.commit()
+    raise web.HTTPSeeOther(f"/desk/cases/{case.code}?done=linked")

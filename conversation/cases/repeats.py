@@ -15,3 +15,6 @@ class RepeatRules:
     window_days: int = 180  # an earlier filing further back is a new matter
     similar_at: float = 44.0  # the similarity (0-100) from which a matter is the same one
     raise_at: int = 3  # the filing of the same matter that is raised (提级 / 包案)
+    # Another person's matter this close is shown to staff as a possible duplicate (重件); stricter
+    # than a person's own repeat, since different people word the same trouble differently.
+    duplicate_at: float = 60.0
