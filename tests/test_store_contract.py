@@ -400,3 +400,11 @@ async def test_leaving_the_channel_is_recorded(backend: Backend) -> None:
     await applied(backend.store, said("openid-1", channel="wechat"), Unsubscribe())
     assert await backend.unsubscribed("wechat", "openid-1")
     assert not await backend.unsubscribed("wechat", "openid-2")
+
+
+async def test_a_case_starts_where_the_filing_routes_it(backend: Backend) -> None:
+    """Department (the office's suggestion) and mailbox (a letter to a leader) as filed."""
+    results = await applied(backend.store, said(), filing(department="cgj", mailbox="mayor"))
+    [(kind, code, data)] = [s for s in await backend.sent() if s[0] == "case.submitted"]
+    assert (kind, code) == ("case.submitted", results.case_code)
+    assert (data["department"], data["mailbox"]) == ("cgj", "mayor")
