@@ -26,6 +26,7 @@ async def escalate(
     cause: str,
     facts: dict[str, Any],
     to_top: bool = False,
+    actor: str = "minyi",
 ) -> CaseEvent | None:
     """One step up (none past the top level), or with `to_top` straight to the top (提级);
     `facts` say why (the deadline, the count, the filing)."""
@@ -48,7 +49,7 @@ async def escalate(
         "targets": list(level.targets),
         **facts,
     }
-    event = await uow.events.append(case, "escalated", "minyi", data, at=now)
+    event = await uow.events.append(case, "escalated", actor, data, at=now)
     await uow.outbox.add(
         "case.updated",
         case.code,

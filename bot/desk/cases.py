@@ -13,6 +13,7 @@ from bot.desk.render import LANGUAGE, render
 from bot.desk.services import DeskServices, desk_services
 from bot.desk.steps import FIELDS, ORDER, offered_steps
 from bot.desk.wording import Words
+from conversation.cases.lifecycle import FINISHED
 from conversation.cases.progress import OUTCOMES
 from conversation.codes import CASE_CODE_RE
 from conversation.similarity import similarity
@@ -24,7 +25,7 @@ from storage.timeline import verify_chain
 from storage.uow import UnitOfWork
 
 CHANNELS = ("wechat", "telegram", "webchat", "sms", "api")
-STEP_NAMES = frozenset({*ORDER, "linked"})
+STEP_NAMES = frozenset({*ORDER, "linked", "escalate"})
 
 
 def words(services: DeskServices) -> Words:
@@ -140,6 +141,9 @@ async def show_case(
             co=co,
             duplicates=duplicates,
             may_link=may_take(staff, "note"),
+            may_escalate=staff.role == "leader"
+            and case.level < services.office.escalation.top
+            and case.status not in FINISHED,
             outcomes=OUTCOMES,
             notice=notice,
             problem=problem,
