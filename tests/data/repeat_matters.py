@@ -316,3 +316,34 @@ SAME_PLACE_OTHER_MATTER: list[tuple[str, str, str]] = [
     ),
     ("rural", "王家村征地补偿款被村干部扣了一部分。", "王家村村干部把集体鱼塘私自承包给亲戚。"),
 ]
+
+
+def pairs() -> list[tuple[str, str, str, int]]:
+    """(category, earlier, later, same): every pair of one matter's writings is a repeat; three
+    pairings of each two matters of a category, and the same-place pairs above, are not."""
+    import itertools
+
+    rows = []
+    for category, texts in MATTERS:
+        rows += [(category, a, b, 1) for a, b in itertools.combinations(texts, 2)]
+    by_category: dict[str, list[tuple[str, str, str]]] = {}
+    for category, texts in MATTERS:
+        by_category.setdefault(category, []).append(texts)
+    for category, matters in by_category.items():
+        for one, other in itertools.combinations(matters, 2):
+            rows += [
+                (category, one[0], other[1], 0),
+                (category, one[2], other[0], 0),
+                (category, one[1], other[2], 0),
+            ]
+    rows += [(category, a, b, 0) for category, a, b in SAME_PLACE_OTHER_MATTER]
+    return rows
+
+
+if __name__ == "__main__":  # python tests/data/repeat_matters.py > tests/data/repeat_pairs.csv
+    import csv
+    import sys
+
+    out = csv.writer(sys.stdout, lineterminator="\r\n")
+    out.writerow(["category", "earlier", "later", "same"])
+    out.writerows(pairs())
