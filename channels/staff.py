@@ -38,6 +38,10 @@ class StaffAlert:
     detail: str = ""  # e.g. the deadline and when it was due
     text: str = ""
     thread: int | None = None  # staff may talk to the citizen through this alert (Telegram)
+    # The people it is for, as `front:user id` (e.g. `wecom:zhangsan`): a front end that reaches
+    # people one by one sends it to its own among them; none = everyone on duty. Group front
+    # ends (a duty group, a robot, a webhook) post it once, its text naming who it is for.
+    addressees: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         return self.text.split("\n") if self.text else [self.title]

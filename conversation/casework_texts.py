@@ -36,6 +36,19 @@ CASEWORK_ZH: dict[str, str] = {
     "staff.alert.targets.role": "全体{role}",
     "escalation.reason.deadline": "{deadline}已超期",
     "escalation.reason.urged": "群众第{count}次催办",
+    "escalation.reason.repeat": "同一事项第{filing}次反映（首件 {first}），提级包案",
+    "escalation.reason.staff": "{who}督办：{reason}",
+    "desk.action.escalate": "督办",
+    "desk.field.escalate_reason": "督办要求（会通知该级别的人员）",
+    "desk.escalate.top": "已是最高督办级别。",
+    "desk.event.linked": "与 {to} 是同一事项：第{filing}次反映（首件 {first}，相似度{score}）。",
+    "desk.case.repeat": "重复信访",
+    "desk.case.duplicates": "可能重复（他人反映的同一事项）",
+    "desk.case.duplicate_row": "{code} · {when} · 相似度{score}",
+    "desk.case.duplicate_linked": "已关联",
+    "desk.action.linked": "关联",
+    "desk.event.linked.duplicate": "{who}：与 {to} 是同一事项（他人反映，重件）。",
+    "desk.case.repeat_value": "第{filing}次反映",
     # The desk
     "desk.action.instructed": "批示",
     "desk.action.adopted": "建议结果",
@@ -83,6 +96,19 @@ CASEWORK_EN: dict[str, str] = {
     "staff.alert.targets.role": "every {role}",
     "escalation.reason.deadline": "{deadline} missed",
     "escalation.reason.urged": "the citizen urged it {count} times",
+    "escalation.reason.repeat": "filing {filing} of the same matter (first {first}): raised",
+    "escalation.reason.staff": "{who} supervises: {reason}",
+    "desk.action.escalate": "Supervise",
+    "desk.field.escalate_reason": "What is required (the level's people are told)",
+    "desk.escalate.top": "Already at the top level of supervision.",
+    "desk.event.linked": "The same matter as {to}: filing {filing} (first {first}, similarity {score}).",
+    "desk.case.repeat": "Repeat",
+    "desk.case.duplicates": "Possible duplicates (the same matter from someone else)",
+    "desk.case.duplicate_row": "{code} · {when} · similarity {score}",
+    "desk.case.duplicate_linked": "linked",
+    "desk.action.linked": "Link",
+    "desk.event.linked.duplicate": "{who}: the same matter as {to} (filed by someone else).",
+    "desk.case.repeat_value": "filing {filing}",
     "desk.action.instructed": "Instruct",
     "desk.action.adopted": "Suggestion outcome",
     "desk.field.co_departments": "Co-handling departments",
@@ -106,6 +132,14 @@ CASEWORK_EN: dict[str, str] = {
 def escalation_reason(t: Callable[..., str], data: Mapping[str, Any]) -> str:
     """Why an `escalated` event raised the level, in words (the event keeps the facts)."""
     cause = data.get("cause")
+    if cause == "repeat":
+        return t(
+            "escalation.reason.repeat", filing=data.get("filing", ""), first=data.get("first", "")
+        )
+    if cause == "staff":
+        return t(
+            "escalation.reason.staff", who=data.get("staff_name", ""), reason=data.get("reason", "")
+        )
     if cause == "urged":
         return t("escalation.reason.urged", count=data.get("count", ""))
     if cause == "deadline":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from .cases.escalation import EscalationRules
+from .cases.repeats import RepeatRules
 from .cases.routing import Departments, Mailbox
 from .cases.stages import (
     MAX_STAGE_DAYS,
@@ -20,7 +21,7 @@ from .cases.stages import (
 )
 from .catalog import Catalog
 from .office_forms import FormSpec, parse_forms
-from .office_routing import parse_departments, parse_escalation, parse_mailboxes
+from .office_routing import parse_departments, parse_escalation, parse_mailboxes, parse_repeats
 from .office_text import LocalText, OfficeConfigError
 from .office_text import local_text as _text
 
@@ -77,6 +78,7 @@ class OfficeConfig:
     departments: Departments = field(default_factory=Departments)
     escalation: EscalationRules = field(default_factory=EscalationRules)
     mailboxes: tuple[Mailbox, ...] = ()
+    repeats: RepeatRules = field(default_factory=RepeatRules)
 
     def mailbox(self, key: str) -> Mailbox | None:
         return next((m for m in self.mailboxes if m.key == key), None)
@@ -198,6 +200,7 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         departments=departments,
         escalation=parse_escalation(data.get("escalation", {})),
         mailboxes=parse_mailboxes(data.get("mailboxes", []), departments),
+        repeats=parse_repeats(data.get("repeats", {})),
     )
 
 

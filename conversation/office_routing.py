@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from .cases.escalation import HANDLING, EscalationRules, Level
+from .cases.repeats import RepeatRules
 from .cases.routing import Department, Departments, Mailbox
 from .office_text import OfficeConfigError
 
@@ -121,3 +122,27 @@ def parse_mailboxes(raw: Any, departments: Departments) -> tuple[Mailbox, ...]:
     if len({b.key for b in boxes}) != len(boxes):
         raise OfficeConfigError("mailboxes: two share one key")
     return tuple(boxes)
+
+
+def parse_repeats(raw: Any) -> RepeatRules:
+    if not isinstance(raw, dict):
+        raise OfficeConfigError("repeats must be a table")
+    window, similar, raise_at = (
+        raw.get("window_days", 180),
+        raw.get("similar_at", 44),
+        raw.get("raise_at", 3),
+    )
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 3650:
+        raise OfficeConfigError("repeats.window_days must be a whole number of days (1-3650)")
+    if isinstance(similar, bool) or not isinstance(similar, int | float) or not 0 < similar <= 100:
+        raise OfficeConfigError("repeats.similar_at must be a similarity from 1 to 100")
+    if isinstance(raise_at, bool) or not isinstance(raise_at, int) or not 2 <= raise_at <= 20:
+        raise OfficeConfigError("repeats.raise_at must be the filing that is raised (2-20)")
+    duplicate = raw.get("duplicate_at", 60)
+    if (
+        isinstance(duplicate, bool)
+        or not isinstance(duplicate, int | float)
+        or not 0 < duplicate <= 100
+    ):
+        raise OfficeConfigError("repeats.duplicate_at must be a similarity from 1 to 100")
+    return RepeatRules(window, float(similar), raise_at, float(duplicate))

@@ -25,11 +25,18 @@ async def escalate(
     *,
     cause: str,
     facts: dict[str, Any],
+    to_top: bool = False,
+    actor: str = "minyi",
 ) -> CaseEvent | None:
-    """One step up (none past the top level); `facts` say why (the deadline, the count)."""
-    # Re-read under the row lock: another worker may have raised it meanwhile.
+    """One step up (none past the top level), or with `to_top` straight to the top (提级);
+    `facts` say why (the deadline, the count, the filing)."""
+    # Re-read under the row lock: another worker may have raised it meanwhile (what this unit
+    # of work changed is written first, or the re-read would drop it).
+    await uow.session.flush()
     await uow.session.refresh(case, with_for_update=True)
     new = rules.next_level(case.level or 0)
+    if to_top and new is not None:
+        new = rules.top
     level = rules.level(new) if new is not None else None
     if new is None or level is None:
         return None
@@ -42,7 +49,7 @@ async def escalate(
         "targets": list(level.targets),
         **facts,
     }
-    event = await uow.events.append(case, "escalated", "minyi", data, at=now)
+    event = await uow.events.append(case, "escalated", actor, data, at=now)
     await uow.outbox.add(
         "case.updated",
         case.code,

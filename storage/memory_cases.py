@@ -279,8 +279,10 @@ class CaseChanges:
         self.changed[case.code] = case
         facts = {"kind": case.kind, "category": case.category}
         self._record(case, "submitted", {**facts, "attachments": len(case.attachments)}, now)
-        # The real event carries the whole case document; here the record itself is kept.
-        self._publish("case.submitted", case, {"code": case.code, **facts}, now)
+        # The real event carries the whole case document; here the record itself is kept, and
+        # of the document what routing decides (where it starts, which leader's mailbox).
+        routing = {"department": case.department, "mailbox": case.mailbox}
+        self._publish("case.submitted", case, {"code": case.code, **facts, **routing}, now)
         asker = (inbound.channel, inbound.sender)
         if command.phone and self.linked.get(asker, self.cases.linked.get(asker)) != command.phone:
             # As the real store: a typed number links the chat but proves nothing.

@@ -115,6 +115,13 @@ class Case(Base):
         # Open311 lists one service's requests, newest first, within a window of dates.
         Index("ix_cases_category_created_at", "category", "created_at"),
         Index("ix_cases_mailbox_id", "mailbox", "id"),
+        # The repeat watch's question ("which new cases are not compared yet?") stays small.
+        Index(
+            "ix_cases_repeat_unchecked",
+            "id",
+            postgresql_where=text("repeat_checked_at IS NULL"),
+            sqlite_where=text("repeat_checked_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -149,6 +156,11 @@ class Case(Base):
     mailbox: Mapped[str] = mapped_column(String(40), default="", server_default="")  # 领导信箱
     # A suggestion's outcome (adopted, partly, not_adopted); "" until decided.
     outcome: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    # 重复信访: the first case of the same matter this one repeats, and which filing of it this is
+    # (2 = the first repeat); compared by the repeat watch when `repeat_checked_at` is set.
+    repeat_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    repeat_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    repeat_checked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     accept_due_at: Mapped[datetime | None]

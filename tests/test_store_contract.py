@@ -578,3 +578,11 @@ async def test_an_urge_is_taken_once_per_period_and_counted(backend: Backend) ->
         {"status": "submitted", "urged": 1},
         {"status": "submitted", "urged": 2},
     ]
+
+
+async def test_a_case_starts_where_the_filing_routes_it(backend: Backend) -> None:
+    """Department (the office's suggestion) and mailbox (a letter to a leader) as filed."""
+    results = await applied(backend.store, said(), filing(department="cgj", mailbox="mayor"))
+    [(kind, code, data)] = [s for s in await backend.sent() if s[0] == "case.submitted"]
+    assert (kind, code) == ("case.submitted", results.case_code)
+    assert (data["department"], data["mailbox"]) == ("cgj", "mayor")

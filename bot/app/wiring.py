@@ -343,6 +343,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         sms_inbox,
         stream=redis is not None,
         escalation=office.escalation,
+        repeats=office.repeats,
     )
     return Minyi(
         settings=settings,

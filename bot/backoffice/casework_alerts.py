@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from conversation.cases.escalation import HANDLING
 from conversation.casework_texts import escalation_reason
@@ -69,3 +69,37 @@ async def _display(uow: UnitOfWork, username: str) -> str:
         select(StaffAccount.display_name).where(StaffAccount.username == username)
     )
     return f"{name}（{username}）" if name else username
+
+
+async def addressees(
+    uow: UnitOfWork, topic: str, data: dict[str, Any], case: Case | None
+) -> tuple[str, ...]:
+    """Who a case-work alert is for, as front-end ids (`wecom:<userid>`): a 督办 level's
+    targets, the handling departments' staff for a 批示, whoever routed a returned case."""
+    if topic == "escalated":
+        targets = [str(t) for t in data.get("targets", [])]
+    elif topic == "instructed":
+        targets = [HANDLING]
+    elif topic == "returned" and data.get("back_to"):
+        targets = [str(data["back_to"])]
+    else:
+        return ()
+    departments = []
+    if HANDLING in targets and case is not None:
+        departments = [case.department, *await co_departments(uow.session, case)]
+    roles = [t.removeprefix("role:") for t in targets if t.startswith("role:")]
+    names = [t for t in targets if t != HANDLING and not t.startswith("role:")]
+    rows = await uow.session.scalars(
+        select(StaffAccount.wecom_userid)
+        .where(
+            StaffAccount.disabled_at.is_(None),
+            StaffAccount.wecom_userid.is_not(None),
+            or_(
+                StaffAccount.username.in_(names),
+                StaffAccount.role.in_(roles),
+                StaffAccount.department.in_([d for d in departments if d]),
+            ),
+        )
+        .order_by(StaffAccount.id)
+    )
+    return tuple(f"wecom:{userid}" for userid in rows if userid)

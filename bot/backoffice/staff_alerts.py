@@ -25,7 +25,7 @@ from storage.staff_threads import changed, conversation_of, open_thread
 from storage.uow import UnitOfWork, Units
 
 from .casework_alerts import TOPICS as CASEWORK_TOPICS
-from .casework_alerts import casework_detail
+from .casework_alerts import addressees, casework_detail
 from .reach import CitizenReach
 from .staff_threads import remember_post
 
@@ -144,6 +144,7 @@ class StaffAlerts:
             if phone:
                 summary += t("staff.alert.phone", phone=mask_phone(phone))
         detail = ""
+        people: tuple[str, ...] = ()
         if job.topic.startswith("deadline."):
             due = datetime.fromisoformat(data["due_at"]).astimezone(self.tz)
             detail = t(
@@ -153,6 +154,7 @@ class StaffAlerts:
             )
         elif job.topic in CASEWORK_TOPICS:
             detail = await casework_detail(uow, job.topic, data, case, self.office, t)
+            people = await addressees(uow, job.topic, data, case)
         elif data.get("risk_words"):
             detail = t("staff.alert.risk_words", words="、".join(data["risk_words"]))
         elif job.topic == "unhappy":
@@ -189,6 +191,7 @@ class StaffAlerts:
             channel=self.reach.title(channel) if channel else "",
             detail=detail,
             text="\n".join(lines),
+            addressees=people,
         )
 
     # -- a citizen's words in a thread -----------------------------------------------------------

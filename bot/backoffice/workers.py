@@ -22,6 +22,7 @@ from prometheus_client import Counter
 
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.escalation import EscalationRules
+from conversation.cases.repeats import RepeatRules
 from storage.conversations import purge_expired
 from storage.db import Database
 from storage.relay import Relay
@@ -29,7 +30,7 @@ from storage.shared import purge_expired_values
 from storage.surveys import expire_surveys
 from storage.uow import Units
 
-from . import deadline_watch
+from . import deadline_watch, repeat_watch
 from .notifier import Notifier
 from .sms_inbox import SmsInbox
 
@@ -78,6 +79,7 @@ def jobs_for(
     *,
     stream: bool,
     escalation: EscalationRules | None = None,
+    repeats: RepeatRules | None = None,
 ) -> tuple[Job, ...]:
     """The background jobs; `stream` when Redis carries the back office's stream (trimmed)."""
 
@@ -98,6 +100,13 @@ def jobs_for(
             "deadlines",
             60.0,
             lambda: deadline_watch.scan(units, deadlines, escalation=escalation),
+        ),
+        Job(
+            "repeats",
+            30.0,
+            lambda: repeat_watch.scan(
+                units, repeats or RepeatRules(), escalation or EscalationRules()
+            ),
         ),
         Job("survey-expiry", 300.0, expire),
         Job("purge-expired", 600.0, purge),

@@ -24,6 +24,8 @@ def create_desk(services: DeskServices) -> web.Application:
     router.add_get("/cases", cases.case_list)
     router.add_get("/cases/{code}", cases.case_page)
     router.add_post("/cases/{code}/act", actions.act)
+    router.add_post("/cases/{code}/link", actions.link)
+    router.add_post("/cases/{code}/escalate", actions.escalate_case)
     router.add_get("/inbox", inbox.inbox)
     router.add_get("/threads/{thread}", inbox.thread_page)
     router.add_post("/threads/{thread}", inbox.act)

@@ -7,22 +7,25 @@ from sqlalchemy import select
 
 from bot.desk.case_list import BadSearch, CaseFilter, find_cases
 from bot.desk.keys import FORM, STAFF
-from bot.desk.policy import Staff, visible_cases
+from bot.desk.policy import Staff, may_take, visible_cases
 from bot.desk.progress import STATUSES
 from bot.desk.render import LANGUAGE, render
 from bot.desk.services import DeskServices, desk_services
 from bot.desk.steps import FIELDS, ORDER, offered_steps
 from bot.desk.wording import Words
+from conversation.cases.lifecycle import FINISHED
 from conversation.cases.progress import OUTCOMES
 from conversation.codes import CASE_CODE_RE
+from conversation.similarity import similarity
 from storage.models import Case, utcnow
+from storage.repeats import possible_duplicates
 from storage.routing import co_departments
 from storage.staff import StaffAccounts
 from storage.timeline import verify_chain
 from storage.uow import UnitOfWork
 
 CHANNELS = ("wechat", "telegram", "webchat", "sms", "api")
-STEP_NAMES = frozenset(ORDER)
+STEP_NAMES = frozenset({*ORDER, "linked", "escalate"})
 
 
 def words(services: DeskServices) -> Words:
@@ -107,6 +110,13 @@ async def show_case(
         name, phone = uow.cases.contact(case)
         departments = await StaffAccounts(uow.session).departments()
         co = await co_departments(uow.session, case)
+        linked = {str(e.data.get("to")) for e in events if e.type == "linked"}
+        duplicates = [
+            (other, round(score), other.code in linked)
+            for other, score in await possible_duplicates(
+                uow, case, services.office.repeats, similarity, visible_cases(staff)
+            )
+        ]
         w = words(services)
         chain = verify_chain(case.code, events)
         done = request.query.get("done", "")
@@ -129,6 +139,11 @@ async def show_case(
             departments=departments,
             tree=services.office.departments.units,
             co=co,
+            duplicates=duplicates,
+            may_link=may_take(staff, "note"),
+            may_escalate=staff.role == "leader"
+            and case.level < services.office.escalation.top
+            and case.status not in FINISHED,
             outcomes=OUTCOMES,
             notice=notice,
             problem=problem,

@@ -58,7 +58,7 @@ def _percent(value: float | None) -> float | None:
 
 
 def _department(w: Words, key: str) -> str:
-    return key or w.t("desk.stats.no_department")
+    return w.department(key) if key else w.t("desk.stats.no_department")
 
 
 async def stats_page(request: web.Request) -> web.Response:

@@ -100,6 +100,8 @@ class Words:
                 else str(data["deadline"])
             )
         key = f"desk.event.{event.type}"
+        if event.type == "linked" and data.get("duplicate"):
+            key = "desk.event.linked.duplicate"
         template = key if key in ZH else "desk.event.other"
         return self.t.catalog.text(self.t.lang, template).format_map(values).strip()
 

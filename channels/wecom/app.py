@@ -33,6 +33,7 @@ MAX_BODY = 64 * 1024
 BUDGET = 4.0
 # A message id is remembered while WeCom may still re-deliver it.
 SEEN_TTL = 2 * 3600.0
+PREFIX = "wecom:"  # this front end's addressees (StaffAlert.addressees)
 TEXT_BYTES = 2048
 # Who gets alerts on this front end (their WeCom userids): the staff on duty.
 Roster = Callable[[], Awaitable[list[str]]]
@@ -145,7 +146,10 @@ class WeComApp:
                 "wecom: no staff on duty have a WeCom userid (minyi staff add --wecom)"
             )
         for alert in alerts:
-            for userid in members:
+            mine = [a.removeprefix(PREFIX) for a in alert.addressees if a.startswith(PREFIX)]
+            # An alert for named people goes to them (on duty or not: 督办 finds its people);
+            # one for nobody in particular, or for nobody reachable here, to everyone on duty.
+            for userid in mine or members:
                 await self.api.send(userid, _message(alert, userid))
         return {}
 

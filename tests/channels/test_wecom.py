@@ -199,3 +199,41 @@ async def test_never_more_than_wecom_takes_in_a_minute(
             select(func.count()).select_from(Notification).where(Notification.status == "pending")
         )
     assert waiting and waiting >= 5  # held for the next minute, not lost
+
+
+async def test_a_supervision_alert_goes_to_its_levels_people(
+    client: TestClient, fake_wecom: FakeWeComApi
+) -> None:
+    """督办 level 1 is for the handling department's staff: on WeCom, to them alone."""
+    from datetime import timedelta
+
+    from bot.backoffice import deadline_watch
+    from conversation.cases.progress import Progress
+    from storage.lifecycle import record_progress
+    from storage.models import utcnow
+
+    runtime = client.server.app[MINYI]
+    async with runtime.units() as uow:
+        await StaffAccounts(uow.session).add(
+            "lisi", "李四", "staff", "x", department="cgj", wecom_userid="lisi"
+        )
+        await uow.commit()
+    _, code = await filed(client)
+    now = utcnow()
+    async with runtime.units() as uow:
+        case = await uow.cases.by_code(code, for_update=True)
+        assert case is not None
+        for step in (Progress("accepted"), Progress("assigned", department="cgj")):
+            await record_progress(uow, case, step, runtime.deadlines, now)
+        lapse = min(s["due_at"] for s in case.stages)  # the first stage only: level 1
+        await uow.commit()
+    from datetime import datetime
+
+    later = datetime.fromisoformat(lapse) + timedelta(minutes=1)
+    await deadline_watch.scan(runtime.units, runtime.deadlines, later, runtime.office.escalation)
+    await drain(client)
+    to_lisi = [t for t in fake_wecom.texts_to("lisi") if "督办升级" in t]
+    assert to_lisi and "承办单位（区城管局）" in to_lisi[0]
+    assert not [t for t in fake_wecom.texts_to(ZHANG) if "督办升级" in t]  # not at this level
+    # The deadline alerts themselves still go to everyone on duty.
+    assert [t for t in fake_wecom.texts_to(ZHANG) if "已超期" in t]

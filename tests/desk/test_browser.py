@@ -151,9 +151,12 @@ async def test_walking_a_case_to_closed_with_the_buttons(live: Live, browser: An
     await page.get_by_role("button", name="受理", exact=True).click()
     await page.get_by_text("已受理。").wait_for()
     await page.get_by_role("button", name="交办").click()
-    await page.get_by_label("承办单位").select_option(label="区城管局")  # the office's tree
+    # The office's departments as a list (主办), and the co-handling ones (协办) to tick.
+    await page.get_by_label("承办单位").select_option(label="区城管局")
+    await page.get_by_label("区住建局").check()
     await page.get_by_role("button", name="确定").click()
-    await page.get_by_text("前台小刘交办给区城管局").first.wait_for()
+    await page.get_by_text("前台小刘交办给区城管局。").wait_for()
+    assert "区住建局" in await page.content()  # shown as co-handling on the case
     await page.get_by_role("button", name="答复").click()
     await page.get_by_label("答复内容（会发给群众）").fill("路灯已于今天修复，谢谢您的反映。")
     await page.get_by_role("button", name="确定").click()

@@ -161,3 +161,61 @@ async def test_the_case_shows_its_owner_and_supervision_level(office: TestClient
     assert "2级 · 部门负责人督办" in page and "首问责任人" in page
     listed = await (await office.get("/desk/cases")).text()
     assert "2级 · 部门负责人督办" in listed
+
+
+async def test_anothers_same_matter_is_offered_for_linking_never_merged(
+    office: TestClient,
+) -> None:
+    first = await file_case(office, phone="+8613900000001")
+    same = await file_case(
+        office, phone="+8613900000002", description="小区门口的路灯坏了一个多月了，晚上很黑。"
+    )
+    unrelated = await file_case(
+        office, phone="+8613900000003", description="光明路工地晚上十二点还在打桩，吵得睡不着。"
+    )
+    await as_(office, "intake")
+    page = await (await office.get(f"/desk/cases/{same}")).text()
+    assert "可能重复" in page and first in page and unrelated not in page
+    response = await office.post(
+        f"/desk/cases/{same}/link",
+        data={"csrf": await page_csrf(office), "to": first},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    page = await (await office.get(f"/desk/cases/{same}?done=linked")).text()
+    assert f"前台小刘：与 {first} 是同一事项（他人反映，重件）。" in page and "已关联" in page
+    assert (await case_row(office, same)).repeat_of is None  # a link, not a merge
+    assert (await case_row(office, first)).status == "submitted"
+
+
+async def test_a_leader_raises_supervision_with_what_is_required(office: TestClient) -> None:
+    code = await file_case(office, steps=CO_HANDLED)
+    await as_(office, "intake")
+    assert (
+        'action="/desk/cases/' + code + '/escalate"'
+        not in await (await office.get(f"/desk/cases/{code}")).text()
+    )
+    response = await office.post(
+        f"/desk/cases/{code}/escalate",
+        data={"csrf": await page_csrf(office), "reason": "快办"},
+        allow_redirects=False,
+    )
+    assert response.status == 403
+    await as_(office, "boss")
+    for level in (1, 2, 3):
+        response = await office.post(
+            f"/desk/cases/{code}/escalate",
+            data={"csrf": await page_csrf(office, f"/desk/cases/{code}"), "reason": "三日内办结"},
+            allow_redirects=False,
+        )
+        assert response.status == 303, await response.text()
+        assert (await case_row(office, code)).level == level
+    page = await (await office.get(f"/desk/cases/{code}")).text()
+    assert "督办升至1级（承办单位督办）：李主任督办：三日内办结" in page
+    assert "/escalate" not in page  # at the top: no more to raise
+    response = await office.post(
+        f"/desk/cases/{code}/escalate",
+        data={"csrf": await page_csrf(office, f"/desk/cases/{code}"), "reason": "再督办"},
+        allow_redirects=False,
+    )
+    assert response.status == 409 and "已是最高督办级别" in await response.text()

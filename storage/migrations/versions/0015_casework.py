@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+import storage.models
+
 revision = "0015"
 down_revision = "0009"
 branch_labels = None
@@ -31,7 +33,28 @@ def upgrade() -> None:
                 sa.Column(name, sa.String(length=length), server_default="", nullable=False)
             )
         batch_op.add_column(sa.Column("level", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("repeat_of", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("repeat_level", sa.Integer(), server_default="0", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("repeat_checked_at", storage.models.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.create_foreign_key(
+            op.f("fk_cases_repeat_of_cases"), "cases", ["repeat_of"], ["id"]
+        )
+        batch_op.create_index("ix_cases_repeat_of", ["repeat_of"], unique=False)
         batch_op.create_index("ix_cases_mailbox_id", ["mailbox", "id"], unique=False)
+    # Cases filed before repeats were looked for are not compared after the fact.
+    op.execute("UPDATE cases SET repeat_checked_at = created_at")
+    op.create_index(
+        "ix_cases_repeat_unchecked",
+        "cases",
+        ["id"],
+        unique=False,
+        postgresql_where=sa.text("repeat_checked_at IS NULL"),
+        sqlite_where=sa.text("repeat_checked_at IS NULL"),
+    )
     op.create_table(
         "case_co_departments",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -54,10 +77,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cases_repeat_unchecked", table_name="cases")
     op.drop_index("ix_case_co_departments_department_case_id", table_name="case_co_departments")
     op.drop_table("case_co_departments")
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index("ix_cases_mailbox_id")
+        batch_op.drop_index("ix_cases_repeat_of")
+        batch_op.drop_constraint(op.f("fk_cases_repeat_of_cases"), type_="foreignkey")
+        batch_op.drop_column("repeat_checked_at")
+        batch_op.drop_column("repeat_level")
+        batch_op.drop_column("repeat_of")
         batch_op.drop_column("level")
         for name, _ in reversed(TEXT_COLUMNS):
             batch_op.drop_column(name)
