@@ -24,6 +24,7 @@ from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
 from bot.app import audit, logs, staff_cli
+from bot.app.loop import new_event_loop
 from bot.app.processes import serve_processes
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import create_app
@@ -182,7 +183,7 @@ def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> No
         where,
         "on" if settings.redis_url else "off",
     )
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, loop=new_event_loop())
 
 
 async def run_workers(settings: Settings) -> None:

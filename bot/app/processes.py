@@ -44,11 +44,20 @@ def _serve_one(settings: Settings, host: str, port: int, workers: bool) -> None:
     from aiohttp import web
 
     from . import logs
+    from .loop import new_event_loop
     from .web import create_app
 
     logs.configure(settings.log_level)
     app = create_app(settings, workers=workers)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, reuse_port=True)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        reuse_port=True,
+        loop=new_event_loop(),
+    )
 
 
 def serve_processes(
