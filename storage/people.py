@@ -26,6 +26,18 @@ async def insert_ignoring_duplicates(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def insert_returning(
+    session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]
+) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the new row as an ORM object, in one round
+    trip; None when the row was there already (the caller reads it)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(model).values(**values).on_conflict_do_nothing(index_elements=keys).returning(model)
+    )
+    return await session.scalar(statement)
+
+
 class People:
     def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
         self.session = session
@@ -35,13 +47,14 @@ class People:
         found = await self.find_identity(channel, external_id)
         if found is not None:
             return found
-        await insert_ignoring_duplicates(
+        found = await insert_returning(
             self.session,
             Identity,
             {"channel": channel, "external_id": external_id, "language": language},
             ["channel", "external_id"],
         )
-        found = await self.find_identity(channel, external_id)
+        # None: another turn inserted it between our look and our insert; read theirs.
+        found = found or await self.find_identity(channel, external_id)
         assert found is not None
         return found
 
@@ -55,12 +68,15 @@ class People:
         phone_hash = self.cipher.phone_hash(phone)
         found = await self.find_citizen(phone)
         if found is None:
-            await insert_ignoring_duplicates(
-                self.session,
-                Citizen,
-                {"phone_hash": phone_hash, "phone_enc": self.cipher.encrypt(phone, "phone")},
-                ["phone_hash"],
-            )
+            values: dict[str, Any] = {
+                "phone_hash": phone_hash,
+                "phone_enc": self.cipher.encrypt(phone, "phone"),
+            }
+            if name:
+                values["name_enc"] = self.cipher.encrypt(name, "name")
+            created = await insert_returning(self.session, Citizen, values, ["phone_hash"])
+            if created is not None:
+                return created  # with its name: no UPDATE after the INSERT
             found = await self.find_citizen(phone)
             assert found is not None
         if name:

@@ -232,3 +232,4 @@ async def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert 'minyi_messages_total{channel="webchat"} 8.0' in text
     assert 'minyi_cases{kind="petition",status="submitted"} 1.0' in text
     assert "minyi_turn_seconds_bucket" in text and "minyi_outbox_backlog 1.0" in text
+    assert "minyi_sms_replies_waiting 0.0" in text

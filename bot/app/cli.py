@@ -23,6 +23,7 @@ from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
 from bot.app import archive_cli, audit, backup_cli, citizen_cli, key_rotation, logs, staff_cli
+from bot.app.loop import new_event_loop
 from bot.app.processes import serve_processes
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.web import KEEPALIVE_SECONDS, create_app
@@ -200,6 +201,7 @@ def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> No
         print=None,
         access_log=None,
         keepalive_timeout=KEEPALIVE_SECONDS,
+        loop=new_event_loop(),
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot.api import stats
 from bot.app.appkeys import MINYI
 from storage import keycheck
-from storage.models import Case, Notification, OutboxEntry, utcnow
+from storage.models import Case, Notification, OutboxEntry, SmsReplyWaiting, utcnow
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0
@@ -72,11 +72,13 @@ async def metrics(request: web.Request) -> web.Response:
                 .select_from(OutboxEntry)
                 .where(OutboxEntry.published_at.is_(None))
             )
+            waiting = await session.scalar(select(func.count()).select_from(SmsReplyWaiting))
         m.cases.clear()
         for kind, status, count in rows:
             m.cases.labels(kind, status).set(count)
         m.cases_submitted.set(sum(count for _, _, count in rows))
         m.outbox_backlog.set(backlog or 0)
+        m.sms_replies_waiting.set(waiting or 0)
         m.notifications_pending.set(pending or 0)
         async with runtime.units() as uow:
             now = utcnow()

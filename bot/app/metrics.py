@@ -57,6 +57,11 @@ class Metrics:
             "Outbox events not yet published to the stream",
             registry=self.registry,
         )
+        self.sms_replies_waiting = Gauge(
+            "minyi_sms_replies_waiting",
+            "SMS replies acknowledged to the provider and not yet worked through",
+            registry=self.registry,
+        )
 
         self.job_failures = Counter(
             "minyi_job_failures",

@@ -44,11 +44,21 @@ def _serve_one(settings: Settings, host: str, port: int, workers: bool) -> None:
     from aiohttp import web
 
     from . import logs
-    from .web import create_app
+    from .loop import new_event_loop
+    from .web import KEEPALIVE_SECONDS, create_app
 
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings, workers=workers)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, reuse_port=True)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        reuse_port=True,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+        loop=new_event_loop(),
+    )
 
 
 def serve_processes(
