@@ -142,6 +142,8 @@ class Settings:
     # The key being replaced, while `minyi keys rotate` re-encrypts (README, "Key rotation").
     pii_key_old: str | None = _spec("MINYI_PII_KEY_OLD")
     office_config: str | None = _spec("MINYI_OFFICE_CONFIG", existing_file)
+    # Citizens' photos (storage/files.py); unset = beside the SQLite file, else ./minyi-files.
+    files_dir: str | None = _spec("MINYI_FILES_DIR")
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
     session_hours: int = _spec("MINYI_SESSION_HOURS", number(int, 1, 24 * 30), 24)
     survey_scale: int = _spec("MINYI_SURVEY_SCALE", _scale, 3)

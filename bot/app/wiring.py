@@ -64,6 +64,7 @@ from storage.crypto import (
     write_key_file,
 )
 from storage.db import Database
+from storage.files import FileStore, LocalFileStore, files_dir_for
 from storage.keycheck import KeyMismatch, KeySource
 from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
@@ -113,6 +114,7 @@ class Minyi:
     handle: Handler
     limits: RateLimit
     clients: Clients
+    files: FileStore
     http: aiohttp.ClientSession | None = None
 
 
@@ -171,6 +173,13 @@ def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
                 live.publish("desk", name)
 
     return committed
+
+
+def file_store(settings: Settings) -> FileStore:
+    """Where photos are kept: MINYI_FILES_DIR, or the default beside the database."""
+    if settings.files_dir:
+        return LocalFileStore(Path(settings.files_dir).resolve())
+    return LocalFileStore(files_dir_for(settings.database_url))
 
 
 def pii_cipher(settings: Settings, db: Database) -> tuple[PiiCipher, KeySource]:
@@ -281,6 +290,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         rating_scale=settings.survey_scale,
     )
     metrics = Metrics()
+    files = file_store(settings)
     limits: RateLimit = RedisRateLimit(redis, keys) if redis is not None else LocalRateLimit()
     handle = limited(
         measured(engine, metrics), limits, settings.rate_sender, cipher.digest, office.catalog
@@ -372,6 +382,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         handle=handle,
         limits=limits,
         clients=Clients(settings.trusted_proxies),
+        files=files,
     )
 
 
