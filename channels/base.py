@@ -87,6 +87,13 @@ class Mailbox(Protocol):
         ...
 
 
+class PhotoKeeper(Protocol):
+    """Cleans an uploaded photo and keeps it (storage/photos.py): the key the case refers to,
+    or `conversation.messages.UnusablePhoto` with a sentence for the citizen."""
+
+    async def keep(self, data: bytes) -> str: ...
+
+
 @dataclass
 class Services:
     """What the composition root gives every channel at start-up."""
@@ -102,6 +109,8 @@ class Services:
     mailbox: Mailbox | None = None
     # The real client behind trusted reverse proxies (MINYI_TRUSTED_PROXIES).
     clients: Clients = field(default_factory=Clients)
+    # Where citizens' photos are cleaned and kept (the web chat's uploads).
+    photos: PhotoKeeper | None = None
 
 
 class Throttled(Exception):

@@ -15,7 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
-from conversation.messages import Inbound, InvalidText, Location, Reply, clean_json
+from conversation.messages import (
+    Inbound,
+    InvalidText,
+    Location,
+    Media,
+    Reply,
+    UnusablePhoto,
+    clean_json,
+)
 
 from .base import (
     Built,
@@ -24,10 +32,12 @@ from .base import (
     Mailbox,
     Notice,
     Parts,
+    PhotoKeeper,
     Plugin,
     Recipient,
     Route,
     Services,
+    SharedCache,
     Throttled,
     json_error,
     json_response,
@@ -50,6 +60,12 @@ COOKIE_DAYS = 180
 # The longest an open page's poll is held: under the 30-60 s idle timeouts of common proxies.
 MAX_WAIT = 25
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# Photos: what phones make, up to a phone photo's size; the case keeps at most 9 (the filing
+# flow's limit), and a chat may upload twice that in a day (re-sends, a 补充) and no more, so
+# that nobody can fill the disk through one chat.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
+MAX_PHOTO = 10 * 1024 * 1024
+PHOTOS_PER_DAY = 18
 
 
 def _process_pseudonym() -> Callable[[str, str], str]:
@@ -69,6 +85,8 @@ class WebChatChannel:
         self.pseudonym = pseudonym or _process_pseudonym()
         self.mailbox: Mailbox | None = None
         self.clients = Clients()
+        self.photos: PhotoKeeper | None = None
+        self.shared: SharedCache | None = None
         self._page = resources.files("channels").joinpath("static/webchat.html").read_bytes()
         self._page_headers = page_headers(self._page)
 
@@ -77,6 +95,7 @@ class WebChatChannel:
             web.get("/", self.page),
             web.post("/webchat/messages", self.message),
             web.get("/webchat/messages", self.pending),
+            web.post("/webchat/photos", self.photo),
         ]
 
     async def page(self, request: web.Request) -> web.Response:
@@ -126,6 +145,54 @@ class WebChatChannel:
         inbound = _inbound(data, sender)
         if isinstance(inbound, str):
             return self._answer(request, json_error(422, "invalid", inbound), fresh)
+        return await self._turn(request, inbound, fresh)
+
+    async def photo(self, request: web.Request) -> web.Response:
+        """One photo as the raw body (`Content-Type: image/…`), sent from the open chat: cleaned
+        and kept, then handed to the conversation like a WeChat photo."""
+        sender, fresh = self._chat(request)
+        if fresh is not None:
+            # Only an open chat (its cookie) sends photos: they belong to its conversation.
+            return json_error(403, "no_chat", "请先打开对话再发送照片。 Open the chat first.")
+        if self.photos is None or self.shared is None:
+            return json_error(503, "unavailable", "暂时不能接收照片，请稍后再试。")
+        if request.content_type not in PHOTO_TYPES:
+            return json_error(
+                415, "not_a_photo", "请发送 JPG、PNG、HEIC 或 WebP 格式的照片。 Send a photo."
+            )
+        message_id = request.query.get("message_id", "")
+        if message_id and not MESSAGE_ID_RE.fullmatch(message_id):
+            return json_error(
+                422, "invalid", "message_id must be up to 64 letters, digits or '-_.:'."
+            )
+        try:
+            body = await read_body(request, MAX_PHOTO)
+        except web.HTTPRequestEntityTooLarge:
+            return json_error(
+                413, "too_large", f"照片太大了，请发送 {MAX_PHOTO // 1024 // 1024} MB 以内的照片。"
+            )
+        if await self.shared.count(f"webchat:photos:{sender}", 86400) > PHOTOS_PER_DAY:
+            refused = json_error(
+                429, "too_many_photos", f"今天已经收到 {PHOTOS_PER_DAY} 张照片，不能再多了。"
+            )
+            refused.headers["Retry-After"] = "3600"
+            return refused
+        try:
+            key = await self.photos.keep(body)
+        except UnusablePhoto as exc:
+            return json_error(422, "not_a_photo", str(exc))
+        inbound = Inbound(
+            channel=self.name,
+            sender=sender,
+            kind="image",
+            message_id=message_id,
+            media=(Media("image", key, "", key),),
+        )
+        return await self._turn(request, inbound, None)
+
+    async def _turn(
+        self, request: web.Request, inbound: Inbound, fresh: str | None
+    ) -> web.Response:
         try:
             replies = await self.handle(inbound)
         except Throttled as exc:
@@ -163,6 +230,8 @@ class WebChatChannel:
     async def start(self, services: Services) -> None:
         self.mailbox = services.mailbox
         self.clients = services.clients
+        self.photos = services.photos
+        self.shared = services.shared
 
     def reach(self, recipient: Recipient) -> Sequence[Route]:
         """A web citizen: the mailbox their page reads when it is open again."""

@@ -32,6 +32,11 @@ class InvalidText(ValueError):
         super().__init__(INVALID_TEXT)
 
 
+class UnusablePhoto(ValueError):
+    """A file sent as a photo that cannot be kept as one (not a picture, too big, damaged);
+    its message is the sentence the citizen is told."""
+
+
 def clean_text(text: str) -> str:
     """Citizens' text as it is stored: unwanted controls and invisible characters removed,
     CR LF made LF. Raises InvalidText for text that is not valid Unicode at all."""
@@ -79,6 +84,9 @@ class Media:
     kind: Literal["image", "video", "voice"]
     ref: str
     url: str = ""
+    # The key in Minyi's file store once the file is kept there (a web-chat photo at once,
+    # a WeChat or Telegram one after it is fetched).
+    file: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,5 +130,12 @@ def _owned_by(channel: str, external_id: str) -> Select[Case]:
 
 def attachment_rows(channel: str, media: Any) -> list[Attachment]:
     return [
-        Attachment(kind=m.kind, channel=channel, ref=m.ref[:512], url=m.url[:1024]) for m in media
+        Attachment(
+            kind=m.kind,
+            channel=channel,
+            ref=m.ref[:512],
+            url=m.url[:1024],
+            file_key=m.file or None,
+        )
+        for m in media
     ]

@@ -272,6 +272,8 @@ class Attachment(Base):
     """A photo or voice note as its channel keeps it (WeChat MediaId, Telegram file_id, URL)."""
 
     __tablename__ = "attachments"
+    # The fetch job looks only at the last few days' rows.
+    __table_args__ = (Index("ix_attachments_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -280,6 +282,11 @@ class Attachment(Base):
     ref: Mapped[str] = mapped_column(String(512))
     url: Mapped[str] = mapped_column(String(1024), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The photo as Minyi keeps it (storage/files.py; its thumbnail beside it), once it is:
+    # web-chat photos at once, WeChat and Telegram ones when fetched (storage/media_fetch.py).
+    file_key: Mapped[str | None] = mapped_column(String(200))
+    # Fetch attempts for a channel's photo; given up after a few (a WeChat MediaId lasts 3 days).
+    fetch_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Survey(Base):

@@ -166,6 +166,7 @@ def sqlite_settings(tmp_path: object, **overrides: object) -> Settings:
         database_url=f"sqlite+aiosqlite:///{tmp_path}/minyi.db",
         api_token="test-token",
         pii_key=PII_KEY,
+        files_dir=f"{tmp_path}/files",
         **UNLIMITED,
     )
     return base.replace(**overrides)
@@ -201,7 +202,13 @@ def settings_for(request: pytest.FixtureRequest, backend: str, tmp_path: object)
     if backend == "sqlite":
         return sqlite_settings(tmp_path)
     url = request.getfixturevalue("clean_postgres")
-    base = Settings(database_url=url, api_token="test-token", pii_key=PII_KEY, **UNLIMITED)
+    base = Settings(
+        database_url=url,
+        api_token="test-token",
+        pii_key=PII_KEY,
+        files_dir=f"{tmp_path}/files",
+        **UNLIMITED,
+    )
     if backend == "postgres":
         return base
     prefix = request.getfixturevalue("redis_prefix")

@@ -83,6 +83,7 @@ def create_app(
         staff_actions=minyi.staff_threads.act,
         live=minyi.live,
         shared=minyi.shared,
+        files=minyi.files,
     )
     app.add_subapp("/desk", create_desk(desk))
     open311 = Open311Parts(

@@ -69,6 +69,7 @@ from storage.keycheck import KeyMismatch, KeySource
 from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
 from storage.mailbox import DatabaseMailbox
+from storage.photos import PhotoKeeper
 from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
 from storage.relay import Relay
 from storage.shared import DatabaseShared, RedisShared
@@ -403,6 +404,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
             mailbox=DatabaseMailbox(minyi.db, minyi.cipher, minyi.live),
             observed=minyi.metrics.observe,
             clients=minyi.clients,
+            photos=PhotoKeeper(minyi.files),
         )
         parts: list[Channel | StaffTarget] = [*minyi.channels.values(), *minyi.staff_targets]
         for part in parts:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.desk import actions, cases, inbox, live, signin, stats_page
+from bot.desk import actions, cases, inbox, live, photos, signin, stats_page
 from bot.desk.guard import security_headers, signed_in
 from bot.desk.services import DESK, DeskServices
 
@@ -23,6 +23,7 @@ def create_desk(services: DeskServices) -> web.Application:
     router.add_post("/signout", signin.signout)
     router.add_get("/cases", cases.case_list)
     router.add_get("/cases/{code}", cases.case_page)
+    router.add_get("/cases/{code}/photos/{attachment}", photos.photo)
     router.add_post("/cases/{code}/act", actions.act)
     router.add_post("/cases/{code}/link", actions.link)
     router.add_post("/cases/{code}/escalate", actions.escalate_case)

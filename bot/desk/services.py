@@ -14,6 +14,7 @@ from conversation.cases.surveys import SurveyRules
 from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import PiiCipher
+from storage.files import FileStore
 from storage.live import LocalBus
 from storage.uow import UnitOfWork, Units
 
@@ -30,6 +31,7 @@ class DeskServices:
     staff_actions: StaffHandler  # 认领 / 发送 / 结束 in a live conversation (bot/backoffice)
     live: LocalBus  # "thread N changed" notes, for the inbox's live updates
     shared: SharedCache  # a form posted twice (a reload) is taken once
+    files: FileStore  # citizens' photos (storage/files.py)
 
     async def seen_once(self, key: str) -> bool:
         """True the first time `key` is seen (for a day)."""

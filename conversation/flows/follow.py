@@ -108,7 +108,7 @@ async def take_supplement(ctx: Context) -> Outcome:
     command = Supplement(
         code,
         text=text[:2000],
-        attachments=tuple(Media(m.kind, m.ref, m.url) for m in media),
+        attachments=tuple(Media(m.kind, m.ref, m.url, m.file) for m in media),
         location_text=(location.label if location else "")[:200],
         lat=location.lat if location else None,
         lng=location.lng if location else None,

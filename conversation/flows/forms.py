@@ -230,7 +230,9 @@ def _add_photos(ctx: Context, limit: int) -> int:
     ctx.state.data["photos"] = photos
     for media in ctx.inbound.media:
         if media.kind in VISUAL and len(photos) < limit:
-            photos.append({"kind": media.kind, "ref": media.ref, "url": media.url})
+            photos.append(
+                {"kind": media.kind, "ref": media.ref, "url": media.url, "file": media.file}
+            )
     return len(photos)
 
 
@@ -355,7 +357,9 @@ def _submit(ctx: Context, form: FormSpec) -> Outcome:
         location_text=str(location.get("text") or ""),
         lat=location.get("lat"),
         lng=location.get("lng"),
-        attachments=tuple(Media(m["kind"], m["ref"], m.get("url", "")) for m in media),
+        attachments=tuple(
+            Media(m["kind"], m["ref"], m.get("url", ""), m.get("file", "")) for m in media
+        ),
         name=str(data.get("name") or ""),
         phone=str(data.get("phone") or ""),
         answers=answers,
