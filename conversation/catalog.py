@@ -55,6 +55,7 @@ ZH: dict[str, str] = {
     "err.name.digits": "姓名不能只有数字，请写您的名字。",
     "err.phone": "这个号码不对。请发送11位手机号码，例如 13800138000；境外号码请带国家代码，例如 +85291234567。",
     "err.need_text": "这一步请用文字回复。",
+    "voice.type_please": "您的语音收到了，不过我们暂时听不了语音。麻烦您打字写一下，简单几句就可以。",
     "err.photos.text": "请发送照片；发完请回复“完成”，没有照片请回复“跳过”。",
     "err.not_optional": "这一项需要填写，不能跳过。",
     "photos.received": "已收到第{n}张照片。还可以接着发，发完请回复“完成”。",
@@ -367,6 +368,10 @@ EN: dict[str, str] = {
         "13800138000, or an international number with its country code, such as +85291234567."
     ),
     "err.need_text": "Please answer this step in text.",
+    "voice.type_please": (
+        "We got your voice message, but cannot listen to voice messages yet. Please type it "
+        "instead; a few words are enough."
+    ),
     "err.photos.text": "Please send photos, then reply 'done'; with no photos reply 'skip'.",
     "err.not_optional": "This one is needed and cannot be skipped.",
     "photos.received": "Photo {n} received. Send more, or reply 'done'.",

@@ -273,7 +273,10 @@ class Engine:
                 return answered
             if isinstance(valid_description(inbound.text), str):
                 return self._file_free_text(ctx)
-        if inbound.kind in ("image", "video", "location", "voice"):
+        if inbound.kind == "voice":
+            # No transcript (WeChat's recognition is off or retired): ask kindly for words.
+            return Outcome(replies=[menu_reply(ctx, lead=ctx.t("voice.type_please"))])
+        if inbound.kind in ("image", "video", "location"):
             return Outcome(replies=[menu_reply(ctx, lead=self._media_hint(ctx))])
         if ctx.first_contact:
             return Outcome(replies=[menu_reply(ctx, greeting=True)])

@@ -263,7 +263,7 @@ def _take_voice(ctx: Context, form: FormSpec, spec: StepSpec) -> Outcome:
     for media in ctx.inbound.media:
         if media.kind == "voice":
             voices.append({"kind": "voice", "ref": media.ref, "url": media.url})
-    key = "voice.saved" if spec.type == "description" else "err.need_text"
+    key = "voice.saved" if spec.type == "description" else "voice.type_please"
     return Outcome().say(ctx.t(key)).extend(resume(ctx, form))
 
 

@@ -69,6 +69,19 @@ async def test_a_recognised_voice_message_is_taken_as_text(
     assert "类别" in (await citizen_on_wechat.send("voice_recognized")).text  # “我要反映。”
 
 
+async def test_a_voice_note_without_recognition_asks_kindly_for_words(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    at_menu = (await citizen.send("voice")).text
+    assert "暂时听不了语音" in at_menu and "打字" in at_menu and "1 我要反映" in at_menu
+    await citizen.say("我要反映")
+    await citizen.say("4")
+    await citizen.say("小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。")
+    at_place = (await citizen.send("voice")).text
+    assert "暂时听不了语音" in at_place and "地址" in at_place  # the same question again
+
+
 async def test_a_shared_link_becomes_the_description(citizen_on_wechat: WeChatCitizen) -> None:
     reply = (await citizen_on_wechat.send("link")).text
     assert "已经记下" in reply  # free text at the menu starts a filing with it as the description
