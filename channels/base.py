@@ -87,6 +87,22 @@ class Mailbox(Protocol):
         ...
 
 
+class MediaGone(Exception):
+    """The provider no longer has the file (a WeChat MediaId past its 3 days, a Telegram
+    file_id it refuses): asking again will not help."""
+
+
+@runtime_checkable
+class MediaSource(Protocol):
+    """A channel that can fetch what a citizen sent there (a photo) by the ref its `Media` has."""
+
+    name: str
+
+    async def fetch_media(self, ref: str, limit: int) -> bytes:
+        """The file's bytes (at most `limit`); MediaGone, or DeliveryFailed to try later."""
+        ...
+
+
 class PhotoKeeper(Protocol):
     """Cleans an uploaded photo and keeps it (storage/photos.py): the key the case refers to,
     or `conversation.messages.UnusablePhoto` with a sentence for the citizen."""

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from bot.backoffice.citizen_notices import CitizenNotices
 from bot.backoffice.delivery_reports import DeliveryReports
+from bot.backoffice.media_fetch import MediaFetch
 from bot.backoffice.notifier import Notifier
 from bot.backoffice.reach import CitizenReach
 from bot.backoffice.sms_inbox import SmsInbox
@@ -33,6 +34,7 @@ from bot.backoffice.workers import Job, Wakeups, jobs_for
 from channels.base import (
     Channel,
     Handler,
+    MediaSource,
     Parts,
     PhoneTexting,
     Services,
@@ -69,6 +71,7 @@ from storage.keycheck import KeyMismatch, KeySource
 from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
 from storage.mailbox import DatabaseMailbox
+from storage.models import utcnow
 from storage.photos import PhotoKeeper
 from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
 from storage.relay import Relay
@@ -116,6 +119,7 @@ class Minyi:
     limits: RateLimit
     clients: Clients
     files: FileStore
+    photos: PhotoKeeper
     http: aiohttp.ClientSession | None = None
 
 
@@ -292,6 +296,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     )
     metrics = Metrics()
     files = file_store(settings)
+    photos = PhotoKeeper(files)
     limits: RateLimit = RedisRateLimit(redis, keys) if redis is not None else LocalRateLimit()
     handle = limited(
         measured(engine, metrics), limits, settings.rate_sender, cipher.digest, office.catalog
@@ -345,7 +350,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     staff = StaffAlerts(units, staff_targets, office, tz, reach, shared)
     notifier = Notifier(units, citizens, staff)
     relay = Relay(db, cipher, redis, settings.stream)
-    jobs = jobs_for(
+    jobs: tuple[Job, ...] = jobs_for(
         units,
         db,
         relay,
@@ -356,6 +361,10 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         escalation=office.escalation,
         repeats=office.repeats,
     )
+    # Photos sent on WeChat or Telegram, fetched while the provider keeps them.
+    sources = {c.name: c for c in channels.values() if isinstance(c, MediaSource)}
+    jobs += (Job("media-fetch", 15.0, MediaFetch(units, sources, photos, utcnow).run_once),)
+
     return Minyi(
         settings=settings,
         db=db,
@@ -384,6 +393,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         limits=limits,
         clients=Clients(settings.trusted_proxies),
         files=files,
+        photos=photos,
     )
 
 
@@ -404,7 +414,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
             mailbox=DatabaseMailbox(minyi.db, minyi.cipher, minyi.live),
             observed=minyi.metrics.observe,
             clients=minyi.clients,
-            photos=PhotoKeeper(minyi.files),
+            photos=minyi.photos,
         )
         parts: list[Channel | StaffTarget] = [*minyi.channels.values(), *minyi.staff_targets]
         for part in parts:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from ..access_token import AccessTokens
-from ..base import DeliveryFailed, RecipientUnreachable
+from ..base import DeliveryFailed, MediaGone, RecipientUnreachable
 from .token import TOKEN_ERRORS
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,8 @@ UNREACHABLE = {
     43101: "the citizen refused these messages",
     40003: "not an openid of this account",
 }
+# media/get: the MediaId is unknown or past its 3 days.
+MEDIA_GONE = frozenset({40007, 46001})
 # Errors worth retrying later, and when.
 RETRY_AFTER = {-1: 5.0, 45009: 3600.0, 45011: 60.0}
 
@@ -70,6 +72,49 @@ class WeChatApi:
         )
         raise_for(answer, "message/template/send")
         return str(answer.get("msgid", ""))
+
+    async def download(self, media_id: str, limit: int) -> bytes:
+        """A temporary medium a citizen sent (`media/get`), refreshing a refused token once."""
+        token = await self.tokens.current()
+        found = await self._get_media(token, media_id, limit)
+        if isinstance(found, dict) and errcode(found) in TOKEN_ERRORS:
+            token = await self.tokens.refresh(stale=token)
+            found = await self._get_media(token, media_id, limit)
+        if isinstance(found, bytes):
+            return found
+        if errcode(found) in MEDIA_GONE:
+            raise MediaGone(f"media/get: wechat {errcode(found)} {found.get('errmsg', '')}")
+        raise_for(found, "media/get")
+        raise DeliveryFailed("media/get: neither a file nor an error", retry_after=60)
+
+    async def _get_media(self, token: str, media_id: str, limit: int) -> bytes | dict[str, Any]:
+        """The file, or WeChat's JSON error (sent as text/plain or application/json)."""
+        try:
+            async with self.http.get(
+                self.base + "media/get",
+                params={"access_token": token, "media_id": media_id},
+                timeout=self.timeout,
+            ) as response:
+                if response.status != 200:
+                    raise DeliveryFailed(f"media/get: HTTP {response.status}", retry_after=60)
+                if response.content_length is not None and response.content_length > limit:
+                    raise MediaGone(f"media/get: {response.content_length} bytes, over {limit}")
+                body = await response.content.read(limit + 1)
+                while len(body) <= limit:
+                    more = await response.content.read(limit + 1 - len(body))
+                    if not more:
+                        break
+                    body += more
+                if len(body) > limit:
+                    raise MediaGone(f"media/get: over {limit} bytes")
+                if response.content_type in ("application/json", "text/plain"):
+                    answer = json.loads(body)
+                    if not isinstance(answer, dict):
+                        raise ValueError("not a JSON object")
+                    return answer
+                return body
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise DeliveryFailed(f"media/get: {type(exc).__name__}", retry_after=60) from None
 
     async def _post(self, path: str, token: str, payload: dict[str, Any]) -> dict[str, Any]:
         # Chinese as UTF-8, not \u escapes: some WeChat endpoints show escapes literally.

@@ -118,6 +118,10 @@ class WeChatChannel:
             client_msg_id(idempotency_key),
         )
 
+    async def fetch_media(self, ref: str, limit: int) -> bytes:
+        """A photo the citizen sent, while its MediaId lasts (3 days)."""
+        return await self.api.download(ref, limit)
+
     async def push_menu(self, menu: Mapping[str, Any]) -> dict[str, Any]:
         """`menu/create`; WeChat's answer as it came ({"errcode": 0, "errmsg": "ok"})."""
         return await self.api.call("menu/create", dict(menu))

@@ -207,7 +207,9 @@ class FakeWeChatApi:
         self.offset = 0.0  # seconds added to the real clock by elapse()
         self._changed = asyncio.Condition()
         self.app = web.Application()
+        self.media: dict[str, bytes] = {}  # temporary media citizens sent, by MediaId
         self.app.router.add_post("/cgi-bin/stable_token", self._stable_token)
+        self.app.router.add_get("/cgi-bin/media/get", self._media_get)
         self.app.router.add_post("/cgi-bin/{path:.+}", self._api)
 
     def of(self, path: str) -> list[Call]:
@@ -290,6 +292,19 @@ class FakeWeChatApi:
         answer = self._answer(path, call, request.query.get("access_token", ""))
         call.errcode = int(answer.get("errcode", 0))
         return web.json_response(answer)
+
+    async def _media_get(self, request: web.Request) -> web.Response:
+        """A medium as WeChat serves it: the file, or its JSON error as text/plain."""
+        call = await self._record("media/get", request)
+        token = request.query.get("access_token", "")
+        if token in self.refused or token != self.current:
+            error: dict[str, Any] = {"errcode": self.refused.get(token, 40001), "errmsg": "invalid"}
+        elif (found := self.media.get(request.query.get("media_id", ""))) is not None:
+            return web.Response(body=found, content_type="image/jpeg")
+        else:
+            error = {"errcode": 40007, "errmsg": "invalid media_id"}
+        call.errcode = error["errcode"]
+        return web.Response(text=json.dumps(error), content_type="text/plain")
 
     def _answer(self, path: str, call: Call, token: str) -> dict[str, Any]:
         if token in self.refused or token != self.current:
