@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from telegram import Bot, ReplyParameters, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import Application
 
 from conversation.messages import Inbound, Reply
@@ -19,6 +19,7 @@ from conversation.messages import Inbound, Reply
 from ..base import (
     DeliveryFailed,
     Handler,
+    MediaGone,
     Notice,
     Recipient,
     RecipientUnreachable,
@@ -107,6 +108,21 @@ class TelegramChannel:
         if self.application is None:
             raise RuntimeError("the Telegram channel is not started")
         return self.application.bot
+
+    async def fetch_media(self, ref: str, limit: int) -> bytes:
+        """A photo the citizen sent (getFile, then the file), while Telegram keeps it."""
+        try:
+            found = await self.bot.get_file(ref)
+            if found.file_size is not None and found.file_size > limit:
+                raise MediaGone(f"getFile: {found.file_size} bytes, over {limit}")
+            data = bytes(await found.download_as_bytearray())
+        except BadRequest as exc:  # "invalid file_id", "file is too big"
+            raise MediaGone(f"getFile: {redact(str(exc))}") from None
+        except TelegramError as exc:
+            raise DeliveryFailed(f"getFile: {redact(str(exc))}", retry_after=60) from None
+        if len(data) > limit:
+            raise MediaGone(f"getFile: over {limit} bytes")
+        return data
 
     # -- out: the notifier's entry -------------------------------------------------------------
 

@@ -57,6 +57,8 @@ class FakeBotApi:
     webhook: dict[str, Any] = field(default_factory=dict)
     # getChatMember's answer per user id ("member" when not listed): "left", "kicked", …
     members: dict[int, str] = field(default_factory=dict)
+    # Files citizens sent, by file_id (getFile, then /file/bot<token>/<file_path>).
+    files: dict[str, bytes] = field(default_factory=dict)
     # Per method: [calls still to let through, status, answer] for each scripted failure.
     _failures: dict[str, list[list[Any]]] = field(default_factory=dict)
     _message_id: int = 1000
@@ -66,6 +68,7 @@ class FakeBotApi:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/photos/{file_id}", self._file)
         return app
 
     # -- scripting ---------------------------------------------------------------------------
@@ -152,8 +155,16 @@ class FakeBotApi:
         call.result = self._result(method, params)
         return _answer(200, {"ok": True, "result": call.result})
 
+    async def _file(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["file_id"])
+        if request.match_info["token"] != self.token or found is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=found, content_type="application/octet-stream")
+
     def _refusal(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """Telegram's own answer to a call that breaks its rules, or None."""
+        if method == "getFile" and str(params.get("file_id")) not in self.files:
+            return _error(400, "Bad Request: invalid file_id")
         if method in ("sendMessage", "editMessageText"):
             units = len(str(params.get("text", "")).encode("utf-16-le")) // 2
             if units > MAX_TEXT:
@@ -225,6 +236,14 @@ class FakeBotApi:
             if params.get("reply_markup"):
                 message["reply_markup"] = params["reply_markup"]
             return message
+        if method == "getFile":
+            file_id = str(params["file_id"])
+            return {
+                "file_id": file_id,
+                "file_unique_id": "u" + file_id[-12:],
+                "file_size": len(self.files[file_id]),
+                "file_path": f"photos/{file_id}",
+            }
         if method == "getChatMember":
             user_id = int(params["user_id"])
             return {
