@@ -80,6 +80,8 @@ class RelayToStaff:
 
     thread: int
     text: str
+    # Photos sent in the thread: kept with the thread's case, linked from the words.
+    photos: tuple[Media, ...] = ()
 
 
 @dataclass(frozen=True)

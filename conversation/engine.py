@@ -190,7 +190,8 @@ class Engine:
             idle = now - state.updated_at
             results = Results()
             if state.staff_thread is not None and inbound.kind != "event":
-                relay = RelayToStaff(state.staff_thread, relayed_words(ctx))
+                photos = tuple(m for m in inbound.media if m.kind == "image")
+                relay = RelayToStaff(state.staff_thread, relayed_words(ctx), photos)
                 results = await turn.apply([relay], inbound)
                 if results.values.get("relayed"):
                     outcome = Outcome()  # the staff member answers, not the bot

@@ -53,7 +53,9 @@ class CommandHandler:
                     results = results.with_value("review", await self.review(command, inbound))
                 case RelayToStaff():
                     key = inbound.message_id or uuid.uuid4().hex
-                    relayed = await relay_from_citizen(self.uow, command.thread, command.text, key)
+                    relayed = await relay_from_citizen(
+                        self.uow, command.thread, command.text, key, command.photos
+                    )
                     results = results.with_value("relayed", relayed)
                 case SendProofCode():
                     answer = await Proofs(self.uow).send_code(command, inbound)

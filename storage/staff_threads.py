@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversation.messages import Media
+
+from .cases import attachment_rows
 from .models import Case, Identity, Notification, StaffThread, StaffThreadMessage
 from .people import insert_ignoring_duplicates
 from .uow import UnitOfWork
@@ -59,15 +64,31 @@ async def active_for(session: AsyncSession, channel: str, external_id: str) -> S
     )
 
 
-async def relay_from_citizen(uow: UnitOfWork, thread_id: int, text: str, message_id: str) -> bool:
+async def relay_from_citizen(
+    uow: UnitOfWork,
+    thread_id: int,
+    text: str,
+    message_id: str,
+    photos: Sequence[Media] = (),
+) -> bool:
     """The citizen wrote while a staff member has them: onto the case's timeline, and queued
-    for the staff front ends of the thread. False when the thread has ended (or never was)."""
+    for the staff front ends of the thread. False when the thread has ended (or never was).
+
+    Photos become the case's attachments (fetched from the channel like any other) and the
+    words link to each on the desk; a thread without a case has nowhere to keep them."""
     thread = await uow.session.get(StaffThread, thread_id)
     if thread is None or thread.done_at is not None:
         return False
     case = None
     if thread.case_id is not None:
         case = await uow.session.get(Case, thread.case_id, with_for_update=uow.db.is_postgres)
+    if case is not None and photos:
+        rows = attachment_rows(thread.channel, photos)
+        for row in rows:
+            row.case_id = case.id
+            uow.session.add(row)
+        await uow.session.flush()  # the ids, for the links
+        text = " ".join([text, *(photo_path(case.code, row.id) for row in rows)])
     if case is not None:
         await uow.events.append(
             case, "citizen.message", f"citizen:{thread.channel}", {"text": text}
@@ -81,6 +102,11 @@ async def relay_from_citizen(uow: UnitOfWork, thread_id: int, text: str, message
         {"thread": thread.id, "text": text},
     )
     return True
+
+
+def photo_path(code: str, attachment_id: int) -> str:
+    """Where the desk shows one of a case's photos (bot/desk/photos.py)."""
+    return f"/desk/cases/{code}/photos/{attachment_id}"
 
 
 async def latest_for_case(session: AsyncSession, case_id: int) -> StaffThread | None:

@@ -347,7 +347,9 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         expect_rating=engine.expect_rating,
         phone=phone,
     )
-    staff = StaffAlerts(units, staff_targets, office, tz, reach, shared)
+    staff = StaffAlerts(
+        units, staff_targets, office, tz, reach, shared, desk_url=settings.public_url or ""
+    )
     notifier = Notifier(units, citizens, staff)
     relay = Relay(db, cipher, redis, settings.stream)
     jobs: tuple[Job, ...] = jobs_for(

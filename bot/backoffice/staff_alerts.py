@@ -43,7 +43,10 @@ class StaffAlerts:
         tz: tzinfo,
         reach: CitizenReach,
         shared: SharedCache,
+        desk_url: str = "",
     ) -> None:
+        # MINYI_PUBLIC_URL: photo links in relayed words open the desk from WeCom or Telegram.
+        self.desk_url = desk_url.rstrip("/")
         self.units = units
         self.targets = list(targets)
         self.office = office
@@ -211,7 +214,10 @@ class StaffAlerts:
                 row.claimed_user if row else "",
                 case.code if case else "",
             )
-            text = t("staff.group.citizen_says", text=mask_phones(str(job.payload.get("text", ""))))
+            said = mask_phones(str(job.payload.get("text", "")))
+            if self.desk_url:
+                said = said.replace(" /desk/cases/", f" {self.desk_url}/desk/cases/")
+            text = t("staff.group.citizen_says", text=said)
         error = ""  # the desk has the words already (stored with the thread); these are the rest
         for target in self.threads:
             try:

@@ -4,6 +4,7 @@ and the WeCom app see (bot/backoffice/staff_threads.py does the work for all thr
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,13 +109,22 @@ async def thread_page(request: web.Request, notices: tuple[str, ...] = ()) -> we
         request,
         template,
         thread=view,
-        said=said,
+        said=[(author, name, *split_photos(text)) for author, name, text in said],
         notices=notices,
         may_talk=staff.role in TALKERS,
         canned=services.office.staff.canned,
         nonce=secrets.token_urlsafe(12),
         w=words,
     )
+
+
+# A photo the citizen sent in the thread, as the relay links it (storage/staff_threads.py).
+PHOTO_PATH = re.compile(r" ?(/desk/cases/XF\d{8}-[0-9A-Z]{6}/photos/\d{1,12})")
+
+
+def split_photos(text: str) -> tuple[str, list[str]]:
+    """The words, and the desk paths of the photos they link (shown as thumbnails)."""
+    return PHOTO_PATH.sub("", text), PHOTO_PATH.findall(text)
 
 
 async def act(request: web.Request) -> web.Response:

@@ -237,3 +237,20 @@ async def test_a_supervision_alert_goes_to_its_levels_people(
     assert not [t for t in fake_wecom.texts_to(ZHANG) if "督办升级" in t]  # not at this level
     # The deadline alerts themselves still go to everyone on duty.
     assert [t for t in fake_wecom.texts_to(ZHANG) if "已超期" in t]
+
+
+async def test_a_photo_in_the_thread_reaches_wecom_as_a_link_to_the_desk(
+    aiohttp_client: Any, settings: Settings, fake_wecom: FakeWeComApi
+) -> None:
+    public = settings.replace(**wecom_env(fake_wecom.base), public_url="https://minyi.example.cn")
+    client: TestClient = await aiohttp_client(create_app(public, workers=False))
+    async with client.server.app[MINYI].units() as uow:
+        await StaffAccounts(uow.session).add("zhangsan", "张三丰", "staff", "x", wecom_userid=ZHANG)
+        await uow.commit()
+    citizen, code = await filed(client)
+    assert await WeComMember(client, ZHANG).says(f"认领 {code}") == 200
+    await drain(client)
+    assert await citizen.photo("wx-media-7") == ""  # to the person, not the bot
+    await drain(client)
+    relayed = fake_wecom.texts_to(ZHANG)[-1]
+    assert relayed.startswith(f"💬 群众：[照片] https://minyi.example.cn/desk/cases/{code}/photos/")

@@ -17,6 +17,7 @@ from storage.lifecycle import record_progress
 from storage.models import Attachment, utcnow
 from storage.photos import thumbnail_key
 from tests.desk.conftest import ASSIGN_PARKS, runtime_of, signed_in, uow_of
+from tests.desk.test_inbox import act, drain, thread_id
 from tests.photo_samples import encoded, jpeg_with_gps
 from tests.web_citizen import CASE_CODE, WebCitizen
 
@@ -173,3 +174,27 @@ async def test_only_an_open_chat_sends_photos_and_not_without_end(desk: TestClie
     neighbour = WebCitizen(desk)
     await neighbour.say("菜单")
     assert (await upload(neighbour, small))[0] == 200
+
+
+async def test_a_photo_sent_to_a_staff_member_is_kept_and_shown_in_the_thread(
+    desk: TestClient,
+) -> None:
+    citizen = WebCitizen(desk)
+    code = await citizen.file_a_matter()
+    await citizen.say("人工")
+    await drain(desk)
+    await signed_in(desk, "intake")
+    thread = await thread_id(desk)
+    await act(desk, thread, "claim")
+
+    status, answer = await upload(citizen, jpeg_with_gps())
+    assert status == 200 and answer["replies"] == []  # to the person, not the bot
+    [photo] = await kept_photos(desk, code)
+    assert photo.file_key and photo.channel == "webchat"
+
+    await signed_in(desk, "intake")
+    messages = await (await desk.get(f"/desk/threads/{thread}?part=messages")).text()
+    path = f"/desk/cases/{code}/photos/{photo.id}"
+    assert f'href="{path}"' in messages and f'src="{path}?size=thumb"' in messages
+    assert "[照片]" in messages
+    assert (await desk.get(path)).content_type == "image/jpeg"
