@@ -144,6 +144,13 @@ class Settings:
     office_config: str | None = _spec("MINYI_OFFICE_CONFIG", existing_file)
     # Citizens' photos (storage/files.py); unset = beside the SQLite file, else ./minyi-files.
     files_dir: str | None = _spec("MINYI_FILES_DIR")
+    # An S3-compatible bucket instead (MinIO, OSS, COS): set the bucket and its keys.
+    files_s3_bucket: str | None = _spec("MINYI_FILES_S3_BUCKET")
+    files_s3_endpoint: str | None = _spec("MINYI_FILES_S3_ENDPOINT", url("http", "https"))
+    files_s3_region: str = _spec("MINYI_FILES_S3_REGION", default="us-east-1")
+    files_s3_access_key: str | None = _spec("MINYI_FILES_S3_ACCESS_KEY")
+    files_s3_secret_key: str | None = _spec("MINYI_FILES_S3_SECRET_KEY")
+    files_s3_prefix: str = _spec("MINYI_FILES_S3_PREFIX", default="")
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
     session_hours: int = _spec("MINYI_SESSION_HOURS", number(int, 1, 24 * 30), 24)
     survey_scale: int = _spec("MINYI_SURVEY_SCALE", _scale, 3)
@@ -212,6 +219,12 @@ def load_settings(
             raw[spec.env] = str(given)
     core = {k: v for k, v in read(CORE_SPECS, raw).items() if v is not None}
     settings = Settings(**core, channel_values=read(tuple(CHANNEL_SPECS.values()), raw))
+    if settings.files_s3_bucket and not (
+        settings.files_s3_access_key and settings.files_s3_secret_key
+    ):
+        raise SettingsError(
+            "MINYI_FILES_S3_BUCKET: needs MINYI_FILES_S3_ACCESS_KEY and MINYI_FILES_S3_SECRET_KEY"
+        )
     if not settings.is_embedded_database and not settings.pii_key:
         raise SettingsError("MINYI_PII_KEY: required with PostgreSQL (32 random bytes, base64)")
     return settings

@@ -75,6 +75,7 @@ from storage.models import utcnow
 from storage.photos import PhotoKeeper
 from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
 from storage.relay import Relay
+from storage.s3_files import S3FileStore
 from storage.shared import DatabaseShared, RedisShared
 from storage.uow import Committed, Units
 
@@ -181,7 +182,17 @@ def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
 
 
 def file_store(settings: Settings) -> FileStore:
-    """Where photos are kept: MINYI_FILES_DIR, or the default beside the database."""
+    """Where photos are kept: an S3-compatible bucket when one is set, else MINYI_FILES_DIR, or
+    the default beside the database."""
+    if settings.files_s3_bucket:
+        return S3FileStore(
+            settings.files_s3_bucket,
+            endpoint_url=settings.files_s3_endpoint,
+            region=settings.files_s3_region,
+            access_key=settings.files_s3_access_key or "",
+            secret_key=settings.files_s3_secret_key or "",
+            prefix=settings.files_s3_prefix,
+        )
     if settings.files_dir:
         return LocalFileStore(Path(settings.files_dir).resolve())
     return LocalFileStore(files_dir_for(settings.database_url))
@@ -407,6 +418,8 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
         await prepare_schema(minyi.db)
         await check_key(minyi.db, minyi.cipher, minyi.key_source)
         await minyi.live.start()
+        if isinstance(minyi.files, S3FileStore):
+            await minyi.files.start()
         minyi.http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
         services = Services(
             http=minyi.http,
@@ -432,6 +445,8 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
                 except Exception:
                     log.exception("closing %s failed", part.name)
         await minyi.live.close()
+        if isinstance(minyi.files, S3FileStore):
+            await minyi.files.close()
         if minyi.http is not None:
             await minyi.http.close()
         if minyi.redis is not None:
