@@ -51,7 +51,8 @@ class MediaFetch:
                         Attachment.created_at >= self.clock() - WINDOW,
                         Attachment.fetch_tries < MAX_TRIES,
                     )
-                    .order_by(Attachment.id)
+                    # Photos not tried yet first: one that keeps failing does not hold them up.
+                    .order_by(Attachment.fetch_tries, Attachment.id)
                     .limit(BATCH)
                 )
             )

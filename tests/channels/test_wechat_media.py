@@ -83,3 +83,18 @@ async def test_what_wechat_serves_that_is_not_a_photo_is_given_up(
         (None, MAX_TRIES),
         (None, MAX_TRIES),
     ]
+
+
+async def test_a_failed_download_is_tried_again_later(
+    citizen_on_wechat: WeChatCitizen, fake_wechat: FakeWeChatApi
+) -> None:
+    fake_wechat.media[MEDIA_ID] = jpeg_with_gps()
+    fake_wechat.media_down = True
+    await file_with_photos(citizen_on_wechat)
+    assert await fetch_photos(citizen_on_wechat) == 0
+    kept, _ = await attachments(citizen_on_wechat)
+    assert (kept.file_key, kept.fetch_tries) == (None, 1)
+    fake_wechat.media_down = False
+    assert await fetch_photos(citizen_on_wechat) == 1
+    kept, _ = await attachments(citizen_on_wechat)
+    assert kept.file_key is not None

@@ -208,6 +208,7 @@ class FakeWeChatApi:
         self._changed = asyncio.Condition()
         self.app = web.Application()
         self.media: dict[str, bytes] = {}  # temporary media citizens sent, by MediaId
+        self.media_down = False  # media/get answers 502 (WeChat's gateway having a bad minute)
         self.app.router.add_post("/cgi-bin/stable_token", self._stable_token)
         self.app.router.add_get("/cgi-bin/media/get", self._media_get)
         self.app.router.add_post("/cgi-bin/{path:.+}", self._api)
@@ -296,6 +297,8 @@ class FakeWeChatApi:
     async def _media_get(self, request: web.Request) -> web.Response:
         """A medium as WeChat serves it: the file, or its JSON error as text/plain."""
         call = await self._record("media/get", request)
+        if self.media_down:
+            return web.Response(status=502, text="Bad Gateway")
         token = request.query.get("access_token", "")
         if token in self.refused or token != self.current:
             error: dict[str, Any] = {"errcode": self.refused.get(token, 40001), "errmsg": "invalid"}
