@@ -12,6 +12,8 @@ from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
+from .crypto import PiiCipher
+
 # Keys are made by Minyi (photos/<random>.jpg), never by a citizen; the rule still keeps any key
 # inside the store's directory: no "..", no absolute paths, nothing but these characters.
 KEY_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}){0,4}")
@@ -103,3 +105,38 @@ class LocalFileStore:
 
 def _type_path(path: Path) -> Path:
     return path.with_name(path.name + ".type")
+
+
+class SealedFileStore:
+    """Any store, with every file encrypted under the personal-data key (MINYI_PII_KEY) before
+    it leaves the process: a copied directory or a leaked bucket shows no photo. `minyi keys
+    rotate` re-seals them (`reseal`)."""
+
+    def __init__(self, inner: FileStore, cipher: PiiCipher) -> None:
+        self.inner = inner
+        self.cipher = cipher
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        sealed = self.cipher.encrypt_bytes(data, _field(check_key(key)))
+        await self.inner.put(key, sealed, content_type)
+
+    async def get(self, key: str) -> StoredFile | None:
+        found = await self.inner.get(key)
+        if found is None:
+            return None
+        return StoredFile(self.cipher.decrypt_bytes(found.data, _field(key)), found.content_type)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def reseal(self, key: str) -> bool:
+        """Encrypt the file again under the current key, if it is not already; True if it was."""
+        found = await self.inner.get(key)
+        if found is None or self.cipher.sealed_by_current(found.data, _field(key)):
+            return False
+        await self.put(key, self.cipher.decrypt_bytes(found.data, _field(key)), found.content_type)
+        return True
+
+
+def _field(key: str) -> str:
+    return f"file:{key}"

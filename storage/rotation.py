@@ -17,8 +17,10 @@ from sqlalchemy import func, select
 
 from .crypto import PiiCipher
 from .db import Database
+from .files import SealedFileStore
 from .keycheck import SEALED, KeyMismatch, set_check, stored_check
-from .models import Case, Citizen, Survey
+from .models import Attachment, Case, Citizen, Survey
+from .photos import thumbnail_key
 
 Progress = Callable[[str, int, int], None]  # table, rows done, rows in the table
 
@@ -41,7 +43,12 @@ def _by_table() -> dict[Any, list[tuple[str, str]]]:
 
 
 async def rotate(
-    db: Database, cipher: PiiCipher, *, batch: int = 500, progress: Progress | None = None
+    db: Database,
+    cipher: PiiCipher,
+    *,
+    batch: int = 500,
+    progress: Progress | None = None,
+    files: SealedFileStore | None = None,
 ) -> Rotated:
     if cipher.old_check is None:
         raise KeyMismatch("MINYI_PII_KEY_OLD: set it to the key in use now to rotate from it")
@@ -54,6 +61,8 @@ async def rotate(
     for model, columns in _by_table().items():
         await _reseal(db, cipher, model, columns, batch, progress, done)
     await _rehash_surveys(db, cipher, batch, progress, done)
+    if files is not None:
+        await _reseal_files(db, files, batch, progress, done)
     async with db.session() as session:
         await set_check(session, cipher.check)
         await session.commit()
@@ -98,6 +107,40 @@ async def _reseal(
         done.rows += len(rows)
         if progress is not None:
             progress(model.__tablename__, seen, total)
+
+
+async def _reseal_files(
+    db: Database, files: SealedFileStore, batch: int, progress: Progress | None, done: Rotated
+) -> None:
+    """Citizens' photos and their thumbnails, sealed again under the new key."""
+    async with db.session() as session:
+        total = (
+            await session.scalar(
+                select(func.count()).select_from(Attachment).where(Attachment.file_key.is_not(None))
+            )
+            or 0
+        )
+    seen, last = 0, 0
+    while True:
+        async with db.session() as session:
+            rows = list(
+                await session.execute(
+                    select(Attachment.id, Attachment.file_key)
+                    .where(Attachment.file_key.is_not(None), Attachment.id > last)
+                    .order_by(Attachment.id)
+                    .limit(batch)
+                )
+            )
+        if not rows:
+            break
+        for _, key in rows:
+            for each in (str(key), thumbnail_key(str(key))):
+                done.resealed += await files.reseal(each)
+        last = rows[-1][0]
+        seen += len(rows)
+        done.rows += len(rows)
+        if progress is not None:
+            progress("attachments (files)", seen, total)
 
 
 async def _rehash_surveys(

@@ -98,7 +98,7 @@ async def test_the_app_keeps_photos_in_the_bucket_when_one_is_set(
         files_s3_secret_key=KEYS["secret_key"],
     )
     async with open_minyi(settings) as minyi:
-        assert isinstance(minyi.files, S3FileStore)
+        assert isinstance(minyi.files.inner, S3FileStore)
         key = await minyi.photos.keep(jpeg_with_gps())
         assert await minyi.files.get(key) is not None
         assert await minyi.files.get(thumbnail_key(key)) is not None

@@ -21,10 +21,12 @@ from bot.app.settings import Settings, SettingsError
 from bot.app.web import create_app
 from bot.app.wiring import open_minyi, pii_cipher
 from storage.crypto import PiiCipher, parse_key
-from storage.models import Case, Citizen, KeyCheck
+from storage.models import Attachment, Case, Citizen, KeyCheck
+from storage.photos import thumbnail_key
 from storage.rotation import rotate
 from tests.conftest import PII_KEY
 from tests.conftest import Citizen as Talker
+from tests.photo_samples import jpeg_with_gps
 
 OTHER_KEY = base64.urlsafe_b64encode(b"o" * 32).decode()
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
@@ -180,3 +182,26 @@ async def test_the_embedded_database_files_are_private(tmp_path: Path) -> None:
 
 def file_modes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+
+
+async def test_rotation_reseals_the_citizens_photos(database_settings: Settings) -> None:
+    await file_one(database_settings)
+    async with open_minyi(database_settings) as rt:
+        key = await rt.photos.keep(jpeg_with_gps())
+        async with rt.units() as uow:
+            case = await uow.session.scalar(select(Case).limit(1))
+            assert case is not None
+            uow.session.add(
+                Attachment(case_id=case.id, kind="image", channel="webchat", ref=key, file_key=key)
+            )
+            await uow.commit()
+        before = await rt.files.get(key)
+    assert before is not None
+    rotating = database_settings.replace(pii_key=OTHER_KEY, pii_key_old=PII_KEY)
+    out = io.StringIO()
+    assert await key_rotation.run(rotating, argparse.Namespace(batch=1), out=out) == 0
+    assert "attachments (files): 1/1" in out.getvalue()
+    async with open_minyi(database_settings.replace(pii_key=OTHER_KEY)) as rt:
+        after = await rt.files.get(key)
+        thumb = await rt.files.get(thumbnail_key(key))
+    assert after is not None and after.data == before.data and thumb is not None

@@ -7,10 +7,11 @@ import sys
 from typing import TextIO
 
 from bot.app.settings import Settings, SettingsError
-from bot.app.wiring import pii_cipher, prepare_schema
+from bot.app.wiring import file_store, pii_cipher, prepare_schema
 from storage.db import Database
 from storage.keycheck import KeyMismatch
 from storage.rotation import rotate
+from storage.s3_files import S3FileStore
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,12 +47,18 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
         shown["table"] = table
         out.flush()
 
+    files = file_store(settings, cipher)  # the photos are sealed with the key too
+    bucket = files.inner if isinstance(files.inner, S3FileStore) else None
     try:
         await prepare_schema(db)
-        done = await rotate(db, cipher, batch=max(1, args.batch), progress=progress)
+        if bucket is not None:
+            await bucket.start()
+        done = await rotate(db, cipher, batch=max(1, args.batch), progress=progress, files=files)
     except KeyMismatch as exc:
         raise SettingsError(str(exc)) from None
     finally:
+        if bucket is not None:
+            await bucket.close()
         await db.dispose()
     out.write(
         f"rotated: {done.rows} rows read, {done.resealed} values re-encrypted, "

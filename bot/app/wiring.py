@@ -66,7 +66,7 @@ from storage.crypto import (
     write_key_file,
 )
 from storage.db import Database
-from storage.files import FileStore, LocalFileStore, files_dir_for
+from storage.files import FileStore, LocalFileStore, SealedFileStore, files_dir_for
 from storage.keycheck import KeyMismatch, KeySource
 from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
@@ -119,7 +119,7 @@ class Minyi:
     handle: Handler
     limits: RateLimit
     clients: Clients
-    files: FileStore
+    files: SealedFileStore
     photos: PhotoKeeper
     http: aiohttp.ClientSession | None = None
 
@@ -181,11 +181,12 @@ def after_commit(wakeups: Wakeups, live: LocalBus) -> Committed:
     return committed
 
 
-def file_store(settings: Settings) -> FileStore:
-    """Where photos are kept: an S3-compatible bucket when one is set, else MINYI_FILES_DIR, or
-    the default beside the database."""
+def file_store(settings: Settings, cipher: PiiCipher) -> SealedFileStore:
+    """Where photos are kept, each sealed with the personal-data key: an S3-compatible bucket
+    when one is set, else MINYI_FILES_DIR, or the default beside the database."""
+    inner: FileStore
     if settings.files_s3_bucket:
-        return S3FileStore(
+        inner = S3FileStore(
             settings.files_s3_bucket,
             endpoint_url=settings.files_s3_endpoint,
             region=settings.files_s3_region,
@@ -193,9 +194,11 @@ def file_store(settings: Settings) -> FileStore:
             secret_key=settings.files_s3_secret_key or "",
             prefix=settings.files_s3_prefix,
         )
-    if settings.files_dir:
-        return LocalFileStore(Path(settings.files_dir).resolve())
-    return LocalFileStore(files_dir_for(settings.database_url))
+    elif settings.files_dir:
+        inner = LocalFileStore(Path(settings.files_dir).resolve())
+    else:
+        inner = LocalFileStore(files_dir_for(settings.database_url))
+    return SealedFileStore(inner, cipher)
 
 
 def pii_cipher(settings: Settings, db: Database) -> tuple[PiiCipher, KeySource]:
@@ -306,7 +309,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         rating_scale=settings.survey_scale,
     )
     metrics = Metrics()
-    files = file_store(settings)
+    files = file_store(settings, cipher)
     photos = PhotoKeeper(files)
     limits: RateLimit = RedisRateLimit(redis, keys) if redis is not None else LocalRateLimit()
     handle = limited(
@@ -418,8 +421,8 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
         await prepare_schema(minyi.db)
         await check_key(minyi.db, minyi.cipher, minyi.key_source)
         await minyi.live.start()
-        if isinstance(minyi.files, S3FileStore):
-            await minyi.files.start()
+        if isinstance(minyi.files.inner, S3FileStore):
+            await minyi.files.inner.start()
         minyi.http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
         services = Services(
             http=minyi.http,
@@ -445,8 +448,8 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
                 except Exception:
                     log.exception("closing %s failed", part.name)
         await minyi.live.close()
-        if isinstance(minyi.files, S3FileStore):
-            await minyi.files.close()
+        if isinstance(minyi.files.inner, S3FileStore):
+            await minyi.files.inner.close()
         if minyi.http is not None:
             await minyi.http.close()
         if minyi.redis is not None:
