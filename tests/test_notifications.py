@@ -473,3 +473,36 @@ async def test_with_workers_running_the_loop_closes_by_itself(
         await asyncio.sleep(0.02)
     assert [e["type"] for e in events] == ["case.submitted", "case.updated"]
     assert len(pending) == 1 and "已受理" in pending[0]["text"]
+
+
+async def test_a_notice_sent_while_the_database_restarts_is_recorded_not_sent_again(
+    database_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13's soak: PostgreSQL restarted between a WeChat notice going out and its record;
+    the job stayed leased and, 120 s later, the citizen got the notice a second time. The
+    record is now retried while the database comes back."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.backoffice import recording
+
+    wechat = ScriptedChannel("wechat", ["msg-1"])
+    async with await runtime_with(database_settings, wechat) as runtime:
+        code = await file_on(runtime, "wechat", "openid-restart")
+        await accept(runtime, code)
+        citizens = runtime.notifier.citizens
+        record_once = citizens._record_once
+        failures = [2]  # the connection is cut twice, as by a restart
+
+        async def cut_then_record(*args: Any, **kwargs: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise DBAPIError("UPDATE notifications …", None, ConnectionError("closed"))
+            await record_once(*args, **kwargs)
+
+        citizens._record_once = cut_then_record  # type: ignore[method-assign]
+        monkeypatch.setattr(recording, "PAUSES", (0.01, 0.01, 0.01))
+        await drain(runtime)
+        async with runtime.db.session() as session:
+            jobs = list(await session.scalars(select(Notification)))
+        assert [j.status for j in jobs if j.topic == "accepted"] == ["sent"]
+    assert len(wechat.sent) == 1 and failures == [0]

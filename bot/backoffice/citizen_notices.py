@@ -25,6 +25,7 @@ from storage.models import Case, Citizen, Identity, Notification, StaffThread, S
 from storage.uow import UnitOfWork, Units
 
 from .reach import Attempt, CitizenReach
+from .recording import record_surely
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,14 @@ class CitizenNotices:
     # -- recording the outcome -----------------------------------------------------------------
 
     async def _record(self, job_id: int, attempts: list[Attempt], *, alert_staff: bool) -> None:
+        await record_surely(
+            lambda: self._record_once(job_id, attempts, alert_staff=alert_staff),
+            f"notification {job_id}",
+        )
+
+    async def _record_once(
+        self, job_id: int, attempts: list[Attempt], *, alert_staff: bool
+    ) -> None:
         async with self.units() as uow:
             job = await uow.notifications.get(job_id)
             assert job is not None
