@@ -33,6 +33,7 @@ from conversation.commands import (
 from conversation.messages import Inbound, Media
 from conversation.ports import CaseView, Conflict
 
+from .handoffs import exported
 from .lifecycle import advance
 from .lookups import case_view
 
@@ -241,8 +242,8 @@ class CaseChanges:
             case = latest[0] if latest else None
         now = self.clock()
         if case is not None:
-            self._record(case, "handoff.requested", data, now)
-        self._publish("handoff.requested", case, data, now)
+            self._record(case, "handoff.requested", exported(data), now)
+        self._publish("handoff.requested", case, exported(data), now)
 
     def _rate(self, command: RecordRating, inbound: Inbound) -> bool:
         case = self._owned(inbound.channel, inbound.sender, command.case_code)

@@ -385,9 +385,9 @@ async def test_a_handoff_reaches_the_back_office_with_the_citizens_latest_case(
     await applied(store, owner, RequestHandoff(reason="citizen", case_code=theirs))
     handoffs = [(case, data) for t, case, data in await backend.sent() if t == "handoff.requested"]
     assert [case for case, _ in handoffs] == ["", code, ""]  # never someone else's case
+    # A web chat's sender (its session cookie's keyed hash) never leaves (issue 13).
     assert handoffs[0][1] == {
         "channel": "webchat",
-        "sender": "c1",
         "reason": "citizen",
         "summary": "想找人说",
         "risk_words": [],
