@@ -36,6 +36,11 @@ SMS_ONLY = frozenset({"survey_sms", "sms_followup"})
 STAFF_WORDS = frozenset({"staff.joined", "staff.says", "staff.left"})
 
 
+class NotSent(Exception):
+    """A notice failed before anything went out (reading it: the database went away), so it
+    may be given back at once; any later failure may come after the send and must not be."""
+
+
 @dataclass(frozen=True)
 class _Reading:
     """What a job needs, read in its short transaction, usable after it."""
@@ -78,22 +83,36 @@ class CitizenNotices:
     # -- through the channels ------------------------------------------------------------------
 
     async def _notify(self, job_id: int) -> None:
+        try:
+            prepared = await self._prepare(job_id)
+        except Exception as exc:
+            raise NotSent(job_id) from exc
+        if prepared is not None:
+            await self._deliver(job_id, *prepared)
+
+    async def _prepare(self, job_id: int) -> tuple[_Reading, str, bool, bool] | None:
+        """What to send and how, read in one short transaction; None when there is nothing."""
         survey_topic = False
         async with self.units() as uow:
             job = await uow.notifications.get(job_id)
             if job is None:
-                return
+                return None
             survey_topic = job.topic == "survey"
             if survey_topic and not await _survey_open(uow, job):
                 uow.notifications.skipped(
                     job, "the survey was answered or expired before it was asked"
                 )
                 await uow.commit()
-                return
+                return None
             reading = await self._read(uow, job)
             key, staff_words = job.key, job.topic in STAFF_WORDS
         if reading is None:
-            return
+            return None
+        return reading, key, survey_topic, staff_words
+
+    async def _deliver(
+        self, job_id: int, reading: _Reading, key: str, survey_topic: bool, staff_words: bool
+    ) -> None:
         routes = self.reach.routes(
             reading.recipient,
             chat_only=survey_topic or staff_words,
