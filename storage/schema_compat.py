@@ -17,24 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Literal, cast
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Connection, MetaData, String, Table, inspect, select, update
+from sqlalchemy import Connection, Table, inspect, select, update
 
 from .db import Database
 from .migrate import alembic_config
-from .models import UTCDateTime, utcnow
+from .models import SchemaCompat, utcnow
 
-# The row `minyi db upgrade` writes per schema revision it leaves the database at.
-schema_compat = Table(
-    "schema_compat",
-    MetaData(),
-    Column("revision", String(32), primary_key=True),
-    Column("min_code_revision", String(32), nullable=False),
-    Column("recorded_at", UTCDateTime(timezone=True), nullable=False),
-)
+# The row each run of the migrations writes for the revision it leaves the database at.
+schema_compat = cast(Table, SchemaCompat.__table__)
 
 Verdict = Literal["current", "newer", "empty", "older", "too_new", "unrecorded"]
 
