@@ -565,3 +565,14 @@ class KeyCheck(Base):
     name: Mapped[str] = mapped_column(String(20), primary_key=True)  # "pii"
     value: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchemaCompat(Base):
+    """Per schema revision the database was left at, the oldest code revision that can work
+    with it: what an older process reads to decide whether it may run (storage/schema_compat.py)."""
+
+    __tablename__ = "schema_compat"
+
+    revision: Mapped[str] = mapped_column(String(32), primary_key=True)
+    min_code_revision: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

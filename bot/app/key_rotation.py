@@ -47,7 +47,7 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
         out.flush()
 
     try:
-        await prepare_schema(db)
+        await prepare_schema(db, exact=True)
         done = await rotate(db, cipher, batch=max(1, args.batch), progress=progress)
     except KeyMismatch as exc:
         raise SettingsError(str(exc)) from None
