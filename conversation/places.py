@@ -33,7 +33,7 @@ def _words(text: str) -> frozenset[str]:
 
 # A name ending in one of these is a place (人民路, 幸福里小区, 城关镇); longest first.
 SUFFIXES = (
-    "小区", "社区", "花园", "家园", "公寓", "新村", "新城", "大厦", "广场", "市场", "商场",
+    "小区", "社区", "花园", "家园", "公寓", "新村", "新城", "大厦", "广场", "市场", "商场", "超市",
     "中心", "大道", "胡同", "街道", "公园", "医院", "小学", "中学", "学校", "大学",
     "幼儿园", "车站", "地铁站", "菜场", "苑", "路", "街", "巷", "弄", "村", "镇", "乡",
     "庄", "桥", "湾", "园", "城", "府", "坊", "区", "县", "站",
@@ -42,9 +42,9 @@ SUFFIXES = (
 # only when a name stands before them ("幸福 小区").
 GENERIC = _words(
     "马路 道路 公路 小区 社区 花园 公寓 大厦 广场 市场 商场 中心 大道 街道 公园 医院 小学 "
-    "中学 学校 大学 幼儿园 车站 菜场 菜市场 农贸市场 城市 城区 市区 郊区 农村 乡村 村里 镇上 "
-    "街上 路上 路边 街边 本市 我市 全市 本区 全区 县城 城里 外地 本地 当地 辖区 片区 园区 "
-    "校园 单位 工地 路口 路段 马路边 村委 社区医院 地铁站 停车场 公交站 村子 "
+    "中学 学校 大学 幼儿园 车站 菜场 菜市场 农贸市场 城市 城区 市区 郊区 农村 乡村 超市 "
+    "本市 我市 全市 本区 全区 县城 城里 外地 本地 当地 辖区 片区 园区 "
+    "校园 单位 工地 路口 路段 村委 社区医院 地铁站 停车场 公交站 村子 "
     "站 区 园 城 街 路 巷 村 镇 乡 桥 庄"
 )
 # Tokens that never begin or continue a place name (pronouns, verbs of saying, particles).
@@ -56,9 +56,14 @@ NOT_NAME = _words(
     "反映 投诉 举报 请求 希望 要求 问题 情况 现在 今天 昨天 经常 严重 一些 这边 那边 全 "
     # ending like a place, naming none
     "家里 楼里 里面 这里 那里 哪里 心里 夜里 医院里 学校里 公司 周边 一路 一街 全村 本村 我村 "
-    "镇里 区里 县里 市里 省里 乡里 城管 全城 满城 进城 老城 一园"
+    "镇里 区里 县里 市里 省里 乡里 城管 全城 满城 进城 老城 一园 "
+    "走路 出路 思路 套路 线路 电路 上路 迷路 让路 修路 铺路 带路 拦路 半路 后路 门路 来路 去路 "
+    "退路 网路 一路上 道路 过马路 原路 马路上 路上 街上 路边 街边 马路边 村里 镇上 城里 "
+    # neither names nor places, yet cut as nouns before a place word
+    "以后 之后 以前 之前 整条 整个 这条 那条 一条 旁 边 施工 通勤 回家 上班 下班 整条路 这条路 "
+    "那条路 一条路 垃圾站"
 )
-NOT_PLACE_NS = _words("中国 全国 国家 本市 当地 外地 本地 国内 省内 市内 中华 东西 南北")
+NOT_PLACE_NS = _words("中国 全国 国家 本市 当地 外地 本地 国内 省内 市内 中华 东西 南北 河水")
 # What may follow a place and belongs to it: numbers of the house, building, unit, room; the
 # gates and crossings of a place. Relative words (楼下, 附近, 对面) are left out: the place is
 # the one named, not a spot near it.
@@ -164,6 +169,8 @@ def _placeish(word: str, flag: str) -> bool:
         return True
     if flag == "ns" and len(word) >= 2 and word not in NOT_PLACE_NS:
         return True
+    if flag.startswith("v") or flag in NOT_NAME_FLAGS or flag in ("i", "l"):
+        return False  # 走路, 修路: doing, not a place
     return len(word) >= 2 and word.endswith(SUFFIXES) and word not in NOT_NAME
 
 
