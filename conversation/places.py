@@ -103,6 +103,8 @@ class Gazetteer:
 class _Piece:
     start: int
     end: int
+    # a place word alone ("小区", "小学"): it lengthens the place before it, names none itself
+    weak: bool = False
 
 
 class PlaceFinder:
@@ -110,10 +112,9 @@ class PlaceFinder:
 
     def __init__(self, gazetteer: Gazetteer | None = None) -> None:
         self.gazetteer = gazetteer or Gazetteer()
+        # Matched as they are written, beside jieba's cutting, not added to its dictionary:
+        # that one is shared (FAQ matching, repeats) and must cut alike for every office.
         self._names = self.gazetteer.names()
-        for name in self._names:
-            # Cut as one word, so a name is never split across the text around it.
-            jieba.add_word(name, freq=2000, tag="ns")
 
     def find(self, text: str) -> str | None:
         text = " ".join((text or "").split())
@@ -159,9 +160,7 @@ def _word_pieces(text: str) -> Iterable[_Piece]:
             if end - words[j][0] > MAX_NAME + len(word):
                 break
             first = words[j][0]
-        if first == start and word in GENERIC:
-            continue  # "马路", "小区" alone name no place
-        yield _Piece(first, end)
+        yield _Piece(first, end, weak=first == start and word in GENERIC)
 
 
 def _placeish(word: str, flag: str) -> bool:
@@ -201,6 +200,8 @@ def _join(text: str, pieces: list[_Piece]) -> list[tuple[int, int]]:
     for piece in pieces:
         if spans and piece.start <= spans[-1][1]:
             spans[-1][1] = max(spans[-1][1], piece.end)
+            continue
+        if piece.weak:
             continue
         if (
             spans
