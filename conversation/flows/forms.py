@@ -169,7 +169,7 @@ def back(ctx: Context, form: FormSpec) -> Outcome | None:
         guessed = ctx.state.data.pop(GUESSED, [])
         for field_name in guessed:
             ctx.state.data.pop(field_name, None)
-        step = guessed[0] if guessed else form.steps[0].field
+        step = ctx.state.step = guessed[0] if guessed else form.steps[0].field
     index = len(form.steps) if step == CONFIRM else form.index(step)
     if index == 0:
         return None
