@@ -115,6 +115,10 @@ class PlaceFinder:
         # Matched as they are written, beside jieba's cutting, not added to its dictionary:
         # that one is shared (FAQ matching, repeats) and must cut alike for every office.
         self._names = self.gazetteer.names()
+        # Tables loaded now, at start-up, not within the first citizen's reply (a WeChat reply
+        # has five seconds): cpca's divisions and jieba's word tags.
+        _admin_matcher()
+        _cut("解放路")
 
     def find(self, text: str) -> str | None:
         text = " ".join((text or "").split())

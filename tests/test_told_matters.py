@@ -212,6 +212,13 @@ def test_the_labelled_first_messages_are_read_as_the_docs_report() -> None:
     assert categories.precision >= 0.93 and categories.recall >= 0.90, categories.misses
     # Of the messages naming no place, none is given one (a guess there costs a reply).
     assert not any(m.startswith("wrong") and m.endswith("want -") for m in places.misses)
+    # The held-out set, never used for tuning: the figures to believe, kept from falling.
+    heldout = tool.labelled(tool.HELDOUT)
+    assert len(heldout) >= 40
+    places = tool.place_score(finder, heldout)
+    categories = tool.category_score(OFFICE, finder, heldout)
+    assert places.precision >= 0.85 and places.recall >= 0.9, places.misses
+    assert categories.precision >= 0.75 and categories.recall >= 0.3, categories.misses
 
 
 def test_places_outside_the_office_file_are_found_by_their_shape() -> None:
