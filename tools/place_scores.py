@@ -92,6 +92,24 @@ def category_score(office: OfficeConfig, finder: PlaceFinder, rows: list[Labelle
     return score
 
 
+def walks(office: OfficeConfig, finder: PlaceFinder, rows: list[Labelled]) -> dict[int, int]:
+    """How many messages each filing takes when the citizen accepts what is right and corrects
+    what is wrong, counting the last four alike (photos skipped, name, mobile, submit)."""
+    counts: dict[int, int] = {}
+    for row in rows:
+        story = read(office, finder, row.message)
+        if story.place is None or story.category is None:
+            # no guess, or the place alone: one reply for it (a corrected place is that reply),
+            # one for the category from the list
+            n = 1 + 2 + 4
+        else:
+            wrong = (story.place != row.place) + (story.category.key != row.category)
+            # one wrong: "改…" and its answer; both: the second at the summary (2, 3, answer)
+            n = 1 + 1 + 4 + {0: 0, 1: 1, 2: 4}[wrong]
+        counts[n] = counts.get(n, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if a != "-v"]
     office = load_office(args[0] if args else None)
@@ -108,6 +126,10 @@ def main() -> None:
         print(
             f"  category  precision {categories.precision:.3f}  recall {categories.recall:.3f}  "
             f"suggested {categories.guessed}  right {categories.right}"
+        )
+        print(
+            "  messages to file:",
+            ", ".join(f"{n}: {c}" for n, c in walks(office, finder, rows).items()),
         )
         if "-v" in sys.argv:
             for line in places.misses + categories.misses:
