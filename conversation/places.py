@@ -26,6 +26,8 @@ from typing import Any
 import jieba
 import jieba.posseg
 
+from .validators import LOCATION_TEXT_MAX
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -134,7 +136,7 @@ class PlaceFinder:
         # The fullest description wins (most characters); the first one when equal.
         start, end = max(spans, key=lambda s: (s[1] - s[0], -s[0]))
         place = text[start:end].strip(" ，,。")
-        return place if len(place) >= 2 else None
+        return place if 2 <= len(place) <= LOCATION_TEXT_MAX else None
 
     def _gazetteer_pieces(self, text: str) -> Iterable[_Piece]:
         taken: list[tuple[int, int]] = []
