@@ -123,6 +123,8 @@ async def test_a_description_naming_its_place_offers_it_instead_of_asking(
     offer = await citizen.say("人民路45号楼下的KTV每天晚上唱到两点，吵得睡不着")
     assert "地点：人民路45号" in offer and "直接发送正确的地点" in offer
     assert "类别" not in offer.split("地点")[0].split("看出")[1]  # chosen already: not guessed
+    # An unclear word is not taken for the place: the offer is made again.
+    assert "地点：人民路45号" in await citizen.say("嗯嗯")
     assert "照片" in await citizen.say("人民路47号")
     await finish(citizen)
     case = memory.only_case()

@@ -390,9 +390,20 @@ def _on_guess(ctx: Context, form: FormSpec) -> Outcome:
             data.pop("_suggested", None)  # it was the wrong one: the plain list
         ctx.state.step = spec.field
         return Outcome(replies=[_prompt(ctx, form, spec)])
-    if place is not None and _place_only(guessed) and inbound.text and ctx.word not in WRONG:
+    if place is not None and _place_only(guessed) and _looks_like_a_place(ctx):
         return _guess_replaced(ctx, form, place)
     return Outcome().say(ctx.t("err.choice", n=len(labels))).extend(_guess_prompt(ctx, form))
+
+
+def _looks_like_a_place(ctx: Context) -> bool:
+    """A place sent instead of `1`: one the reader finds, or words enough to be an address —
+    not "嗯嗯" or "好的呀", which would otherwise become the case's place."""
+    text = ctx.inbound.text.strip()
+    if not text or ctx.word in WRONG:
+        return False
+    if ctx.places is not None and ctx.places.find(text):
+        return True
+    return len(text) >= 4 and len(set(text)) > 2
 
 
 def _guess_replaced(ctx: Context, form: FormSpec, spec: StepSpec) -> Outcome:
