@@ -159,9 +159,7 @@ async def test_the_six_measures_on_known_cases(client: TestClient) -> None:
 
 async def test_by_department_counts_lead_and_co_handling_and_ranks(client: TestClient) -> None:
     await build(client)
-    body = await (
-        await client.get(f"/api/v1/stats?{PERIOD}&by=department", headers=AUTH)
-    ).json()
+    body = await (await client.get(f"/api/v1/stats?{PERIOD}&by=department", headers=AUTH)).json()
     rows = {row["key"]: row for row in body["groups"]}
     housing, environment, city = rows["zjj"], rows["sthj"], rows["cgj"]
     assert housing["label"] == "区住建局"
