@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,7 +20,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
     func,
     literal,
     not_,
@@ -27,7 +27,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from conversation.cases.kinds import SUGGESTION
 from conversation.cases.measures import Counts
@@ -53,6 +52,21 @@ def week_starts(first: date, last: date, tz: tzinfo) -> list[tuple[date, datetim
     return weeks
 
 
+def _week_key(weeks: Sequence[tuple[date, datetime]], tz: tzinfo, dialect: str) -> Any:
+    """The local Monday (ISO date) of a case's filing."""
+    if dialect == "postgresql" and isinstance(tz, ZoneInfo):
+        # Arithmetic on the row, in the office's zone (daylight saving included), instead of
+        # a comparison per week: a year's CASE has 52 branches to try for every case.
+        local = func.timezone(tz.key, Case.created_at)
+        return func.to_char(func.date_trunc("week", local), "YYYY-MM-DD")
+    whens = [
+        (Case.created_at < following, monday.isoformat())
+        for (monday, _), (_, following) in pairwise(weeks)
+    ]
+    last_week = weeks[-1][0].isoformat()
+    return case(*whens, else_=last_week) if whens else literal(last_week)
+
+
 def _conditions(now: datetime, repeat_days: int, dialect: str) -> dict[str, ColumnElement[bool]]:
     petition = Case.kind != SUGGESTION.name
     suggestion = Case.kind == SUGGESTION.name
@@ -63,19 +77,13 @@ def _conditions(now: datetime, repeat_days: int, dialect: str) -> dict[str, Colu
         and_(scale == 3, Case.rating_score == 3), and_(scale != 3, Case.rating_score >= 4)
     )
     rated = and_(closed, Case.rating_score.is_not(None))
-    later = aliased(Case)
     if dialect == "sqlite":
         # SQLite keeps these columns as text in UTC, 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
         window_end: Any = func.strftime("%Y-%m-%d %H:%M:%f", Case.closed_at, f"+{repeat_days} days")
     else:
         window_end = Case.closed_at + cast(literal(f"{repeat_days} days"), Interval)
-    repeated = exists(
-        select(literal(1)).where(
-            later.repeat_of == func.coalesce(Case.repeat_of, Case.id),
-            later.created_at > Case.created_at,
-            later.created_at <= window_end,
-        )
-    )
+    # The repeat watch writes when the matter was next filed on each earlier filing.
+    came_back = and_(Case.refiled_at.is_not(None), Case.refiled_at <= window_end)
     return {
         "cases": literal(True),
         "petitions": petition,
@@ -100,7 +108,7 @@ def _conditions(now: datetime, repeat_days: int, dialect: str) -> dict[str, Colu
             closed,
             Case.review_requested_at.is_(None),
             or_(Case.rating_score.is_(None), not_(unhappy)),
-            not_(repeated),
+            not_(came_back),
         ),
         "repeat_checked": and_(petition, Case.repeat_checked_at.is_not(None)),
         "repeats": and_(petition, Case.repeat_checked_at.is_not(None), Case.repeat_of.is_not(None)),
@@ -119,28 +127,24 @@ async def measured(
     *,
     now: datetime,
     repeat_days: int,
-    weeks: Sequence[tuple[date, datetime]] = (),
+    tz: tzinfo = UTC,
 ) -> Measured:
     """Counts of the cases filed in [start, end), in total and (with `by`) per group.
 
     By department a case counts for its lead department and for each co-handling one; the
-    total counts it once. By week, `weeks` gives the local Mondays and when each begins."""
+    total counts it once. By week, weeks run Monday to Sunday in `tz`; every week touching the
+    period is a row, an empty one too."""
     dialect = session.get_bind().dialect.name
     conditions = _conditions(now, repeat_days, dialect)
     sums = [func.sum(case((cond, 1), else_=0)).label(name) for name, cond in conditions.items()]
     filed = and_(Case.created_at >= start, Case.created_at < end)
     result = Measured()
     if by == "week":
-        if not weeks:
-            raise ValueError("grouping by week needs the weeks")
-        whens = [
-            (Case.created_at < following, monday.isoformat())
-            for (monday, _), (_, following) in pairwise(weeks)
-        ]
-        last_week = weeks[-1][0].isoformat()
-        key: Any = case(*whens, else_=last_week) if whens else literal(last_week)
+        last_instant = end - timedelta(microseconds=1)
+        weeks = week_starts(start.astimezone(tz).date(), last_instant.astimezone(tz).date(), tz)
         for monday, _ in weeks:
             result.groups[monday.isoformat()] = Counts()
+        key: Any = _week_key(weeks, tz, dialect)
     elif by in ("department", "category", "channel"):
         key = getattr(Case, by)
     else:

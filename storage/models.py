@@ -163,6 +163,9 @@ class Case(Base):
     repeat_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     repeat_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     repeat_checked_at: Mapped[datetime | None]
+    # When the same matter was next filed (by the repeat watch): a case filed again within the
+    # repeat window of its closing was not resolved the first time (一次性化解, docs/measures.md).
+    refiled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     accept_due_at: Mapped[datetime | None]

@@ -126,9 +126,10 @@ async def build(client: TestClient) -> None:
             await uow.session.flush()
             ids[row["code"]] = case.id
         for code, first in (("P5", "P4"), ("P10", "P9")):
-            repeat = await uow.cases.by_code(code)
-            assert repeat is not None
-            repeat.repeat_of = ids[first]
+            # As the repeat watch links them (storage/repeats.py).
+            repeat, earlier = await uow.cases.by_code(code), await uow.cases.by_code(first)
+            assert repeat is not None and earlier is not None
+            repeat.repeat_of, earlier.refiled_at = ids[first], repeat.created_at
         uow.session.add(CaseCoDepartment(case_id=ids["P3"], department="zjj"))
         await uow.commit()
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from conversation.cases.measures import MEASURES, Counts, ranks
 from conversation.office import OfficeConfig
-from storage.measures import GROUPINGS, Measured, measured, week_starts
+from storage.measures import GROUPINGS, Measured, measured
 from storage.uow import UnitOfWork
 
 DIMENSIONS = GROUPINGS
@@ -39,17 +39,8 @@ async def figures(
     now: datetime,
 ) -> tuple[Counts, list[Row]]:
     """The total, and with `by` one row per group in 红旗榜 order."""
-    weeks = week_starts(
-        start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date(), tz
-    )
     result = await measured(
-        uow.session,
-        start,
-        end,
-        by,
-        now=now,
-        repeat_days=office.repeats.window_days,
-        weeks=weeks,
+        uow.session, start, end, by, now=now, repeat_days=office.repeats.window_days, tz=tz
     )
     return result.total, rows_of(result, by, office)
 

@@ -1,4 +1,5 @@
-"""the measures' facts on each case: first decision, first reply and its deadline, first review
+"""the measures' facts on each case: first decision, first reply and its deadline, first
+review, when the matter was filed again
 
 Revision ID: 0018
 Revises: 0012
@@ -17,7 +18,13 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("decided_at", "first_replied_at", "first_reply_due_at", "review_requested_at")
+COLUMNS = (
+    "decided_at",
+    "first_replied_at",
+    "first_reply_due_at",
+    "review_requested_at",
+    "refiled_at",
+)
 
 
 def upgrade() -> None:
@@ -44,6 +51,11 @@ def upgrade() -> None:
         )
     op.execute(
         "UPDATE cases SET first_reply_due_at = finish_due_at WHERE first_replied_at IS NOT NULL"
+    )
+    op.execute(
+        "UPDATE cases SET refiled_at = (SELECT min(later.created_at) FROM cases later"
+        " WHERE later.repeat_of = coalesce(cases.repeat_of, cases.id)"
+        " AND later.created_at > cases.created_at)"
     )
 
 
