@@ -151,7 +151,8 @@ async def measured(
         key = getattr(Case, by)
     else:
         key = literal("")
-    rows = (await session.execute(select(key.label("key"), *sums).where(filed).group_by(key))).all()
+    query = select(key.label("key"), *sums).where(filed)
+    rows = (await session.execute(query.group_by(key) if by else query)).all()
     for row in rows:
         counts = _counts(row)
         result.total.add(counts)
