@@ -10,9 +10,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from bot.api import stats
 from bot.app.appkeys import MINYI
 from storage import keycheck, schema_compat
+from storage.measures import measured
 from storage.models import Case, Notification, OutboxEntry, SmsReplyWaiting, utcnow
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,16 @@ async def metrics(request: web.Request) -> web.Response:
         m.outbox_backlog.set(backlog or 0)
         m.sms_replies_waiting.set(waiting or 0)
         m.notifications_pending.set(pending or 0)
-        async with runtime.units() as uow:
-            now = utcnow()
-            recent = (await stats.report(uow, now - timedelta(days=30), now)).total.to_json()
-        for measure in ("satisfaction_rate", "response_rate", "on_time_rate", "repeat_rate"):
-            value = recent[measure]
+        now = utcnow()
+        async with runtime.db.session() as session:
+            recent = await measured(
+                session,
+                now - timedelta(days=30),
+                now,
+                now=now,
+                repeat_days=runtime.office.repeats.window_days,
+            )
+        for measure, value in recent.total.rates().items():
             m.rates.labels(measure.removesuffix("_rate")).set(
                 value if value is not None else float("nan")
             )
