@@ -42,7 +42,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TOKEN = "bench-token-0123456789"  # 16 or more: Minyi refuses a guessable token
+TOKEN = "benchToken0123456789"  # 16-32 letters and digits, as WeChat (and Minyi) want
 APP_ID = "wxbench0000000000"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 PII_KEY = base64.urlsafe_b64encode(b"b" * 32).decode()

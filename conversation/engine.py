@@ -22,6 +22,7 @@ from .flows.registry import flows_for
 from .flows.small_talk import small_talk
 from .messages import Inbound, InvalidText, Reply
 from .office import OfficeConfig
+from .places import PlaceFinder
 from .ports import Conflict, ConversationStore, DeadlinePolicy
 from .rating import labels as rating_scale_labels
 from .state import ConversationState
@@ -64,6 +65,7 @@ class Engine:
             if office.faq
             else None
         )
+        self.places = PlaceFinder(office.places)
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         if inbound.kind == "event" and inbound.event not in EVENTS:
@@ -186,6 +188,7 @@ class Engine:
                 first_contact=first_contact,
                 sms_proof=self.sms_proof,
                 faq=self.faq,
+                places=self.places,
             )
             idle = now - state.updated_at
             results = Results()
@@ -284,14 +287,10 @@ class Engine:
         return Outcome(replies=[menu_reply(ctx, lead=ctx.t("menu.unknown"))])
 
     def _file_free_text(self, ctx: Context) -> Outcome:
-        """A matter told at the menu starts the office's free-text form with it as the description."""
+        """A matter told at the menu starts the office's free-text form with it as the description
+        (and the place and category it suggests, to confirm)."""
         form = self.office.forms[self.flows.free_text]
-        text = ctx.inbound.text.strip()
-        prefill = {"description": text}
-        suggested = self.office.suggest_category(text)
-        if suggested is not None:
-            prefill["_suggested"] = suggested.key
-        return forms.start(ctx, form, prefill)
+        return forms.start_told(ctx, form, ctx.inbound.text.strip())
 
     def _media_hint(self, ctx: Context) -> str:
         flow = self.flows.get(self.flows.free_text)

@@ -24,6 +24,7 @@ from .office_forms import FormSpec, parse_forms
 from .office_routing import parse_departments, parse_escalation, parse_mailboxes, parse_repeats
 from .office_text import LocalText, OfficeConfigError
 from .office_text import local_text as _text
+from .places import Gazetteer
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class OfficeConfig:
     escalation: EscalationRules = field(default_factory=EscalationRules)
     mailboxes: tuple[Mailbox, ...] = ()
     repeats: RepeatRules = field(default_factory=RepeatRules)
+    # The office's own streets, roads, communities and landmarks (地名库, `[places]`).
+    places: Gazetteer = field(default_factory=Gazetteer)
 
     def mailbox(self, key: str) -> Mailbox | None:
         return next((m for m in self.mailboxes if m.key == key), None)
@@ -201,7 +204,26 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         escalation=parse_escalation(data.get("escalation", {})),
         mailboxes=parse_mailboxes(data.get("mailboxes", []), departments),
         repeats=parse_repeats(data.get("repeats", {})),
+        places=_parse_places(data.get("places", {})),
     )
+
+
+def _parse_places(raw: Any) -> Gazetteer:
+    if not isinstance(raw, dict):
+        raise OfficeConfigError("places must be a table: [places] with areas, roads, …")
+    kinds = ("areas", "roads", "communities", "landmarks")
+    unknown = sorted(set(raw) - set(kinds))
+    if unknown:
+        raise OfficeConfigError(f"places.{unknown[0]} is unknown: use {', '.join(kinds)}")
+    lists: dict[str, tuple[str, ...]] = {}
+    for kind in kinds:
+        names = raw.get(kind, [])
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and 2 <= len(n.strip()) <= 40 for n in names
+        ):
+            raise OfficeConfigError(f"places.{kind} must be a list of names of 2-40 characters")
+        lists[kind] = tuple(n.strip() for n in names)
+    return Gazetteer(**lists)
 
 
 def _flag(value: Any, where: str) -> bool:

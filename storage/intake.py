@@ -26,6 +26,7 @@ from conversation.messages import Inbound
 
 from . import follow, ratings
 from .filing import Filer, file_case
+from .handoffs import exported
 from .models import Case, utcnow
 from .proof import Proofs, query_code_hash
 from .staff_threads import relay_from_citizen
@@ -121,19 +122,12 @@ class CommandHandler:
             # the request, and what staff say, go on its timeline.
             latest = await self.uow.cases.of_identity(inbound.channel, inbound.sender, limit=1)
             case = latest[0] if latest else None
-        # What leaves for the timeline and the back office. A web chat's sender is the keyed
-        # hash of its session cookie: staff reach the chat through the alert (which keeps it),
-        # and nobody outside needs even the hash.
-        exported = (
-            {k: v for k, v in data.items() if k != "sender"}
-            if inbound.channel == "webchat"
-            else data
-        )
+        shown = exported(data)  # the staff alert below keeps the sender; what leaves may not
         if case is not None:
             await self.uow.events.append(
-                case, "handoff.requested", f"citizen:{inbound.channel}", exported
+                case, "handoff.requested", f"citizen:{inbound.channel}", shown
             )
-        entry = await self.uow.outbox.add("handoff.requested", case.code if case else "", exported)
+        entry = await self.uow.outbox.add("handoff.requested", case.code if case else "", shown)
         topic = "risk" if command.reason == "risk" else "handoff"
         await self.uow.notifications.add(f"staff:{topic}:{entry.id}", "staff", topic, case, data)
 

@@ -83,6 +83,7 @@ async def record_progress(
         data["finish_by"] = uow.iso(case.finish_due_at)
     elif step.type == "accepted":
         case.accepted_at = now
+        case.decided_at = case.decided_at or now
         case.finish_due_at = deadlines.finish_due(now)
         data["finish_by"] = uow.iso(case.finish_due_at)
     elif step.type == "assigned":
@@ -97,9 +98,13 @@ async def record_progress(
         await set_co_departments(uow.session, case, ())
     elif step.type == "redirected":
         case.department = step.department
+        case.decided_at = case.decided_at or now
     elif step.type == "adopted":
         case.outcome = step.outcome
     elif step.type == "replied":
+        if case.first_replied_at is None:
+            # Judged against the deadline in force now: a later review moves `finish_due_at`.
+            case.first_replied_at, case.first_reply_due_at = now, case.finish_due_at
         case.replied_at = now
         case.review_due_at = deadlines.review_request_until(now)
         data["review_by"] = uow.iso(case.review_due_at)

@@ -41,6 +41,7 @@ from conversation.messages import Inbound, Media
 from conversation.ports import CaseView, Conflict
 
 from .follow import supplement_data
+from .handoffs import exported
 from .lifecycle import advance
 from .lookups import case_view
 from .memory_proof import ProofCodeRecord, prove, send_code
@@ -310,12 +311,9 @@ class CaseChanges:
             latest = self._of(inbound.channel, inbound.sender, limit=1)
             case = latest[0] if latest else None
         now = self.clock()
-        # As the real store: a web chat's sender (its cookie's keyed hash) never leaves.
-        if inbound.channel == "webchat":
-            del data["sender"]
         if case is not None:
-            self._record(case, "handoff.requested", data, now)
-        self._publish("handoff.requested", case, data, now)
+            self._record(case, "handoff.requested", exported(data), now)
+        self._publish("handoff.requested", case, exported(data), now)
 
     def _rate(self, command: RecordRating, inbound: Inbound) -> bool:
         case = self._owned(inbound.channel, inbound.sender, command.case_code)

@@ -115,6 +115,8 @@ class Case(Base):
         # Open311 lists one service's requests, newest first, within a window of dates.
         Index("ix_cases_category_created_at", "category", "created_at"),
         Index("ix_cases_mailbox_id", "mailbox", "id"),
+        # The measures: later filings of a matter, looked up by its first case and filing time.
+        Index("ix_cases_repeat_of_created_at", "repeat_of", "created_at"),
         # The repeat watch's question ("which new cases are not compared yet?") stays small.
         Index(
             "ix_cases_repeat_unchecked",
@@ -158,9 +160,12 @@ class Case(Base):
     outcome: Mapped[str] = mapped_column(String(20), default="", server_default="")
     # 重复信访: the first case of the same matter this one repeats, and which filing of it this is
     # (2 = the first repeat); compared by the repeat watch when `repeat_checked_at` is set.
-    repeat_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    repeat_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     repeat_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     repeat_checked_at: Mapped[datetime | None]
+    # When the same matter was next filed (by the repeat watch): a case filed again within the
+    # repeat window of its closing was not resolved the first time (一次性化解, docs/measures.md).
+    refiled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     accept_due_at: Mapped[datetime | None]
@@ -169,6 +174,14 @@ class Case(Base):
     accepted_at: Mapped[datetime | None]
     replied_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # Facts the measures read (docs/measures.md), each written once when it first happens: the
+    # decision on acceptance (受理 or 不予受理), the first reply and the finish deadline in force
+    # then (a review moves `finish_due_at`, the first reply's punctuality must not move with it),
+    # and the first request for review (复查).
+    decided_at: Mapped[datetime | None]
+    first_replied_at: Mapped[datetime | None]
+    first_reply_due_at: Mapped[datetime | None]
+    review_requested_at: Mapped[datetime | None]
     extended_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     extension_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Local SLA stages (e.g. 1-2-3): [{"name", "due_at", "met_at"}], set when their anchor event happens.
@@ -572,3 +585,14 @@ class KeyCheck(Base):
     name: Mapped[str] = mapped_column(String(20), primary_key=True)  # "pii"
     value: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchemaCompat(Base):
+    """Per schema revision the database was left at, the oldest code revision that can work
+    with it: what an older process reads to decide whether it may run (storage/schema_compat.py)."""
+
+    __tablename__ = "schema_compat"
+
+    revision: Mapped[str] = mapped_column(String(32), primary_key=True)
+    min_code_revision: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -96,6 +96,7 @@ async def request_review(
     except IllegalTransition:
         return "not_possible"
     case.finish_due_at = decision_due
+    case.review_requested_at = case.review_requested_at or now
     data = {"decide_by": uow.iso(decision_due), "channel": channel}
     await uow.events.append(case, "review_requested", f"citizen:{channel}", data, at=now)
     await uow.outbox.add("case.review_requested", case.code, data)

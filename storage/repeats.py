@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from conversation.cases.escalation import EscalationRules
 from conversation.cases.repeats import RepeatRules
@@ -71,6 +71,18 @@ async def link_repeat(
         or 0
     )
     case.repeat_of, case.repeat_level = root_id, filings + 1
+    # 一次性化解 asks of each earlier filing whether the matter came back, and when it first did.
+    await uow.session.execute(
+        update(Case)
+        .where(
+            or_(Case.id == root_id, Case.repeat_of == root_id),
+            Case.id != case.id,
+            Case.created_at <= case.created_at,
+            Case.refiled_at.is_(None),
+        )
+        .values(refiled_at=case.created_at)
+        .execution_options(synchronize_session="fetch")
+    )
     data = {
         "to": match.code,
         "first": root.code,

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
+from bot.backoffice.citizen_notices import NotSent
 from bot.backoffice.delivery_reports import DeliveryReports
 from channels.base import (
     DeliveryFailed,
@@ -548,3 +549,74 @@ async def test_staff_hear_of_a_citizens_supplement_and_urge(
     assert "电线也露出来了" in reasons[0]["summary"]
     texts = " ".join(m["text"] for m in fake.telegram)
     assert "群众补充了材料" in texts and "群众催办" in texts
+
+
+async def test_a_notice_sent_while_the_database_restarts_is_recorded_not_sent_again(
+    database_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13's soak: PostgreSQL restarted between a WeChat notice going out and its record;
+    the job stayed leased and, 120 s later, the citizen got the notice a second time. The
+    record is now retried while the database comes back."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.backoffice import recording
+
+    wechat = ScriptedChannel("wechat", ["msg-1"])
+    async with await runtime_with(database_settings, wechat) as runtime:
+        code = await file_on(runtime, "wechat", "openid-restart")
+        await accept(runtime, code)
+        citizens = runtime.notifier.citizens
+        record_once = citizens._record_once
+        failures = [2]  # the connection is cut twice, as by a restart
+
+        async def cut_then_record(*args: Any, **kwargs: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise DBAPIError("UPDATE notifications …", None, ConnectionError("closed"))
+            await record_once(*args, **kwargs)
+
+        citizens._record_once = cut_then_record  # type: ignore[method-assign]
+        monkeypatch.setattr(recording, "PAUSES", (0.01, 0.01, 0.01))
+        await drain(runtime)
+        async with runtime.db.session() as session:
+            jobs = list(await session.scalars(select(Notification)))
+        assert [j.status for j in jobs if j.topic == "accepted"] == ["sent"]
+    assert len(wechat.sent) == 1 and failures == [0]
+
+
+async def test_a_run_cut_before_sending_gives_its_leases_back_in_order(
+    database_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13's soak: a run cut by the PostgreSQL restart while reading its jobs left them
+    leased for two minutes. Nothing was sent, so the failed job and the case's later ones are
+    given back, and the next run sends them at once and in order."""
+    wechat = ScriptedChannel("wechat", ["msg-1", "msg-2"])
+    async with await runtime_with(database_settings, wechat) as runtime:
+        code = await file_on(runtime, "wechat", "openid-cut")
+        await accept(runtime, code)
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            case = await uow.cases.by_code(code, for_update=True)
+            assert case is not None
+            await record_progress(
+                uow, case, Progress("replied", note="已修复"), runtime.deadlines, utcnow()
+            )
+            await uow.commit()
+        citizens = runtime.notifier.citizens
+        read = citizens._read
+        cut = [1]
+
+        async def cut_first(*args: Any) -> Any:
+            if cut[0]:
+                cut[0] -= 1
+                raise ConnectionError("connection was closed in the middle of operation")
+            return await read(*args)
+
+        monkeypatch.setattr(citizens, "_read", cut_first)
+        with pytest.raises(NotSent):
+            await runtime.notifier.run_once()
+        async with runtime.db.session() as session:
+            jobs = list(await session.scalars(select(Notification)))
+        assert [j.leased_until for j in jobs if j.status == "pending"] == [None, None]
+        await drain(runtime)
+    (first, second) = [text for _, text in wechat.sent]
+    assert "已受理" in first and "已受理" not in second  # in the order they were queued

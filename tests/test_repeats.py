@@ -88,6 +88,10 @@ async def test_a_repeated_matter_is_linked_and_the_third_raised(
         assert (rows[third].repeat_of, rows[third].repeat_level) == (ids[first], 3)
         for code in (first, other, stranger):
             assert rows[code].repeat_of is None, code
+        # When the matter came back, on each earlier filing (一次性化解 reads it).
+        assert rows[first].refiled_at == rows[second].created_at
+        assert rows[second].refiled_at == rows[third].created_at
+        assert rows[third].refiled_at is None and rows[other].refiled_at is None
         assert [c.level for c in (rows[second], rows[third])] == [0, 3]  # 提级: the top level
         async with UnitOfWork(runtime.db, runtime.cipher) as uow:
             events = await uow.events.events(rows[third])

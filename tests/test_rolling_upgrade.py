@@ -1,6 +1,9 @@
 """A rolling upgrade as docs/deploying.md orders it: the release before the newest migration (its
 code taken from git) serves citizens; `minyi db upgrade` runs under it; a process of this
-release starts beside it; citizens file on both all the while, and every filing is kept.
+release starts beside it; citizens file on both all the while, and every filing is kept. Then
+the previous release restarts (a crash, `Restart=on-failure`) on the upgraded schema: it starts
+again when the database records that its code still works with it (storage/schema_compat.py),
+and refuses in one line when the newest migration is a contract step it cannot survive.
 
 "The release before" is the parent of the commit that added the newest migration file, so
 each new migration is checked against the code that runs when it is applied."""
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -27,6 +31,7 @@ from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from storage import migrate
 from storage.models import Case
+from storage.schema_compat import declared_minimum
 
 from .conftest import IN_CI, PG_ADMIN_URL, PII_KEY, run_apart
 from .nginx_kit import free_port
@@ -106,6 +111,34 @@ async def file_on(port: int, citizen: str) -> str:
     return reply.split("编号是 ")[1].split("，")[0]
 
 
+async def _upgrade_with(code: Path, folder: Path, database: str) -> str:
+    """`minyi db upgrade` with `code`; what it printed."""
+    upgraded = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "db", "upgrade",
+        env=_env(code, database), cwd=folder,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(upgraded.communicate(), 120)
+    assert upgraded.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def _refused(code: Path, folder: Path, database: str) -> str:
+    """`minyi serve` with `code` stops at once; its one line (besides log lines) saying why."""
+    serve = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot", "serve", "--no-workers", "--port", str(free_port())],
+        env=_env(code, database),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert serve.returncode == 2, (serve.returncode, serve.stderr)
+    (line,) = [x for x in serve.stderr.strip().splitlines() if x.startswith("minyi: ")]
+    return line
+
+
 async def test_the_previous_release_serves_through_the_upgrade_beside_this_one(
     tmp_path: Path, fresh_database: str
 ) -> None:
@@ -120,9 +153,27 @@ async def test_the_previous_release_serves_through_the_upgrade_beside_this_one(
         timeout=120,
     )
     assert upgrade.returncode == 0, upgrade.stderr
-    old_head = upgrade.stdout.strip().rsplit(" ", 1)[-1]
-    assert old_head != migrate.head_revision(), (before, old_head)
-    print(f"previous release {before}: schema {old_head} → {migrate.head_revision()}")
+    printed = re.search(r"database at revision (\S+)", upgrade.stdout)
+    assert printed, upgrade.stdout
+    old_head = printed.group(1)
+    head = migrate.head_revision()
+    assert head is not None and old_head != head, (before, old_head)
+    print(f"previous release {before}: schema {old_head} → {head}")
+    # What the previous release will find recorded after the upgrade, and whether its code is
+    # new enough for it (the migrations up to its head are in this code too).
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    floor = declared_minimum(script, head)
+    survives = floor in {s.revision for s in script.walk_revisions("base", old_head)}
+    knows_the_rule = (old_code / "storage" / "schema_compat.py").is_file()
+
+    if not survives:
+        # A contract step the previous release cannot work with: no rolling upgrade from it
+        # (docs/deploying.md). What must hold is that it refuses, in one line, once upgraded.
+        await _upgrade_with(ROOT, tmp_path, fresh_database)
+        line = await _refused(old_code, tmp_path, fresh_database)
+        assert f"schema is at {head}" in line and f"code from revision {floor}" in line, line
+        print(f"{head} declares min_code_revision {floor}: the previous release refuses it")
+        return
 
     old_port, new_port = free_port(), free_port()
     old = Processes(tmp_path, _env(old_code, fresh_database))
@@ -139,14 +190,9 @@ async def test_the_previous_release_serves_through_the_upgrade_beside_this_one(
         filing = asyncio.gather(
             *(file_on(old_port, f"citizen-during-upgrade-{i}") for i in range(3))
         )
-        upgraded = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "db", "upgrade",
-            env=_env(ROOT, fresh_database), cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(upgraded.communicate(), 120)
-        assert upgraded.returncode == 0, err.decode()
-        assert f"database at revision {migrate.head_revision()}" in out.decode()
+        out = await _upgrade_with(ROOT, tmp_path, fresh_database)
+        assert f"database at revision {head}" in out
+        assert f"processes of code revision {floor} or later can work with it" in out
         codes += [("previous", code) for code in await filing]
 
         new.start("this", "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(new_port))
@@ -158,6 +204,30 @@ async def test_the_previous_release_serves_through_the_upgrade_beside_this_one(
         )
         codes += [("previous", code) for code in both[:2]] + [("this", c) for c in both[2:]]
         old.check_alive()
+
+        # The previous release restarts on the upgraded schema (what refused before the rule).
+        old.stop()
+        if knows_the_rule:
+            old = Processes(tmp_path, _env(old_code, fresh_database))
+            old.start("previous-restarted", "serve", "--no-workers", "--host", "127.0.0.1",
+                      "--port", str(old_port))  # fmt: skip
+            await old.ready((old_port,))
+            async with (
+                aiohttp.ClientSession() as client,
+                client.get(f"http://127.0.0.1:{old_port}/readyz") as answer,
+            ):
+                schema = (await answer.json())["schema"]
+            assert schema == {
+                "database": head, "code": old_head, "min_code_revision": floor, "state": "newer"
+            }  # fmt: skip
+            log = (tmp_path / "previous-restarted.log").read_text()
+            assert f"schema is at {head}, newer than this code's {old_head}" in log, log
+            codes.append(("previous", await file_on(old_port, "citizen-after-restart")))
+            old.check_alive()
+        else:  # a release from before the rule refuses any other revision, as it always did
+            line = await _refused(old_code, tmp_path, fresh_database)
+            assert f"schema is at {head}, code needs {old_head}" in line, line
+            print(f"previous release {before} predates the compatibility rule: it refuses {head}")
     finally:
         new.stop()
         old.stop()

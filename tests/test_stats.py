@@ -62,36 +62,23 @@ async def test_rates_overall_and_by_category(client: TestClient) -> None:
     now = datetime.now(UTC)
     a = await filed(client, "a", "13800000001", "1")  # housing
     b = await filed(client, "b", "13800000002", "1")  # housing
-    c = await filed(client, "c", "13800000001", "1")  # housing again, same phone: a repeat
+    c = await filed(client, "c", "13800000001", "1")  # housing
     d = await filed(client, "d", "13800000003", "3")  # environment
-    await shape(
-        client,
-        a,
-        status="rated",
-        closed_at=now,
-        finish_due_at=now + DAY,
-        rating_score=1,
-        rating_scale=3,
-        surveys=1,
-    )
-    await shape(
-        client,
-        b,
-        status="rated",
-        closed_at=now,
-        finish_due_at=now - DAY,
-        rating_score=3,
-        rating_scale=3,
-        surveys=1,
-    )
-    await shape(client, c, status="closed", closed_at=now, finish_due_at=now + DAY, surveys=1)
+    await shape(client, a, status="rated", closed_at=now, rating_score=1, rating_scale=3)
+    await shape(client, b, status="rated", closed_at=now, rating_score=3, rating_scale=3)
+    await shape(client, c, status="closed", closed_at=now, surveys=1)
     await shape(client, d, status="accepted")
     body = await (await client.get("/api/v1/stats", headers=AUTH)).json()
     total = body["total"]
-    assert (total["cases"], total["closed"], total["closed_on_time"]) == (4, 3, 2)
-    assert (total["surveys"], total["answered"], total["satisfied"]) == (3, 2, 1)
-    assert total["satisfaction_rate"] == 0.5 and total["response_rate"] == 0.6667
-    assert total["on_time_rate"] == 0.6667 and total["repeat"] == 1 and total["repeat_rate"] == 0.25
+    assert (total["cases"], total["petitions"], total["closed"]) == (4, 4, 3)
+    assert (total["rated"], total["satisfied"]) == (2, 1)
+    assert total["satisfaction_rate"] == 0.5 and total["participation_rate"] == 0.6667
+    # a (满意) and c (not rated) were resolved the first time; b was rated 不满意.
+    assert total["measures"]["first_time_resolution_rate"] == {
+        "numerator": 2,
+        "denominator": 3,
+        "rate": 0.6667,
+    }
     by = await (await client.get("/api/v1/stats?by=category", headers=AUTH)).json()
     groups = {g["key"]: g for g in by["groups"]}
     assert groups["housing"]["label"] == "住房与物业" and groups["housing"]["cases"] == 3
@@ -117,19 +104,27 @@ async def test_rates_overall_and_by_category(client: TestClient) -> None:
 async def test_five_level_scale_counts_the_top_three_as_satisfied(client: TestClient) -> None:
     codes = [await filed(client, f"s{i}", f"1380000001{i}", "2") for i in range(5)]
     for score, code in enumerate(codes, start=1):
-        await shape(client, code, status="rated", rating_score=score, rating_scale=5, surveys=1)
+        await shape(
+            client,
+            code,
+            status="rated",
+            closed_at=datetime.now(UTC),
+            rating_score=score,
+            rating_scale=5,
+        )
     total = (await (await client.get("/api/v1/stats", headers=AUTH)).json())["total"]
     assert total["satisfied"] == 3 and total["satisfaction_rate"] == 0.6
 
 
 async def test_metrics_expose_the_rates(client: TestClient) -> None:
     code = await filed(client, "m", "13800000009", "1")
-    await shape(client, code, status="rated", rating_score=2, rating_scale=3, surveys=1)
-    text = await (await client.get("/metrics")).text()
-    assert (
-        'minyi_rate{measure="satisfaction"} 1.0' in text
-        and 'minyi_rate{measure="response"} 1.0' in text
+    await shape(
+        client, code, status="rated", closed_at=datetime.now(UTC), rating_score=2, rating_scale=3
     )
+    text = await (await client.get("/metrics")).text()
+    for measure in ("satisfaction", "participation", "first_time_resolution"):
+        assert f'minyi_rate{{measure="{measure}"}} 1.0' in text, measure
+    assert 'minyi_rate{measure="on_time_reply"} NaN' in text  # nothing was due yet
 
 
 async def test_suggestions_count_apart_from_satisfaction_and_timeliness(
@@ -150,7 +145,12 @@ async def test_suggestions_count_apart_from_satisfaction_and_timeliness(
             surveys=1,
         )
     total = (await (await client.get("/api/v1/stats", headers=AUTH)).json())["total"]
-    assert (total["cases"], total["suggestions_received"]) == (2, 1)
-    assert (total["surveys"], total["answered"], total["satisfied"]) == (1, 1, 0)
-    assert total["satisfaction_rate"] == 0.0 and total["response_rate"] == 1.0
-    assert (total["closed"], total["on_time_rate"]) == (1, 0.0)
+    assert (total["cases"], total["petitions"], total["suggestions_received"]) == (2, 1, 1)
+    assert (total["closed"], total["rated"], total["satisfied"]) == (1, 1, 0)
+    assert total["satisfaction_rate"] == 0.0 and total["participation_rate"] == 1.0
+    # The petition's finish deadline passed unreplied; the suggestion's is not counted.
+    assert total["measures"]["on_time_reply_rate"] == {
+        "numerator": 0,
+        "denominator": 1,
+        "rate": 0.0,
+    }

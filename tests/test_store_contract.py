@@ -390,7 +390,8 @@ async def test_a_handoff_reaches_the_back_office_with_the_citizens_latest_case(
     await applied(store, owner, RequestHandoff(reason="citizen", case_code=theirs))
     handoffs = [(case, data) for t, case, data in await backend.sent() if t == "handoff.requested"]
     assert [case for case, _ in handoffs] == ["", code, ""]  # never someone else's case
-    assert handoffs[0][1] == {  # a web chat's sender (its cookie's keyed hash) never leaves
+    # A web chat's sender (its session cookie's keyed hash) never leaves (issue 13).
+    assert handoffs[0][1] == {
         "channel": "webchat",
         "reason": "citizen",
         "summary": "想找人说",

@@ -136,6 +136,13 @@ def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     return responses
 
 
+def _stats_responses() -> dict[str, Any]:
+    responses = _responses({"type": "object"}, 422)
+    # format=csv: the same figures for Excel.
+    responses["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return responses
+
+
 def openapi_document() -> dict[str, Any]:
     case_ref = {"$ref": "#/components/schemas/Case"}
     return {
@@ -327,7 +334,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/stats": {
                 "get": {
-                    "summary": "满意率, response rate, 按期办结率 and repeat-petition rate for cases filed in [from, to)",
+                    "summary": "满意率, 参评率, 及时受理率, 按期答复率, 一次性化解率 and 重复信访率 "
+                    "with their counts for cases filed in [from, to), overall or in ranked rows "
+                    "(docs/measures.md)",
                     "parameters": [
                         {
                             "name": "from",
@@ -348,11 +357,17 @@ def openapi_document() -> dict[str, Any]:
                             "in": "query",
                             "schema": {
                                 "type": "string",
-                                "enum": ["category", "department", "channel"],
+                                "enum": ["department", "category", "week", "channel"],
                             },
                         },
+                        {
+                            "name": "format",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["json", "csv"]},
+                            "description": "csv: UTF-8 with a BOM, one line per row and the total",
+                        },
                     ],
-                    "responses": _responses({"type": "object"}, 422),
+                    "responses": _stats_responses(),
                 }
             },
             "/events": {

@@ -39,6 +39,8 @@ HandlerType = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_PAGE = 200
 # Row ids and feed positions are INTEGER columns: PostgreSQL refuses a larger bound outright.
 MAX_ROW_ID = 2**31 - 1
+# By week, one CASE branch a week: a bound keeps the statement small.
+MAX_STATS_PERIOD = timedelta(days=3 * 366)
 
 
 @dataclass(frozen=True)
@@ -267,36 +269,43 @@ async def list_events(request: web.Request) -> web.Response:
     return json_response({"events": events, "next": events[-1]["seq"] if events else after})
 
 
-async def get_stats(request: web.Request) -> web.Response:
-    """满意率, response rate, 按期办结率 and repeat rate for cases filed in [from, to)."""
+async def get_stats(request: web.Request) -> web.StreamResponse:
+    """The measures (docs/measures.md) for cases filed in [from, to), as JSON or CSV."""
     query = request.query
-    end = _time_param(query, "to") or utcnow()
+    now = utcnow()
+    end = _time_param(query, "to") or now
     start = _time_param(query, "from") or end - timedelta(days=30)
     if start >= end:
         raise ApiError(422, "invalid", "'from' must be before 'to'.")
+    if end - start > MAX_STATS_PERIOD:
+        raise ApiError(422, "invalid", "The period may be at most 3 years long.")
     by = query.get("by", "")
     if by and by not in stats.DIMENSIONS:
         raise ApiError(422, "invalid", f"'by' must be one of: {', '.join(stats.DIMENSIONS)}.")
+    form = query.get("format", "json")
+    if form not in ("json", "csv"):
+        raise ApiError(422, "invalid", "'format' must be json or csv.")
     parts = request.app[PARTS]
-    office = parts.office
     async with _uow(request) as uow:
-        result = await stats.report(uow, start, end, by)
-    groups = []
-    for key, tally in sorted(result.groups.items()):
-        label = key
-        if by == "category" and (category := office.category(key)) is not None:
-            label = category.label("zh")
-        elif by == "department":
-            label = office.departments.name(key)
-        groups.append({"key": key, "label": label, **tally.to_json()})
+        total, rows = await stats.figures(
+            uow, start, end, by, office=parts.office, tz=parts.units.tz, now=now
+        )
+    if form == "csv":
+        name = f"minyi-stats-{start.date().isoformat()}-{end.date().isoformat()}.csv"
+        return web.Response(
+            body=stats.as_csv(total, rows),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
     body: dict[str, Any] = {
         "from": iso(start, parts.units.tz),
         "to": iso(end, parts.units.tz),
         "by": by or None,
-        "total": result.total.to_json(),
+        "total": total.to_json(),
     }
     if by:
-        body["groups"] = groups
+        body["groups"] = [row.to_json() for row in rows]
     return json_response(body)
 
 

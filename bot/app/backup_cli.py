@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.app.settings import Settings, SettingsError
-from storage import migrate
+from storage import migrate, schema_compat
 from storage.backup import BackupError, Manifest, backup, restore
 from storage.crypto import PiiCipher, key_file_for, parse_key
 from storage.db import Database
@@ -71,9 +71,14 @@ async def _restore(settings: Settings, source: Path, *, replace: bool) -> int:
         await db.dispose()
     print(f"restored {source}")
     print(_describe(manifest))
-    head = migrate.head_revision()
-    if revision != head:
-        print(f"The schema is at {revision}; run `minyi db upgrade` to bring it to {head}.")
+    history = schema_compat.code_history()
+    if revision not in history.known:  # a backup of a newer release
+        print(
+            f"The schema is at {revision}, newer than this code ({history.head}): serve it "
+            "with the release the backup was taken with."
+        )
+    elif revision != history.head:
+        print(f"The schema is at {revision}; run `minyi db upgrade` to bring it to {history.head}.")
     print(
         "Unpublished outbox entries go out when `minyi worker` (or serve) starts; those "
         "published before the backup are not sent again."

@@ -42,7 +42,7 @@ from channels.telegram import (
 )
 from channels.wechat import WeChatChannel
 from channels.wechat.menu import MenuError, check_menu, load_menu
-from storage import migrate, redis_connect
+from storage import migrate, redis_connect, schema_compat
 from storage.db import Database
 
 log = logging.getLogger("minyi")
@@ -223,6 +223,10 @@ async def upgrade(settings: Settings) -> None:
     try:
         await migrate.upgrade(db)
         print(f"database at revision {await migrate.current_revision(db)}")
+        minimum = await schema_compat.recorded_minimum(db)
+        if minimum is not None:
+            # What the operator needs for the rolling order (docs/deploying.md, "Upgrading").
+            print(f"processes of code revision {minimum} or later can work with it")
     finally:
         await db.dispose()
 

@@ -50,7 +50,7 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
     files = file_store(settings, cipher)  # the photos are sealed with the key too
     bucket = files.inner if isinstance(files.inner, S3FileStore) else None
     try:
-        await prepare_schema(db)
+        await prepare_schema(db, exact=True)
         if bucket is not None:
             await bucket.start()
         done = await rotate(db, cipher, batch=max(1, args.batch), progress=progress, files=files)

@@ -78,7 +78,8 @@ class Metrics:
         self.rates = Gauge(
             "minyi_rate",
             "The office's measures over cases filed in the last 30 days (read at scrape time): "
-            "satisfaction (满意率), survey response, on-time closure (按期办结率), repeat petitions",
+            "satisfaction (满意率), participation (参评率), on_time_acceptance (及时受理率), "
+            "on_time_reply (按期答复率), first_time_resolution (一次性化解率), repeat (重复信访率)",
             ["measure"],
             registry=self.registry,
         )

@@ -50,7 +50,7 @@ from conversation.catalog import Catalog
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
-from storage import keycheck, migrate, redis_connect
+from storage import keycheck, migrate, redis_connect, schema_compat
 from storage.conversations import (
     ConversationStoreBase,
     DatabaseConversationStore,
@@ -76,6 +76,7 @@ from storage.photos import PhotoKeeper
 from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
 from storage.relay import Relay
 from storage.s3_files import S3FileStore
+from storage.schema_compat import SchemaState
 from storage.shared import DatabaseShared, RedisShared
 from storage.uow import Committed, Units
 
@@ -245,17 +246,34 @@ async def check_key(db: Database, cipher: PiiCipher, source: KeySource) -> None:
             ) from None
 
 
-async def prepare_schema(db: Database) -> None:
-    """The embedded default migrates itself; a shared database is migrated by `minyi db upgrade`."""
-    if db.is_sqlite:
+async def prepare_schema(db: Database, *, exact: bool = False) -> SchemaState:
+    """Refuse a schema this code cannot work with, in one line.
+
+    The embedded default migrates itself; a shared database is migrated by `minyi db upgrade`.
+    A newer schema is accepted when the database records that code of this revision still
+    works with it (a rolling upgrade: storage/schema_compat.py). `exact` asks for this code's
+    own revision: for maintenance that rewrites every table it knows (key rotation), which
+    would miss what a newer schema added."""
+    state = await schema_compat.inspect_schema(db)
+    if db.is_sqlite and state.verdict in ("empty", "older"):
         await migrate.upgrade(db)
-        return
-    current, head = await migrate.current_revision(db), migrate.head_revision()
-    if current != head:
+        state = await schema_compat.inspect_schema(db)
+    if exact and state.verdict == "newer":
         raise SettingsError(
-            f"MINYI_DATABASE_URL: schema is at {current or 'nothing'}, code needs {head}; "
-            "run `minyi db upgrade` first"
+            f"MINYI_DATABASE_URL: schema is at {state.database}, newer than this code "
+            f"({state.code}); run this command with the newer release"
         )
+    if not state.works:
+        raise SettingsError(f"MINYI_DATABASE_URL: {state.problem}")
+    if state.verdict == "newer":
+        log.warning(
+            "schema is at %s, newer than this code's %s; it works with code from %s on, so "
+            "this process runs on it: roll out the newer release",
+            state.database,
+            state.code,
+            state.min_code,
+        )
+    return state
 
 
 def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | None = None) -> Minyi:

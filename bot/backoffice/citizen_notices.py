@@ -26,6 +26,7 @@ from storage.proof import open_code
 from storage.uow import UnitOfWork, Units
 
 from .reach import Attempt, CitizenReach
+from .recording import record_surely
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ SMS_ONLY = frozenset({"survey_sms", "sms_followup", "proof_sms"})
 # A staff member's words: in the chat if it can take them, else by SMS — a person's words must
 # arrive — but never as a template message, which cannot carry them.
 STAFF_WORDS = frozenset({"staff.joined", "staff.says", "staff.left"})
+
+
+class NotSent(Exception):
+    """A notice failed before anything went out (reading it: the database went away), so it
+    may be given back at once; any later failure may come after the send and must not be."""
 
 
 @dataclass(frozen=True)
@@ -78,22 +84,36 @@ class CitizenNotices:
     # -- through the channels ------------------------------------------------------------------
 
     async def _notify(self, job_id: int) -> None:
+        try:
+            prepared = await self._prepare(job_id)
+        except Exception as exc:
+            raise NotSent(job_id) from exc
+        if prepared is not None:
+            await self._deliver(job_id, *prepared)
+
+    async def _prepare(self, job_id: int) -> tuple[_Reading, str, bool, bool] | None:
+        """What to send and how, read in one short transaction; None when there is nothing."""
         survey_topic = False
         async with self.units() as uow:
             job = await uow.notifications.get(job_id)
             if job is None:
-                return
+                return None
             survey_topic = job.topic == "survey"
             if survey_topic and not await _survey_open(uow, job):
                 uow.notifications.skipped(
                     job, "the survey was answered or expired before it was asked"
                 )
                 await uow.commit()
-                return
+                return None
             reading = await self._read(uow, job)
             key, staff_words = job.key, job.topic in STAFF_WORDS
         if reading is None:
-            return
+            return None
+        return reading, key, survey_topic, staff_words
+
+    async def _deliver(
+        self, job_id: int, reading: _Reading, key: str, survey_topic: bool, staff_words: bool
+    ) -> None:
         routes = self.reach.routes(
             reading.recipient,
             chat_only=survey_topic or staff_words,
@@ -306,6 +326,14 @@ class CitizenNotices:
     # -- recording the outcome -----------------------------------------------------------------
 
     async def _record(self, job_id: int, attempts: list[Attempt], *, alert_staff: bool) -> None:
+        await record_surely(
+            lambda: self._record_once(job_id, attempts, alert_staff=alert_staff),
+            f"notification {job_id}",
+        )
+
+    async def _record_once(
+        self, job_id: int, attempts: list[Attempt], *, alert_staff: bool
+    ) -> None:
         async with self.units() as uow:
             job = await uow.notifications.get(job_id)
             assert job is not None

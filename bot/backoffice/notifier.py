@@ -10,11 +10,15 @@ cases go in parallel.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from storage.uow import Units
 
-from .citizen_notices import CitizenNotices
+from .citizen_notices import CitizenNotices, NotSent
+from .recording import record_surely
 from .staff_alerts import StaffAlerts
+
+log = logging.getLogger(__name__)
 
 BATCH = 50
 PARALLEL = 8
@@ -50,8 +54,14 @@ class Notifier:
 
         async def in_order(queue: list[tuple[int, str]]) -> None:
             async with gate:
-                for job_id, topic in queue:
-                    await self.citizens.send(job_id, topic)
+                for n, (job_id, topic) in enumerate(queue):
+                    try:
+                        await self.citizens.send(job_id, topic)
+                    except NotSent:
+                        # Nothing of this one went out: give it and the rest of the case's
+                        # queue back, in order, rather than leave them leased for two minutes.
+                        await self._release([later for later, _ in queue[n:]])
+                        raise
 
         staff_ids = [job_id for job_id, audience, _, _ in leased if audience == "staff"]
         await asyncio.gather(
@@ -59,3 +69,15 @@ class Notifier:
             self.staff.send(staff_ids) if staff_ids else asyncio.sleep(0),
         )
         return len(leased)
+
+    async def _release(self, job_ids: list[int]) -> None:
+        async def release() -> None:
+            async with self.units() as uow:
+                await uow.notifications.release(job_ids)
+                await uow.commit()
+
+        try:
+            # The run most likely failed because the database went away: wait for it a little.
+            await record_surely(release, f"giving back {len(job_ids)} notification leases")
+        except Exception as exc:  # still away: their leases end them
+            log.warning("could not give back %d leases (%s)", len(job_ids), type(exc).__name__)

@@ -27,6 +27,7 @@ from storage.uow import UnitOfWork, Units
 from .casework_alerts import TOPICS as CASEWORK_TOPICS
 from .casework_alerts import addressees, casework_detail
 from .reach import CitizenReach
+from .recording import record_surely
 from .staff_threads import remember_post
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,19 @@ class StaffAlerts:
             else:
                 for job_id in waiting:
                     done[job_id].append(target.name)
+
+        async def record() -> None:
+            await self._record(alerts, failures, done, posted)
+
+        await record_surely(record, f"staff alerts {sorted(alerts)}")
+
+    async def _record(
+        self,
+        alerts: dict[int, StaffAlert],
+        failures: dict[int, DeliveryFailed],
+        done: dict[int, list[str]],
+        posted: dict[str, str],
+    ) -> None:
         async with self.units() as uow:
             for job_id in alerts:
                 job = await uow.notifications.get(job_id)

@@ -9,13 +9,21 @@ from datetime import date, datetime, timedelta
 
 from aiohttp import web
 
+from bot.api.stats import Row
 from bot.desk.cases import words
-from bot.desk.measures import Row, Statistics, statistics
+from bot.desk.measures import Statistics, statistics
 from bot.desk.render import render
 from bot.desk.services import desk_services
 from bot.desk.wording import Words
+from conversation.cases.measures import MEASURES as ALL_MEASURES
 
-MEASURES = ("satisfaction", "on_time_acceptance", "on_time_closure", "repeat")
+
+# The API's measures, by the names the desk's texts use (desk.stats.<name>).
+def _short(name: str) -> str:
+    return name.removesuffix("_rate")
+
+
+MEASURES = tuple(_short(m.name) for m in ALL_MEASURES)
 DEFAULT_WEEKS = 12
 LONGEST = timedelta(days=366)
 
@@ -49,12 +57,16 @@ async def _gather(request: web.Request) -> tuple[Statistics | None, date, date, 
     except BadPeriod:
         return None, today, today, w
     async with services.uow() as uow:
-        figures = await statistics(uow, first, last, services.tz)
+        figures = await statistics(uow, first, last, services.tz, services.office)
     return figures, first, last, w
 
 
 def _percent(value: float | None) -> float | None:
     return None if value is None else round(value * 100, 1)
+
+
+def measures_of(row: Row) -> dict[str, float | None]:
+    return {m: row.counts.rate(f"{m}_rate") for m in MEASURES}
 
 
 def _department(w: Words, key: str) -> str:
@@ -75,12 +87,15 @@ async def stats_page(request: web.Request) -> web.Response:
             w=w,
         )
     charts = {
+        "measures": list(MEASURES),
         "labels": {m: w.t(f"desk.stats.{m}") for m in MEASURES},
         "weeks": [monday.strftime("%m-%d") for monday, _ in figures.weeks],
-        "by_week": {m: [_percent(row.measures()[m]) for _, row in figures.weeks] for m in MEASURES},
+        "by_week": {
+            m: [_percent(measures_of(row)[m]) for _, row in figures.weeks] for m in MEASURES
+        },
         "departments": [_department(w, row.key) for row in figures.departments],
         "by_department": {
-            m: [_percent(row.measures()[m]) for row in figures.departments] for m in MEASURES
+            m: [_percent(measures_of(row)[m]) for row in figures.departments] for m in MEASURES
         },
     }
     return render(
@@ -94,6 +109,7 @@ async def stats_page(request: web.Request) -> web.Response:
         measures=MEASURES,
         percent=_percent,
         department=lambda key: _department(w, key),
+        measures_of=measures_of,
         chart_data=json.dumps(charts, ensure_ascii=False).replace("<", "\\u003c"),
     )
 
@@ -105,19 +121,31 @@ async def stats_csv(request: web.Request) -> web.Response:
     out = io.StringIO()
     table = csv.writer(out)
     table.writerow(
-        [w.t("desk.stats.period"), w.t("desk.stats.cases")]
-        + [f"{w.t(f'desk.stats.{m}')}(%)" for m in MEASURES]
+        [w.t("desk.stats.period"), w.t("desk.stats.rank"), w.t("desk.stats.cases")]
+        + [
+            part
+            for m in ALL_MEASURES
+            for part in (
+                f"{w.t('desk.stats.' + _short(m.name))}(%)",
+                w.t(f"desk.stats.count.{m.numerator}"),
+                w.t(f"desk.stats.count.{m.denominator}"),
+            )
+        ]
     )
 
-    def line(label: str, row: Row) -> None:
-        table.writerow([label, row.tally.cases] + [_percent(row.measures()[m]) for m in MEASURES])
+    def line(label: str, row: Row, ranked: bool = False) -> None:
+        values: list[object] = [label, row.rank if ranked and row.rank else "", row.counts.cases]
+        for m in ALL_MEASURES:
+            values += [_percent(row.counts.rate(m.name)), getattr(row.counts, m.numerator)]
+            values.append(getattr(row.counts, m.denominator))
+        table.writerow(values)
 
     for monday, row in figures.weeks:
         line(w.t("desk.stats.week_of", date=monday.isoformat()), row)
     table.writerow([])
     table.writerow([w.t("desk.stats.department")])
     for row in figures.departments:
-        line(_department(w, row.key), row)
+        line(_department(w, row.key), row, ranked=True)
     # The BOM tells Excel the file is UTF-8; without it Chinese comes out garbled.
     body = "\ufeff" + out.getvalue()
     name = f"minyi-stats-{first.isoformat()}-{last.isoformat()}.csv"

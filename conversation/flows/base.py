@@ -13,6 +13,7 @@ from ..faq_match import FaqMatcher
 from ..messages import Choice, Inbound, Reply
 from ..office import OfficeConfig
 from ..office_forms import MenuEntry
+from ..places import PlaceFinder
 from ..ports import DeadlinePolicy, Lookups
 from ..state import ConversationState
 from ..validators import choice_number, normalize
@@ -47,6 +48,8 @@ class Context:
     sms_proof: bool = True
     # The office's common questions, for matching typed ones (None: no FAQ).
     faq: FaqMatcher | None = None
+    # Reads a place from the citizen's words (None: places are always asked).
+    places: PlaceFinder | None = None
 
     @property
     def word(self) -> str:

@@ -78,12 +78,8 @@ def _solved(ctx: Context) -> Outcome | None:
     form = ctx.office.forms[ctx.flows.free_text]
     if isinstance(valid_description(said), str):
         ctx.state.said = said[:200]
-        prefill = {"description": said}
-        suggested = ctx.office.suggest_category(said)
-        if suggested is not None:
-            prefill["_suggested"] = suggested.key
         ctx.state.enter(form.name)
-        return forms.start(ctx, form, prefill)
+        return forms.start_told(ctx, form, said)
     ctx.state.enter(form.name)
     return forms.start(ctx, form)
 

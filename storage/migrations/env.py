@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from storage import schema_compat
 from storage.models import Base
 
 config = context.config
@@ -23,6 +24,9 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        # In the same transaction: the oldest code that works with the schema left behind, for
+        # the older processes still running (storage/schema_compat.py).
+        schema_compat.record(connection, context.script)
 
 
 async def _run_with_url(url: str) -> None:

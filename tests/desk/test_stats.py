@@ -40,7 +40,7 @@ async def office_with_three_departments(client: TestClient) -> None:
         rating_score=3,
         rating_scale=3,
         rating_label="不满意",
-        finish_due_at=utcnow() - timedelta(days=1),
+        first_reply_due_at=utcnow() - timedelta(days=1),  # replied after its deadline
     )
     await file_case(client, steps=assigned("水务局"))
     # Never decided and past its 15 days: late on acceptance.
@@ -56,20 +56,25 @@ async def test_measures_by_department_and_week(desk: TestClient) -> None:
     tz = runtime_of(desk).settings.tz()
     today = datetime.now(tz).date()
     async with uow_of(desk) as uow:
-        figures = await statistics(uow, today - timedelta(days=27), today, tz)
+        figures = await statistics(
+            uow, today - timedelta(days=27), today, tz, runtime_of(desk).office
+        )
     rows = {row.key: row for row in figures.departments}
-    assert rows["园林局"].tally.cases == 3
-    assert rows["园林局"].measures()["satisfaction"] == 1.0
-    assert rows["城管局"].measures() == {
-        "satisfaction": 0.0,
-        "on_time_acceptance": 1.0,
-        "on_time_closure": 0.0,
-        "repeat": 1.0,  # same mobile, same category, filed before
+    assert rows["园林局"].counts.cases == 3
+    assert rows["园林局"].counts.rate("satisfaction_rate") == 1.0
+    assert rows["城管局"].counts.rates() == {
+        "satisfaction_rate": 0.0,
+        "participation_rate": 1.0,
+        "on_time_acceptance_rate": 1.0,
+        "on_time_reply_rate": 0.0,
+        "first_time_resolution_rate": 0.0,  # rated 不满意
+        "repeat_rate": None,  # the repeat watch has not compared it yet
     }
-    assert rows[""].measures()["on_time_acceptance"] == 0.0  # the one never decided
+    assert rows[""].counts.rate("on_time_acceptance_rate") == 0.0  # the one never decided
+    assert rows[""].rank is None and [rows[k].rank for k in ("园林局", "城管局")] == [1, 2]
     assert [r.key for r in figures.red_flags] == ["园林局", "城管局", "水务局"]
     assert [r.key for r in figures.snails] == []  # three departments: all on the red list
-    weeks = {monday: row.tally.cases for monday, row in figures.weeks}
+    weeks = {monday: row.counts.cases for monday, row in figures.weeks}
     assert len(weeks) in (4, 5) and sum(weeks.values()) == 6
     this_monday = today - timedelta(days=today.weekday())
     assert weeks[this_monday] == 5
@@ -86,12 +91,13 @@ async def test_the_snail_list_is_the_bottom_of_the_table(desk: TestClient) -> No
     tz = runtime_of(desk).settings.tz()
     today = datetime.now(tz).date()
     async with uow_of(desk) as uow:
-        figures = await statistics(uow, today, today, tz)
+        figures = await statistics(uow, today, today, tz, runtime_of(desk).office)
     red = [r.key for r in figures.red_flags]
     snails = [r.key for r in figures.snails]
     assert len(red) == len(snails) == 3 and not set(red) & set(snails)
-    assert all(r.measures()["satisfaction"] == 1.0 for r in figures.red_flags)
-    assert all(r.measures()["satisfaction"] == 0.0 for r in figures.snails[:2])
+    assert all(r.counts.rate("satisfaction_rate") == 1.0 for r in figures.red_flags)
+    assert all(r.counts.rate("satisfaction_rate") == 0.0 for r in figures.snails[:2])
+    assert all(r.rank == 1 for r in figures.red_flags)  # five tied at the top share 1
 
 
 async def test_the_page_carries_chart_data_and_the_league(desk: TestClient) -> None:
@@ -100,11 +106,15 @@ async def test_the_page_carries_chart_data_and_the_league(desk: TestClient) -> N
     response = await desk.get("/desk/stats")
     page = await response.text()
     assert response.status == 200
-    for words in ("满意率", "及时受理率", "按期办结率", "重复信访率", "红旗榜", "蜗牛榜", "园林局"):
+    for words in (
+        *("满意率", "参评率", "及时受理率", "按期答复率", "一次性化解率", "重复信访率"),
+        *("红旗榜", "蜗牛榜", "园林局"),
+    ):
         assert words in page, words
     data = json.loads(page.split('id="chart-data">')[1].split("</script>")[0])
-    assert data["departments"] == ["（未交办）", "园林局", "城管局", "水务局"]
-    assert data["by_department"]["satisfaction"][1] == 100.0
+    assert data["departments"] == ["园林局", "城管局", "水务局", "（未交办）"]  # by rank
+    assert data["by_department"]["satisfaction"][0] == 100.0
+    assert len(data["measures"]) == 6 and data["labels"]["first_time_resolution"] == "一次性化解率"
     assert '<script src="/desk/static/echarts.min.js"' in page and "<script>" not in page
     assert (await desk.get("/desk/static/echarts.min.js")).status == 200
 
@@ -117,11 +127,13 @@ async def test_csv_export_opens_in_excel(desk: TestClient) -> None:
     assert response.status == 200 and response.content_type == "text/csv"
     assert body.startswith("\ufeff".encode())
     text = body.decode("utf-8-sig")
-    assert (
-        text.splitlines()[0]
-        == "统计区间,事项数,满意率(%),及时受理率(%),按期办结率(%),重复信访率(%)"
+    assert text.splitlines()[0] == (
+        "统计区间,名次,事项数,满意率(%),满意件,参评件,参评率(%),参评件,办结件,"
+        "及时受理率(%),按时受理件,应受理件,按期答复率(%),按期答复件,应答复件,"
+        "一次性化解率(%),一次性化解件,办结件,重复信访率(%),重复件,已比对件"
     )
-    assert "园林局,3,100.0,100.0,100.0," in text
+    # rank 1, 3 cases; 满意 2 of 2, rated 2 of 2 closed, accepted on time 3 of 3, …
+    assert "园林局,1,3,100.0,2,2,100.0,2,2,100.0,3,3,100.0,2,2,100.0,2,2,,0,0" in text
     assert "attachment" in response.headers["Content-Disposition"]
 
 

@@ -4,14 +4,15 @@
   var holder = document.getElementById("chart-data");
   if (!holder || !window.echarts) return;
   var data = JSON.parse(holder.textContent);
-  var measures = ["satisfaction", "on_time_acceptance", "on_time_closure", "repeat"];
-  var colours = ["#b71c1c", "#0b5cad", "#1d7a3a", "#b26a00"];
+  var measures = data.measures;
+  var colours = ["#b71c1c", "#6a1b9a", "#0b5cad", "#1d7a3a", "#00838f", "#b26a00"];
 
   function series(values, type) {
     return measures.map(function (m, i) {
       return {
         name: data.labels[m], type: type, data: values[m], connectNulls: false,
-        itemStyle: { color: colours[i] }, lineStyle: { color: colours[i] }
+        itemStyle: { color: colours[i % colours.length] },
+        lineStyle: { color: colours[i % colours.length] }
       };
     });
   }
