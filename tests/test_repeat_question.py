@@ -1,0 +1,81 @@
+"""重复信访 asked in the chat: a matter like the asker's open one is offered as a 补充 of it.
+
+A real Engine on the in-memory store (the store contract holds it to the real stores).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import Citizen
+from .memory_conversation import OnMemory
+
+CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
+AGAIN = "幸福小区东门的路灯还是坏的，一个多月了，晚上很黑，老人走路容易摔倒。"
+
+
+@pytest.fixture
+def memory() -> OnMemory:
+    return OnMemory()
+
+
+@pytest.fixture
+def citizen(memory: OnMemory) -> Citizen:
+    return memory.citizen()
+
+
+async def fill_up_to_submit(citizen: Citizen, description: str) -> str:
+    """The filing up to, and including, `1 提交`; the reply to it."""
+    await citizen.say("1")
+    await citizen.say("4")
+    await citizen.say(description)
+    await citizen.say("XX区幸福路12号幸福小区东门")
+    await citizen.say("跳过")
+    await citizen.say("张三")
+    await citizen.say("13800138000")
+    return await citizen.say("1")
+
+
+async def test_the_same_matter_becomes_a_supplement_of_the_open_case(
+    memory: OnMemory, citizen: Citizen
+) -> None:
+    first = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
+    asked = await fill_up_to_submit(citizen, AGAIN)
+    assert first in asked and "同一件事吗" in asked
+    assert "小区门口的路灯坏了一个多月" in asked  # a short quote of the earlier words
+    assert "1 是同一件事，补充到原事项" in asked and "2 是新的事项，继续登记" in asked
+    assert "请回复“1”或“2”" in await citizen.say("嗯嗯")  # re-asked kindly, nothing filed
+    done = await citizen.say("1")
+    assert f"已补充到您的事项 {first}" in done and CODE.findall(done) == [first]
+    assert len(memory.store.cases.records) == 1
+    case = memory.only_case()
+    added = [e for e in case.timeline if e.type == "supplemented"]
+    assert len(added) == 1 and added[0].data["text"] == AGAIN
+    assert "1 我要反映" in await citizen.say("菜单")  # back at the menu
+
+
+async def test_a_new_matter_is_filed_as_before(memory: OnMemory, citizen: Citizen) -> None:
+    first = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
+    assert first in await fill_up_to_submit(citizen, AGAIN)
+    filed = await citizen.say("2")
+    second = CODE.search(filed).group()  # type: ignore[union-attr]
+    assert second != first and "提交成功" in filed
+    assert len(memory.store.cases.records) == 2
+    first_case = memory.store.cases.records[first]
+    assert not [e for e in first_case.timeline if e.type == "supplemented"]
+
+
+async def test_no_question_for_another_matter_or_another_person(
+    memory: OnMemory, citizen: Citizen
+) -> None:
+    await citizen.file_a_matter()
+    other = "楼下烧烤店每天晚上油烟很大，窗户都不敢开，希望管一管。"
+    filed = await fill_up_to_submit(citizen, other)
+    assert "同一件事吗" not in filed and CODE.search(filed) is not None
+    # Someone else's lamp is theirs to report: never asked about (nor quoted to) them.
+    stranger = memory.citizen("someone-else")
+    theirs = await fill_up_to_submit(stranger, AGAIN)
+    assert "同一件事吗" not in theirs and CODE.search(theirs) is not None
+    assert len(memory.store.cases.records) == 3
