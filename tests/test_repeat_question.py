@@ -6,11 +6,19 @@ A real Engine on the in-memory store (the store contract holds it to the real st
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from sqlalchemy import select
+
+from bot.app.appkeys import MINYI
+from bot.app.settings import Settings
+from bot.app.web import create_app
+from storage.models import Case, CaseEvent
 
 from .conftest import Citizen
 from .memory_conversation import OnMemory
+from .web_citizen import WebCitizen
 
 CODE = re.compile(r"XF\d{8}-[0-9A-Z]{6}")
 AGAIN = "幸福小区东门的路灯还是坏的，一个多月了，晚上很黑，老人走路容易摔倒。"
@@ -79,3 +87,38 @@ async def test_no_question_for_another_matter_or_another_person(
     theirs = await fill_up_to_submit(stranger, AGAIN)
     assert "同一件事吗" not in theirs and CODE.search(theirs) is not None
     assert len(memory.store.cases.records) == 3
+
+
+# -- over a real channel: the web chat, on SQLite and PostgreSQL ----------------------------------
+
+
+async def test_the_web_chat_asks_and_adds_the_same_matter_to_the_open_case(
+    aiohttp_client: Any, database_settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(database_settings, workers=False))
+    web = WebCitizen(client)
+    first = await web.file_a_matter()
+    for text in ("1", "4", AGAIN, "幸福路12号", "跳过", "张三", "13800138000"):
+        await web.say(text)
+    asked = await web.say("1")
+    assert first in asked and "同一件事吗" in asked and "路灯坏了一个多月" in asked
+    assert "请回复“1”或“2”" in await web.say("不知道")
+    assert f"已补充到您的事项 {first}" in await web.say("1")
+
+    async with client.app[MINYI].db.session() as session:
+        cases = (await session.scalars(select(Case))).all()
+        assert [c.code for c in cases] == [first]
+        events = (
+            await session.scalars(
+                select(CaseEvent).where(CaseEvent.case_id == cases[0].id).order_by(CaseEvent.seq)
+            )
+        ).all()
+    assert [e.type for e in events] == ["submitted", "supplemented"]
+    assert events[1].data["text"] == AGAIN
+
+    # Another chat on the same page is someone else: filed, never asked about the lamp.
+    other = WebCitizen(client)
+    for text in ("1", "4", AGAIN, "幸福路12号", "跳过", "李四", "13900139000"):
+        await other.say(text)
+    receipt = await other.say("1")
+    assert "同一件事吗" not in receipt and CODE.search(receipt) is not None
