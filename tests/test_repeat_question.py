@@ -75,6 +75,19 @@ async def test_a_new_matter_is_filed_as_before(memory: OnMemory, citizen: Citize
     assert not [e for e in first_case.timeline if e.type == "supplemented"]
 
 
+async def test_a_case_finished_meanwhile_takes_no_supplement_and_the_filing_goes_on(
+    memory: OnMemory, citizen: Citizen
+) -> None:
+    first = CODE.search(await citizen.file_a_matter()).group()  # type: ignore[union-attr]
+    assert first in await fill_up_to_submit(citizen, AGAIN)
+    await memory.backend.move_case(first, "closed")  # 办结 while the citizen was reading
+    gone = await citizen.say("1")
+    assert f"事项 {first} 刚好办完" in gone and "请核对要提交的内容" in gone
+    filed = await citizen.say("1")  # asked once: `1 提交` now files it
+    assert "提交成功" in filed and first not in filed
+    assert len(memory.store.cases.records) == 2
+
+
 async def test_no_question_for_another_matter_or_another_person(
     memory: OnMemory, citizen: Citizen
 ) -> None:
