@@ -198,6 +198,12 @@ ZH: dict[str, str] = {
         "还可以接着发，发完回复“完成”。"
     ),
     "follow.supplement.done": "好的，补充完了。",
+    "repeat.ask": "您在{day}反映过一件很像的事（{code}）：“{quote}”\n这次是同一件事吗？",
+    "repeat.same": "是同一件事，补充到原事项",
+    "repeat.new": "是新的事项，继续登记",
+    "repeat.again": "请回复“1”或“2”告诉我们，好把这件事放对地方。",
+    "repeat.added": "好的，已补充到您的事项 {code}，承办单位会一并看到，不再另行登记。想知道进展，随时回复“2”查询。",
+    "repeat.gone": "事项 {code} 刚好办完，补充不进去了，我们按新事项为您登记。",
     "follow.supplement.too_late": "事项 {code} 申请复查的期限已过，不能再补充。有新情况请重新反映（回复“1”）。",
     "follow.supplement.not_possible": "事项 {code} 现在不能补充材料。需要帮助请回复“人工”。",
     "follow.urged": "已为您催办事项 {code}（第{n}次），承办单位已收到提醒。",
@@ -519,6 +525,12 @@ EN: dict[str, str] = {
         "Added to case {code}, and a review is asked for; the office above answers in writing "
         "by {due}. Send more, or 'done'."
     ),
+    "repeat.ask": 'On {day} you told us of something very like this ({code}): "{quote}"\nIs it the same matter?',
+    "repeat.same": "The same matter: add this to it",
+    "repeat.new": "A new matter: file it",
+    "repeat.again": "Please reply 1 or 2, so we put this in the right place.",
+    "repeat.added": "Done: added to your case {code}; the department sees it with the rest, and no new case is filed. Send 'status' to follow it.",
+    "repeat.gone": "Case {code} was just finished and takes no more; we file this as a new matter.",
     "follow.supplement.done": "All right, that is added.",
     "follow.supplement.too_late": "The time to ask for a review of case {code} has passed. Report anything new with '1'.",
     "follow.supplement.not_possible": "Nothing can be added to case {code} now. Reply 'staff' for help.",

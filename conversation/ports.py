@@ -6,12 +6,13 @@ work: state, case rows, timeline, outbox and the dedupe record commit together o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from .cases.repeats import RepeatRules
 from .commands import Command, Results
 from .messages import Inbound, Reply
 from .state import ConversationState
@@ -66,6 +67,17 @@ class CaseView:
     history: tuple[CaseStep, ...] = field(default=())  # oldest first
 
 
+@dataclass(frozen=True)
+class SimilarCase:
+    """The asker's own open matter that reads like the one being filed (重复信访), asked about
+    before a new case is made of it."""
+
+    code: str
+    description: str
+    created_at: datetime
+    score: float
+
+
 class Lookups(Protocol):
     """Read-only questions a flow may ask; every answer is scoped to one channel identity."""
 
@@ -74,6 +86,21 @@ class Lookups(Protocol):
     async def case_of(self, channel: str, sender: str, code: str) -> CaseView | None: ...
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]: ...
+
+    async def similar_open_case(
+        self,
+        channel: str,
+        sender: str,
+        kind: str,
+        category: str,
+        description: str,
+        rules: RepeatRules,
+        similarity: Callable[[str, str], float],
+    ) -> SimilarCase | None:
+        """The asker's own case still being worked on (the ones they may add to) of this kind
+        and category, filed within the rules' window, that reads like `description` by the
+        repeat watch's threshold; the most similar, or None."""
+        ...
 
 
 class Turn(Protocol):

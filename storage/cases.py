@@ -67,6 +67,8 @@ class Cases:
         *,
         statuses: tuple[str, ...] = (),
         kinds: tuple[str, ...] = (),
+        category: str = "",
+        since: datetime | None = None,
         limit: int = 5,
     ) -> list[Case]:
         query = (
@@ -78,6 +80,10 @@ class Cases:
             query = query.where(Case.status.in_(statuses))
         if kinds:
             query = query.where(Case.kind.in_(kinds))
+        if category:
+            query = query.where(Case.category == category)
+        if since is not None:
+            query = query.where(Case.created_at >= since)
         return list(await self.session.scalars(query))
 
     async def owned(self, channel: str, external_id: str, code: str) -> Case | None:

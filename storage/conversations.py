@@ -13,7 +13,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
@@ -24,9 +24,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select, update
 
 from conversation.cases.deadlines import LegalDeadlines
+from conversation.cases.repeats import RepeatRules
 from conversation.commands import Command, Results
 from conversation.messages import Inbound, Reply
-from conversation.ports import CaseView, Conflict, Lookups
+from conversation.ports import CaseView, Conflict, Lookups, SimilarCase
 from conversation.state import ConversationState
 
 from .crypto import PiiCipher
@@ -133,6 +134,21 @@ class _LazyLookups:
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
         async with self._lookups() as lookups:
             return await lookups.ratable_cases(channel, sender)
+
+    async def similar_open_case(
+        self,
+        channel: str,
+        sender: str,
+        kind: str,
+        category: str,
+        description: str,
+        rules: RepeatRules,
+        similarity: Callable[[str, str], float],
+    ) -> SimilarCase | None:
+        async with self._lookups() as lookups:
+            return await lookups.similar_open_case(
+                channel, sender, kind, category, description, rules, similarity
+            )
 
     @asynccontextmanager
     async def _lookups(self) -> AsyncIterator[CaseLookups]:

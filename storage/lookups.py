@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from conversation.cases.citizen import CITIZEN_VISIBLE, RATABLE
+from conversation.cases.citizen import CITIZEN_VISIBLE, RATABLE, URGEABLE
 from conversation.cases.due import next_deadline
 from conversation.cases.kinds import SURVEYED_KINDS
-from conversation.ports import CaseStep, CaseView, Deadline
+from conversation.cases.repeats import RepeatRules, most_similar
+from conversation.ports import CaseStep, CaseView, Deadline, SimilarCase
 
 from .documents import DueFacts, deadlines_of
+from .models import utcnow
+from .repeats import CANDIDATES
 from .uow import Reading, UnitOfWork
 
 
@@ -36,6 +39,32 @@ class CaseLookups:
             channel, sender, statuses=RATABLE, kinds=SURVEYED_KINDS, limit=10
         )
         return [case_view(case) for case in cases]
+
+    async def similar_open_case(
+        self,
+        channel: str,
+        sender: str,
+        kind: str,
+        category: str,
+        description: str,
+        rules: RepeatRules,
+        similarity: Callable[[str, str], float],
+    ) -> SimilarCase | None:
+        # The asker's own (as `case_of` sees them), so the quote and the 补充 are theirs to see.
+        cases = await self.uow.cases.of_identity(
+            channel,
+            sender,
+            statuses=URGEABLE,
+            kinds=(kind,),
+            category=category,
+            since=utcnow() - timedelta(days=rules.window_days),
+            limit=CANDIDATES,
+        )
+        best = most_similar(cases, description, rules, similarity)
+        if best is None:
+            return None
+        case, score = best
+        return SimilarCase(case.code, case.description, case.created_at, score)
 
 
 class CaseFacts(DueFacts, Protocol):

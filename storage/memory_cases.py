@@ -13,7 +13,7 @@ import itertools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from conversation.cases.citizen import ANSWERED, RATABLE, URGEABLE
@@ -21,6 +21,7 @@ from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.kinds import kind_of
 from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed
 from conversation.cases.proof import new_query_code
+from conversation.cases.repeats import RepeatRules, most_similar
 from conversation.codes import new_case_code
 from conversation.commands import (
     AddRatingComment,
@@ -38,13 +39,14 @@ from conversation.commands import (
     Urge,
 )
 from conversation.messages import Inbound, Media
-from conversation.ports import CaseView, Conflict
+from conversation.ports import CaseView, Conflict, SimilarCase
 
 from .follow import supplement_data
 from .handoffs import exported
 from .lifecycle import advance
 from .lookups import case_view
 from .memory_proof import ProofCodeRecord, prove, send_code
+from .repeats import CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class CaseChanges:
     # -- reading ----------------------------------------------------------------------------
 
     def _of(
-        self, channel: str, sender: str, statuses: tuple[str, ...] = (), limit: int = 5
+        self, channel: str, sender: str, statuses: tuple[str, ...] = (), limit: int | None = 5
     ) -> list[CaseRecord]:
         merged = {**self.cases.records, **self.changed}.values()
         mine = [
@@ -209,6 +211,27 @@ class CaseChanges:
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
         return [case_view(case) for case in self._of(channel, sender, RATABLE, limit=10)]
+
+    async def similar_open_case(
+        self,
+        channel: str,
+        sender: str,
+        kind: str,
+        category: str,
+        description: str,
+        rules: RepeatRules,
+        similarity: Callable[[str, str], float],
+    ) -> SimilarCase | None:
+        since = self.clock() - timedelta(days=rules.window_days)
+        mine = self._of(channel, sender, URGEABLE, limit=None)
+        fitting = [
+            c for c in mine if c.kind == kind and c.category == category and c.created_at >= since
+        ][:CANDIDATES]
+        best = most_similar(fitting, description, rules, similarity)
+        if best is None:
+            return None
+        case, score = best
+        return SimilarCase(case.code, case.description, case.created_at, score)
 
     # -- writing ----------------------------------------------------------------------------
 

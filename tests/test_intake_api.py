@@ -262,7 +262,8 @@ async def test_a_filed_case_is_the_citizens_own_only_once_they_proved_the_phone(
         await chat.say(answer)
     for answer in ("张三", "13700001111"):
         await chat.say(answer)
-    assert "编号" in await chat.say("1")
+    assert "同一件事吗" in await chat.say("1")  # its own open lamp case: asked (重复信访)
+    assert "编号" in await chat.say("2")  # a new matter
     async with runtime.units() as uow:
         moved = await uow.people.find_identity("webchat", "web-1")
         assert moved is not None and moved.citizen_proven_at is None

@@ -16,6 +16,7 @@ import pytest
 import storage.cases
 import storage.memory_cases
 from conversation.cases.proof import ProofAnswer, read_secret
+from conversation.cases.repeats import RepeatRules
 from conversation.codes import CASE_CODE_RE
 from conversation.commands import (
     AddRatingComment,
@@ -32,7 +33,8 @@ from conversation.commands import (
     Urge,
 )
 from conversation.messages import Choice, Inbound, Media, Reply
-from conversation.ports import CaseView, Conflict, ConversationStore
+from conversation.ports import CaseView, Conflict, ConversationStore, SimilarCase
+from conversation.similarity import similarity
 from conversation.state import ConversationState
 from storage.models import utcnow
 
@@ -325,6 +327,31 @@ async def test_lookups_answer_only_the_identity_that_filed(backend: Backend) -> 
     assert await case_of(store, said("c2"), code) is None
     assert await case_of(store, said(channel="telegram"), code) is None
     assert await case_of(store, owner, code[:-6] + "ZZZZZZ") is None
+
+
+async def test_a_similar_open_matter_is_the_askers_own_of_its_kind_and_category(
+    backend: Backend,
+) -> None:
+    store, owner = backend.store, said()
+    code = (await applied(store, owner, filing())).case_code
+    rules = RepeatRules()
+
+    async def similar(
+        sender: str = "c1", category: str = "city", text: str = "路灯坏了一个多月，小区门口很黑"
+    ) -> SimilarCase | None:
+        async with store.turn() as turn:
+            return await turn.lookups.similar_open_case(
+                "webchat", sender, "petition", category, text, rules, similarity
+            )
+
+    found = await similar()
+    assert found is not None and found.code == code
+    assert found.description == "小区门口的路灯坏了一个多月" and found.score >= rules.similar_at
+    assert await similar(sender="c2") is None  # another person's is never theirs to see
+    assert await similar(category="traffic") is None
+    assert await similar(text="楼下烧烤店油烟很大，窗户都不敢开") is None
+    await backend.move_case(code, "closed")
+    assert await similar() is None  # finished: nothing left to add to
 
 
 async def test_a_rating_is_taken_only_from_a_closed_case_and_only_once(backend: Backend) -> None:

@@ -7,7 +7,9 @@ same category, filed within `window_days`); only then are their descriptions com
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 
 @dataclass(frozen=True)
@@ -18,3 +20,24 @@ class RepeatRules:
     # Another person's matter this close is shown to staff as a possible duplicate (重件); stricter
     # than a person's own repeat, since different people word the same trouble differently.
     duplicate_at: float = 60.0
+
+
+class Described(Protocol):
+    @property
+    def description(self) -> str: ...
+
+
+D = TypeVar("D", bound=Described)
+
+
+def most_similar(
+    earlier: Iterable[D],
+    description: str,
+    rules: RepeatRules,
+    similarity: Callable[[str, str], float],
+) -> tuple[D, float] | None:
+    """The earlier matter that reads most like `description`, if it scores `similar_at` or more
+    (the repeat watch's own threshold, so the question and the later link agree)."""
+    scored = [(e, similarity(e.description, description)) for e in earlier if e.description]
+    best = max(scored, key=lambda pair: pair[1], default=None)
+    return best if best is not None and best[1] >= rules.similar_at else None

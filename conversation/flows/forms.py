@@ -16,9 +16,10 @@ import uuid
 from typing import Any
 
 from .. import validators
-from ..commands import Results, SubmitCase
+from ..commands import Results, SubmitCase, Supplement
 from ..messages import Choice, Media, Reply
 from ..office_forms import FORM_ANSWER, FormSpec, StepSpec
+from ..similarity import similarity
 from ..story import read as read_story
 from ..validators import Invalid
 from .base import DONE, SKIP, YES, Context, Outcome, numbered, pick
@@ -28,6 +29,10 @@ ANONYMOUS = frozenset({"匿名", "匿名反映", "我要匿名", "anonymous", "a
 CONFIRM = "_confirm"
 CHANGE = "_change"
 GUESS = "_guess"
+# Asked on `1 提交` when the asker has an open matter that reads like this one (重复信访):
+# the same matter (补充 to it) or a new one. The matter asked about waits in the data.
+REPEAT = "_repeat"
+QUOTE = 30  # characters of the earlier matter's description shown in the question
 # The fields read from the citizen's words and not confirmed yet, in the form's order.
 GUESSED = "_guessed"
 # Words that say a guess is wrong without saying which (the only one, then).
@@ -50,7 +55,12 @@ async def open_form(ctx: Context) -> Outcome:
 
 async def handle(ctx: Context) -> Outcome:
     """A message while the form is being filled."""
-    return answer(ctx, ctx.office.forms[ctx.state.flow])
+    form = ctx.office.forms[ctx.state.flow]
+    if ctx.state.step == CONFIRM and _confirm_choice(ctx) == 0 and REPEAT not in ctx.state.data:
+        asked = await _ask_if_repeat(ctx, form)
+        if asked is not None:
+            return asked
+    return answer(ctx, form)
 
 
 def start(ctx: Context, form: FormSpec, prefill: dict[str, Any] | None = None) -> Outcome:
@@ -89,11 +99,13 @@ def resume(ctx: Context, form: FormSpec) -> Outcome:
         return _change_prompt(ctx, form)
     if step == GUESS:
         return _guess_prompt(ctx, form)
+    if step == REPEAT:
+        return _repeat_prompt(ctx)
     return Outcome(replies=[_prompt(ctx, form, form.steps[form.index(step)])])
 
 
 def step_label(ctx: Context, form: FormSpec, step: str) -> str:
-    if step in (CONFIRM, CHANGE):
+    if step in (CONFIRM, CHANGE, REPEAT):
         return ctx.t("confirm.submit")
     if step == GUESS:
         return ctx.t("guess.label")
@@ -108,6 +120,8 @@ def answer(ctx: Context, form: FormSpec) -> Outcome:
         return _on_change(ctx, form)
     if step == GUESS:
         return _on_guess(ctx, form)
+    if step == REPEAT:
+        return _on_repeat(ctx, form)
     spec = form.steps[form.index(step)]
     inbound = ctx.inbound
 
@@ -161,7 +175,7 @@ def _anonymous(ctx: Context, form: FormSpec) -> Outcome:
 def back(ctx: Context, form: FormSpec) -> Outcome | None:
     """One step back; None when already at the first question (the caller leaves the form)."""
     step = ctx.state.step
-    if step == CHANGE:
+    if step in (CHANGE, REPEAT):
         ctx.state.step = CONFIRM
         return _confirm_prompt(ctx, form)
     if step == GUESS:
@@ -453,9 +467,13 @@ def _confirm_prompt(ctx: Context, form: FormSpec) -> Outcome:
     return Outcome(replies=[Reply("\n".join(lines), numbered(labels))])
 
 
-def _on_confirm(ctx: Context, form: FormSpec) -> Outcome:
+def _confirm_choice(ctx: Context) -> int | None:
     labels = [ctx.t("confirm.submit"), ctx.t("confirm.change"), ctx.t("confirm.cancel")]
-    choice = 0 if ctx.word in YES else pick(ctx, labels)
+    return 0 if ctx.word in YES else pick(ctx, labels)
+
+
+def _on_confirm(ctx: Context, form: FormSpec) -> Outcome:
+    choice = _confirm_choice(ctx)
     if choice == 0:
         return _submit(ctx, form)
     if choice == 1:
@@ -464,6 +482,80 @@ def _on_confirm(ctx: Context, form: FormSpec) -> Outcome:
         ctx.state.to_menu()
         return Outcome(replies=[menu_reply(ctx, lead=ctx.t("cancelled"))])
     return Outcome().say(ctx.t("err.choice", n=3)).extend(_confirm_prompt(ctx, form))
+
+
+# -- the same matter again? (重复信访) ------------------------------------------------------------
+
+
+async def _ask_if_repeat(ctx: Context, form: FormSpec) -> Outcome | None:
+    """On `1 提交`: the asker's open matter that reads like this one (by the repeat watch's own
+    rules), asked about once; None when there is none and the filing goes on."""
+    data = ctx.state.data
+    description = str(data.get("description") or "")
+    if not description or data.get("_anonymous"):
+        # An anonymous filing is kept apart from the asker's named matters on purpose.
+        return None
+    similar = await ctx.lookups.similar_open_case(
+        ctx.inbound.channel,
+        ctx.inbound.sender,
+        form.kind,
+        str(data.get("category") or ""),
+        description,
+        ctx.office.repeats,
+        similarity,
+    )
+    if similar is None:
+        return None
+    quote = similar.description.strip().replace("\n", " ")
+    if len(quote) > QUOTE:
+        quote = quote[:QUOTE] + "…"
+    data[REPEAT] = {"code": similar.code, "quote": quote, "day": ctx.day(similar.created_at)}
+    ctx.state.step = REPEAT
+    return _repeat_prompt(ctx)
+
+
+def _repeat_prompt(ctx: Context) -> Outcome:
+    asked = ctx.state.data.get(REPEAT) or {}
+    text = ctx.t(
+        "repeat.ask",
+        code=asked.get("code", ""),
+        quote=asked.get("quote", ""),
+        day=asked.get("day", ""),
+    )
+    labels = [ctx.t("repeat.same"), ctx.t("repeat.new")]
+    return Outcome(replies=[Reply(text, numbered(labels))])
+
+
+def _on_repeat(ctx: Context, form: FormSpec) -> Outcome:
+    """`1`: the new words, place and photos become a 补充 of that matter; `2`: filed as new."""
+    labels = [ctx.t("repeat.same"), ctx.t("repeat.new")]
+    choice = pick(ctx, labels)
+    if choice == 1:
+        return _submit(ctx, form)
+    if choice is None:
+        return Outcome().say(ctx.t("repeat.again")).extend(_repeat_prompt(ctx))
+    data = ctx.state.data
+    code = str((data.get(REPEAT) or {}).get("code") or "")
+    location = data.get("location") or {}
+    media = [*(data.get("photos") or []), *(data.get("_voices") or [])]
+    command = Supplement(
+        code,
+        text=str(data.get("description") or "")[:2000],
+        attachments=tuple(Media(m["kind"], m["ref"], m.get("url", "")) for m in media),
+        location_text=str(location.get("text") or "")[:200],
+        lat=location.get("lat"),
+        lng=location.get("lng"),
+    )
+
+    def supplemented(results: Results) -> list[Reply]:
+        if results.values.get("supplement") == "added":
+            ctx.state.to_menu()
+            return [Reply(ctx.t("repeat.added", code=code))]
+        # Finished since it was asked about: this one is a new matter after all.
+        ctx.state.step = CONFIRM
+        return [Reply(ctx.t("repeat.gone", code=code)), *_confirm_prompt(ctx, form).replies]
+
+    return Outcome(commands=[command], after=supplemented)
 
 
 def _change_prompt(ctx: Context, form: FormSpec) -> Outcome:
