@@ -8,6 +8,7 @@ flood, and costs one round trip.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], n, 'PX', ARGV[1]) end
 return n
 """
+
+log = logging.getLogger(__name__)
 
 
 class RateLimit(Protocol):
@@ -76,12 +79,18 @@ class RedisRateLimit:
     async def hit(self, key: str, limit: int, window: int, once: str = "") -> float | None:
         now = self.clock()
         slot = int(now // window)
-        count = int(
-            await self._script(
-                keys=[self.keys.rate(key, slot), self.keys.rate_once(key, once)],
-                args=[window * 1000, once],
+        try:
+            count = int(
+                await self._script(
+                    keys=[self.keys.rate(key, slot), self.keys.rate_once(key, once)],
+                    args=[window * 1000, once],
+                )
             )
-        )
+        except Exception as exc:  # redis-py raises more than RedisError while a primary fails over
+            # A limiter that cannot count lets the request through: it guards the service, and
+            # must never be the reason a citizen is refused.
+            log.warning("rate limit not counted (%s: %s); let through", type(exc).__name__, exc)
+            return None
         if count <= limit:
             return None
         return (slot + 1) * window - now
