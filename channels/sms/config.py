@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..client import parse_networks
+from ..settings import SettingError
+
 PROVIDERS = ("aliyun", "tencent", "twilio", "http")
 # These send approved templates only; their pushes carry no signature (protocols.md §3.1, §3.2).
 TEMPLATE_PROVIDERS = ("aliyun", "tencent")
@@ -67,19 +70,10 @@ def parse_template(variable: str, value: str, name: str) -> TemplateSpec:
 
 def parse_allow_list(variable: str, value: str) -> tuple[Network, ...]:
     """`203.0.113.7, 198.51.100.0/24`: the addresses a provider's pushes may come from."""
-    networks = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise SmsConfigError(
-                f"{variable}: {item!r} is not an IP address or network (e.g. 203.0.113.0/24)"
-            ) from None
-    if not networks:
-        raise SmsConfigError(f"{variable}: list at least one address, or leave it unset")
-    return tuple(networks)
+    try:
+        return parse_networks(variable, value)
+    except SettingError as exc:
+        raise SmsConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True, kw_only=True)
