@@ -17,6 +17,7 @@ from tests.conftest import sqlite_settings
 from tests.photo_samples import jpeg_with_gps
 from tests.s3_kit import KEYS, make_bucket, s3_endpoint  # noqa: F401 (a fixture)
 
+
 @pytest.fixture(params=["local", "s3"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FileStore]:
     if request.param == "local":
@@ -60,7 +61,8 @@ async def test_bad_keys_and_types_are_refused(store: FileStore) -> None:
 
 
 async def test_the_app_keeps_photos_in_the_bucket_when_one_is_set(
-    tmp_path: Path, s3_endpoint: str
+    tmp_path: Path,
+    s3_endpoint: str,  # noqa: F811 (the fixture)
 ) -> None:
     await make_bucket(s3_endpoint, "minyi-app")
     settings: Settings = sqlite_settings(

@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 from bot.backoffice.citizen_notices import CitizenNotices
 from bot.backoffice.delivery_reports import DeliveryReports
 from bot.backoffice.media_fetch import MediaFetch
-from bot.backoffice.photo_sweep import PhotoSweep
 from bot.backoffice.notifier import Notifier
+from bot.backoffice.photo_sweep import PhotoSweep
 from bot.backoffice.reach import CitizenReach
 from bot.backoffice.sms_inbox import SmsInbox
 from bot.backoffice.staff_alerts import StaffAlerts

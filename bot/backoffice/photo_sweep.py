@@ -64,9 +64,9 @@ class PhotoSweep:
         async with self.units() as uow:
             # Photos a case took: the case keeps them, the ledger forgets them.
             await uow.session.execute(
-                delete(Upload).where(Upload.seen_at < cutoff, taken).execution_options(
-                    synchronize_session=False
-                )
+                delete(Upload)
+                .where(Upload.seen_at < cutoff, taken)
+                .execution_options(synchronize_session=False)
             )
             due = list(
                 await uow.session.execute(
