@@ -9,9 +9,9 @@ its files are deleted even by a later sweep when the deletion right after fails.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .files import FileStore
@@ -39,8 +39,17 @@ async def record(session: AsyncSession, key: str, conversation: str, now: dateti
     )
 
 
-async def let_go(session: AsyncSession, keys: Iterable[str]) -> None:
-    """Mark photos no case keeps any more for deletion (in the caller's transaction)."""
+async def let_go(session: AsyncSession, keys: list[str]) -> None:
+    """Mark photos no case keeps any more for deletion (in the caller's transaction): the
+    next sweep deletes them, whatever conversation uploaded them."""
+    if not keys:
+        return
+    await session.execute(
+        update(Upload)
+        .where(Upload.file_key.in_(keys))
+        .values(conversation="", seen_at=LET_GO)
+        .execution_options(synchronize_session=False)
+    )
     for key in keys:
         await insert_ignoring_duplicates(
             session,
