@@ -85,10 +85,10 @@ async def at_photo_step(minyi: Minyi, sender: str) -> Citizen:
     return citizen
 
 
-async def finish(citizen: Citizen) -> str:
+async def finish(citizen: Citizen, phone: str = "13800138000") -> str:
     await citizen.say("完成")
     await citizen.say("张三")
-    await citizen.say("13800138000")
+    await citizen.say(phone)
     found = CASE_CODE_RE.search(await citizen.say("1"))
     assert found, "the case was not filed"
     return found.group()
