@@ -40,8 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .crypto import PiiCipher
 from .db import Database
-from .files import FileStore, SealedFileStore, check_key
-from .photos import thumbnail_key
+from .files import FileStore, SealedFileStore, check_key, thumbnail_key
 
 FORMAT = "minyi-backup/2"
 # Read too: a backup of the release before photos were in backups (no "files").

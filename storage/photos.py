@@ -13,9 +13,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from conversation.messages import UnusablePhoto
 
-from .files import FileStore
+from .files import FileStore, thumbnail_key
 from .models import utcnow
 from .uow import Units
+from .uploads import record
+
+__all__ = ["PhotoKeeper", "clean", "thumbnail_key"]
 
 try:  # HEIC/HEIF (iPhone photos) through the pillow-heif plugin, when it is installed
     from pillow_heif import register_heif_opener
@@ -42,10 +45,6 @@ class CleanPhoto:
     thumb: bytes
     width: int
     height: int
-
-
-def thumbnail_key(key: str) -> str:
-    return key.removesuffix(".jpg") + ".thumb.jpg"
 
 
 def clean(data: bytes) -> CleanPhoto:
@@ -124,8 +123,6 @@ class PhotoKeeper:
             photo = await asyncio.to_thread(clean, data)
         key = f"photos/{secrets.token_urlsafe(18)}.jpg"
         if self.units is not None:
-            from .uploads import record  # uploads imports this module (thumbnail_key)
-
             async with self.units() as uow:
                 await record(uow.session, key, conversation, utcnow())
                 await uow.commit()

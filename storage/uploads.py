@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .files import FileStore
+from .files import FileStore, thumbnail_key
 from .models import Upload
 from .people import insert_ignoring_duplicates
-from .photos import thumbnail_key
 
 log = logging.getLogger(__name__)
 
