@@ -126,8 +126,9 @@ async def backup(
             )
         partial = target.with_name(f".{target.name}.partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        # SQLite's pages compress well; a pg_dump custom file and JPEGs are compressed already.
-        mode = "w:gz" if member == SQLITE_COPY else "w"
+        # SQLite's pages compress well; a pg_dump custom file and photos are compressed already
+        # (gzip over them would cost the CPU time of the whole backup and save nothing).
+        mode = "w:gz" if member == SQLITE_COPY and not copied else "w"
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode=mode) as archive:  # type: ignore[call-overload]
             (folder / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), "utf-8")
             archive.add(folder / MANIFEST, MANIFEST)

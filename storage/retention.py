@@ -112,6 +112,8 @@ async def archive_and_erase(
         elif any(a.file_key for a in await uow.cases.attachments(case)):
             raise ValueError(f"{code} has photos: archive it with the file store")
         listed = []
+        if photos:
+            (folder / f"{case.code}.photos").mkdir(mode=0o700, parents=True, exist_ok=True)
         for photo in photos:
             name = f"{case.code}.photos/{photo.attachment}.jpg"
             if photo.data is not None:
