@@ -408,7 +408,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         lifetime=lifetime,
         clock=utcnow,
     )
-    jobs += (Job("photo-sweep", 600.0, sweep.run_once),)
+    jobs += (Job("photo-sweep", 600.0, sweep.run_once, repeat_while_busy=True),)
 
     return Minyi(
         settings=settings,
