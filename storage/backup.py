@@ -10,7 +10,7 @@ never written: a stolen backup without it holds no readable name or phone.
 Photos: the manifest lists every file the copied database refers to (each case's photos and
 thumbnails, and those an open form holds) with the SHA-256 of its stored (sealed) bytes. From
 a local directory the files are copied into the backup, as they are (sealed with the same key);
-from a bucket they are copied when asked (`copy_files`), else each is read once to check it is
+from a bucket they are copied when asked (`Photos.copy`), else each is read once to check it is
 there and whole, and the bucket's own versioning or replication is its backup. A restore checks
 every file against the manifest before it touches the database, puts copied files back into
 the store in use, and opens one with the key.
@@ -177,6 +177,7 @@ async def restore(
     *,
     replace: bool,
     files: FileStore | None = None,
+    missing_photos_ok: bool = False,
 ) -> Manifest:
     """Bring the backup at `source` into `db`, which must be empty unless `replace`, and its
     photos into `files` (the store in use, not sealed).
@@ -184,7 +185,11 @@ async def restore(
     Refused before anything is touched when the key is not the one the backup was made with:
     a database whose contacts nobody can read is no restore; or when a photo is not what the
     manifest says (a damaged backup, or a bucket missing objects). Afterwards the restored rows
-    are counted and compared with the manifest, and one photo is opened with the key."""
+    are counted and compared with the manifest, and one photo is opened with the key.
+
+    A backup that only listed the photos (a bucket's) needs the bucket to have them still: one
+    deleted since (archived, an abandoned form's swept) or re-sealed by a key rotation refuses
+    the restore unless `missing_photos_ok` (the cases come back, those photos show as missing)."""
     manifest = read_manifest(source)
     if manifest.key_check != cipher.key_check():
         raise BackupError(
@@ -203,7 +208,7 @@ async def restore(
             "MINYI_DATABASE_URL already holds a Minyi database; restore into a new, empty one "
             "(createdb, or a new file name), or pass --replace to overwrite it"
         )
-    listed: dict[str, str] = (manifest.files or {}).get("files", {})
+    listed: dict[str, str] = dict((manifest.files or {}).get("files", {}))
     copied = bool((manifest.files or {}).get("copied"))
     if listed and files is None:
         raise BackupError("this backup holds photos: give the file store to restore them into")
@@ -211,7 +216,12 @@ async def restore(
         if copied:
             await asyncio.to_thread(_check_copied, source, listed)
         else:
-            await _check_in_store(files, listed)
+            gone = await _check_in_store(files, listed, missing_photos_ok)
+            if gone:  # told to the operator with the manifest
+                assert manifest.files is not None
+                manifest = dataclasses.replace(
+                    manifest, files={**manifest.files, "gone_from_store": gone}
+                )
     with _extracted(source, PG_DUMP if db.is_postgres else SQLITE_COPY) as copy:
         if db.is_postgres:
             await db.dispose()  # pg_restore --clean must not wait behind our own pool
@@ -262,19 +272,24 @@ def _check_copied(source: Path, listed: dict[str, str]) -> None:
         )
 
 
-async def _check_in_store(files: FileStore, listed: dict[str, str]) -> None:
-    """A backup that did not copy the photos: the store must still have each, unchanged."""
+async def _check_in_store(files: FileStore, listed: dict[str, str], missing_ok: bool) -> list[str]:
+    """A backup that did not copy the photos: the store must still have each, unchanged (or,
+    when `missing_ok`, the files it has not)."""
     wrong = []
     for key, digest in listed.items():
         found = await files.get(key)
         if found is None or hashlib.sha256(found.data).hexdigest() != digest:
             wrong.append(key)
-    if wrong:
+    if wrong and not missing_ok:
         raise BackupError(
             f"{len(wrong)} photo file(s) this backup names are missing or changed in the file "
-            f"store, e.g. {wrong[0]}; restore the bucket (its versioning or replica) first, or "
-            "use a backup taken with --with-files; nothing was restored"
+            f"store, e.g. {wrong[0]}; restore the bucket (its versioning or replica) first, use "
+            "a backup taken with --with-files, or pass --missing-photos-ok to restore the cases "
+            "without them; nothing was restored"
         )
+    for key in wrong:
+        listed.pop(key)  # not opened with the key afterwards
+    return wrong
 
 
 async def _put_back(source: Path, listed: dict[str, str], files: FileStore) -> None:

@@ -177,6 +177,9 @@ async def test_a_bucket_s_photos_are_listed_or_copied(
         await restored.files.inner.delete(thumbnail_key(filed[0]))
     assert await command("restore", target, str(listed), replace=True) == 1
     assert "missing or changed in the file store" in capsys.readouterr().err
+    # Told that it is fine: the cases come back, that thumbnail shows as missing.
+    assert await command("restore", target, str(listed), replace=True, missing_photos_ok=True) == 0
+    assert "1 are gone from the store since" in capsys.readouterr().out
 
     # The copied backup brings every file back, into another (empty) bucket.
     elsewhere = in_bucket(target, s3_endpoint, fresh)

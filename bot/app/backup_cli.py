@@ -43,6 +43,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     back.add_argument(
         "--replace", action="store_true", help="overwrite a database that already has tables"
     )
+    back.add_argument(
+        "--missing-photos-ok",
+        action="store_true",
+        help="restore a backup that listed a bucket's photos even when some are gone from it",
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -52,7 +57,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return asyncio.run(_backup(settings, args.output, with_files=with_files))
         if not args.file.is_file():
             raise BackupError(f"{args.file}: no such file")
-        return asyncio.run(_restore(settings, args.file, replace=args.replace))
+        missing_ok = getattr(args, "missing_photos_ok", False)
+        return asyncio.run(
+            _restore(settings, args.file, replace=args.replace, missing_photos_ok=missing_ok)
+        )
     except BackupError as exc:
         print(f"minyi: {exc}", file=sys.stderr)
         return 1
@@ -78,12 +86,21 @@ async def _backup(settings: Settings, output: Path | None, *, with_files: bool) 
     return 0
 
 
-async def _restore(settings: Settings, source: Path, *, replace: bool) -> int:
+async def _restore(
+    settings: Settings, source: Path, *, replace: bool, missing_photos_ok: bool
+) -> int:
     db = Database(settings.database_url)
     try:
         cipher = _existing_key(settings, db)
         async with _photo_store(settings, cipher) as (files, _):
-            manifest = await restore(db, cipher, source, replace=replace, files=files)
+            manifest = await restore(
+                db,
+                cipher,
+                source,
+                replace=replace,
+                files=files,
+                missing_photos_ok=missing_photos_ok,
+            )
         revision = await migrate.current_revision(db)
     finally:
         await db.dispose()
@@ -152,6 +169,9 @@ def _describe_files(manifest: Manifest) -> str:
     said = f"  photos: {len(files):,} files {how}"
     if missing:
         said += f"; {len(missing):,} named by the database were not in the store, e.g. {missing[0]}"
+    gone = manifest.files.get("gone_from_store", [])
+    if gone:
+        said += f"; {len(gone):,} are gone from the store since (shown as missing), e.g. {gone[0]}"
     return said
 
 
