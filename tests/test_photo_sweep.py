@@ -205,3 +205,34 @@ async def finish_in_turn(minyi: Minyi, photo: str) -> str:
         )
         await uow.commit()
     return found.group()
+
+
+async def test_a_turn_of_another_process_is_waited_for_on_postgresql(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """PostgreSQL without Redis, several processes: the lock a turn holds is the database's
+    advisory lock, taken when it loads the state. A sweep in another process (here: past the
+    in-process lock) waits on it, then sees the attachment that turn committed."""
+    async with open_minyi(settings_for(request, "postgres", tmp_path)) as minyi:
+        await at_photo_step(minyi, "racer")
+        photo = await upload(minyi, "racer")
+        other = Citizen(minyi, sender="other")
+        found = CASE_CODE_RE.search(await other.file_a_matter())
+        assert found
+        job = sweep(minyi, hours_later=49)
+        async with minyi.store.turn() as turn:  # the other process's turn
+            await turn.load_state("webchat:racer")  # takes the advisory lock
+            running = asyncio.create_task(job.run_once())
+            await asyncio.sleep(0.5)
+            assert not running.done()  # the sweep waits for the turn's transaction
+            session = (await turn.uow()).session  # type: ignore[attr-defined]
+            case = await (await turn.uow()).cases.by_code(found.group())  # type: ignore[attr-defined]
+            assert case is not None
+            session.add(
+                Attachment(
+                    case_id=case.id, kind="image", channel="webchat", ref=photo, file_key=photo
+                )
+            )
+            await turn.commit()
+        assert await running == 0
+        assert await kept(minyi, photo)
