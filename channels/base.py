@@ -107,7 +107,10 @@ class PhotoKeeper(Protocol):
     """Cleans an uploaded photo and keeps it (storage/photos.py): the key the case refers to,
     or `conversation.messages.UnusablePhoto` with a sentence for the citizen."""
 
-    async def keep(self, data: bytes) -> str: ...
+    async def keep(self, data: bytes, conversation: str = "") -> str:
+        """`conversation` (channel:sender) holds the photo until a case does: an upload that
+        no case took is swept once that conversation has ended."""
+        ...
 
 
 @dataclass

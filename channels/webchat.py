@@ -178,7 +178,7 @@ class WebChatChannel:
             refused.headers["Retry-After"] = "3600"
             return refused
         try:
-            key = await self.photos.keep(body)
+            key = await self.photos.keep(body, f"{self.name}:{sender}")
         except UnusablePhoto as exc:
             return json_error(422, "not_a_photo", str(exc))
         inbound = Inbound(

@@ -6,11 +6,21 @@ online backup API, which copies a consistent image while the service keeps writi
 manifest carries the schema revision, those counts and a *key check*: a value derived from the
 personal-data key that tells whether a key is the right one and nothing else. The key itself is
 never written: a stolen backup without it holds no readable name or phone.
+
+Photos: the manifest lists every file the copied database refers to (each case's photos and
+thumbnails, and those an open form holds) with the SHA-256 of its stored (sealed) bytes. From
+a local directory the files are copied into the backup, as they are (sealed with the same key);
+from a bucket they are copied when asked (`Photos.copy`), else each is read once to check it is
+there and whole, and the bucket's own versioning or replication is its backup. A restore checks
+every file against the manifest before it touches the database, puts copied files back into
+the store in use, and opens one with the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -30,11 +40,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .crypto import PiiCipher
 from .db import Database
+from .files import FileStore, SealedFileStore, check_key, thumbnail_key
 
-FORMAT = "minyi-backup/1"
+FORMAT = "minyi-backup/2"
+# Read too: a backup of the release before photos were in backups (no "files").
+READS = frozenset({FORMAT, "minyi-backup/1"})
 MANIFEST = "manifest.json"
 PG_DUMP = "database.pgdump"
 SQLITE_COPY = "database.sqlite"
+FILES = "files/"  # each copied file under its key
 
 # What a restore must bring back, counted in the copy itself.
 COUNTS = {
@@ -46,6 +60,12 @@ COUNTS = {
 }
 # A ciphertext to try the key on: the first contact of a case, if any case has one.
 _SAMPLE = "SELECT contact_phone_enc FROM cases WHERE contact_phone_enc IS NOT NULL LIMIT 1"
+# The photos the database refers to: the cases' and those open conversations hold (an upload
+# of no conversation is one a case let go, or a fetch's spare, which the sweep deletes).
+_PHOTOS = (
+    "SELECT file_key FROM attachments WHERE file_key IS NOT NULL "
+    "UNION SELECT file_key FROM uploads WHERE conversation <> '' ORDER BY 1"
+)
 
 
 class BackupError(Exception):
@@ -60,34 +80,83 @@ class Manifest:
     revision: str | None
     key_check: str
     counts: dict[str, int]
+    # {"copied": bool, "files": {key: sha256 of the stored bytes}, "missing": [key, ...]};
+    # None in a backup of the release before photos were backed up.
+    files: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        if data.get("format") != FORMAT:
+        if data.get("format") not in READS:
             raise BackupError(f"not a Minyi backup of a format this version reads ({FORMAT})")
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(
+            **{name: data[name] for name in cls.__dataclass_fields__ if name in data},
+        )
 
 
-async def backup(db: Database, cipher: PiiCipher, target: Path) -> Manifest:
-    """Write a backup of `db` to `target` (mode 0600; complete or not there at all)."""
+@dataclass(frozen=True)
+class Photos:
+    """Where the photos are and what to do with them: `store` is the store in use, not sealed
+    (its bytes are copied as they are); `copy` puts them in the backup."""
+
+    store: FileStore
+    copy: bool
+
+
+async def backup(
+    db: Database, cipher: PiiCipher, target: Path, photos: Photos | None = None
+) -> Manifest:
+    """Write a backup of `db` (and of the photos it refers to) to `target` (mode 0600;
+    complete or not there at all)."""
     with tempfile.TemporaryDirectory(prefix="minyi-backup-") as work:
         folder = Path(work)
         if db.is_postgres:
-            manifest = await _dump_postgres(db, cipher, folder / PG_DUMP)
+            manifest, keys = await _dump_postgres(db, cipher, folder / PG_DUMP)
             member = PG_DUMP
         else:
-            manifest = await asyncio.to_thread(_copy_sqlite, _sqlite_path(db), folder, cipher)
+            manifest, keys = await asyncio.to_thread(_copy_sqlite, _sqlite_path(db), folder, cipher)
             member = SQLITE_COPY
+        copied: list[str] = []
+        if photos is not None:
+            # After the database's copy: a photo is written before any row names it, so every
+            # photo the copy names is in the store now (unless something deleted it).
+            files, missing = await _read_photos(photos, keys, folder / "files")
+            copied = list(files) if photos.copy else []
+            manifest = dataclasses.replace(
+                manifest, files={"copied": photos.copy, "files": files, "missing": missing}
+            )
         partial = target.with_name(f".{target.name}.partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        # SQLite's pages compress well; a pg_dump custom file is compressed already.
-        mode = "w:gz" if member == SQLITE_COPY else "w"
+        # SQLite's pages compress well; a pg_dump custom file and photos are compressed already
+        # (gzip over them would cost the CPU time of the whole backup and save nothing).
+        mode = "w:gz" if member == SQLITE_COPY and not copied else "w"
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode=mode) as archive:  # type: ignore[call-overload]
             (folder / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), "utf-8")
             archive.add(folder / MANIFEST, MANIFEST)
             archive.add(folder / member, member)
+            for number, key in enumerate(copied):
+                archive.add(folder / "files" / str(number), FILES + key)
         partial.replace(target)
     return manifest
+
+
+async def _read_photos(
+    photos: Photos, keys: list[str], out: Path
+) -> tuple[dict[str, str], list[str]]:
+    """Each file of the photos `keys` name (a photo and its thumbnail): its SHA-256, and its
+    bytes in `out` when they are copied; and the files the store does not have."""
+    await asyncio.to_thread(out.mkdir, mode=0o700)
+    files: dict[str, str] = {}
+    missing: list[str] = []
+    for key in keys:
+        for each in (key, thumbnail_key(key)):
+            found = await photos.store.get(each)
+            if found is None:
+                missing.append(each)
+                continue
+            files[each] = hashlib.sha256(found.data).hexdigest()
+            if photos.copy:
+                await asyncio.to_thread((out / str(len(files) - 1)).write_bytes, found.data)
+    return files, missing
 
 
 def read_manifest(source: Path) -> Manifest:
@@ -101,12 +170,26 @@ def read_manifest(source: Path) -> Manifest:
         raise BackupError(f"{source}: not a Minyi backup ({type(exc).__name__})") from None
 
 
-async def restore(db: Database, cipher: PiiCipher, source: Path, *, replace: bool) -> Manifest:
-    """Bring the backup at `source` into `db`, which must be empty unless `replace`.
+async def restore(
+    db: Database,
+    cipher: PiiCipher,
+    source: Path,
+    *,
+    replace: bool,
+    files: FileStore | None = None,
+    missing_photos_ok: bool = False,
+) -> Manifest:
+    """Bring the backup at `source` into `db`, which must be empty unless `replace`, and its
+    photos into `files` (the store in use, not sealed).
 
     Refused before anything is touched when the key is not the one the backup was made with:
-    a database whose contacts nobody can read is no restore. Afterwards the restored rows are
-    counted and compared with the manifest."""
+    a database whose contacts nobody can read is no restore; or when a photo is not what the
+    manifest says (a damaged backup, or a bucket missing objects). Afterwards the restored rows
+    are counted and compared with the manifest, and one photo is opened with the key.
+
+    A backup that only listed the photos (a bucket's) needs the bucket to have them still: one
+    deleted since (archived, an abandoned form's swept) or re-sealed by a key rotation refuses
+    the restore unless `missing_photos_ok` (the cases come back, those photos show as missing)."""
     manifest = read_manifest(source)
     if manifest.key_check != cipher.key_check():
         raise BackupError(
@@ -125,6 +208,20 @@ async def restore(db: Database, cipher: PiiCipher, source: Path, *, replace: boo
             "MINYI_DATABASE_URL already holds a Minyi database; restore into a new, empty one "
             "(createdb, or a new file name), or pass --replace to overwrite it"
         )
+    listed: dict[str, str] = dict((manifest.files or {}).get("files", {}))
+    copied = bool((manifest.files or {}).get("copied"))
+    if listed and files is None:
+        raise BackupError("this backup holds photos: give the file store to restore them into")
+    if listed and files is not None:
+        if copied:
+            await asyncio.to_thread(_check_copied, source, listed)
+        else:
+            gone = await _check_in_store(files, listed, missing_photos_ok)
+            if gone:  # told to the operator with the manifest
+                assert manifest.files is not None
+                manifest = dataclasses.replace(
+                    manifest, files={**manifest.files, "gone_from_store": gone}
+                )
     with _extracted(source, PG_DUMP if db.is_postgres else SQLITE_COPY) as copy:
         if db.is_postgres:
             await db.dispose()  # pg_restore --clean must not wait behind our own pool
@@ -147,13 +244,103 @@ async def restore(db: Database, cipher: PiiCipher, source: Path, *, replace: boo
         await _check_key(conn, cipher)
     if found != manifest.counts:
         raise BackupError(f"restored rows {found} differ from the backup's {manifest.counts}")
+    if listed and files is not None:
+        if copied:
+            await _put_back(source, listed, files)
+        await _open_one(files, cipher, listed)
     return manifest
+
+
+def _check_copied(source: Path, listed: dict[str, str]) -> None:
+    """Every listed file is in the backup with the manifest's checksum (and nothing else is)."""
+    seen: dict[str, str] = {}
+    with tarfile.open(source, "r:*") as archive:
+        for member in archive:
+            if not member.name.startswith(FILES):
+                continue
+            key = member.name.removeprefix(FILES)
+            handle = archive.extractfile(member)
+            if key not in listed or handle is None or not _is_key(key):
+                raise BackupError(f"{source}: {member.name} is not in the backup's manifest")
+            with handle:
+                seen[key] = _sha256_of(handle)
+    wrong = sorted(k for k in listed if seen.get(k) != listed[k])
+    if wrong:
+        raise BackupError(
+            f"{source}: {len(wrong)} photo file(s) missing or damaged in the backup, e.g. "
+            f"{wrong[0]}; nothing was restored"
+        )
+
+
+async def _check_in_store(files: FileStore, listed: dict[str, str], missing_ok: bool) -> list[str]:
+    """A backup that did not copy the photos: the store must still have each, unchanged (or,
+    when `missing_ok`, the files it has not)."""
+    wrong = []
+    for key, digest in listed.items():
+        found = await files.get(key)
+        if found is None or hashlib.sha256(found.data).hexdigest() != digest:
+            wrong.append(key)
+    if wrong and not missing_ok:
+        raise BackupError(
+            f"{len(wrong)} photo file(s) this backup names are missing or changed in the file "
+            f"store, e.g. {wrong[0]}; restore the bucket (its versioning or replica) first, use "
+            "a backup taken with --with-files, or pass --missing-photos-ok to restore the cases "
+            "without them; nothing was restored"
+        )
+    for key in wrong:
+        listed.pop(key)  # not opened with the key afterwards
+    return wrong
+
+
+async def _put_back(source: Path, listed: dict[str, str], files: FileStore) -> None:
+    """Each copied file into the store (one that is already there, unchanged, is left)."""
+    with tarfile.open(source, "r:*") as archive:
+        for member in archive:
+            if not member.name.startswith(FILES):
+                continue
+            key = check_key(member.name.removeprefix(FILES))
+            handle = archive.extractfile(member)
+            assert handle is not None  # checked before the database was touched
+            with handle:
+                data = handle.read()
+            if hashlib.sha256(data).hexdigest() != listed[key]:
+                raise BackupError(f"{source}: {member.name} changed while it was restored")
+            there = await files.get(key)
+            if there is None or hashlib.sha256(there.data).hexdigest() != listed[key]:
+                await files.put(key, data, "image/jpeg")
+
+
+async def _open_one(files: FileStore, cipher: PiiCipher, listed: dict[str, str]) -> None:
+    """The photos are sealed with the key in use: one of them opens."""
+    key = next(iter(listed))
+    try:
+        await SealedFileStore(files, cipher).get(key)
+    except Exception:
+        raise BackupError(
+            f"the photo {key} does not open with MINYI_PII_KEY: it is not the key the photos "
+            "were sealed with"
+        ) from None
+
+
+def _is_key(key: str) -> bool:
+    try:
+        check_key(key)
+    except ValueError:
+        return False
+    return True
+
+
+def _sha256_of(handle: Any) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
 
-async def _dump_postgres(db: Database, cipher: PiiCipher, out: Path) -> Manifest:
+async def _dump_postgres(db: Database, cipher: PiiCipher, out: Path) -> tuple[Manifest, list[str]]:
     async with db.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
@@ -162,6 +349,7 @@ async def _dump_postgres(db: Database, cipher: PiiCipher, out: Path) -> Manifest
             await _check_key(conn, cipher)
             counts = await _counts(conn)
             revision = await _revision(conn)
+            keys = [str(k) for k in await conn.scalars(text(_PHOTOS))]
             # The dump sees exactly what this transaction sees, as long as it stays open.
             await _run(
                 "pg_dump",
@@ -173,7 +361,7 @@ async def _dump_postgres(db: Database, cipher: PiiCipher, out: Path) -> Manifest
                 str(db.url.database),
                 env=_libpq_env(db.url),
             )
-    return _manifest("postgresql", revision, cipher, counts)
+    return _manifest("postgresql", revision, cipher, counts), keys
 
 
 def _libpq_env(url: URL) -> dict[str, str]:
@@ -218,7 +406,7 @@ def _sqlite_path(db: Database) -> Path:
     return Path(db.url.database)
 
 
-def _copy_sqlite(source: Path, folder: Path, cipher: PiiCipher) -> Manifest:
+def _copy_sqlite(source: Path, folder: Path, cipher: PiiCipher) -> tuple[Manifest, list[str]]:
     if not source.is_file():
         raise BackupError(f"MINYI_DATABASE_URL: there is no database file at {source}")
     copy = folder / SQLITE_COPY
@@ -228,8 +416,9 @@ def _copy_sqlite(source: Path, folder: Path, cipher: PiiCipher) -> Manifest:
         counts = {name: int(out.execute(query).fetchone()[0]) for name, query in COUNTS.items()}
         revision = out.execute("SELECT version_num FROM alembic_version").fetchone()
         sample = out.execute(_SAMPLE).fetchone()
+        keys = [str(row[0]) for row in out.execute(_PHOTOS)]
     _try_key(cipher, sample[0] if sample else None)
-    return _manifest("sqlite", revision[0] if revision else None, cipher, counts)
+    return _manifest("sqlite", revision[0] if revision else None, cipher, counts), keys
 
 
 def _sqlite_copy_into(copy: Path, target: Path) -> None:

@@ -1,7 +1,10 @@
 """What is held about one citizen (PIPL Art. 45, a person's right to see their data), found
 from their phone number through its keyed hash: the person, the channel accounts linked to
 them, every case they filed with its timeline, their survey answers and their words in staff
-conversations. Decrypted for the answer only; nothing is written."""
+conversations. Decrypted for the answer only; nothing is written.
+
+With the file store, each case lists its photos (`photos/<code>/<attachment>.jpg`, with their
+size and SHA-256) and their bytes are handed back beside the answer, for the export's zip."""
 
 from __future__ import annotations
 
@@ -9,14 +12,23 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from .case_photos import case_photos
 from .documents import document_of
+from .files import FileStore
 from .models import Case, Citizen, Identity, StaffThread, StaffThreadMessage, Survey
 from .times import iso, iso_or_none
 from .uow import UnitOfWork
 
 
-async def held_about(uow: UnitOfWork, phone_e164: str) -> dict[str, Any]:
-    """Everything kept about the holder of `phone_e164` (empty lists when nothing is)."""
+async def held_about(
+    uow: UnitOfWork,
+    phone_e164: str,
+    files: FileStore | None = None,
+    photos: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
+    """Everything kept about the holder of `phone_e164` (empty lists when nothing is).
+
+    With `files`, each case lists its photos, and their bytes are put in `photos` by name."""
     phone_hash = uow.cipher.phone_hash(phone_e164)
     citizen = await uow.session.scalar(select(Citizen).where(Citizen.phone_hash == phone_hash))
     surveys = list(
@@ -63,6 +75,7 @@ async def held_about(uow: UnitOfWork, phone_e164: str) -> dict[str, Any]:
             {
                 **await document_of(uow, case, events=True),
                 "conversations_with_staff": await thread_words(uow, case),
+                **({} if files is None else {"photos": await _photos(uow, case, files, photos)}),
             }
             for case in cases
         ],
@@ -96,3 +109,15 @@ async def thread_words(uow: UnitOfWork, case: Case) -> list[dict[str, Any]]:
         }
         for message in rows.scalars()
     ]
+
+
+async def _photos(
+    uow: UnitOfWork, case: Case, files: FileStore, out: dict[str, bytes] | None
+) -> list[dict[str, object]]:
+    listed = []
+    for photo in await case_photos(uow, case, files):
+        name = f"photos/{case.code}/{photo.attachment}.jpg"
+        if photo.data is not None and out is not None:
+            out[name] = photo.data
+        listed.append(photo.entry(name))
+    return listed

@@ -46,6 +46,11 @@ def check_key(key: str) -> str:
     return key
 
 
+def thumbnail_key(key: str) -> str:
+    """A photo's thumbnail is kept beside it: photos/<random>.jpg, photos/<random>.thumb.jpg."""
+    return key.removesuffix(".jpg") + ".thumb.jpg"
+
+
 def files_dir_for(database_url: str) -> Path:
     """The default directory: beside a SQLite database file (its files stay with it, like its
     key), else ./minyi-files."""

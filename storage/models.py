@@ -286,7 +286,11 @@ class Attachment(Base):
 
     __tablename__ = "attachments"
     # The fetch job looks only at the last few days' rows.
-    __table_args__ = (Index("ix_attachments_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_attachments_created_at", "created_at"),
+        # The orphan sweep and a backup ask whether a case holds a file.
+        Index("ix_attachments_file_key", "file_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -300,6 +304,23 @@ class Attachment(Base):
     file_key: Mapped[str | None] = mapped_column(String(200))
     # Fetch attempts for a channel's photo; given up after a few (a WeChat MediaId lasts 3 days).
     fetch_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Upload(Base):
+    """A photo kept in the file store and not yet known to be a case's: written before its
+    files, so that none is ever untracked. The orphan sweep (bot/backoffice/photo_sweep.py)
+    deletes the files of one no case took once the conversation it came from has ended, and
+    forgets the row of one a case took."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # The conversation that holds it (channel:sender), "" when none does (a fetched photo
+    # whose attachment is written at once, a case's photo let go by an erasure).
+    conversation: Mapped[str] = mapped_column(String(300), default="")
+    # When it was kept, or last found still held by a live conversation; swept after the age.
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Survey(Base):

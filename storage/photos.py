@@ -13,7 +13,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from conversation.messages import UnusablePhoto
 
-from .files import FileStore
+from .files import FileStore, thumbnail_key
+from .models import utcnow
+from .uow import Units
+from .uploads import record
+
+__all__ = ["PhotoKeeper", "clean", "thumbnail_key"]
 
 try:  # HEIC/HEIF (iPhone photos) through the pillow-heif plugin, when it is installed
     from pillow_heif import register_heif_opener
@@ -40,10 +45,6 @@ class CleanPhoto:
     thumb: bytes
     width: int
     height: int
-
-
-def thumbnail_key(key: str) -> str:
-    return key.removesuffix(".jpg") + ".thumb.jpg"
 
 
 def clean(data: bytes) -> CleanPhoto:
@@ -103,18 +104,28 @@ def _jpeg(image: Image.Image) -> bytes:
 
 
 class PhotoKeeper:
-    """Cleans a photo and keeps it in the file store; its key is what the case refers to."""
+    """Cleans a photo and keeps it in the file store; its key is what the case refers to.
 
-    def __init__(self, files: FileStore) -> None:
+    With `units`, each photo is written in the ledger of uploads (storage/uploads.py) before its
+    files, so that one no case takes is swept later (bot/backoffice/photo_sweep.py)."""
+
+    def __init__(self, files: FileStore, units: Units | None = None) -> None:
         self.files = files
+        self.units = units
         # Re-encoding is CPU work: a few at a time, off the event loop.
         self._workers = asyncio.Semaphore(2)
 
-    async def keep(self, data: bytes) -> str:
-        """The new photo's key; UnusablePhoto (with a sentence for the citizen) if it is not one."""
+    async def keep(self, data: bytes, conversation: str = "") -> str:
+        """The new photo's key; UnusablePhoto (with a sentence for the citizen) if it is not one.
+
+        `conversation` (channel:sender) is the conversation that holds it until a case does."""
         async with self._workers:
             photo = await asyncio.to_thread(clean, data)
         key = f"photos/{secrets.token_urlsafe(18)}.jpg"
+        if self.units is not None:
+            async with self.units() as uow:
+                await record(uow.session, key, conversation, utcnow())
+                await uow.commit()
         await self.files.put(thumbnail_key(key), photo.thumb, "image/jpeg")
         await self.files.put(key, photo.full, "image/jpeg")
         return key

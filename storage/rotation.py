@@ -19,7 +19,7 @@ from .crypto import PiiCipher
 from .db import Database
 from .files import SealedFileStore
 from .keycheck import SEALED, KeyMismatch, set_check, stored_check
-from .models import Attachment, Case, Citizen, Survey
+from .models import Attachment, Case, Citizen, Survey, Upload
 from .photos import thumbnail_key
 
 Progress = Callable[[str, int, int], None]  # table, rows done, rows in the table
@@ -112,11 +112,25 @@ async def _reseal(
 async def _reseal_files(
     db: Database, files: SealedFileStore, batch: int, progress: Progress | None, done: Rotated
 ) -> None:
-    """Citizens' photos and their thumbnails, sealed again under the new key."""
+    """Citizens' photos and their thumbnails, sealed again under the new key: the cases', then
+    those no case holds yet (an open form's; storage/uploads.py)."""
+    for table, model in (("attachments (files)", Attachment), ("uploads (files)", Upload)):
+        await _reseal_some(db, files, batch, progress, done, table, model)
+
+
+async def _reseal_some(
+    db: Database,
+    files: SealedFileStore,
+    batch: int,
+    progress: Progress | None,
+    done: Rotated,
+    table: str,
+    model: type[Attachment] | type[Upload],
+) -> None:
     async with db.session() as session:
         total = (
             await session.scalar(
-                select(func.count()).select_from(Attachment).where(Attachment.file_key.is_not(None))
+                select(func.count()).select_from(model).where(model.file_key.is_not(None))
             )
             or 0
         )
@@ -125,9 +139,9 @@ async def _reseal_files(
         async with db.session() as session:
             rows = list(
                 await session.execute(
-                    select(Attachment.id, Attachment.file_key)
-                    .where(Attachment.file_key.is_not(None), Attachment.id > last)
-                    .order_by(Attachment.id)
+                    select(model.id, model.file_key)
+                    .where(model.file_key.is_not(None), model.id > last)
+                    .order_by(model.id)
                     .limit(batch)
                 )
             )
@@ -140,7 +154,7 @@ async def _reseal_files(
         seen += len(rows)
         done.rows += len(rows)
         if progress is not None:
-            progress("attachments (files)", seen, total)
+            progress(table, seen, total)
 
 
 async def _rehash_surveys(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from storage.models import StaffThread
 from storage.staff_threads import add_message
 
 from .conftest import Citizen
+from .test_photo_sweep import at_photo_step, finish, upload
 
 
 async def export(settings: Settings, phone: str, output: Path | None = None) -> int:
@@ -79,3 +82,40 @@ async def test_the_export_holds_the_persons_own_cases_and_nothing_else(
     assert empty["person"] is None and empty["cases"] == [] and empty["accounts"] == []
     assert await export(database_settings, "12345") == 2
     assert "is not a mobile number" in capsys.readouterr().err
+
+
+async def test_the_export_hands_over_the_persons_photos(
+    database_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with open_minyi(database_settings) as minyi:
+        citizen = await at_photo_step(minyi, "web-photos")
+        keys = [await upload(minyi, "web-photos"), await upload(minyi, "web-photos")]
+        code = await finish(citizen)  # filed as 张三, 13800138000
+        await at_photo_step(minyi, "web-other")
+        await upload(minyi, "web-other")
+        await finish(Citizen(minyi, sender="web-other"), "13912345678")
+        originals = [await minyi.files.get(key) for key in keys]
+
+    # JSON alone lists them, with checksums, and says how to have the photos.
+    assert await export(database_settings, "13800138000") == 0
+    said = capsys.readouterr()
+    listed = next(c for c in json.loads(said.out)["cases"] if c["code"] == code)["photos"]
+    assert "2 photo(s)" in said.err and ".zip" in said.err
+    assert len(listed) == 2
+
+    out = tmp_path / "export.zip"
+    assert await export(database_settings, "13800138000", out) == 0
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    with zipfile.ZipFile(out) as archive:
+        held = json.loads(archive.read("export.json"))
+        names = sorted(archive.namelist())
+        photos = {name: archive.read(name) for name in names if name.startswith("photos/")}
+    (case,) = [c for c in held["cases"] if c["code"] == code]
+    assert [p["sha256"] for p in case["photos"]] == [p["sha256"] for p in listed]
+    assert names == sorted(["export.json", *(p["file"] for p in case["photos"])])
+    for entry, original in zip(case["photos"], originals, strict=True):
+        assert original is not None
+        data = photos[entry["file"]]
+        assert data == original.data and data[:2] == b"\xff\xd8"  # a JPEG anyone can open
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert len(photos) == 2  # the other person's photo is not in it

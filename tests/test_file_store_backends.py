@@ -3,12 +3,10 @@ server (moto's server mode) reached through aiobotocore; and the app picks S3 fr
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiobotocore.session import get_session
 
 from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.wiring import open_minyi
@@ -17,31 +15,7 @@ from storage.photos import thumbnail_key
 from storage.s3_files import S3FileStore
 from tests.conftest import sqlite_settings
 from tests.photo_samples import jpeg_with_gps
-
-KEYS = {"access_key": "minyi-test-access", "secret_key": "minyi-test-secret-key-0123"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    with socket.socket() as probe:  # a free port for the server
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-async def make_bucket(endpoint: str, name: str) -> None:
-    async with get_session().create_client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=KEYS["access_key"],
-        aws_secret_access_key=KEYS["secret_key"],
-    ) as client:
-        await client.create_bucket(Bucket=name)
+from tests.s3_kit import KEYS, make_bucket, s3_endpoint  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -87,7 +61,8 @@ async def test_bad_keys_and_types_are_refused(store: FileStore) -> None:
 
 
 async def test_the_app_keeps_photos_in_the_bucket_when_one_is_set(
-    tmp_path: Path, s3_endpoint: str
+    tmp_path: Path,
+    s3_endpoint: str,  # noqa: F811 (the fixture)
 ) -> None:
     await make_bucket(s3_endpoint, "minyi-app")
     settings: Settings = sqlite_settings(

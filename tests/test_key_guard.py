@@ -196,12 +196,18 @@ async def test_rotation_reseals_the_citizens_photos(database_settings: Settings)
             )
             await uow.commit()
         before = await rt.files.get(key)
-    assert before is not None
+        # A photo an open form holds, no case yet: in the ledger of uploads only.
+        held = await rt.photos.keep(jpeg_with_gps((40, 30)), "webchat:open-form")
+        held_before = await rt.files.get(held)
+    assert before is not None and held_before is not None
     rotating = database_settings.replace(pii_key=OTHER_KEY, pii_key_old=PII_KEY)
     out = io.StringIO()
     assert await key_rotation.run(rotating, argparse.Namespace(batch=1), out=out) == 0
     assert "attachments (files): 1/1" in out.getvalue()
+    assert "uploads (files): 2/2" in out.getvalue()
     async with open_minyi(database_settings.replace(pii_key=OTHER_KEY)) as rt:
         after = await rt.files.get(key)
         thumb = await rt.files.get(thumbnail_key(key))
+        held_after = await rt.files.get(held)
     assert after is not None and after.data == before.data and thumb is not None
+    assert held_after is not None and held_after.data == held_before.data

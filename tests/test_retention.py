@@ -19,9 +19,22 @@ from bot.app.settings import Settings, SettingsError, load_settings
 from bot.app.wiring import open_minyi
 from conversation.cases.progress import Progress
 from storage.citizen_export import held_about
+from storage.files import FileStore, StoredFile
 from storage.lifecycle import record_progress
-from storage.models import Case, OutboxEntry, StaffThread, StaffThreadMessage, utcnow
+from storage.models import (
+    Attachment,
+    Case,
+    OutboxEntry,
+    StaffThread,
+    StaffThreadMessage,
+    Upload,
+    utcnow,
+)
+from storage.photos import thumbnail_key
+from storage.retention import Retention, archive_and_erase
 from storage.staff_threads import add_message
+from tests.s3_kit import make_bucket, s3_endpoint  # noqa: F401 (a fixture)
+from tests.test_photo_sweep import at_photo_step, finish, sweep, upload, with_store
 
 from .conftest import Citizen
 from .test_citizen_export import file_as
@@ -134,3 +147,108 @@ def test_the_retention_setting_is_checked() -> None:
     ):
         with pytest.raises(SettingsError, match=says):
             load_settings({"MINYI_RETENTION_YEARS": wrong})
+
+
+class FailingDeletes:
+    """The store, but deleting fails (a bucket unreachable at that moment)."""
+
+    def __init__(self, inner: FileStore) -> None:
+        self.inner = inner
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self.inner.put(key, data, content_type)
+
+    async def get(self, key: str) -> StoredFile | None:
+        return await self.inner.get(key)
+
+    async def delete(self, key: str) -> None:
+        raise OSError("the store is away")
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+async def test_the_photos_go_with_the_archived_case(
+    request: pytest.FixtureRequest,
+    database_settings: Settings,
+    store: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = with_store(request, database_settings, store).replace(
+        retention_years=(("petition", 2),)
+    )
+    if settings.files_s3_bucket:
+        await make_bucket(settings.files_s3_endpoint or "", settings.files_s3_bucket)
+    async with open_minyi(settings) as minyi:
+        codes, photos = [], []
+        for sender in ("web-photo-1", "web-photo-2"):
+            citizen = await at_photo_step(minyi, sender)
+            photos.append([await upload(minyi, sender), await upload(minyi, sender)])
+            codes.append(await finish(citizen))
+        before = [await minyi.files.get(key) for key in photos[0]]
+        async with minyi.units() as uow:
+            for code in codes:
+                case = await uow.cases.by_code(code, for_update=True)
+                assert case is not None
+                for body in CLOSE:
+                    await record_progress(
+                        uow, case, Progress.from_json(body), minyi.deadlines, utcnow()
+                    )
+            long_ago = utcnow() - timedelta(days=3 * 365)
+            await uow.session.execute(
+                update(Case).where(Case.code.in_(codes)).values(closed_at=long_ago)
+            )
+            await uow.commit()
+
+    folder = tmp_path / "archive"
+    assert await archive(settings, folder) == 0
+    assert "2 case(s) archived" in capsys.readouterr().err
+    kept = json.loads((folder / f"{codes[0]}.json").read_bytes())
+    listed = kept["photos"]
+    assert [p["file"] for p in listed] == [
+        f"{codes[0]}.photos/{a}.jpg" for a in sorted(p["attachment"] for p in listed)
+    ]
+    for entry, stored in zip(listed, before, strict=True):
+        assert stored is not None
+        written = (folder / entry["file"]).read_bytes()
+        assert written == stored.data  # the photo as staff saw it, opened with the key
+        assert entry["sha256"] == hashlib.sha256(written).hexdigest()
+        assert oct((folder / entry["file"]).stat().st_mode & 0o777) == "0o600"
+
+    async with open_minyi(settings) as minyi:
+        for key in [k for pair in photos for k in pair]:
+            for each in (key, thumbnail_key(key)):
+                assert await minyi.files.get(each) is None  # gone from the live store
+        async with minyi.units() as uow:
+            assert set(await uow.session.scalars(select(Attachment.file_key))) == {None}
+            assert not list(await uow.session.scalars(select(Upload.file_key)))
+            case = await uow.cases.by_code(codes[0])
+            assert case is not None
+            erased = (await uow.events.events(case))[-1]
+            assert erased.data["photos"] == 2
+
+
+async def test_photos_not_deleted_at_the_archive_are_swept_later(sqlite_only: Settings) -> None:
+    settings = sqlite_only.replace(retention_years=(("petition", 2),))
+    async with open_minyi(settings) as minyi:
+        citizen = await at_photo_step(minyi, "web-photo")
+        photo = await upload(minyi, "web-photo")
+        code = await finish(citizen)
+        async with minyi.units() as uow:
+            case = await uow.cases.by_code(code, for_update=True)
+            assert case is not None
+            for body in CLOSE:
+                await record_progress(
+                    uow, case, Progress.from_json(body), minyi.deadlines, utcnow()
+                )
+            case.closed_at = utcnow() - timedelta(days=3 * 365)
+            await uow.commit()
+        failing = FailingDeletes(minyi.files)
+        retention = Retention({"petition": 2})
+        folder = Path(sqlite_only.files_dir or "").parent / "archive"
+        await archive_and_erase(minyi.units, retention, folder, code, files=failing)
+        assert await minyi.files.get(photo) is not None  # the store was away
+        async with minyi.units() as uow:
+            assert list(await uow.session.scalars(select(Upload.file_key))) == [photo]
+        assert await sweep(minyi, hours_later=0).run_once() == 1
+        assert await minyi.files.get(photo) is None
+        assert await minyi.files.get(thumbnail_key(photo)) is None

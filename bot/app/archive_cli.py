@@ -1,5 +1,6 @@
-"""`minyi archive --to DIR`: closed cases past their retention exported, then their personal
-data erased (信访档案 kept by the office's rules, PIPL's deletion when the period ends)."""
+"""`minyi archive --to DIR`: closed cases past their retention exported (their photos beside
+them), then their personal data erased and their photos deleted from the live store (信访档案
+kept by the office's rules, PIPL's deletion when the period ends)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ async def _run(settings: Settings, folder: Path, *, dry_run: bool) -> int:
             if dry_run:
                 print(code)
                 continue
-            path = await archive_and_erase(minyi.units, retention, folder, code)
+            path = await archive_and_erase(minyi.units, retention, folder, code, files=minyi.files)
             print(f"{code}: archived to {path}, personal data erased")
     verb = "due" if dry_run else "archived"
     print(f"{len(codes)} case(s) {verb}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""`minyi citizen export --phone …`: what is held about one person, as JSON (PIPL Art. 45)."""
+"""`minyi citizen export --phone …`: what is held about one person, as JSON (PIPL Art. 45), or
+as a zip with their photos (`-o FILE.zip`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     export.add_argument("--phone", required=True, help="the mobile number, e.g. 13800138000")
     export.add_argument(
-        "-o", "--output", type=Path, help="write to this file (mode 0600) instead of stdout"
+        "-o",
+        "--output",
+        type=Path,
+        help="write to this file (mode 0600) instead of stdout; a name ending in .zip holds the "
+        "JSON and the photos",
     )
 
 
@@ -33,22 +39,43 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if isinstance(number, Invalid):
         print(f"minyi: {args.phone!r} is not a mobile number (e.g. 13800138000)", file=sys.stderr)
         return 2
-    held = asyncio.run(_export(settings, number))
+    as_zip = args.output is not None and args.output.suffix.lower() == ".zip"
+    photos: dict[str, bytes] = {}
+    held = asyncio.run(_export(settings, number, photos))
     text = json.dumps(held, ensure_ascii=False, indent=2) + "\n"
     if args.output is None:
         sys.stdout.write(text)
     else:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            if as_zip:
+                _write_zip(out, text, photos)
+            else:
+                out.write(text.encode("utf-8"))
     found = len(held["cases"])
     print(
         f"minyi: {found} case(s) and {len(held['accounts'])} account(s) held for this number",
         file=sys.stderr,
     )
+    listed = sum(len(case.get("photos", ())) for case in held["cases"])
+    if listed and not as_zip:
+        print(
+            f"minyi: their cases have {listed} photo(s), listed with their checksums; "
+            "write to a .zip (-o export.zip) to hand the photos over too",
+            file=sys.stderr,
+        )
     return 0
 
 
-async def _export(settings: Settings, number: str) -> dict[str, Any]:
+def _write_zip(out: Any, text: str, photos: dict[str, bytes]) -> None:
+    """`export.json` and each photo under the name the JSON lists it by (JPEGs are stored as
+    they are: compressed already)."""
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("export.json", text, compress_type=zipfile.ZIP_DEFLATED)
+        for name, data in photos.items():
+            archive.writestr(name, data, compress_type=zipfile.ZIP_STORED)
+
+
+async def _export(settings: Settings, number: str, photos: dict[str, bytes]) -> dict[str, Any]:
     async with open_minyi(settings) as minyi, minyi.units() as uow:
-        return await held_about(uow, number)
+        return await held_about(uow, number, minyi.files, photos)

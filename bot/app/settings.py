@@ -151,6 +151,8 @@ class Settings:
     files_s3_access_key: str | None = _spec("MINYI_FILES_S3_ACCESS_KEY")
     files_s3_secret_key: str | None = _spec("MINYI_FILES_S3_SECRET_KEY")
     files_s3_prefix: str = _spec("MINYI_FILES_S3_PREFIX", default="")
+    # Uploads no case took are swept this long after they came (and their conversation ended).
+    photo_orphan_hours: int = _spec("MINYI_PHOTO_ORPHAN_HOURS", number(int, 1, 24 * 365), 48)
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
     session_hours: int = _spec("MINYI_SESSION_HOURS", number(int, 1, 24 * 30), 24)
     survey_scale: int = _spec("MINYI_SURVEY_SCALE", _scale, 3)

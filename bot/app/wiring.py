@@ -24,6 +24,7 @@ from bot.backoffice.citizen_notices import CitizenNotices
 from bot.backoffice.delivery_reports import DeliveryReports
 from bot.backoffice.media_fetch import MediaFetch
 from bot.backoffice.notifier import Notifier
+from bot.backoffice.photo_sweep import PhotoSweep
 from bot.backoffice.reach import CitizenReach
 from bot.backoffice.sms_inbox import SmsInbox
 from bot.backoffice.staff_alerts import StaffAlerts
@@ -328,7 +329,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     )
     metrics = Metrics()
     files = file_store(settings, cipher)
-    photos = PhotoKeeper(files)
+    photos = PhotoKeeper(files, units)
     limits: RateLimit = RedisRateLimit(redis, keys) if redis is not None else LocalRateLimit()
     handle = limited(
         measured(engine, metrics), limits, settings.rate_sender, cipher.digest, office.catalog
@@ -398,6 +399,16 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     # Photos sent on WeChat or Telegram, fetched while the provider keeps them.
     sources = {c.name: c for c in channels.values() if isinstance(c, MediaSource)}
     jobs += (Job("media-fetch", 15.0, MediaFetch(units, sources, photos, utcnow).run_once),)
+    # Uploads no case took, deleted once their conversation has ended (docs/photos.md).
+    sweep = PhotoSweep(
+        units,
+        files,
+        store,
+        age=timedelta(hours=settings.photo_orphan_hours),
+        lifetime=lifetime,
+        clock=utcnow,
+    )
+    jobs += (Job("photo-sweep", 600.0, sweep.run_once, repeat_while_busy=True),)
 
     return Minyi(
         settings=settings,
