@@ -241,3 +241,57 @@ async def test_a_slow_turn_answers_success_and_pushes_exactly_once(
     assert "类别" in push
     assert len(fake_wechat.of("stable_token")) == 1
     assert "事情经过" in await citizen.say("1")  # the turn ran once: now at the category step
+
+
+# -- issue 17 over the real callback: told matters, typed questions ------------------------------
+
+STORY = "解放北路100号楼下的饭店天天半夜吵，吵得孩子睡不着"
+
+
+async def test_a_matter_told_with_its_place_is_filed_in_six_messages(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    guess = await citizen.say(STORY)
+    assert "类别：环境保护" in guess and "地点：解放北路100号" in guess and "1 对，继续" in guess
+    assert "照片" in await citizen.say("1")
+    for text in ("跳过", "张三", "13800138000"):
+        await citizen.say(text)
+    assert CODE.search(await citizen.say("1"))  # STORY, 1, 跳过, 张三, mobile, 1: six
+    [case] = await rows(citizen, Case)
+    assert (case.channel, case.category, case.location_text, case.description) == (
+        "wechat",
+        "environment",
+        "解放北路100号",
+        STORY,
+    )
+
+
+async def test_a_location_sent_at_the_guess_replaces_the_place(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    await citizen.say(STORY)
+    assert "照片" in (await citizen.send("location")).text
+    for text in ("跳过", "张三", "13800138000"):
+        await citizen.say(text)
+    assert CODE.search(await citizen.say("1"))
+    [case] = await rows(citizen, Case)
+    assert (case.category, case.location_text, case.lat) == (
+        "environment",
+        "广东省广州市天河区天河路385号",
+        23.134521,
+    )
+
+
+async def test_a_typed_question_is_answered_and_a_greeting_gets_the_menu(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    answered = await citizen.say("多久能有答复？")
+    assert "这解决了您的问题吗" in answered and "2 不是，我要反映" in answered
+    hello = await citizen.say("你好")
+    assert "没看明白" not in hello and "1 我要反映" in hello
+    # "2 不是，我要反映" under an answer starts the filing with the words already given.
+    await citizen.say("信访需要带什么材料")
+    assert "类别" in await citizen.say("2")
