@@ -295,3 +295,43 @@ async def test_a_typed_question_is_answered_and_a_greeting_gets_the_menu(
     # "2 不是，我要反映" under an answer starts the filing with the words already given.
     await citizen.say("信访需要带什么材料")
     assert "类别" in await citizen.say("2")
+
+
+async def test_one_s_own_case_takes_a_photo_as_a_supplement_and_is_urged(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    for text in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "幸福路12号", "跳过", "张三"):
+        await citizen.say(text)
+    await citizen.say("13800138000")
+    found = CODE.search(await citizen.say("1"))
+    assert found is not None
+    code = found.group()
+    page = await citizen.say(code)
+    assert "办理经过" in page and "1 补充材料" in page and "2 催办" in page
+    assert "补充到事项" in await citizen.say("1")
+    assert "已补充到事项" in (await citizen.send("image")).text
+    assert "已补充到事项" in await citizen.say("灯杆底座也松了")
+    assert "您补充了材料" in await citizen.say("完成")
+    assert "已为您催办" in await citizen.say(f"催办 {code}")
+    response = await citizen.client.get(
+        f"/api/v1/cases/{code}", headers={"Authorization": "Bearer test-token"}
+    )
+    events = (await response.json())["events"]
+    supplements = [e["data"] for e in events if e["type"] == "supplemented"]
+    assert len(supplements) == 2 and [e["type"] for e in events].count("urged") == 1
+    assert supplements[0].get("attachments") and supplements[1].get("text") == "灯杆底座也松了"
+    photos = [a for a in await rows(citizen, Attachment) if a.channel == "wechat"]
+    assert len(photos) == 1  # kept with the case, fetched while WeChat keeps it
+
+
+async def test_anonymous_filing_gives_a_query_code_once(citizen_on_wechat: WeChatCitizen) -> None:
+    citizen = citizen_on_wechat
+    for text in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "幸福路12号", "跳过"):
+        await citizen.say(text)
+    meaning = await citizen.say("匿名")
+    assert "工作人员无法打电话联系您" in meaning and "手机：匿名" in meaning
+    receipt = await citizen.say("1")
+    assert CODE.search(receipt) and re.search(r"查询码是 [0-9A-Z]{8}", receipt)
+    [case] = await rows(citizen, Case)
+    assert case.anonymous and case.citizen_id is None
