@@ -77,7 +77,9 @@ class OfficeConfig:
     # Where citizens file and follow outside SMS, as an SMS answer names them (docs/sms.md).
     hotline: str = "12345"
     online: LocalText = field(
-        default_factory=lambda: LocalText("微信公众号或网上信访页面", "our WeChat account or web page")
+        default_factory=lambda: LocalText(
+            "微信公众号或网上信访页面", "our WeChat account or web page"
+        )
     )
     deadlines: DeadlineRules = field(default_factory=DeadlineRules)
     catalog: Catalog = field(default_factory=Catalog)
@@ -204,7 +206,12 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         resume_after_minutes=int(data.get("resume_after_minutes", 30)),
         urge_every_hours=_positive(data.get("urge_every_hours", 72), "urge_every_hours"),
         hotline=_hotline(data.get("hotline", "12345")),
-        online=_text(data.get("online", {"zh": "微信公众号或网上信访页面", "en": "our WeChat account or web page"}), "online"),
+        online=_text(
+            data.get(
+                "online", {"zh": "微信公众号或网上信访页面", "en": "our WeChat account or web page"}
+            ),
+            "online",
+        ),
         deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
         departments=departments,

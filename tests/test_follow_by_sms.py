@@ -96,7 +96,9 @@ def test_an_sms_answer_keeps_choices_on_one_line_and_cuts_long_text_before_them(
     choices = (Choice("1", "补充材料"), Choice("2", "催办"))
     short = sms_answer([Reply("事项 XF\n\n状态：已受理", choices)], "…")
     assert short == "事项 XF\n状态：已受理\n1 补充材料  2 催办"
-    steps = "\n".join(f"11月{d}日 交办区住建局办理，答复：已安排维修人员到场查看" for d in range(1, 20))
+    steps = "\n".join(
+        f"11月{d}日 交办区住建局办理，答复：已安排维修人员到场查看" for d in range(1, 20)
+    )
     long = sms_answer([Reply("事项 XF\n" + steps, choices)], "…（全文请在网页查看）")
     assert len(long) <= SMS_MAX_CHARS
     assert long.endswith("…（全文请在网页查看）\n1 补充材料  2 催办")
@@ -179,7 +181,9 @@ async def test_the_mobile_on_file_follows_its_case_and_a_redelivery_is_answered_
     assert await texts_back(client, fake) == []
     assert "已为您催办" in urged
     async with runtime_of(client).db.reading() as session:
-        jobs = list(await session.scalars(select(Notification).where(Notification.topic == "sms_answer")))
+        jobs = list(
+            await session.scalars(select(Notification).where(Notification.topic == "sms_answer"))
+        )
         taken = await session.scalar(select(func.count()).select_from(SmsInbound))
         waiting = await session.scalar(select(func.count()).select_from(SmsReplyWaiting))
     assert len(jobs) == 2 and all(j.status == "sent" for j in jobs) and taken == 2 and waiting == 0

@@ -337,9 +337,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
     # staff do on their front ends (the duty group, the WeCom app).
     # A text that is no survey reply is a turn of the conversation, answered by SMS.
-    sms_conversation = SmsConversation(
-        units, handle, limits, settings.rate_sms_answers, office, tz
-    )
+    sms_conversation = SmsConversation(units, handle, limits, settings.rate_sms_answers, office, tz)
     survey_replies = SurveyReplies(
         units, office.catalog, surveys, deadlines, tz, otherwise=sms_conversation
     )

@@ -26,8 +26,8 @@ from storage.proof import open_code
 from storage.uow import UnitOfWork, Units
 
 from .reach import Attempt, CitizenReach
-from .sms_conversation import open_answer
 from .recording import record_surely
+from .sms_conversation import open_answer
 
 log = logging.getLogger(__name__)
 

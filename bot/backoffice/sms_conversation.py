@@ -119,7 +119,9 @@ class SmsConversation:
         if told is not None:
             return ""  # told already in this window: nothing more is sent
         until = (utcnow() + timedelta(seconds=wait)).astimezone(self.tz)
-        when = f"{until:%H:%M}" if wait < 12 * 3600 else f"{until.month}月{until.day}日{until:%H:%M}"
+        when = (
+            f"{until:%H:%M}" if wait < 12 * 3600 else f"{until.month}月{until.day}日{until:%H:%M}"
+        )
         t = self.office.catalog.for_language("zh")
         return t(
             "sms.capped", until=when, online=self.office.online("zh"), hotline=self.office.hotline

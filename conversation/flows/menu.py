@@ -6,7 +6,6 @@ from ..messages import Choice, Reply
 from ..validators import choice_number, normalize
 from .base import Context, Flow
 
-
 # What a follow-only channel (SMS) offers from the menu: looking up and rating one's cases; the
 # case page then offers 补充 and 催办.
 FOLLOW_FLOWS = frozenset({"status", "rating"})

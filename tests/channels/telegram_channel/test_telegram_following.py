@@ -5,7 +5,6 @@ own case followed (history, 补充, 催办), an anonymous case proved from anoth
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
@@ -26,9 +25,7 @@ STORY = "解放北路100号楼下的饭店天天半夜吵，吵得孩子睡不�
 async def say(client: TestClient, api: FakeBotApi, user: TelegramUser, text: str) -> str:
     """One text through POST /telegram; what the bot sent back to that chat for it."""
     before = len(api.texts(user.chat_id))
-    response = await client.post(
-        "/telegram", json=user.text(text), headers={SECRET_HEADER: SECRET}
-    )
+    response = await client.post("/telegram", json=user.text(text), headers={SECRET_HEADER: SECRET})
     assert response.status == 200, await response.text()
     return "\n".join(api.texts(user.chat_id)[before:])
 
@@ -141,5 +138,3 @@ async def test_a_typed_question_is_answered_and_thanks_get_the_menu(
     assert "没看明白" not in thanks
     _, buttons = fake_api.keyboard(user.chat_id)
     assert buttons[0] == ("1 我要反映", "1")
-
-
