@@ -92,6 +92,23 @@ async def test_a_code_by_sms_from_a_stranger_asks_for_proof_and_the_query_code_o
     assert "已为您催办" in await sms.say("催办")
 
 
+async def test_a_risk_word_by_sms_gives_the_emergency_numbers_and_pages_staff() -> None:
+    memory = OnMemory()
+    sms = memory.citizen("hash-of-a-mobile", channel="sms")
+    answer = await sms.say("物业一直不管，我不想活了")
+    assert ZH["risk.emergency"] in answer and "短信暂不能登记新事项" in answer
+    assert memory.sent_types() == ["handoff.requested"]
+    assert memory.store.cases.records == {}
+
+
+async def test_a_typed_question_by_sms_is_answered() -> None:
+    memory = OnMemory()
+    sms = memory.citizen("hash-of-a-mobile", channel="sms")
+    answer = await sms.say("信访需要带什么材料")
+    assert "这解决了您的问题吗" in answer
+    assert "2 进度查询" in await sms.say("1")  # solved: back at the SMS menu
+
+
 def test_an_sms_answer_keeps_choices_on_one_line_and_cuts_long_text_before_them() -> None:
     choices = (Choice("1", "补充材料"), Choice("2", "催办"))
     short = sms_answer([Reply("事项 XF\n\n状态：已受理", choices)], "…")
