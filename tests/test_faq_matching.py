@@ -11,7 +11,6 @@ import pytest
 
 from bot.app.settings import Settings
 from bot.app.web import create_app
-
 from conversation.catalog import ZH
 from conversation.faq_match import AT_MENU, IN_FAQ, FaqMatcher, evaluate, phrasings_of
 from conversation.flows.small_talk import small_talk
