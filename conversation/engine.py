@@ -17,7 +17,7 @@ from .commands import RelayToStaff, RequestHandoff, Results, Unsubscribe
 from .faq_match import FaqMatcher, phrasings_of
 from .flows import faq, follow, forms, handoff, rating, resume, status
 from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Flow, Outcome, numbered
-from .flows.menu import menu_action, menu_reply
+from .flows.menu import FOLLOW_FLOWS, elsewhere, menu_action, menu_reply
 from .flows.registry import flows_for
 from .flows.small_talk import small_talk
 from .messages import Inbound, InvalidText, Reply
@@ -50,6 +50,7 @@ class Engine:
         rating_scale: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sms_proof: bool = True,
+        follow_only: frozenset[str] = frozenset({"sms"}),
     ) -> None:
         self.store = store
         self.office = office
@@ -60,6 +61,8 @@ class Engine:
         self.rating_scale = rating_scale
         self.clock = clock
         self.sms_proof = sms_proof  # an SMS provider can text a 验证码
+        # Channels that follow cases but file none (SMS: docs/sms.md, "Following by SMS").
+        self.follow_only = follow_only
         self.faq = (
             FaqMatcher([phrasings_of(e.question("zh"), e.examples, e.keywords) for e in office.faq])
             if office.faq
@@ -189,6 +192,7 @@ class Engine:
                 sms_proof=self.sms_proof,
                 faq=self.faq,
                 places=self.places,
+                follow_only=inbound.channel in self.follow_only,
             )
             idle = now - state.updated_at
             results = Results()
@@ -226,7 +230,14 @@ class Engine:
             outcome.commands.append(
                 RequestHandoff(reason="risk", summary=inbound.text[:200], risk_words=tuple(words))
             )
-        return outcome.extend(await self._respond(ctx, idle))
+        answer = await self._respond(ctx, idle)
+        if ctx.follow_only and ctx.in_form:
+            # However a form was reached (the menu, a told matter, "2 不是，我要反映" under a
+            # FAQ answer), this channel files nothing: where to file instead.
+            state.draft = None
+            state.to_menu()
+            answer = Outcome(replies=[elsewhere(ctx)])
+        return outcome.extend(answer)
 
     async def _respond(self, ctx: Context, idle: timedelta) -> Outcome:
         state, word = ctx.state, ctx.word
@@ -240,6 +251,8 @@ class Engine:
                 replies=[menu_reply(ctx, greeting=word not in ("菜单", "menu", "/menu"))]
             )
         if word in STAFF:
+            if ctx.follow_only:
+                return Outcome(replies=[elsewhere(ctx, "sms.no_staff")])
             return await handoff.request(ctx)
         if word in BACK:
             return self._back(ctx)
@@ -298,6 +311,10 @@ class Engine:
 
     async def _open(self, ctx: Context, flow: Flow) -> Outcome:
         state = ctx.state
+        if ctx.follow_only and flow.name not in FOLLOW_FLOWS:
+            state.to_menu()
+            key = "sms.no_staff" if flow.name == "handoff" else "sms.file_elsewhere"
+            return Outcome(replies=[elsewhere(ctx, key)])
         if flow.form and state.draft and state.draft.get("flow") == flow.name:
             return resume.offer(ctx)
         if flow.open is None:

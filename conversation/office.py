@@ -74,6 +74,13 @@ class OfficeConfig:
     resume_after_minutes: int = 30
     # 催办: a citizen may urge one case at most once in this many hours.
     urge_every_hours: int = 72
+    # Where citizens file and follow outside SMS, as an SMS answer names them (docs/sms.md).
+    hotline: str = "12345"
+    online: LocalText = field(
+        default_factory=lambda: LocalText(
+            "微信公众号或网上信访页面", "our WeChat account or web page"
+        )
+    )
     deadlines: DeadlineRules = field(default_factory=DeadlineRules)
     catalog: Catalog = field(default_factory=Catalog)
     departments: Departments = field(default_factory=Departments)
@@ -198,6 +205,13 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         risk_keywords=tuple(str(k) for k in data.get("risk", {}).get("keywords", [])),
         resume_after_minutes=int(data.get("resume_after_minutes", 30)),
         urge_every_hours=_positive(data.get("urge_every_hours", 72), "urge_every_hours"),
+        hotline=_hotline(data.get("hotline", "12345")),
+        online=_text(
+            data.get(
+                "online", {"zh": "微信公众号或网上信访页面", "en": "our WeChat account or web page"}
+            ),
+            "online",
+        ),
         deadlines=_parse_deadlines(data.get("deadlines", {})),
         catalog=catalog,
         departments=departments,
@@ -206,6 +220,13 @@ def _parse(data: dict[str, Any]) -> OfficeConfig:
         repeats=parse_repeats(data.get("repeats", {})),
         places=_parse_places(data.get("places", {})),
     )
+
+
+def _hotline(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text or len(text) > 30:
+        raise OfficeConfigError('hotline must be a telephone number, e.g. hotline = "12345"')
+    return text
 
 
 def _parse_places(raw: Any) -> Gazetteer:

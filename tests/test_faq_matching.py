@@ -5,15 +5,19 @@ tests/data/, and the conversation around it — answered at the menu and at the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.app.settings import Settings
+from bot.app.web import create_app
 from conversation.catalog import ZH
 from conversation.faq_match import AT_MENU, IN_FAQ, FaqMatcher, evaluate, phrasings_of
 from conversation.flows.small_talk import small_talk
 from conversation.office import load_office
 
 from .memory_conversation import OnMemory
+from .web_citizen import WebCitizen
 
 DATA = Path(__file__).parent / "data"
 
@@ -111,3 +115,15 @@ async def test_in_common_questions_a_looser_question_still_finds_its_answer() ->
     await citizen.say("5")
     assert "9:00-12:00" in await citizen.say("周末有人值班吗")
     assert "没有找到相关的问题" in await citizen.say("今天天气怎么样")
+
+
+async def test_the_web_chat_answers_a_typed_question_and_greets_over_http(
+    aiohttp_client: Any, database_settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(database_settings, workers=False))
+    web = WebCitizen(client)
+    answered = await web.say("多久能有答复？")
+    assert "这解决了您的问题吗" in answered
+    thanks = await web.say("谢谢")
+    assert ZH["menu.thanks"] in thanks and ZH["menu"] in thanks
+    assert "您好！这里是" in await web.say("你好")

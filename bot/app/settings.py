@@ -68,10 +68,27 @@ def _redis_url(name: str, value: str) -> str:
 def _rate(name: str, value: str) -> tuple[int, int]:
     """`30/min` → (30, 60): at most that many in each window of that many seconds."""
     count, _, per = value.replace(" ", "").partition("/")
-    seconds = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hour": 3600}.get(per)
+    seconds = {
+        "s": 1,
+        "sec": 1,
+        "min": 60,
+        "m": 60,
+        "h": 3600,
+        "hour": 3600,
+        "d": 86400,
+        "day": 86400,
+    }.get(per)
     if not count.isdigit() or int(count) < 1 or seconds is None:
         raise SettingsError(f"{name}: {value!r} is not a rate; write e.g. 30/min, 600/h or 5/s")
     return int(count), seconds
+
+
+def _rates(name: str, value: str) -> tuple[tuple[int, int], ...]:
+    """`10/h, 30/d` → ((10, 3600), (30, 86400)): every one of them holds."""
+    rates = tuple(_rate(name, part) for part in value.split(",") if part.strip())
+    if not rates:
+        raise SettingsError(f"{name}: give at least one rate, e.g. 10/h, 30/d")
+    return rates
 
 
 def _retention(name: str, value: str) -> tuple[tuple[str, int], ...]:
@@ -164,6 +181,10 @@ class Settings:
     # Rate limits on citizen-facing routes: "30/min", "600/h", "5/s" (storage/ratelimit.py).
     rate_sender: tuple[int, int] = _spec("MINYI_RATE_SENDER", _rate, (30, 60))
     rate_address: tuple[int, int] = _spec("MINYI_RATE_ADDRESS", _rate, (120, 60))
+    # SMS answers to one mobile's own texts (docs/sms.md, "Following by SMS").
+    rate_sms_answers: tuple[tuple[int, int], ...] = _spec(
+        "MINYI_RATE_SMS_ANSWERS", _rates, ((10, 3600), (30, 86400))
+    )
     log_level: str = _spec("MINYI_LOG_LEVEL", one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
     log_format: str = _spec("MINYI_LOG_FORMAT", one_of("text", "json"), "text")
     # Years a closed case is kept before `minyi archive` exports and erases it, per kind.

@@ -26,6 +26,7 @@ from bot.backoffice.media_fetch import MediaFetch
 from bot.backoffice.notifier import Notifier
 from bot.backoffice.photo_sweep import PhotoSweep
 from bot.backoffice.reach import CitizenReach
+from bot.backoffice.sms_conversation import SmsConversation
 from bot.backoffice.sms_inbox import SmsInbox
 from bot.backoffice.staff_alerts import StaffAlerts
 from bot.backoffice.staff_directory import StaffDirectory
@@ -336,7 +337,11 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     )
     # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
     # staff do on their front ends (the duty group, the WeCom app).
-    survey_replies = SurveyReplies(units, office.catalog, surveys, deadlines, tz)
+    # A text that is no survey reply is a turn of the conversation, answered by SMS.
+    sms_conversation = SmsConversation(units, handle, limits, settings.rate_sms_answers, office, tz)
+    survey_replies = SurveyReplies(
+        units, office.catalog, surveys, deadlines, tz, otherwise=sms_conversation
+    )
     # A push of SMS replies is kept first and acknowledged; its replies are worked through after.
     sms_inbox = SmsInbox(db, cipher, survey_replies, committed)
     directory = StaffDirectory(units)

@@ -27,11 +27,14 @@ from storage.uow import UnitOfWork, Units
 
 from .reach import Attempt, CitizenReach
 from .recording import record_surely
+from .sms_conversation import open_answer
 
 log = logging.getLogger(__name__)
 
 # Survey SMS and SMS answering the citizen's own SMS: that route only, no chat, no fallback.
 SMS_ONLY = frozenset({"survey_sms", "sms_followup", "proof_sms"})
+# The conversation's answer to a citizen's own SMS (sms_conversation.py): to that mobile only.
+SMS_ANSWER = "sms_answer"
 # A staff member's words: in the chat if it can take them, else by SMS — a person's words must
 # arrive — but never as a template message, which cannot carry them.
 STAFF_WORDS = frozenset({"staff.joined", "staff.says", "staff.left"})
@@ -76,7 +79,9 @@ class CitizenNotices:
         self.phone = phone
 
     async def send(self, job_id: int, topic: str) -> None:
-        if topic in SMS_ONLY:
+        if topic == SMS_ANSWER:
+            await self._answer_by_sms(job_id)
+        elif topic in SMS_ONLY:
             await self._text_phone(job_id)
         else:
             await self._notify(job_id)
@@ -299,6 +304,30 @@ class CitizenNotices:
         attempt = (
             await self.reach.reach(
                 [_phone_route(phone_channel, phone, template, params)],
+                Notice([Reply(text)], f"{job_id}.sms"),
+            )
+        )[0]
+        await self._record(job_id, [attempt], alert_staff=False)
+
+    async def _answer_by_sms(self, job_id: int) -> None:
+        """The conversation's answer to the mobile that texted: sealed in its job, about no case
+        (or any), through the same provider and route as every SMS, recorded like them."""
+        phone_channel = self.phone
+        try:
+            async with self.units() as uow:
+                job = await uow.notifications.get(job_id)
+                if job is None:
+                    return
+                if phone_channel is None:
+                    uow.notifications.skipped(job, "SMS is off (MINYI_SMS_PROVIDER is not set)")
+                    await uow.commit()
+                    return
+                to, text = open_answer(uow, job.payload["sealed"])
+        except Exception as exc:
+            raise NotSent(job_id) from exc
+        attempt = (
+            await self.reach.reach(
+                [_phone_route(phone_channel, to, "notice", {"text": text})],
                 Notice([Reply(text)], f"{job_id}.sms"),
             )
         )[0]

@@ -39,7 +39,12 @@ class Notifier:
                     job.id,
                     job.audience,
                     job.topic,
-                    job.case_id or f"thread:{job.payload.get('thread')}",
+                    job.case_id
+                    or (
+                        f"sms:{job.payload['sender']}"  # one mobile's SMS answers, in order
+                        if "sender" in job.payload
+                        else f"thread:{job.payload.get('thread')}"
+                    ),
                 )
                 for job in jobs
             ]

@@ -6,11 +6,16 @@ later, change nothing. A reply is bound to a case only when that is certain: one
 the case's short reference in the reply. Several open surveys and no reference → the citizen is
 asked which (listing the references) — never guessed. Anything unclear gets at most one
 clarifying SMS per survey. TD / T / R / 退订 opt the number out of every SMS, for good.
+
+A reply no survey takes (no open survey, no rating just given) is not a survey reply: it goes to
+`otherwise` when there is one — the conversation by SMS (`sms_conversation.py`), which then
+records it as taken itself.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -55,7 +60,9 @@ class SurveyReplies:
         rules: SurveyRules,
         deadlines: LegalDeadlines,
         tz: tzinfo,
+        otherwise: Callable[[SmsReply], Awaitable[None]] | None = None,
     ) -> None:
+        self.otherwise = otherwise
         self.units = units
         self.catalog = catalog
         self.rules = rules
@@ -73,19 +80,27 @@ class SurveyReplies:
             if not first:
                 log.info("SMS reply %s re-delivered: already taken", reply.masked_phone)
                 return
-            await self._take(uow, reply, now)
-            await uow.commit()
+            taken = await self._take(uow, reply, now)
+            if taken or self.otherwise is None:
+                await uow.commit()
+                return
+            # Not a survey reply: nothing recorded here (rolled back); the conversation takes it
+            # and records its key with what it caused.
+        await self.otherwise(reply)
 
-    async def _take(self, uow: UnitOfWork, reply: SmsReply, now: datetime) -> None:
+    async def _take(self, uow: UnitOfWork, reply: SmsReply, now: datetime) -> bool:
+        """What the reply did as a survey reply; False when it is none (nothing was done)."""
         phone_hash = uow.cipher.phone_hash(reply.phone)
         parsed = read_reply(reply.text, self.rules.scale)
         if isinstance(parsed, OptOut):
             await self._opt_out(uow, reply, phone_hash, now)
-            return
+            return True
         open_surveys = await self._surveys(uow, phone_hash, now, status="open")
         if isinstance(parsed, Rated):
+            if not open_surveys:
+                return False  # a number with no survey waiting: a choice in the conversation
             await self._rate(uow, parsed, open_surveys, now)
-            return
+            return True
         word = normalize(reply.text)
         recent = [
             s
@@ -100,7 +115,9 @@ class SurveyReplies:
         elif open_surveys:
             await self._clarify(uow, open_surveys, now)
         else:
-            log.info("SMS reply from %s matches no open survey; kept nowhere", reply.masked_phone)
+            log.info("SMS reply from %s matches no open survey", reply.masked_phone)
+            return False
+        return True
 
     async def _surveys(
         self, uow: UnitOfWork, phone_hash: str, now: datetime, status: str

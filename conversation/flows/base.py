@@ -50,6 +50,9 @@ class Context:
     faq: FaqMatcher | None = None
     # Reads a place from the citizen's words (None: places are always asked).
     places: PlaceFinder | None = None
+    # A channel that follows cases but files none and reaches no person (SMS): its menu offers
+    # only what it can do, and a filing or a call for staff is told where to go instead.
+    follow_only: bool = False
 
     @property
     def word(self) -> str:

@@ -79,7 +79,9 @@ async def act(ctx: Context, case: CaseView, action: str) -> Outcome:
         review = case.status in ANSWERED
         ctx.state.enter(FLOW, SUPPLEMENT, {"code": case.code, "review": review})
         key = "follow.supplement.ask_review" if review else "follow.supplement.ask"
-        return Outcome().say(ctx.t(key, code=case.code))
+        if ctx.follow_only and not review:
+            key = "follow.supplement.ask.sms"  # words only: no photos by SMS
+        return Outcome().say(ctx.t(key, code=case.code, online=ctx.office.online(ctx.lang)))
     if action == "urge":
         return _urge(ctx, case)
     if action == "rate":

@@ -47,6 +47,9 @@ async def handle(ctx: Context) -> Outcome | None:
     main menu's (None)."""
     code = find_case_code(ctx.inbound.text)
     if code is not None:
+        action = follow.word_action(ctx)  # "催办 XF…" on a case's page: the action, not the page
+        if action is not None:
+            return await follow.from_menu(ctx, action)
         return await lookup(ctx, code)
     step, data = ctx.state.step, ctx.state.data
     if step == follow.SUPPLEMENT:

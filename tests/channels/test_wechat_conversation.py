@@ -241,3 +241,97 @@ async def test_a_slow_turn_answers_success_and_pushes_exactly_once(
     assert "类别" in push
     assert len(fake_wechat.of("stable_token")) == 1
     assert "事情经过" in await citizen.say("1")  # the turn ran once: now at the category step
+
+
+# -- issue 17 over the real callback: told matters, typed questions ------------------------------
+
+STORY = "解放北路100号楼下的饭店天天半夜吵，吵得孩子睡不着"
+
+
+async def test_a_matter_told_with_its_place_is_filed_in_six_messages(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    guess = await citizen.say(STORY)
+    assert "类别：环境保护" in guess and "地点：解放北路100号" in guess and "1 对，继续" in guess
+    assert "照片" in await citizen.say("1")
+    for text in ("跳过", "张三", "13800138000"):
+        await citizen.say(text)
+    assert CODE.search(await citizen.say("1"))  # STORY, 1, 跳过, 张三, mobile, 1: six
+    [case] = await rows(citizen, Case)
+    assert (case.channel, case.category, case.location_text, case.description) == (
+        "wechat",
+        "environment",
+        "解放北路100号",
+        STORY,
+    )
+
+
+async def test_a_location_sent_at_the_guess_replaces_the_place(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    await citizen.say(STORY)
+    assert "照片" in (await citizen.send("location")).text
+    for text in ("跳过", "张三", "13800138000"):
+        await citizen.say(text)
+    assert CODE.search(await citizen.say("1"))
+    [case] = await rows(citizen, Case)
+    assert (case.category, case.location_text, case.lat) == (
+        "environment",
+        "广东省广州市天河区天河路385号",
+        23.134521,
+    )
+
+
+async def test_a_typed_question_is_answered_and_a_greeting_gets_the_menu(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    answered = await citizen.say("多久能有答复？")
+    assert "这解决了您的问题吗" in answered and "2 不是，我要反映" in answered
+    hello = await citizen.say("你好")
+    assert "没看明白" not in hello and "1 我要反映" in hello
+    # "2 不是，我要反映" under an answer starts the filing with the words already given.
+    await citizen.say("信访需要带什么材料")
+    assert "类别" in await citizen.say("2")
+
+
+async def test_one_s_own_case_takes_a_photo_as_a_supplement_and_is_urged(
+    citizen_on_wechat: WeChatCitizen,
+) -> None:
+    citizen = citizen_on_wechat
+    for text in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "幸福路12号", "跳过", "张三"):
+        await citizen.say(text)
+    await citizen.say("13800138000")
+    found = CODE.search(await citizen.say("1"))
+    assert found is not None
+    code = found.group()
+    page = await citizen.say(code)
+    assert "办理经过" in page and "1 补充材料" in page and "2 催办" in page
+    assert "补充到事项" in await citizen.say("1")
+    assert "已补充到事项" in (await citizen.send("image")).text
+    assert "已补充到事项" in await citizen.say("灯杆底座也松了")
+    assert "您补充了材料" in await citizen.say("完成")
+    assert "已为您催办" in await citizen.say(f"催办 {code}")
+    response = await citizen.client.get(
+        f"/api/v1/cases/{code}", headers={"Authorization": "Bearer test-token"}
+    )
+    events = (await response.json())["events"]
+    supplements = [e["data"] for e in events if e["type"] == "supplemented"]
+    assert len(supplements) == 2 and [e["type"] for e in events].count("urged") == 1
+    assert supplements[0].get("attachments") and supplements[1].get("text") == "灯杆底座也松了"
+    photos = [a for a in await rows(citizen, Attachment) if a.channel == "wechat"]
+    assert len(photos) == 1  # kept with the case, fetched while WeChat keeps it
+
+
+async def test_anonymous_filing_gives_a_query_code_once(citizen_on_wechat: WeChatCitizen) -> None:
+    citizen = citizen_on_wechat
+    for text in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "幸福路12号", "跳过"):
+        await citizen.say(text)
+    meaning = await citizen.say("匿名")
+    assert "工作人员无法打电话联系您" in meaning and "手机：匿名" in meaning
+    receipt = await citizen.say("1")
+    assert CODE.search(receipt) and re.search(r"查询码是 [0-9A-Z]{8}", receipt)
+    [case] = await rows(citizen, Case)
+    assert case.anonymous and case.citizen_id is None
