@@ -584,4 +584,5 @@ async def purge_expired(
             .where(InboundDedupe.expires_at <= forgotten_before, InboundDedupe.replies != b"")
             .values(replies=b"")
         )
-    return sum(int(r.rowcount or 0) for r in (a, b, c))  # type: ignore[attr-defined]
+    counts: list[int] = [r.rowcount or 0 for r in (a, b, c)]  # type: ignore[attr-defined]
+    return sum(counts)
