@@ -95,8 +95,8 @@ class Engine:
 
     def _again(self, seen: list[Reply], inbound: Inbound) -> list[Reply]:
         """A re-delivered message's answer: the replies it got, or, once they are no longer
-        kept, that it was taken already (it is never handled twice)."""
-        if not isinstance(seen, Forgotten):
+        kept, that it was taken already (it is never handled twice); an event, nothing."""
+        if not isinstance(seen, Forgotten) or inbound.kind == "event":
             return seen
         t = self.office.catalog.for_language(_language(inbound.language))
         return [Reply(t("seen_again"))]
