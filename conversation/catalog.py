@@ -296,6 +296,10 @@ ZH: dict[str, str] = {
     "error.internal": "系统暂时有点忙，请稍后再发一次。您已填写的内容不会丢。",
     "rate_limited": "您发得太快了，请过一分钟再发。您已填写的内容不会丢。",
     "invalid_text": "这条消息里有无法识别的字符，请重新输入文字再发一次。",
+    "seen_again": (
+        "这条消息我们已经收到并办理过了，不会重复办理。请按上一条提示接着回复；"
+        "回复“菜单”可以看能办的事。"
+    ),
     # -- for staff: alerts, the duty group, relayed words --------------------------------------
     "staff.alert.handoff": "群众要求人工服务",
     "staff.alert.risk": "高风险事项，请立即处理",
@@ -641,6 +645,10 @@ EN: dict[str, str] = {
     "error.internal": "The system is busy; please send that again in a moment. Nothing you entered is lost.",
     "rate_limited": "You are sending too fast; please wait a minute and send again. Nothing you entered is lost.",
     "invalid_text": "This message has characters that cannot be read; please type it again and send it.",
+    "seen_again": (
+        "We already received and handled this message; it will not be handled twice. "
+        "Please reply as the last message asked, or reply 'menu' to see what we can do."
+    ),
     # -- for staff: alerts, the duty group, relayed words --------------------------------------
     "staff.alert.handoff": "A citizen asks for a person",
     "staff.alert.risk": "High-risk matter: act now",

@@ -23,7 +23,7 @@ from .flows.small_talk import small_talk
 from .messages import Inbound, InvalidText, Reply
 from .office import OfficeConfig
 from .places import PlaceFinder
-from .ports import Conflict, ConversationStore, DeadlinePolicy
+from .ports import Conflict, ConversationStore, DeadlinePolicy, Forgotten
 from .rating import labels as rating_scale_labels
 from .state import ConversationState
 from .validators import choice_number
@@ -87,7 +87,7 @@ class Engine:
                     # finds its replies here and gets exactly the same answer.
                     seen = await self.store.recall(dedupe_key)
                     if seen is not None:
-                        return seen
+                        return self._again(seen, inbound)
                 try:
                     return await self._turn(inbound, key, dedupe_key)
                 except Conflict:
@@ -95,6 +95,14 @@ class Engine:
                         raise
                     log.info("turn conflict on %s, attempt %d", inbound.channel, attempt)
         raise AssertionError("unreachable")
+
+    def _again(self, seen: list[Reply], inbound: Inbound) -> list[Reply]:
+        """A re-delivered message's answer: the replies it got, or, once they are no longer
+        kept, that it was taken already (it is never handled twice); an event, nothing."""
+        if not isinstance(seen, Forgotten) or inbound.kind == "event":
+            return seen
+        t = self.office.catalog.for_language(_language(inbound.language))
+        return [Reply(t("seen_again"))]
 
     def rating_invitation(self, code: str, language: str) -> list[Reply]:
         """The survey question for a closed case, as the chat sends it."""
@@ -174,7 +182,7 @@ class Engine:
                 # Again inside the transaction: another process may have answered it meanwhile.
                 seen = await turn.recall(dedupe_key)
                 if seen is not None:
-                    return seen
+                    return self._again(seen, inbound)
             first_contact = loaded is None or now - loaded.updated_at > self.session_lifetime
             state = self._current(loaded, now, inbound.language)
             ctx = Context(

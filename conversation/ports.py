@@ -22,6 +22,16 @@ class Conflict(Exception):
     """Another turn changed the same conversation (or a case code collided): run the turn again."""
 
 
+class Forgotten(list[Reply]):
+    """What `recall` gives for a message handled before whose replies are no longer kept.
+
+    A message is marked handled for the whole dedupe window (a day), so it is never handled
+    twice; the replies themselves are kept only for the re-delivery window (minutes: WeChat's
+    retries, a Telegram or SMS re-push), after which its re-delivery is told, in the catalog's
+    words, that it was taken already. Empty: a caller that only passes replies on sends nothing.
+    """
+
+
 @dataclass(frozen=True)
 class Deadline:
     """A time limit on a case: what is due (`accept`, `finish`, `review`, a stage) and by when."""
@@ -110,7 +120,8 @@ class Turn(Protocol):
     def lookups(self) -> Lookups: ...
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
-        """Replies already given to this message, seen from inside the turn's transaction."""
+        """Replies already given to this message, seen from inside the turn's transaction;
+        `Forgotten` once they are past the re-delivery window, None for a message not seen."""
         ...
 
     async def load_state(self, key: str) -> ConversationState | None: ...

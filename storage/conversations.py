@@ -5,11 +5,19 @@ dedupe record are rows in the turn's own transaction, guarded by a version colum
 store they are written right after the database commit, while the turn still holds the
 conversation's Redis lock; case filing stays idempotent by form id, so a state write lost
 between the two cannot file a matter twice.
+
+Re-delivery memory has two parts with two lifetimes. That a message was handled is kept for the
+dedupe window (`DEDUPE_WINDOW`, a day), so it is never handled twice. The replies it got are
+kept only for the re-delivery window (`MINYI_REDELIVERY_SECONDS`, 15 minutes), long enough for
+WeChat's retries (15 s) and a Telegram or SMS re-push; a re-delivery after that is recalled as
+`Forgotten` and the engine says it was taken already. In Redis the marks are one small sorted
+set per conversation, not a key per message: an idle conversation costs its state and that set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import time
@@ -27,7 +35,7 @@ from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.repeats import RepeatRules
 from conversation.commands import Command, Results
 from conversation.messages import Inbound, Reply
-from conversation.ports import CaseView, Conflict, Lookups, SimilarCase
+from conversation.ports import CaseView, Conflict, Forgotten, Lookups, SimilarCase
 from conversation.state import ConversationState
 
 from .crypto import PiiCipher
@@ -44,8 +52,33 @@ class Busy(Exception):
     """The conversation stayed locked by another turn for longer than we may wait."""
 
 
+# How long a message is known as handled, and how long the replies it got are kept.
+DEDUPE_WINDOW = timedelta(hours=24)
+REDELIVERY_WINDOW = timedelta(minutes=15)
+
+# A state's fields at their defaults are left out (`ConversationState.from_json` fills them in):
+# most of a conversation's state is one flow and step and when it was last touched.
+_DEFAULTS: dict[str, Any] = {
+    "flow": "",
+    "step": "",
+    "data": {},
+    "draft": None,
+    "language": "zh",
+    "source": "",
+    "said": "",
+    "risk_alerted": False,
+    "staff_thread": None,
+}
+
+
+def state_json(state: ConversationState) -> str:
+    """The state as stored: compact JSON without the fields at their defaults."""
+    kept = {k: v for k, v in state.to_json().items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+
+
 def _seal_state(cipher: PiiCipher, state: ConversationState) -> bytes:
-    return cipher.encrypt(json.dumps(state.to_json(), ensure_ascii=False), "conversation")
+    return cipher.encrypt(state_json(state), "conversation")
 
 
 def _open_state(cipher: PiiCipher, blob: bytes, version: int = 0) -> ConversationState:
@@ -53,7 +86,7 @@ def _open_state(cipher: PiiCipher, blob: bytes, version: int = 0) -> Conversatio
 
 
 def _seal_replies(cipher: PiiCipher, replies: Sequence[Reply]) -> bytes:
-    payload = json.dumps([r.to_json() for r in replies], ensure_ascii=False)
+    payload = json.dumps([r.to_json() for r in replies], ensure_ascii=False, separators=(",", ":"))
     return cipher.encrypt(payload, "replies")
 
 
@@ -169,7 +202,8 @@ class ConversationStoreBase:
         tz: tzinfo,
         *,
         lifetime: timedelta = timedelta(hours=24),
-        dedupe_ttl: timedelta = timedelta(hours=24),
+        dedupe_ttl: timedelta = DEDUPE_WINDOW,
+        redelivery: timedelta = REDELIVERY_WINDOW,
         committed: Committed | None = None,
         deadlines: LegalDeadlines | None = None,
     ) -> None:
@@ -182,6 +216,8 @@ class ConversationStoreBase:
         self.deadlines = deadlines or LegalDeadlines(tz)
         self.lifetime = lifetime
         self.dedupe_ttl = dedupe_ttl
+        # The replies are kept no longer than the message is known.
+        self.redelivery = min(redelivery, dedupe_ttl)
 
     def lock(self, key: str, dedupe_key: str = "") -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
@@ -232,8 +268,12 @@ class DatabaseConversationStore(ConversationStoreBase):
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
         session = (await turn.uow()).session
         row = await session.scalar(select(InboundDedupe).where(InboundDedupe.key == dedupe_key))
-        if row is None or row.expires_at <= utcnow():
+        now = utcnow()
+        if row is None or row.expires_at <= now:
             return None
+        # Handled at expires_at - dedupe_ttl; the purge blanks the replies past the window.
+        if not row.replies or row.expires_at - self.dedupe_ttl + self.redelivery <= now:
+            return Forgotten()
         return _open_replies(self.cipher, row.replies)
 
     async def _load(self, turn: StoreTurn, key: str) -> ConversationState | None:
@@ -286,20 +326,53 @@ class DatabaseConversationStore(ConversationStoreBase):
         await (await turn.uow()).flush()
 
 
-# Take the conversation's lock and, in the same round trip, read what the turn will need.
+# Take the conversation's lock and, in the same round trip, read what the turn will need: the
+# state, and for a message with an id the replies kept for it or else whether it was handled.
+# KEYS: lock, state, the message's replies, the conversation's handled marks.
+# ARGV: token, lock ms, the message's mark ('' = none), dedupe window in seconds.
+# A mark's score is the second it was handled (Redis's clock): live while score + window >= now,
+# which keeps it up to a second longer than the window, never shorter.
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local seen = false
-  if ARGV[3] == '1' then seen = redis.call('GET', KEYS[3]) end
-  return {1, redis.call('GET', KEYS[2]), seen}
+  local replies, handled = false, 0
+  if ARGV[3] ~= '' then
+    replies = redis.call('GET', KEYS[3])
+    if not replies then
+      local at = redis.call('ZSCORE', KEYS[4], ARGV[3])
+      if at and tonumber(at) + tonumber(ARGV[4]) >= tonumber(redis.call('TIME')[1]) then
+        handled = 1
+      end
+    end
+  end
+  return {1, redis.call('GET', KEYS[2]), replies, handled}
 end
 return {0}
 """
-# After the database commit: the new state, the replies given, and the lock let go, at once.
+# The same read without the lock (a turn that runs again after a conflict).
+_RECALL = """
+local replies = redis.call('GET', KEYS[1])
+if replies then return {replies, 0} end
+local at = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if at and tonumber(at) + tonumber(ARGV[2]) >= tonumber(redis.call('TIME')[1]) then
+  return {false, 1}
+end
+return {false, 0}
+"""
+# After the database commit: the new state, the replies given (for the re-delivery window) and
+# the message's mark (for the dedupe window, dropping marks past it), and the lock let go.
+# KEYS: state, lock, the message's replies, the conversation's handled marks.
+# ARGV: state, state seconds, replies, re-delivery ms, mark ('' = none), dedupe window in
+# seconds, the same in ms, token.
 _FINISH = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4]) end
-if redis.call('GET', KEYS[2]) == ARGV[5] then redis.call('DEL', KEYS[2]) end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+  local now = tonumber(redis.call('TIME')[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (now - tonumber(ARGV[6])))
+  redis.call('ZADD', KEYS[4], now, ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[7])
+end
+if redis.call('GET', KEYS[2]) == ARGV[8] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 _RELEASE = """
@@ -313,6 +386,13 @@ return 0
 """
 
 
+def _mark(dedupe_key: str) -> bytes:
+    """A message's 8-byte mark in its conversation's set: a hash of its id, fixed in size
+    whatever the channel's ids look like (two ids of one conversation sharing one mark within
+    a day: about one chance in 10^15 for a thousand messages)."""
+    return hashlib.blake2b(dedupe_key.encode(), digest_size=8).digest()
+
+
 @dataclass
 class _Held:
     """A lock this process holds, with what was read when taking it (each used once)."""
@@ -320,7 +400,8 @@ class _Held:
     token: str
     dedupe_key: str
     state: bytes | None
-    seen: bytes | None
+    replies: bytes | None
+    handled: bool
     state_read: bool = False
     seen_read: bool = False
     released: bool = False
@@ -329,9 +410,13 @@ class _Held:
 class RedisConversationStore(ConversationStoreBase):
     """Production: state, dedupe and locks in Redis, shared by every web process.
 
-    A turn costs two Redis round trips: one script takes the lock and reads the state and the
-    replies remembered for the message; another, after the database commit, writes the new
-    state and the replies and lets the lock go.
+    A turn costs two Redis round trips: one script takes the lock and reads the state and what
+    is remembered of the message; another, after the database commit, writes the new state,
+    the replies and the message's mark and lets the lock go. A conversation's keys: its state
+    (`conv:`), the marks of the messages it handled within the dedupe window (`handled:`, one
+    sorted set of 8-byte hashes scored by the second), the replies of each message within the
+    re-delivery window (`seen:`, one key per message, gone after minutes) and, during a turn,
+    its lock (`lock:`).
 
     The lock expires after `lock_ttl` unless its turn is still running, which renews it every
     third of that; so a holder that died (a killed process, a Redis write lost in an outage)
@@ -358,6 +443,7 @@ class RedisConversationStore(ConversationStoreBase):
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
         self._acquire = redis.register_script(_ACQUIRE)
+        self._recall = redis.register_script(_RECALL)
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
@@ -366,27 +452,32 @@ class RedisConversationStore(ConversationStoreBase):
     @asynccontextmanager
     async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
         token = secrets.token_hex(16)
+        lock_key, state_key = self.keys.lock(key), self.keys.conversation(key)
+        # Without a message id the last two keys are only placeholders in the same slot.
         keys = [
-            self.keys.lock(key),
-            self.keys.conversation(key),
-            self.keys.seen(dedupe_key) if dedupe_key else "",
+            lock_key,
+            state_key,
+            self.keys.seen(dedupe_key) if dedupe_key else state_key,
+            self.keys.handled(key) if dedupe_key else state_key,
         ]
-        args: list[str | int] = [token, int(self.lock_ttl * 1000), "1" if dedupe_key else "0"]
+        mark = _mark(dedupe_key) if dedupe_key else b""
+        window = self.dedupe_ttl.total_seconds()
+        args: list[str | int | float | bytes] = [token, int(self.lock_ttl * 1000), mark, window]
         deadline = time.monotonic() + self.lock_wait
         while True:
-            got = await self._acquire(keys=[k or keys[1] for k in keys], args=args)
+            got = await self._acquire(keys=keys, args=args)
             if int(got[0]) == 1:
                 break
             if time.monotonic() > deadline:
                 raise Busy(f"conversation {key} is busy")
             await asyncio.sleep(0.01)
-        held = _Held(token, dedupe_key, got[1], got[2] if dedupe_key else None)
+        held = _Held(token, dedupe_key, got[1], got[2], int(got[3]) == 1)
         self._held[key] = held
         # Most turns take milliseconds: the renewal only starts for one still running.
         renewal: list[asyncio.Task[None]] = []
         timer = asyncio.get_running_loop().call_later(
             self.lock_ttl / 3,
-            lambda: renewal.append(asyncio.ensure_future(self._keep(keys[0], held))),
+            lambda: renewal.append(asyncio.ensure_future(self._keep(lock_key, held))),
         )
         try:
             yield
@@ -396,7 +487,7 @@ class RedisConversationStore(ConversationStoreBase):
                 task.cancel()
             self._held.pop(key, None)
             if not held.released:  # a turn that failed: let go (a no-op if it expired meanwhile)
-                await self._release(keys=[keys[0]], args=[token])
+                await self._release(keys=[lock_key], args=[token])
 
     async def _keep(self, lock_key: str, held: _Held) -> None:
         """Renew the lock every third of its TTL while the turn holds it."""
@@ -413,10 +504,17 @@ class RedisConversationStore(ConversationStoreBase):
         held = next((h for h in self._held.values() if h.dedupe_key == dedupe_key), None)
         if held is not None and not held.seen_read:
             held.seen_read = True
-            blob = held.seen
+            blob, handled = held.replies, held.handled
         else:
-            blob = cast(bytes | None, await self.redis.get(self.keys.seen(dedupe_key)))
-        return _open_replies(self.cipher, blob) if blob else None
+            key = ":".join(dedupe_key.split(":", 2)[:2])  # channel:sender, as Keys.seen
+            got = await self._recall(
+                keys=[self.keys.seen(dedupe_key), self.keys.handled(key)],
+                args=[_mark(dedupe_key), self.dedupe_ttl.total_seconds()],
+            )
+            blob, handled = got[0], int(got[1]) == 1
+        if blob:
+            return _open_replies(self.cipher, blob)
+        return Forgotten() if handled else None
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
         return None  # the engine already asked under the Redis lock, which every process shares
@@ -443,19 +541,48 @@ class RedisConversationStore(ConversationStoreBase):
         dedupe_key, seen = turn._seen or ("", b"")
         held = self._held.get(key)
         token = held.token if held is not None else ""
-        keys = [self.keys.conversation(key), self.keys.lock(key)]
-        keys.append(self.keys.seen(dedupe_key) if dedupe_key else keys[0])
-        ttl, seen_ttl = int(self.lifetime.total_seconds()), int(self.dedupe_ttl.total_seconds())
-        await self._finish(keys=keys, args=[state, ttl, seen, seen_ttl, token])
+        state_key = self.keys.conversation(key)
+        keys = [
+            state_key,
+            self.keys.lock(key),
+            self.keys.seen(dedupe_key) if dedupe_key else state_key,
+            self.keys.handled(key) if dedupe_key else state_key,
+        ]
+        window = self.dedupe_ttl.total_seconds()
+        args: list[str | int | float | bytes] = [
+            state,
+            max(1, int(self.lifetime.total_seconds())),
+            seen,
+            max(1, int(self.redelivery.total_seconds() * 1000)),
+            _mark(dedupe_key) if dedupe_key else b"",
+            window,
+            max(1, int(window * 1000)),
+            token,
+        ]
+        await self._finish(keys=keys, args=args)
         if held is not None:
             held.released = True
         turn._state = turn._seen = None
 
 
-async def purge_expired(db: Database) -> int:
-    """Drop conversation and dedupe rows past their expiry (the embedded store's TTL)."""
+async def purge_expired(
+    db: Database,
+    *,
+    dedupe_ttl: timedelta = DEDUPE_WINDOW,
+    redelivery: timedelta = REDELIVERY_WINDOW,
+) -> int:
+    """Drop conversation and dedupe rows past their expiry (the embedded store's TTL), and blank
+    the replies of messages past the re-delivery window (their rows stay, so they are never
+    handled twice); pass the store's windows."""
     now = utcnow()
+    forgotten_before = now + dedupe_ttl - min(redelivery, dedupe_ttl)
     async with db.session() as session, session.begin():
         a = await session.execute(delete(Conversation).where(Conversation.expires_at <= now))
         b = await session.execute(delete(InboundDedupe).where(InboundDedupe.expires_at <= now))
-    return int(a.rowcount or 0) + int(b.rowcount or 0)  # type: ignore[attr-defined]
+        c = await session.execute(
+            update(InboundDedupe)
+            .where(InboundDedupe.expires_at <= forgotten_before, InboundDedupe.replies != b"")
+            .values(replies=b"")
+        )
+    counts: list[int] = [r.rowcount or 0 for r in (a, b, c)]  # type: ignore[attr-defined]
+    return sum(counts)

@@ -1,7 +1,7 @@
 """Every Redis key name Minyi uses, in one place (each under the configured prefix).
 
-A conversation's keys (state, lock, remembered replies) share a hash tag, `{channel:sender}`,
-so the scripts that touch them together also run on Redis Cluster.
+A conversation's keys (state, lock, handled marks, remembered replies) share a hash tag,
+`{channel:sender}`, so the scripts that touch them together also run on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -18,9 +18,14 @@ class Keys:
         return f"{self.prefix}lock:{{{key}}}"
 
     def seen(self, dedupe_key: str) -> str:
-        """`dedupe_key` is `channel:sender:message id`; the first two are the conversation."""
+        """The replies one message got, kept for the re-delivery window. `dedupe_key` is
+        `channel:sender:message id`; the first two are the conversation."""
         channel, sender, message = dedupe_key.split(":", 2)
         return f"{self.prefix}seen:{{{channel}:{sender}}}:{message}"
+
+    def handled(self, key: str) -> str:
+        """The marks of the messages a conversation handled within the dedupe window."""
+        return f"{self.prefix}handled:{{{key}}}"
 
     def rate(self, key: str, slot: int) -> str:
         """A rate-limit counter for one window (`key` is a sender's keyed hash or an address)."""

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, tzinfo
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.commands import Command, Results
 from conversation.messages import Inbound, Reply
-from conversation.ports import Conflict, Lookups
+from conversation.ports import Conflict, Forgotten, Lookups
 from conversation.state import ConversationState
 
 from .locks import LocalLocks
@@ -45,6 +45,7 @@ class MemoryConversationStore:
         *,
         lifetime: timedelta = timedelta(hours=24),
         dedupe_ttl: timedelta = timedelta(hours=24),
+        redelivery: timedelta = timedelta(minutes=15),
         clock: Callable[[], datetime] = utcnow,
         deadlines: LegalDeadlines | None = None,
     ) -> None:
@@ -53,18 +54,25 @@ class MemoryConversationStore:
         self.deadlines = deadlines or LegalDeadlines(tz)
         self.lifetime = lifetime
         self.dedupe_ttl = dedupe_ttl
+        self.redelivery = min(redelivery, dedupe_ttl)  # as storage/conversations.py
         self.clock = clock
         self.cases = MemoryCases()
         self._states: dict[str, _Kept] = {}
-        self._seen: dict[str, _Kept] = {}
+        self._seen: dict[str, _Kept] = {}  # that a message was handled, for the dedupe window
+        self._replies: dict[str, _Kept] = {}  # what it was answered, for the re-delivery window
         self._locks = LocalLocks()
 
     def lock(self, key: str, dedupe_key: str = "") -> AbstractAsyncContextManager[None]:
         return self._locks.hold(key)
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
-        kept = self._live(self._seen.get(dedupe_key))
-        return [Reply.from_json(item) for item in json.loads(kept.json)] if kept else None
+        if self._live(self._seen.get(dedupe_key)) is None:
+            return None
+        kept = self._live(self._replies.get(dedupe_key))
+        if kept is None:
+            self._replies.pop(dedupe_key, None)
+            return Forgotten()
+        return [Reply.from_json(item) for item in json.loads(kept.json)]
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[MemoryTurn]:
@@ -88,7 +96,8 @@ class MemoryConversationStore:
         for key, state in turn.states.items():
             self._states[key] = _Kept(state, self._version(key) + 1, now + self.lifetime)
         for dedupe_key, replies in turn.seen.items():
-            self._seen[dedupe_key] = _Kept(replies, 0, now + self.dedupe_ttl)
+            self._seen[dedupe_key] = _Kept("", 0, now + self.dedupe_ttl)
+            self._replies[dedupe_key] = _Kept(replies, 0, now + self.redelivery)
 
     def _version(self, key: str) -> int:
         kept = self._states.get(key)  # an expired state keeps its version, as the row does

@@ -34,8 +34,9 @@ STORES = ("memory", "sqlite", "postgres", "postgres+redis")
 class Backend(Protocol):
     store: ConversationStore
 
-    def short_lived(self, ttl: timedelta) -> ConversationStore:
-        """Another store on the same data whose state and remembered replies last `ttl`."""
+    def short_lived(self, ttl: timedelta, redelivery: timedelta | None = None) -> ConversationStore:
+        """Another store on the same data whose state and handled messages last `ttl`, and
+        the replies remembered for them `redelivery` (`ttl` too, unless given)."""
         ...
 
     async def pause(self, seconds: float) -> None:
@@ -69,8 +70,12 @@ class MemoryBackend:
     def now(self) -> datetime:
         return utcnow() + self.skew
 
-    def short_lived(self, ttl: timedelta) -> MemoryConversationStore:
-        store = MemoryConversationStore(TZ, lifetime=ttl, dedupe_ttl=ttl, clock=self.now)
+    def short_lived(
+        self, ttl: timedelta, redelivery: timedelta | None = None
+    ) -> MemoryConversationStore:
+        store = MemoryConversationStore(
+            TZ, lifetime=ttl, dedupe_ttl=ttl, redelivery=redelivery or ttl, clock=self.now
+        )
         store.cases = self.store.cases
         return store
 
@@ -103,13 +108,14 @@ class DatabaseBackend:
         self.runtime = runtime
         self.store = runtime.store
 
-    def short_lived(self, ttl: timedelta) -> ConversationStore:
+    def short_lived(self, ttl: timedelta, redelivery: timedelta | None = None) -> ConversationStore:
         rt, store = self.runtime, self.runtime.store
+        ttls = {"lifetime": ttl, "dedupe_ttl": ttl, "redelivery": redelivery or ttl}
         if isinstance(store, RedisConversationStore):
             return RedisConversationStore(
-                rt.db, rt.cipher, store.tz, store.redis, store.keys, lifetime=ttl, dedupe_ttl=ttl
+                rt.db, rt.cipher, store.tz, store.redis, store.keys, **ttls
             )
-        return DatabaseConversationStore(rt.db, rt.cipher, store.tz, lifetime=ttl, dedupe_ttl=ttl)
+        return DatabaseConversationStore(rt.db, rt.cipher, store.tz, **ttls)
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -59,6 +59,27 @@ async def test_concurrent_redeliveries_give_one_step_and_identical_replies(
     assert "第2张" in joined(await citizen.send(photo(2)))
 
 
+async def test_a_submit_redelivered_after_its_replies_went_is_not_filed_again(
+    settings: Settings,
+) -> None:
+    """The replies are kept for the re-delivery window only; the message stays handled for the
+    day, so a late re-delivery of the submit files nothing and is told it was taken already."""
+    async with open_minyi(settings.replace(redelivery_seconds=1)) as runtime:
+        citizen = Citizen(runtime)
+        await at_photo_step(citizen)
+        await citizen.say("完成")
+        await citizen.say("周八")
+        await citizen.say("13500135000")
+        first = await citizen.say("1", message_id="submit")
+        assert "XF" in first
+        assert await citizen.say("1", message_id="submit") == first  # within the window
+        await asyncio.sleep(1.3)
+        late = await citizen.say("1", message_id="submit")
+        assert "不会重复办理" in late and "菜单" in late and "XF" not in late
+        async with runtime.db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(Case)) == 1
+
+
 async def test_two_processes_on_one_database_lose_nothing(settings: Settings) -> None:
     """Two runtimes share the database (and Redis when configured), like two web processes."""
     async with open_minyi(settings) as one, open_minyi(settings) as two:

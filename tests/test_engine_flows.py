@@ -192,6 +192,26 @@ async def test_a_redelivered_message_gets_the_same_replies_and_no_new_step(
     assert "至少写10个字" in await citizen.say("短")  # still at the description step
 
 
+async def test_a_message_redelivered_after_its_replies_went_is_told_and_takes_no_step(
+    memory: OnMemory, citizen: Citizen
+) -> None:
+    await citizen.say("1")
+    await citizen.say("2", message_id="msg-43")
+    memory.backend.skew += memory.store.redelivery + timedelta(seconds=1)
+    late = await citizen.say("2", message_id="msg-43")
+    assert "已经收到并办理过了" in late and "菜单" in late
+    assert "至少写10个字" in await citizen.say("短")  # still at the description step
+    # An event re-delivered that late (a subscribe) gets nothing rather than that sentence.
+    follow = Inbound(
+        channel="webchat", sender="e1", kind="event", event="subscribe", message_id="s"
+    )
+    assert await memory.engine.handle(follow)
+    memory.backend.skew += memory.store.redelivery + timedelta(seconds=1)
+    assert await memory.engine.handle(follow) == []
+    memory.backend.skew += memory.store.dedupe_ttl  # past the day: a new message again
+    assert "已经收到" not in await citizen.say("2", message_id="msg-43")
+
+
 async def test_an_unsupported_message_says_what_to_send_and_keeps_the_step(
     memory: OnMemory, citizen: Citizen
 ) -> None:

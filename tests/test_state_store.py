@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
-from conversation.ports import Conflict
+from conversation.messages import Reply
+from conversation.ports import Conflict, Forgotten
 from conversation.state import ConversationState
-from storage.conversations import Busy, DatabaseConversationStore, RedisConversationStore
+from storage.conversations import (
+    Busy,
+    DatabaseConversationStore,
+    RedisConversationStore,
+    purge_expired,
+)
+from storage.models import InboundDedupe
 
-from .conftest import settings_for
+from .conftest import Citizen, settings_for
 
 
 async def test_database_store_detects_a_concurrent_writer(database_settings: Settings) -> None:
@@ -43,6 +52,39 @@ async def _detects_concurrent_writer(runtime: Minyi) -> None:
             await late.commit()
 
 
+async def answered(store: DatabaseConversationStore | RedisConversationStore, n: int) -> None:
+    """A turn of conversation webchat:r answering its message m<n>."""
+    async with store.lock("webchat:r", f"webchat:r:m{n}"), store.turn() as turn:
+        await turn.load_state("webchat:r")
+        await turn.save_state("webchat:r", ConversationState(flow="faq"))
+        await turn.remember(f"webchat:r:m{n}", [Reply(f"answer {n}")])
+        await turn.commit()
+
+
+async def test_the_purge_blanks_replies_past_the_redelivery_window(
+    database_settings: Settings,
+) -> None:
+    """The embedded store keeps a row per message for the dedupe window, as before; the purge
+    empties its replies once the re-delivery window is over, as Redis lets them expire."""
+    async with open_minyi(database_settings) as runtime:
+        store = runtime.store
+        assert isinstance(store, DatabaseConversationStore)
+        quick = DatabaseConversationStore(
+            store.db, store.cipher, store.tz, redelivery=timedelta(seconds=1)
+        )
+        await answered(quick, 1)
+        await asyncio.sleep(1.2)
+        await answered(quick, 2)
+        await purge_expired(store.db, redelivery=timedelta(seconds=1))
+        async with store.db.session() as session:
+            rows = {r.key: r.replies for r in await session.scalars(select(InboundDedupe))}
+        assert rows["webchat:r:m1"] == b"" and rows["webchat:r:m2"] != b""
+        async with quick.turn() as turn:
+            await turn.load_state("webchat:r")
+            assert isinstance(await turn.recall("webchat:r:m1"), Forgotten)
+            assert await turn.recall("webchat:r:m2") == [Reply("answer 2")]
+
+
 # -- the Redis store's lock: short, renewed while its turn runs -------------------------------
 
 
@@ -65,6 +107,48 @@ async def test_a_turn_behind_a_dead_holder_gets_the_conversation(redis_runtime: 
     )
     async with store.lock("wechat:dead"):
         pass  # taken, not Busy
+
+
+async def test_an_idle_redis_conversation_is_its_state_and_one_set_of_marks(
+    redis_runtime: Minyi,
+) -> None:
+    """Per message only an 8-byte mark stays for the day; its replies go after the re-delivery
+    window (a key per message was 400 bytes for a day)."""
+    store = redis_runtime.store
+    assert isinstance(store, RedisConversationStore)
+    citizen = Citizen(redis_runtime, sender="idle-1")
+    for n, text in enumerate(("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。")):
+        await citizen.say(text, message_id=f"m{n}")
+    redis, key = store.redis, "webchat:idle-1"
+    names = {k.decode() async for k in redis.scan_iter(match=f"{store.keys.prefix}*idle-1*")}
+    replies = {store.keys.seen(f"{key}:m{n}") for n in range(3)}
+    assert names == {store.keys.conversation(key), store.keys.handled(key)} | replies
+    marks = await redis.zrange(store.keys.handled(key), 0, -1)
+    assert len(marks) == 3 and all(len(m) == 8 for m in marks)
+    for name in replies:
+        assert 0 < await redis.pttl(name) <= store.redelivery.total_seconds() * 1000
+    assert 0 < await redis.pttl(store.keys.handled(key)) <= store.dedupe_ttl.total_seconds() * 1000
+    for name in replies:  # the re-delivery window is over
+        await redis.delete(name)
+    for n, text in ((1, "4"), (2, "小区门口的路灯坏了一个多月，晚上很黑。")):
+        assert "不会重复办理" in await citizen.say(text, message_id=f"m{n}")
+    # Neither took a step: the form still asks for the address after the description.
+    assert "有照片" in await citizen.say("XX区幸福路12号", message_id="m3")
+
+
+async def test_marks_past_the_dedupe_window_leave_the_set(redis_runtime: Minyi) -> None:
+    store = redis_runtime.store
+    assert isinstance(store, RedisConversationStore)
+    quick = RedisConversationStore(
+        store.db, store.cipher, store.tz, store.redis, store.keys, dedupe_ttl=timedelta(seconds=1)
+    )
+    for n in range(5):  # the set outlives each mark: every write renews it
+        await answered(quick, n)
+        await asyncio.sleep(0.6)
+    marks = store.keys.handled("webchat:r")
+    assert 1 <= await store.redis.zcard(marks) < 5
+    assert await quick.recall("webchat:r:m0") is None  # forgotten entirely: past the day
+    assert await quick.recall("webchat:r:m4") == [Reply("answer 4")]
 
 
 async def test_a_long_turn_keeps_its_lock_past_the_ttl(redis_runtime: Minyi) -> None:

@@ -33,7 +33,7 @@ from conversation.commands import (
     Urge,
 )
 from conversation.messages import Choice, Inbound, Media, Reply
-from conversation.ports import CaseView, Conflict, ConversationStore, SimilarCase
+from conversation.ports import CaseView, Conflict, ConversationStore, Forgotten, SimilarCase
 from conversation.similarity import similarity
 from conversation.state import ConversationState
 from storage.models import utcnow
@@ -175,6 +175,29 @@ async def test_state_and_replies_expire_and_the_conversation_starts_again(
     state = await loaded(store, "webchat:e")
     assert state is not None and state.flow == "status"
     assert await recalled(store, "webchat:e", "webchat:e:m1") == [Reply("yo")]
+
+
+async def test_replies_go_after_the_redelivery_window_and_the_message_stays_handled(
+    backend: Backend,
+) -> None:
+    store = backend.short_lived(timedelta(hours=1), redelivery=timedelta(seconds=1))
+    await saved(store, "webchat:f", ConversationState(flow="faq"), answered="hi")
+    assert await recalled(store, "webchat:f", "webchat:f:m1") == [Reply("hi")]
+    await backend.pause(1.2)
+    # Still known as handled (never handled twice), but what it was answered is gone.
+    again = await recalled(store, "webchat:f", "webchat:f:m1")
+    assert isinstance(again, Forgotten) and again == []
+    assert await recalled(store, "webchat:f", "webchat:f:m2") is None
+    state = await loaded(store, "webchat:f")
+    assert state is not None and state.flow == "faq"
+    # A later message of the conversation is remembered in full again.
+    async with store.lock("webchat:f"), store.turn() as turn:
+        await turn.load_state("webchat:f")
+        await turn.save_state("webchat:f", ConversationState(flow="status"))
+        await turn.remember("webchat:f:m2", [Reply("yo")])
+        await turn.commit()
+    assert await recalled(store, "webchat:f", "webchat:f:m2") == [Reply("yo")]
+    assert isinstance(await recalled(store, "webchat:f", "webchat:f:m1"), Forgotten)
 
 
 # -- one conversation, many turns ------------------------------------------------------------------

@@ -172,6 +172,8 @@ class Settings:
     photo_orphan_hours: int = _spec("MINYI_PHOTO_ORPHAN_HOURS", number(int, 1, 24 * 365), 48)
     timezone: str = _spec("MINYI_TIMEZONE", _timezone, "Asia/Shanghai")
     session_hours: int = _spec("MINYI_SESSION_HOURS", number(int, 1, 24 * 30), 24)
+    # How long the replies to a message are kept to answer its re-delivery the same.
+    redelivery_seconds: int = _spec("MINYI_REDELIVERY_SECONDS", number(int, 1, 24 * 3600), 900)
     survey_scale: int = _spec("MINYI_SURVEY_SCALE", _scale, 3)
     survey_days: int = _spec("MINYI_SURVEY_DAYS", number(int, 1, 90), 7)
     survey_quiet_hours: str = _spec("MINYI_SURVEY_QUIET_HOURS", hours_span, "21:00-08:00")

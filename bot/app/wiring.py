@@ -298,6 +298,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     committed = after_commit(wakeups, live)
     units = Units(db, cipher, committed, tz)
     lifetime = timedelta(hours=settings.session_hours)
+    redelivery = timedelta(seconds=settings.redelivery_seconds)
     # The law's limits and the office's stages: filing sets the first, the watch raises them.
     deadlines = LegalDeadlines(tz, office.deadlines)
     store: ConversationStoreBase
@@ -309,12 +310,19 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
             redis,
             keys,
             lifetime=lifetime,
+            redelivery=redelivery,
             committed=committed,
             deadlines=deadlines,
         )
     else:
         store = DatabaseConversationStore(
-            db, cipher, tz, lifetime=lifetime, committed=committed, deadlines=deadlines
+            db,
+            cipher,
+            tz,
+            lifetime=lifetime,
+            redelivery=redelivery,
+            committed=committed,
+            deadlines=deadlines,
         )
     shared: SharedCache = RedisShared(redis, keys) if redis is not None else DatabaseShared(db)
     surveys = SurveyRules.from_setting(
@@ -400,6 +408,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         stream=redis is not None,
         escalation=office.escalation,
         repeats=office.repeats,
+        redelivery=store.redelivery,
     )
     # Photos sent on WeChat or Telegram, fetched while the provider keeps them.
     sources = {c.name: c for c in channels.values() if isinstance(c, MediaSource)}

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.escalation import EscalationRules
 from conversation.cases.repeats import RepeatRules
-from storage.conversations import purge_expired
+from storage.conversations import REDELIVERY_WINDOW, purge_expired
 from storage.db import Database
 from storage.relay import Relay
 from storage.shared import purge_expired_values
@@ -80,6 +80,7 @@ def jobs_for(
     stream: bool,
     escalation: EscalationRules | None = None,
     repeats: RepeatRules | None = None,
+    redelivery: timedelta = REDELIVERY_WINDOW,
 ) -> tuple[Job, ...]:
     """The background jobs; `stream` when Redis carries the back office's stream (trimmed)."""
 
@@ -90,7 +91,7 @@ def jobs_for(
         return expired
 
     async def purge() -> int:
-        return await purge_expired(db) + await purge_expired_values(db)
+        return await purge_expired(db, redelivery=redelivery) + await purge_expired_values(db)
 
     jobs = [
         Job("outbox-relay", 1.0, relay.publish_once, repeat_while_busy=True),
