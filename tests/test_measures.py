@@ -174,7 +174,12 @@ async def test_by_department_counts_lead_and_co_handling_and_ranks(client: TestC
     assert rows[""]["rank"] is None and rows[""]["cases"] == 1  # no department: not ranked
     # Declared units without cases are on the board, tied at the bottom.
     assert rows["mzj"]["cases"] == 0 and rows["mzj"]["rank"] == rows["rsj"]["rank"] == 4
-    assert [row["rank"] for row in body["groups"]][:3] == [1, 2, 3]
+    # The district heads the tree: its row is its whole subtree, each case once (P3 is led by
+    # one bureau and co-handled by another), ranked alone on its level; the bureaus below it.
+    district = body["groups"][0]
+    assert (district["key"], district["level"], district["rank"]) == ("district", 1, 1)
+    assert district["cases"] == 9  # all but P6, which has no department yet
+    assert [(row["level"], row["rank"]) for row in body["groups"]][1:4] == [(2, 1), (2, 2), (2, 3)]
     assert body["total"]["cases"] == 10  # each case once, co-handled or not
 
 
