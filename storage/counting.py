@@ -132,10 +132,13 @@ def filed_in(ranges: Sequence[tuple[datetime, datetime]]) -> ColumnElement[bool]
     return or_(*(and_(Case.created_at >= a, Case.created_at < b) for a, b in ranges))
 
 
-def in_subtree(codes: frozenset[str]) -> ColumnElement[bool]:
-    """Led or co-handled by a unit of `codes` (each case once)."""
+def co_handled_only(codes: frozenset[str]) -> ColumnElement[bool]:
+    """Co-handled by a unit of `codes` but led by none of them (each case once).
+
+    A subtree's cases are those led by one of its units (summed from the lead rows) and these:
+    a query over the co-handled cases rather than another pass over all of them."""
     co = select(CaseCoDepartment.case_id).where(CaseCoDepartment.department.in_(sorted(codes)))
-    return or_(Case.department.in_(sorted(codes)), Case.id.in_(co))
+    return and_(Case.department.not_in(sorted(codes)), Case.id.in_(co))
 
 
 async def live(
@@ -164,9 +167,12 @@ async def live(
         key = literal("")
     query = select(key.label("key"), *sums).where(filed)
     rows = (await session.execute(query.group_by(key) if by else query)).all()
+    led: dict[str, Counts] = {}
     for row in rows:
         counts = _counts(row)
         result.total.add(counts)
+        if by == "department":
+            led.setdefault(_key(row.key), Counts()).add(counts)
         if by and not (by == "department" and _key(row.key) in subtrees):
             result.groups.setdefault(_key(row.key), Counts()).add(counts)
     if by == "department":
@@ -182,8 +188,11 @@ async def live(
             if row.key not in subtrees:
                 result.groups.setdefault(row.key, Counts()).add(_counts(row))
         for unit, codes in subtrees.items():
-            whole = (await session.execute(select(*sums).where(filed, in_subtree(codes)))).one()
-            result.groups.setdefault(unit, Counts()).add(_counts(whole))
+            whole = result.groups.setdefault(unit, Counts())
+            for code in codes:
+                whole.add(led.get(code, Counts()))
+            extra = await session.execute(select(*sums).where(filed, co_handled_only(codes)))
+            whole.add(_counts(extra.one()))
 
 
 def _key(value: Any) -> str:

@@ -38,13 +38,13 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, exists, func, insert, literal, select, text
+from sqlalchemy import and_, case, delete, exists, func, insert, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversation.cases.kinds import SUGGESTION
 from conversation.cases.measures import Counts
 
-from .counting import Measured, _counts, _key, _sums, in_subtree
+from .counting import Measured, _counts, _key, _sums, co_handled_only
 from .models import (
     Case,
     CaseCoDepartment,
@@ -282,21 +282,30 @@ async def _count(session: AsyncSession, days: Sequence[date], now: datetime, sha
              .join(Case, Case.id == CaseCoDepartment.case_id).where(filed)
              .group_by(day, CaseCoDepartment.department)),
             *(
-                ("subtree", select(day.label("day"), literal(unit).label("key"), *sums)
-                 .where(filed, in_subtree(frozenset(codes))).group_by(day))
+                (f"extra:{unit}", select(day.label("day"), literal(unit).label("key"), *sums)
+                 .where(filed, co_handled_only(frozenset(codes))).group_by(day))
                 for unit, codes in shape.subtrees
             ),
         ]  # fmt: skip
+        if dialect == "postgresql":
+            # One pass for the total, lead department, category and channel, and the deadlines.
+            await _count_together(session, day, filed, sums, now, kept, bounds)
+            queries = queries[4:]
+        else:
+            for row in await session.execute(_deadlines(day, filed, now).group_by(day)):
+                bounds[_day(row.day)] = _between(row)
         for dimension, query in queries:
             for row in await session.execute(query):
                 counts = _counts(row)
                 if counts.cases:  # None and "" are one key, as storage/counting.py has them
+                    # A subtree: its co-handled-only cases here, its led ones added below.
+                    dimension = "subtree" if dimension.startswith("extra:") else dimension
                     where = (_day(row.day), dimension, _key(row.key))
                     kept.setdefault(where, Counts()).add(counts)
-        for row in await session.execute(_deadlines(day, filed, now).group_by(day)):
-            after = [t for t in (row.accept_before, row.finish_before) if t is not None]
-            until = [t for t in (row.accept_after, row.finish_after) if t is not None]
-            bounds[_day(row.day)] = (max(after, default=None), min(until, default=None))
+    for unit, codes in shape.subtrees:
+        for (d, dimension, key), counts in list(kept.items()):
+            if dimension == "department" and key in codes:
+                kept.setdefault((d, "subtree", unit), Counts()).add(counts)
     rows = [
         {"day": d, "dimension": dimension, "key": key}
         | {n: getattr(counts, n) for n in COUNT_NAMES}
@@ -318,14 +327,54 @@ async def _count(session: AsyncSession, days: Sequence[date], now: datetime, sha
     )
 
 
+# GROUPING SETS (PostgreSQL): which columns a row's set left out, as `grouping()` tells it.
+TOGETHER = {7: "total", 3: "department", 5: "category", 6: "channel"}
+
+
+async def _count_together(
+    session: AsyncSession,
+    day: Any,
+    filed: Any,
+    sums: list[Any],
+    now: datetime,
+    kept: dict[tuple[date, str, str], Counts],
+    bounds: dict[date, tuple[datetime | None, datetime | None]],
+) -> None:
+    grouped = (Case.department, Case.category, Case.channel)
+    sets = func.grouping_sets(*(tuple_(day, *g) for g in ((), *((c,) for c in grouped))))
+    query = (
+        select(day.label("day"), *grouped, func.grouping(*grouped).label("left_out"), *sums)
+        .add_columns(*_deadline_columns(now))
+        .where(filed)
+        .group_by(sets)
+    )
+    for row in await session.execute(query):
+        dimension = TOGETHER[row.left_out]
+        if dimension == "total":
+            bounds[_day(row.day)] = _between(row)
+        key = "" if dimension == "total" else getattr(row, dimension)
+        counts = _counts(row)
+        if counts.cases:
+            kept.setdefault((_day(row.day), dimension, _key(key)), Counts()).add(counts)
+
+
+def _between(row: Any) -> tuple[datetime | None, datetime | None]:
+    after = [t for t in (row.accept_before, row.finish_before) if t is not None]
+    until = [t for t in (row.accept_after, row.finish_after) if t is not None]
+    return max(after, default=None), min(until, default=None)
+
+
 def _deadlines(day: Any, filed: Any, now: datetime) -> Any:
-    """Per day, the deadlines of its open cases nearest before and after `now`: between them
-    the two deadline-dependent counts stay as counted (storage/counting.py `_conditions`)."""
+    return select(day.label("day"), *_deadline_columns(now)).where(filed)
+
+
+def _deadline_columns(now: datetime) -> list[Any]:
+    """The deadlines of a day's open cases nearest before and after `now`: between them the
+    two deadline-dependent counts stay as counted (storage/counting.py `_conditions`)."""
     petition = Case.kind != SUGGESTION.name
     undecided = and_(petition, Case.decided_at.is_(None), Case.accept_due_at.is_not(None))
     unreplied = and_(petition, Case.first_replied_at.is_(None), Case.finish_due_at.is_not(None))
-    return select(
-        day.label("day"),
+    return [
         func.max(case((and_(undecided, Case.accept_due_at < now), Case.accept_due_at))).label(
             "accept_before"
         ),
@@ -338,7 +387,7 @@ def _deadlines(day: Any, filed: Any, now: datetime) -> Any:
         func.min(case((and_(unreplied, Case.finish_due_at >= now), Case.finish_due_at))).label(
             "finish_after"
         ),
-    ).where(filed)
+    ]
 
 
 async def _read(
