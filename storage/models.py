@@ -656,6 +656,7 @@ class StatsDirty(Base):
     """The filing time of a case whose facts changed since the rollup last looked."""
 
     __tablename__ = "stats_dirty"
+    __table_args__ = (Index("ix_stats_dirty_filed_at", "filed_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     filed_at: Mapped[datetime]

@@ -20,7 +20,7 @@ Exact by construction, never an estimate:
   and outside that the day is counted again.
 - **What it was counted for.** The zone, the repeat window and the department tree are
   settings; the rollup records their fingerprint and starts afresh when they differ.
-- **What is not rolled up.** Days within `HORIZON` of now (their deadlines are still running),
+- **What is not rolled up.** Days within `HORIZON` of now (new filings, acceptance deadlines),
   the partial days at the edges of a period, and days not yet counted beyond `BATCH_DAYS` in
   one request are counted live by storage/counting.py, and the two parts added.
 
@@ -55,9 +55,12 @@ from .models import (
 )
 
 VERSION = 1  # raised when what a count means changes: the whole rollup is counted again
-# Days older than this are rolled up: the acceptance deadline (15 days) and the finish one (60
-# days from acceptance, plus at most 30 of extension) of nearly every case have passed by then.
-HORIZON = timedelta(days=120)
+# Days older than this are rolled up. Younger ones change all the time (new filings, the
+# acceptance deadline of 15 days) and are counted live. An older day whose open cases still have
+# a deadline ahead is rolled up all the same, with that deadline as the end of its validity:
+# when it passes the day is counted again (a day's finish deadlines end at 23:59:59 local
+# time, so that is mostly once a day, on the first question after midnight).
+HORIZON = timedelta(days=31)
 BATCH_DAYS = 92  # days counted into the rollup by one request at most; the rest live
 LOCK = 0x6D696E7969_5354  # pg_advisory_xact_lock key: one writer of the rollup at a time
 COUNT_NAMES = tuple(item.name for item in fields(Counts))

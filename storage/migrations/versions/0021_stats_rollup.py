@@ -67,6 +67,8 @@ def upgrade() -> None:
         sa.Column("filed_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stats_dirty")),
     )
+    # "Is any note older than the days asked for?" without reading the notes already taken.
+    op.create_index("ix_stats_dirty_filed_at", "stats_dirty", ["filed_at"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         _postgres_triggers()
     else:
