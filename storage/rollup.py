@@ -143,7 +143,8 @@ async def add_rolled_up(
     last = min(last, newest_day(now, shape))
     if first > last:
         return [(start, end)]
-    await _bring_up_to_date(session, first, last, now, shape)
+    if not await _bring_up_to_date(session, first, last, now, shape):
+        return [(start, end)]
     usable = await _usable(session, first, last, now)
     if not usable:
         return [(start, end)]
@@ -164,17 +165,32 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-async def _bring_up_to_date(
+async def _settled(
     session: AsyncSession, first: date, last: date, now: datetime, shape: Shape
-) -> None:
+) -> bool:
+    """Whether the rollup holds every day of [first, last], counted for `shape`, for `now`."""
     state = await session.scalar(select(StatsRollupState.fingerprint))
     noted = await session.scalar(
         select(exists().where(StatsDirty.filed_at < shape.midnight(last + timedelta(days=1))))
     )
     usable = await _usable(session, first, last, now)
-    if state == shape.fingerprint and not noted and len(usable) == (last - first).days + 1:
-        return
-    if session.get_bind().dialect.name == "postgresql":
+    return state == shape.fingerprint and not noted and len(usable) == (last - first).days + 1
+
+
+async def _bring_up_to_date(
+    session: AsyncSession, first: date, last: date, now: datetime, shape: Shape
+) -> bool:
+    """Brings the rollup up to date for [first, last]; False when it cannot be read now."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if await _settled(session, first, last, now, shape):
+        if not postgres:
+            return True  # SQLite: this transaction is the one writer (BEGIN IMMEDIATE)
+        # Readers share the lock, a writer has it alone: no day changes between reading which
+        # days are rolled up and reading their counts. Taken, the rollup is looked at again;
+        # if a writer changed it meanwhile this question is counted live.
+        await session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": LOCK})
+        return await _settled(session, first, last, now, shape)
+    if postgres:
         # One writer at a time; every statement after it sees what an earlier one committed.
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK})
     state = await session.scalar(select(StatsRollupState.fingerprint))
@@ -190,6 +206,7 @@ async def _bring_up_to_date(
     wanted = [day for day in reversed(_days(first, last)) if day not in have][:BATCH_DAYS]
     if wanted:
         await _count(session, sorted(wanted), now, shape)
+    return True
 
 
 async def _take_notes(session: AsyncSession, shape: Shape) -> set[date]:
