@@ -10,6 +10,10 @@ closed and rated, some late, some reviewed, 8% repeats of an earlier case. Then 
 GET /api/v1/stats in process, and each answer is timed from request to the last byte, for the
 questions an office asks: the last 30 days, a quarter by week, a year by department and by
 category, all two years. The aim: every answer under one second.
+
+The daily rollup (storage/rollup.py) fills lazily, at most BATCH_DAYS days per request: first
+the whole two years are asked for until it holds every day old enough, and that is timed on
+its own (what the first questions after an upgrade cost), then the questions.
 """
 
 from __future__ import annotations
@@ -131,6 +135,31 @@ async def fill(url: str, count: int, now: datetime) -> None:
     await db.dispose()
 
 
+async def fill_rollup(client: TestClient, auth: dict[str, str], url: str, now: datetime) -> None:
+    db = Database(url)
+    params = {**questions(now)[-2][1]}
+    times: list[float] = []
+    days = rows = last_days = -1
+    try:
+        for _ in range(30):
+            begun = time.perf_counter()
+            response = await client.get("/api/v1/stats", params=params, headers=auth)
+            await response.read()
+            times.append((time.perf_counter() - begun) * 1000)
+            async with db.engine.connect() as conn:
+                days = await conn.scalar(text("SELECT count(*) FROM stats_rollup_days"))
+                rows = await conn.scalar(text("SELECT count(*) FROM stats_rollup"))
+            if days == last_days:
+                break
+            last_days = days
+    finally:
+        await db.dispose()
+    print(
+        f"rollup filled by {len(times)} requests for two years by department:"
+        f" {days} days, {rows} rows; each {', '.join(f'{t:.0f}' for t in times)} ms"
+    )
+
+
 def questions(now: datetime) -> list[tuple[str, dict[str, str]]]:
     def period(days: int) -> dict[str, str]:
         return {"from": (now - timedelta(days=days)).isoformat(), "to": now.isoformat()}
@@ -159,6 +188,7 @@ async def main(args: argparse.Namespace) -> None:
         await client.start_server()
         auth = {"Authorization": f"Bearer {TOKEN}"}
         try:
+            await fill_rollup(client, auth, url, now)
             print(f"\n{'question':<32} {'cases':>9} {'p50 ms':>8} {'max ms':>8}")
             worst = 0.0
             for name, params in questions(now):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -617,3 +618,66 @@ class SchemaCompat(Base):
     revision: Mapped[str] = mapped_column(String(32), primary_key=True)
     min_code_revision: Mapped[str] = mapped_column(String(32))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The measures' daily rollup (storage/rollup.py, docs/measures.md "Speed"): per local day of
+# filing, per grouping, the counts storage/measures.py would give for that day. Triggers on the
+# cases (migration 0021) note the filing time of every case whose facts change, in the same
+# transaction; a day so noted is counted again before it is read.
+
+
+class StatsRollup(Base):
+    __tablename__ = "stats_rollup"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # "total", "department" (lead), "co_department", "subtree" (a unit and all below it),
+    # "category", "channel"
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    cases: Mapped[int] = mapped_column(Integer, default=0)
+    petitions: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    acceptance_due: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_on_time: Mapped[int] = mapped_column(Integer, default=0)
+    reply_due: Mapped[int] = mapped_column(Integer, default=0)
+    replied_on_time: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_first_time: Mapped[int] = mapped_column(Integer, default=0)
+    repeat_checked: Mapped[int] = mapped_column(Integer, default=0)
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
+    suggestions_received: Mapped[int] = mapped_column(Integer, default=0)
+    suggestions_adopted: Mapped[int] = mapped_column(Integer, default=0)
+    suggestions_partly_adopted: Mapped[int] = mapped_column(Integer, default=0)
+    suggestions_not_adopted: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatsRollupDay(Base):
+    """A day that is rolled up, and the moments between which its counts hold: the two
+    deadline-dependent counts change when an open case's deadline passes."""
+
+    __tablename__ = "stats_rollup_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    computed_at: Mapped[datetime]
+    valid_after: Mapped[datetime | None]  # the last deadline before computed_at (None: none)
+    valid_until: Mapped[datetime | None]  # the next one at or after it (None: none)
+
+
+class StatsRollupState(Base):
+    """What the rollup was counted for (the zone, the repeat window, the department tree)."""
+
+    __tablename__ = "stats_rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+
+
+class StatsDirty(Base):
+    """The filing time of a case whose facts changed since the rollup last looked."""
+
+    __tablename__ = "stats_dirty"
+    __table_args__ = (Index("ix_stats_dirty_filed_at", "filed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filed_at: Mapped[datetime]

@@ -13,12 +13,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from bot.api.stats import as_csv, rows_of
 from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
+from bot.desk.measures import league
 from conversation.cases.measures import Counts, ranks
 from conversation.cases.progress import Progress
+from conversation.office import load_office
 from storage.lifecycle import record_progress
+from storage.measures import Measured
 from storage.models import Case, CaseCoDepartment, Identity, utcnow
 from storage.ratings import request_review
 from storage.uow import UnitOfWork
@@ -174,7 +178,12 @@ async def test_by_department_counts_lead_and_co_handling_and_ranks(client: TestC
     assert rows[""]["rank"] is None and rows[""]["cases"] == 1  # no department: not ranked
     # Declared units without cases are on the board, tied at the bottom.
     assert rows["mzj"]["cases"] == 0 and rows["mzj"]["rank"] == rows["rsj"]["rank"] == 4
-    assert [row["rank"] for row in body["groups"]][:3] == [1, 2, 3]
+    # The district heads the tree: its row is its whole subtree, each case once (P3 is led by
+    # one bureau and co-handled by another), ranked alone on its level; the bureaus below it.
+    district = body["groups"][0]
+    assert (district["key"], district["level"], district["rank"]) == ("district", 1, 1)
+    assert district["cases"] == 9  # all but P6, which has no department yet
+    assert [(row["level"], row["rank"]) for row in body["groups"]][1:4] == [(2, 1), (2, 2), (2, 3)]
     assert body["total"]["cases"] == 10  # each case once, co-handled or not
 
 
@@ -204,6 +213,8 @@ async def test_csv_carries_the_same_figures_for_excel(client: TestClient) -> Non
         "2",
         "3",
     )
+    district = next(line for line in lines if line["key"] == "district")
+    assert (district["label"], district["rank"], district["cases"]) == ("区人民政府", "1", "9")
     total = lines[-1]
     assert (total["key"], total["label"], total["cases"]) == ("TOTAL", "合计", "10")
     assert (total["repeat_rate"], total["repeats"], total["repeat_checked"]) == ("0.125", "1", "8")
@@ -244,3 +255,39 @@ async def test_the_lifecycle_writes_each_fact_once(client: TestClient) -> None:
     assert case.decided_at == now and case.first_replied_at == now + DAY
     assert case.first_reply_due_at == first_due and case.finish_due_at != first_due
     assert case.review_requested_at == now + 2 * DAY and case.replied_at == now + 4 * DAY
+
+
+def test_each_level_of_the_department_tree_is_ranked_by_itself() -> None:
+    """The bundled office: 区人民政府 (district) above fourteen bureaus and streets. The district
+    row is ranked alone on its level, the bureaus among themselves; the desk's boards compare
+    the level with the most units with cases."""
+    office = load_office()
+    assert office.departments.level("district") == 1 and office.departments.level("zjj") == 2
+    assert office.departments.level("旧科室") == 0
+    assert office.departments.subtrees() == {
+        "district": frozenset(u.code for u in office.departments.units)
+    }
+    result = Measured(
+        groups={
+            "district": Counts(cases=6, petitions=6, closed=4, rated=4, satisfied=1),
+            "zjj": Counts(cases=3, petitions=3, closed=2, rated=2, satisfied=2),
+            "cgj": Counts(cases=2, petitions=2, closed=2, rated=2, satisfied=0),
+            "": Counts(cases=1, petitions=1),
+        }
+    )
+    rows = rows_of(result, "department", office)
+    places = [(row.key, row.level, row.rank) for row in rows]
+    assert places[:3] == [("district", 1, 1), ("zjj", 2, 1), ("cgj", 2, 2)]
+    assert {rank for key, level, rank in places[3:-1]} == {3}  # the twelve without cases, tied
+    assert places[-1] == ("", 0, None)
+    assert (
+        rows[0].to_json()["level"] == 1
+        and "level" not in rows_of(result, "category", office)[0].to_json()
+    )
+    assert [row.key for row in league(rows)] == ["zjj", "cgj"]
+    lines = list(csv.DictReader(io.StringIO(as_csv(result.total, rows).decode("utf-8-sig"))))
+    assert [(line["key"], line["rank"], line["cases"]) for line in lines[:3]] == [
+        ("district", "1", "6"),
+        ("zjj", "1", "3"),
+        ("cgj", "2", "2"),
+    ]

@@ -23,9 +23,15 @@ class Row:
     label: str
     counts: Counts
     rank: int | None  # None: not a unit that is ranked (cases with no department yet)
+    # By department: the unit's depth in the office's tree (1 = its top, 0 = not declared);
+    # ranks compare the units of one level. None for other groupings.
+    level: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "rank": self.rank, **self.counts.to_json()}
+        head: dict[str, Any] = {"key": self.key, "label": self.label, "rank": self.rank}
+        if self.level is not None:
+            head["level"] = self.level
+        return {**head, **self.counts.to_json()}
 
 
 async def figures(
@@ -38,10 +44,20 @@ async def figures(
     tz: tzinfo,
     now: datetime,
 ) -> tuple[Counts, list[Row]]:
-    """The total, and with `by` one row per group in 红旗榜 order."""
+    """The total, and with `by` one row per group in 红旗榜 order. By department a unit with
+    units below it counts its whole subtree. Commits what the daily rollup learned."""
     result = await measured(
-        uow.session, start, end, by, now=now, repeat_days=office.repeats.window_days, tz=tz
+        uow.session,
+        start,
+        end,
+        by,
+        now=now,
+        repeat_days=office.repeats.window_days,
+        tz=tz,
+        subtrees=office.departments.subtrees(),
+        rollup=True,
     )
+    await uow.commit()
     return result.total, rows_of(result, by, office)
 
 
@@ -52,13 +68,24 @@ def rows_of(result: Measured, by: str, office: OfficeConfig) -> list[Row]:
         for unit in office.departments.units:
             groups.setdefault(unit.code, Counts())
     ranked = [key for key in groups if key or by != "department"]
-    places = dict(zip(ranked, ranks([groups[k] for k in ranked]), strict=True))
-    rows = [
-        Row(key, _label(key, by, office), counts, places.get(key)) for key, counts in groups.items()
-    ]
-    if by == "week":
-        return sorted(rows, key=lambda r: r.key)
-    return sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, r.key))
+    if by != "department":
+        places = dict(zip(ranked, ranks([groups[k] for k in ranked]), strict=True))
+        rows = [Row(k, _label(k, by, office), c, places.get(k)) for k, c in groups.items()]
+        if by == "week":
+            return sorted(rows, key=lambda r: r.key)
+        return sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, r.key))
+    # A district and its bureaus are not rivals: each level of the tree is ranked by itself.
+    level = {key: office.departments.level(key) for key in groups}
+    places = {}
+    for depth in set(level.values()):
+        peers = [key for key in ranked if level[key] == depth]
+        places.update(zip(peers, ranks([groups[k] for k in peers]), strict=True))
+    rows = [Row(k, _label(k, by, office), c, places.get(k), level[k]) for k, c in groups.items()]
+    # The tree from the top down (units not declared last), each level in rank order.
+    return sorted(
+        rows,
+        key=lambda r: (r.rank is None, r.level == 0, r.level or 0, r.rank or 0, r.key),
+    )
 
 
 def _label(key: str, by: str, office: OfficeConfig) -> str:

@@ -24,6 +24,19 @@ class Statistics:
     snails: list[Row] = field(default_factory=list)
 
 
+def league(departments: list[Row]) -> list[Row]:
+    """The ranked units with cases of the one level of the tree the boards compare: the level
+    with the most of them (the upper one on a tie), as a district alone is no league."""
+    ranked = [row for row in departments if row.rank is not None and row.counts.cases]
+    sizes: dict[int, int] = {}
+    for row in ranked:
+        sizes[row.level or 0] = sizes.get(row.level or 0, 0) + 1
+    if not sizes:
+        return []
+    chosen = max(sizes, key=lambda depth: (sizes[depth], -depth))
+    return sorted((r for r in ranked if (r.level or 0) == chosen), key=lambda r: r.rank or 0)
+
+
 def local_midnight(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tz)
 
@@ -36,7 +49,7 @@ async def statistics(
     now = utcnow()
     total, weeks = await figures(uow, start, end, "week", office=office, tz=tz, now=now)
     _, departments = await figures(uow, start, end, "department", office=office, tz=tz, now=now)
-    ranked = [row for row in departments if row.rank is not None and row.counts.cases]
+    ranked = league(departments)
     red = ranked[:LEAGUE_SIZE]
     snails = [row for row in reversed(ranked) if row not in red][:LEAGUE_SIZE]
     return Statistics(

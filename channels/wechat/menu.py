@@ -9,6 +9,10 @@ from typing import Any
 
 from .inbound import MENU_KEY
 
+# WeChat's limits on a button's name: 16 bytes for a top button, 60 for one under it.
+TOP_NAME_BYTES = 16
+SUB_NAME_BYTES = 60
+
 
 class MenuError(ValueError):
     """One line saying which button is wrong and how."""
@@ -35,7 +39,8 @@ def load_menu(path: str | None = None, events: frozenset[str] | None = None) -> 
 
 
 def check_menu(menu: Any, source: str = "menu", events: frozenset[str] | None = None) -> None:
-    """WeChat's structural rules (1-3 buttons, 1-5 under each) and ours: a click key is a plain
+    """WeChat's structural rules (1-3 buttons, 1-5 under each, a name of at most 16 bytes on
+    top and 60 below, counted in UTF-8 as WeChat counts them) and ours: a click key is a plain
     word, the event of a menu entry (the engine's flow table knows which), so it reaches the
     conversation as written."""
     buttons = menu.get("button") if isinstance(menu, dict) else None
@@ -43,13 +48,26 @@ def check_menu(menu: Any, source: str = "menu", events: frozenset[str] | None = 
         raise MenuError(f'{source}: needs {{"button": [...]}} with 1 to 3 buttons')
     for button in buttons:
         subs = button.get("sub_button") if isinstance(button, dict) else None
+        _check_name(button, source, TOP_NAME_BYTES)
         if subs is None:
             _check_button(button, source, events)
             continue
         if not isinstance(subs, list) or not 1 <= len(subs) <= 5:
             raise MenuError(f"{source}: {_name(button)} needs 1 to 5 sub_button entries")
         for sub in subs:
+            _check_name(sub, source, SUB_NAME_BYTES)
             _check_button(sub, source, events)
+
+
+def _check_name(button: Any, source: str, limit: int) -> None:
+    if not isinstance(button, dict) or not str(button.get("name", "")).strip():
+        raise MenuError(f"{source}: every button needs a name")
+    size = len(str(button["name"]).encode("utf-8"))
+    if size > limit:
+        raise MenuError(
+            f"{source}: {_name(button)} is {size} bytes long; WeChat takes at most {limit}"
+            f" ({limit // 3} Chinese characters)"
+        )
 
 
 def _check_button(button: Any, source: str, events: frozenset[str] | None) -> None:

@@ -86,6 +86,18 @@ class Departments:
             current = self.get(current.parent) if current.parent else None
         return tuple(chain)
 
+    def level(self, code: str) -> int:
+        """How deep a unit sits: 1 for the top of the tree, 0 for a code not declared."""
+        return len(self.path(code))
+
+    def subtrees(self) -> dict[str, frozenset[str]]:
+        """Each unit with units below it, and the codes of its whole subtree (itself too)."""
+        below: dict[str, set[str]] = {}
+        for unit in self.units:
+            for above in self.path(unit.code):
+                below.setdefault(above.code, set()).add(unit.code)
+        return {code: frozenset(codes) for code, codes in below.items() if len(codes) > 1}
+
     def suggest(self, category: str, text: str) -> str:
         """The department a new case is routed to until the desk says otherwise (智能分派):
         a department whose own keywords the text hits most, else the category's default."""

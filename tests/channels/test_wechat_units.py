@@ -171,11 +171,14 @@ def test_the_bundled_menu_opens_a_flow_with_every_button() -> None:
     # The channel names no flows: the engine's flow table knows what each key opens.
     flows = flows_for(load_office())
     opened = {key: getattr(flows.by_event(key), "name", None) for key in keys}
+    names = [b["name"] for top in menu["button"] for b in top.get("sub_button", [])]
+    assert "领导信箱" in names
     assert opened == {
         "file": "filing",
         "status": "status",
         "rate": "rating",
         "suggest": "suggestion",
+        "mailbox": "mailbox",  # 领导信箱 (issue 18)
         "faq": "faq",
         "staff": "handoff",
     }
@@ -197,6 +200,19 @@ def test_a_click_key_the_engine_may_not_know_is_passed_on_and_an_odd_one_dropped
         ({"button": [{"type": "view", "name": "指南", "url": "ftp://x"}]}, "https://"),
         ({"button": [{"name": "更多", "sub_button": [{}] * 6}]}, "1 to 5"),
         ({"button": [{"name": "无类型"}]}, "needs a type"),
+        ({"button": [{"type": "click", "name": "我要反映问题", "key": "file"}]}, "18 bytes"),
+        (
+            {
+                "button": [
+                    {
+                        "name": "更多",
+                        "sub_button": [{"type": "click", "name": "信" * 21, "key": "faq"}],
+                    }
+                ]
+            },
+            "at most 60",
+        ),
+        ({"button": [{"name": "1", "sub_button": [{}]}] * 4}, "1 to 3 buttons"),
     ],
 )
 def test_a_wrong_menu_says_which_button(

@@ -1,7 +1,7 @@
 """schema_compat: the oldest code revision that can work with the schema, for rolling upgrades
 
 Revision ID: 0020
-Revises: 0012
+Revises: 0021
 Create Date: 2026-11-30
 """
 
