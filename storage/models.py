@@ -622,7 +622,7 @@ class SchemaCompat(Base):
 
 # The measures' daily rollup (storage/rollup.py, docs/measures.md "Speed"): per local day of
 # filing, per grouping, the counts storage/measures.py would give for that day. Triggers on the
-# cases (migration 0021) note the filing time of every case whose facts change, in the same
+# cases (migration 0022) note the filing time of every case whose facts change, in the same
 # transaction; a day so noted is counted again before it is read.
 
 

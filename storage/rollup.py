@@ -8,7 +8,7 @@ Exact by construction, never an estimate:
   `total`, lead `department`, `co_department`, `subtree` (a unit with units below it: the
   cases of its whole subtree, each once), `category`, `channel` — the same `COUNT(*) FILTER`
   counts storage/counting.py takes over that day's cases. Weeks are sums of days.
-- **Facts that change.** Triggers on `cases` and `case_co_departments` (migration 0021) write
+- **Facts that change.** Triggers on `cases` and `case_co_departments` (migration 0022) write
   the filing time of every case inserted, deleted, or changed in a column the measures read,
   in the writer's own transaction, whoever the writer is. Before the rollup is read those
   notes are taken (deleted, under a lock on PostgreSQL) and their days dropped, to be counted

@@ -1,7 +1,7 @@
 """schema_compat: the oldest code revision that can work with the schema, for rolling upgrades
 
 Revision ID: 0020
-Revises: 0021
+Revises: 0022
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.models
 
 revision = "0020"
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 # Expand only: a new table that older code never reads (so no min_code_revision).

@@ -1,8 +1,8 @@
 """stats rollup: the measures' counts per local day and grouping, and triggers that note the
 days whose cases change
 
-Revision ID: 0021
-Revises: 0018
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-11-30 14:00:00.000000
 
 Expand only: new tables, and triggers that write to them whenever a case's facts change, so
@@ -18,8 +18,8 @@ from alembic import op
 
 import storage.models
 
-revision = "0021"
-down_revision = "0018"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
