@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -74,7 +75,13 @@ def command(n: int, run: str, deadlines: LegalDeadlines) -> tuple[SubmitCase, In
 
 
 async def minyi_submit(
-    db: Database, cipher: PiiCipher, deadlines: LegalDeadlines, rules: RepeatRules, n: int, run: str
+    db: Database,
+    cipher: PiiCipher,
+    deadlines: LegalDeadlines,
+    rules: RepeatRules,
+    n: int,
+    *,
+    run: str,
 ) -> None:
     submit, inbound = command(n, run, deadlines)
     async with Reading(db, cipher) as reading:  # the repeat question, before the unit of work
@@ -93,7 +100,7 @@ async def minyi_submit(
         await uow.commit()
 
 
-async def bare_submit(db: Database, n: int, run: str) -> None:
+async def bare_submit(db: Database, n: int, *, run: str) -> None:
     """The same five rows with nothing around them: the floor a submit could reach."""
     now = utcnow()
     async with db.engine.begin() as conn:
@@ -204,17 +211,19 @@ async def run_backend(name: str, args: argparse.Namespace, runs: int) -> list[di
     async with database(name) as url:
         db = Database(url, pool_size=args.pool)
         try:
-            await minyi_submit(db, cipher, deadlines, rules, 0, "warm")  # connections, caches
-            await bare_submit(db, 0, "warm")
+            await minyi_submit(db, cipher, deadlines, rules, 0, run="warm")  # connections, caches
+            await bare_submit(db, 0, run="warm")
             for r in range(runs):
                 run = f"{r}{secrets.token_hex(2)}"
-                bare = await drive(args.submits, args.concurrency, lambda n: bare_submit(db, n, run))
+                bare = await drive(
+                    args.submits, args.concurrency, partial(bare_submit, db, run=run)
+                )
                 spy = _profile(args.profile, name, r)
                 try:
                     minyi = await drive(
                         args.submits,
                         args.concurrency,
-                        lambda n: minyi_submit(db, cipher, deadlines, rules, n, run),
+                        partial(minyi_submit, db, cipher, deadlines, rules, run=run),
                     )
                 finally:
                     _stop(spy)
@@ -223,7 +232,7 @@ async def run_backend(name: str, args: argparse.Namespace, runs: int) -> list[di
                 await drive(
                     200,
                     args.concurrency,
-                    lambda n: minyi_submit(db, cipher, deadlines, rules, n, run),
+                    partial(minyi_submit, db, cipher, deadlines, rules, run=run),
                 )
                 await check(db, run, args.submits)
                 rows.append({"backend": name, "what": "bare Core INSERTs", **bare})

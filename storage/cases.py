@@ -43,6 +43,10 @@ class Cases:
             self.session.add(attachment)
         return case
 
+    async def add_attachments(self, attachments: list[Attachment]) -> None:
+        """A filed case's photos and recordings (`case_id` set), written with the next flush."""
+        self.session.add_all(attachments)
+
     def set_contact(self, case: Case, name: str, phone: str) -> None:
         case.contact_name_enc = self.cipher.encrypt(name, "name") if name else None
         case.contact_phone_enc = self.cipher.encrypt(phone, "phone") if phone else None
