@@ -32,16 +32,11 @@ class Cases:
     async def by_origin(self, origin: str) -> Case | None:
         return await self.session.scalar(select(Case).where(Case.origin == origin))
 
-    async def add(self, case: Case, day: date, attachments: list[Attachment]) -> Case:
-        """File a case under a fresh code. Not asked beforehand whether the code is free (32**6
-        a day): the unique index refuses the one-in-a-billion repeat, and the turn runs again."""
-        case.code = new_case_code(day)
-        self.session.add(case)
-        await self.session.flush()  # the id, for the attachments and the timeline
-        for attachment in attachments:
-            attachment.case_id = case.id
-            self.session.add(attachment)
-        return case
+    def new_code(self, day: date) -> str:
+        """A fresh case code for a filing on `day`. Not asked beforehand whether it is free
+        (32**6 a day): the unique index refuses the one-in-a-billion repeat, and the turn runs
+        again."""
+        return new_case_code(day)
 
     async def add_attachments(self, attachments: list[Attachment]) -> None:
         """A filed case's photos and recordings (`case_id` set), written with the next flush."""

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, cast, insert, inspect, null, select, union_all
+from sqlalchemy import Integer, bindparam, cast, func, insert, inspect, null, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.kinds import kind_of
-from conversation.codes import new_case_code
 from conversation.commands import SubmitCase
 from conversation.ports import Conflict
 
@@ -84,7 +83,7 @@ async def file_case(
         accept_due_at=command.acceptance_due if timed else None,
         stages=deadlines.stages_from("submitted", now) if timed else [],
     )
-    case.code = new_case_code(now.astimezone(deadlines.tz).date())
+    case.code = uow.cases.new_code(now.astimezone(deadlines.tz).date())
     uow.cases.set_contact(case, command.name, command.phone)
     if query_code:
         case.query_code_hash = query_code_hash(uow, case.code, query_code)
@@ -204,11 +203,9 @@ class Filings:
         params.update({f"ob_{k}": v for k, v in entry.items()})
         params.update({f"id_{k}": v for k, v in identity.items()})
         params["id_created_at"] = case.created_at
-        named = False
         if citizen is not None:
             params.update({f"ct_{k}": v for k, v in citizen.items()})
-            named = citizen["name_enc"] is not None
-        shape = (citizen is not None, named, link and citizen is not None)
+        shape = (citizen is not None, link and citizen is not None)
         if self.session.get_bind().dialect.name == "postgresql":
             row = (await self.session.execute(_pg_statement(*shape), params)).first()
             if row is None:
@@ -224,14 +221,12 @@ class Filings:
         return True
 
     async def _one_by_one(
-        self, case: Case, params: dict[str, Any], has_citizen: bool, named: bool, link: bool
+        self, case: Case, params: dict[str, Any], has_citizen: bool, link: bool
     ) -> bool:
         session = self.session
         citizen_id = None
         if has_citizen:
-            citizen_id = await session.scalar(_citizen_insert("sqlite", named), params)
-            if citizen_id is None:
-                citizen_id = await session.scalar(_CITIZEN_ID, params)
+            citizen_id = await session.scalar(_SQLITE_CITIZEN, params)
         params["id_citizen_id"] = citizen_id if link else None
         identity_id = await session.scalar(_identity_insert("sqlite", link), params)
         if identity_id is None:
@@ -248,7 +243,6 @@ class Filings:
 
 
 _CASE_PROPS = list(inspect(Case).column_attrs)
-_CITIZEN_ID = select(Citizen.id).where(Citizen.phone_hash == bindparam("ct_phone_hash"))
 _IDENTITY_ID = select(Identity.id).where(
     Identity.channel == bindparam("id_channel"),
     Identity.external_id == bindparam("id_external_id"),
@@ -259,17 +253,18 @@ def _insert_for(dialect: str) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
-def _citizen_insert(dialect: str, named: bool) -> Any:
+def _citizen_insert(dialect: str) -> Any:
+    """Found by phone hash or new, the latest name winning (none given keeps the one on file).
+    Always an upsert, so that RETURNING gives the row even when another transaction made it
+    a moment ago (a plain look would not see it in this statement's snapshot)."""
     table = Citizen.__table__
     insert = _insert_for(dialect)(Citizen).values(
         {k: _bind("ct_", table.c[k]) for k in _CITIZEN_KEYS}
     )
-    if named:  # the latest name wins
-        insert = insert.on_conflict_do_update(
-            index_elements=["phone_hash"], set_={"name_enc": insert.excluded.name_enc}
-        )
-    else:
-        insert = insert.on_conflict_do_nothing(index_elements=["phone_hash"])
+    insert = insert.on_conflict_do_update(
+        index_elements=["phone_hash"],
+        set_={"name_enc": func.coalesce(insert.excluded.name_enc, Citizen.name_enc)},
+    )
     return insert.returning(Citizen.id)
 
 
@@ -305,6 +300,7 @@ def _case_insert(dialect: str, identity_id: Any = None, citizen_id: Any = None) 
     )
 
 
+_SQLITE_CITIZEN = _citizen_insert("sqlite")
 _SQLITE_CASE = _case_insert("sqlite")
 _SQLITE_EVENT = insert(CaseEvent).values(
     {"case_id": bindparam("ev_case_id", type_=Integer)}
@@ -314,26 +310,27 @@ _SQLITE_OUTBOX = insert(OutboxEntry).values({c.key: _bind("ob_", c) for c in _OU
 
 
 @cache
-def _pg_statement(has_citizen: bool, named: bool, link: bool) -> Any:
+def _pg_statement(has_citizen: bool, link: bool) -> Any:
     """The whole filing in one PostgreSQL statement (built once per shape)::
 
-        WITH citizen_new AS (INSERT … ON CONFLICT (phone_hash) … RETURNING id),
-             citizen AS (SELECT id FROM citizen_new UNION ALL SELECT id FROM citizens … LIMIT 1),
+        WITH citizen AS (INSERT … ON CONFLICT (phone_hash) DO UPDATE … RETURNING id),
              identity_new AS (INSERT … ON CONFLICT (channel, external_id) … RETURNING id),
-             identity AS (… the same …),
+             identity AS (SELECT id FROM identity_new UNION ALL SELECT id FROM identities …
+                          LIMIT 1),
              filed AS (INSERT INTO cases … ON CONFLICT (origin) DO NOTHING RETURNING …),
              event AS (INSERT INTO case_events SELECT filed.id, … FROM filed),
              entry AS (INSERT INTO outbox SELECT … FROM filed)
         SELECT * FROM filed
 
     The snapshot a statement reads is taken at its start, so a row found by the plain SELECT
-    is one that was there before; the INSERT's RETURNING gives the one it made.
+    is one that was there before; the INSERT's RETURNING gives the one it made. An identity
+    another transaction made a moment ago is in neither: the case's NOT NULL identity refuses
+    it, and the turn (or API call) runs again as for a repeated code; a chat's own identity
+    cannot race (the conversation's lock), an API source's only on its first filings.
     """
     citizen_id: Any = null()
     if has_citizen:
-        new = _citizen_insert("postgresql", named).cte("citizen_new")
-        found = union_all(select(new.c.id), _CITIZEN_ID).limit(1).cte("citizen")
-        citizen_id = select(found.c.id).scalar_subquery()
+        citizen_id = select(_citizen_insert("postgresql").cte("citizen").c.id).scalar_subquery()
     new_identity = _identity_insert(
         "postgresql", link, citizen_id if link else cast(null(), Integer)
     ).cte("identity_new")
