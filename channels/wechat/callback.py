@@ -71,6 +71,9 @@ class Callback:
         self.services: Services | None = None
         self.tasks: set[asyncio.Future[Any]] = set()
         self._slots = asyncio.Semaphore(max_turns) if max_turns else None
+        # Each sender's latest turn: the next one starts after it, so that messages waiting in
+        # line are worked on in the order they came (the conversation lock is not a queue).
+        self._latest: dict[str, asyncio.Future[Any]] = {}
         self.running = 0  # turns being worked on (holding a slot)
         self.shed = 0  # deliveries answered at once because every slot was taken
 
@@ -120,11 +123,11 @@ class Callback:
             # before answering, as below; a re-delivery whose replies are claimed runs nothing.
             if await self._claim(claim, PUSHED):
                 self.shed += 1
-                turn = self.spawn(self._handled(inbound))
+                turn = self._spawn_turn(inbound)
                 self.spawn(self._push_when_ready(turn, inbound.sender))
             return self._ack(opened)
         deadline = started + self._budget()
-        turn = self.spawn(self._handled(inbound))
+        turn = self._spawn_turn(inbound)
         remaining = deadline - asyncio.get_running_loop().time()
         done, _ = await asyncio.wait({turn}, timeout=max(remaining, 0.0))
         if not done:
@@ -152,7 +155,22 @@ class Callback:
         self.spawn(self.push(inbound.sender, pieces[1:]))
         return response
 
-    async def _handled(self, inbound: Inbound) -> list[Reply]:
+    def _spawn_turn(self, inbound: Inbound) -> asyncio.Future[list[Reply]]:
+        before = self._latest.get(inbound.sender)
+        turn = self.spawn(self._handled(inbound, before))
+        self._latest[inbound.sender] = turn
+        turn.add_done_callback(lambda done: self._done(inbound.sender, done))
+        return turn
+
+    def _done(self, sender: str, turn: asyncio.Future[Any]) -> None:
+        if self._latest.get(sender) is turn:
+            del self._latest[sender]
+
+    async def _handled(
+        self, inbound: Inbound, before: asyncio.Future[Any] | None = None
+    ) -> list[Reply]:
+        if before is not None:
+            await asyncio.wait({before})  # the sender's previous message first
         if self._slots is None:
             return await self._turn(inbound)
         async with self._slots:  # first come, first served

@@ -29,7 +29,7 @@ class WeChatConfig:
     # Under load (half of `max_turns` running) the wait is this short; with all `max_turns`
     # running, a push is answered at once and its turn waits in line (shedding, pushed later).
     shed_budget: float = 0.5
-    max_turns: int = 64
+    max_turns: int = 16
     # Every outbound API call is bounded by this many seconds.
     api_timeout: float = 5.0
     template_id: str | None = None

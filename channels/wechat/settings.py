@@ -57,7 +57,7 @@ SETTINGS = (
     Spec("MINYI_WECHAT_API_BASE", url("http", "https"), DEFAULT_API_BASE),
     Spec("MINYI_WECHAT_REPLY_BUDGET", number(float, 0.5, 4.8), 4.0),
     Spec("MINYI_WECHAT_SHED_BUDGET", number(float, 0.05, 4.8), 0.5),
-    Spec("MINYI_WECHAT_MAX_TURNS", number(int, 1, 100_000), 64),
+    Spec("MINYI_WECHAT_MAX_TURNS", number(int, 1, 100_000), 16),
     Spec("MINYI_WECHAT_TEMPLATE_ID", text),
     Spec("MINYI_WECHAT_TEMPLATE_FIELDS", _field_map, ()),
     Spec("MINYI_WECHAT_MENU", existing_file),
