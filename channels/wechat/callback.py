@@ -118,16 +118,18 @@ class Callback:
         self, request: web.Request, opened: Opened, inbound: Inbound, started: float
     ) -> web.StreamResponse:
         claim = f"wechat:answer:{inbound.sender}:{inbound.message_id}"
-        if self._slots is not None and self._slots.locked():
+        shed = self._slots is not None and self._slots.locked()
+        deadline = started + (0.0 if shed else self._budget())
+        # In line before anything is awaited, so that a sender's messages keep their order.
+        turn = self._spawn_turn(inbound)
+        if shed:
             # Every slot is taken: waiting would only make this answer late as well. Claimed
-            # before answering, as below; a re-delivery whose replies are claimed runs nothing.
+            # before answering, as below; a re-delivery whose replies are claimed pushes
+            # nothing (its turn finds the first delivery's replies remembered).
             if await self._claim(claim, PUSHED):
                 self.shed += 1
-                turn = self._spawn_turn(inbound)
                 self.spawn(self._push_when_ready(turn, inbound.sender))
             return self._ack(opened)
-        deadline = started + self._budget()
-        turn = self._spawn_turn(inbound)
         remaining = deadline - asyncio.get_running_loop().time()
         done, _ = await asyncio.wait({turn}, timeout=max(remaining, 0.0))
         if not done:

@@ -28,8 +28,9 @@ class WeChatConfig:
     reply_budget: float = 4.0
     # Under load (half of `max_turns` running) the wait is this short; with all `max_turns`
     # running, a push is answered at once and its turn waits in line (shedding, pushed later).
+    # 0: no shedding.
     shed_budget: float = 0.5
-    max_turns: int = 16
+    max_turns: int = 0
     # Every outbound API call is bounded by this many seconds.
     api_timeout: float = 5.0
     template_id: str | None = None
