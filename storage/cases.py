@@ -39,6 +39,18 @@ class Cases:
         again."""
         return new_case_code(day)
 
+    async def add(self, case: Case, day: date, attachments: list[Attachment]) -> Case:
+        """A case under a fresh code through the ORM, one row at a time (a filing goes through
+        `storage.filing.Filings`, in one statement; this is for the rare writer that builds
+        its rows itself, such as the desk's test fixtures)."""
+        case.code = self.new_code(day)
+        self.session.add(case)
+        await self.session.flush()  # the id, for the attachments and the timeline
+        for attachment in attachments:
+            attachment.case_id = case.id
+            self.session.add(attachment)
+        return case
+
     async def add_attachments(self, attachments: list[Attachment]) -> None:
         """A filed case's photos and recordings (`case_id` set), written with the next flush."""
         self.session.add_all(attachments)
