@@ -228,7 +228,7 @@ class Filings:
         if has_citizen:
             citizen_id = await session.scalar(_SQLITE_CITIZEN, params)
         params["id_citizen_id"] = citizen_id if link else None
-        identity_id = await session.scalar(_identity_insert("sqlite", link), params)
+        identity_id = await session.scalar(_SQLITE_IDENTITY[link], params)
         if identity_id is None:
             identity_id = await session.scalar(_IDENTITY_ID, params)
         params["cs_identity_id"], params["cs_citizen_id"] = identity_id, citizen_id
@@ -301,6 +301,7 @@ def _case_insert(dialect: str, identity_id: Any = None, citizen_id: Any = None) 
 
 
 _SQLITE_CITIZEN = _citizen_insert("sqlite")
+_SQLITE_IDENTITY = {link: _identity_insert("sqlite", link) for link in (False, True)}
 _SQLITE_CASE = _case_insert("sqlite")
 _SQLITE_EVENT = insert(CaseEvent).values(
     {"case_id": bindparam("ev_case_id", type_=Integer)}
