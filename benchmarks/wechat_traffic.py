@@ -38,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,52 @@ async def checked_walk(url: str, echo: bool) -> None:
                 raise SystemExit(f"no case code in the submit's reply {reply!r}")
 
 
+# -- the WeChat API, faked: where replies over the budget (or shed) are pushed -----------------
+
+
+class FakeApi:
+    """`cgi-bin/stable_token` and `cgi-bin/message/custom/send`, counting every push."""
+
+    def __init__(self) -> None:
+        self.pushes: list[tuple[float, str, str]] = []  # when, openid, text
+        self.url = ""
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[FakeApi]:
+        from aiohttp import web
+
+        async def token(request: web.Request) -> web.Response:
+            return web.json_response({"access_token": "bench-token", "expires_in": 7200})
+
+        async def send(request: web.Request) -> web.Response:
+            body = await request.json()
+            self.pushes.append((time.perf_counter(), body["touser"], body["text"]["content"]))
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+        app = web.Application()
+        app.router.add_post("/cgi-bin/stable_token", token)
+        app.router.add_post("/cgi-bin/message/custom/send", send)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+    async def settled(self, quiet: float = 2.0, limit: float = 120.0) -> float:
+        """Waits until no push came for `quiet` seconds; the time of the last push."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < limit:
+            last = self.pushes[-1][0] if self.pushes else started
+            if time.perf_counter() - last >= quiet:
+                return last
+            await asyncio.sleep(0.25)
+        return self.pushes[-1][0] if self.pushes else started
+
+
 # -- servers ---------------------------------------------------------------------------------------
 
 
@@ -235,13 +282,14 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
 
 
 @contextlib.asynccontextmanager
-async def backend(kind: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+async def backend(kind: str, api: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """A fresh database (and Redis prefix) for one server, dropped afterwards."""
     env = {
         "MINYI_WECHAT_TOKEN": TOKEN,
         "MINYI_WECHAT_APP_ID": APP_ID,
         "MINYI_WECHAT_AES_KEY": AES_KEY,
-        "MINYI_WECHAT_API_BASE": "http://127.0.0.1:9",  # nothing may leave the machine
+        "MINYI_WECHAT_APP_SECRET": "bench-secret",
+        "MINYI_WECHAT_API_BASE": api,  # the fake in this process: nothing leaves the machine
         "MINYI_PII_KEY": PII_KEY,
         # The load replays citizens faster than any person types: no per-sender limit here.
         "MINYI_RATE_SENDER": "100000/min",
@@ -331,14 +379,19 @@ class Row:
     p50: float  # ms
     p99: float
     max: float
-    silent: int  # answered `success` (over the budget) in the measured part
+    silent: int  # answered `success` (over the budget, or shed) in the measured part
     failed: int
     filed: int  # of the citizens who sent 1 to submit, those with a case after the run
     submits: int  # citizens who sent 1 to submit, warm-up included
+    done_rate: float = 0.0  # replies given (passive or pushed) a second, until the last push
+    drained: float = 0.0  # seconds after the load stopped until the last reply was pushed
+    lost: int = 0  # answered `success` but never pushed (warm-up included)
+    doubled: int = 0  # the same reply pushed to the same citizen twice
 
 
 async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: Path) -> Row:
-    async with backend(kind) as (database_url, env):
+    async with FakeApi().running() as api, backend(kind, api.url) as (database_url, env):
+        env |= dict(setting.split("=", 1) for setting in args.set)
         server = Server(kind, processes, database_url, env)
         async with server.running() as url:
             await checked_walk(url, echo=kind == "echo")
@@ -355,11 +408,14 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
             # retries are.
             again = max(0, warm["sent"] - args.connections)
             hot = await wrk(url, pushes, again, args.seconds, args.connections)
+            stopped = time.perf_counter()
             if profiler is not None:
                 await profiler.wait()
             if hot["exhausted"]:
                 print(f"  {kind}: ran out of pushes; raise --citizens")
             await asyncio.sleep(5)  # the turns still in flight when wrk stopped
+            last_push = await api.settled()
+            drained = max(0.0, last_push - stopped) if api.pushes else 0.0
             submitted = {openid for step, openid in steps[: hot["sent"]] if step == SUBMIT}
             have = await filers(database_url) if database_url else set()
             missing = submitted - have
@@ -370,6 +426,16 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
                     f"{len(missing & set(last))} of them among the last 64 submits sent"
                 )
         answered = hot["answered"] + hot["silent"]
+        seconds = hot["duration_us"] / 1e6
+        replies = {(openid, text) for _, openid, text in api.pushes}
+        counted = Counter((openid, text) for _, openid, text in api.pushes)
+        for (openid, text), times in counted.items():
+            if times > 1:
+                print(f"  pushed {times} times to {openid}: {text[:60]!r}")
+                if os.environ.get("MINYI_BENCH_DEBUG"):
+                    for _, o, t in api.pushes:
+                        if o == openid:
+                            print("     ", repr(t[:50]))
         row = Row(
             kind=kind,
             processes=processes,
@@ -381,10 +447,16 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
             failed=hot["failed"] + hot["socket_errors"],
             filed=len(submitted & have),
             submits=len(submitted),
+            done_rate=answered / (seconds + drained),
+            drained=drained,
+            lost=max(0, warm["silent"] + hot["silent"] - len(replies)),
+            doubled=len(api.pushes) - len(replies),
         )
         print(
             f"  {LABELS[kind]:<34} x{processes} {row.rate:7.0f} turns/s  p50 {row.p50:6.1f}  "
-            f"p99 {row.p99:7.1f}  max {row.max:7.1f} ms  filed {row.filed}/{row.submits}",
+            f"p99 {row.p99:7.1f}  max {row.max:7.1f} ms  filed {row.filed}/{row.submits}  "
+            f"success {row.silent}, pushed {len(api.pushes)}, drained {row.drained:.1f} s, "
+            f"lost {row.lost}, doubled {row.doubled}",
             flush=True,
         )
         return row
@@ -393,8 +465,9 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
 def table(runs: list[list[Row]]) -> str:
     lines = [
         "| server | processes | turns/s | ratio to the echo | p50 ms | p99 ms | max ms "
-        "| over budget | failed | cases filed / submits sent |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| answered `success` | replies/s until the last push | failed | lost / doubled "
+        "| cases filed / submits sent |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rows in runs:
         echo = next((r.rate for r in rows if r.kind == "echo"), None)
@@ -403,7 +476,8 @@ def table(runs: list[list[Row]]) -> str:
             filed = "—" if r.kind == "echo" else f"{r.filed:,} / {r.submits:,}"
             lines.append(
                 f"| {LABELS[r.kind]} | {r.processes} | {r.rate:,.0f} | {ratio} | {r.p50:.1f} "
-                f"| {r.p99:.1f} | {r.max:.0f} | {r.silent} | {r.failed} | {filed} |"
+                f"| {r.p99:.1f} | {r.max:.0f} | {r.silent} | {r.done_rate:,.0f} "
+                f"| {r.failed} | {r.lost} / {r.doubled} | {filed} |"
             )
     return "\n".join(lines)
 
@@ -442,6 +516,13 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", metavar="FOLDER", help="py-spy the measured runs into FOLDER")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the Minyi servers, e.g. MINYI_WECHAT_MAX_TURNS=16 (repeatable)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")

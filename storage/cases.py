@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from conversation.codes import new_case_code
 
 from .crypto import PiiCipher
-from .models import Attachment, Case, CaseAccess, Identity
+from .models import Attachment, Case, CaseAccess, Identity, UTCDateTime
 from .routing import handled_by
 
 
@@ -32,16 +33,27 @@ class Cases:
     async def by_origin(self, origin: str) -> Case | None:
         return await self.session.scalar(select(Case).where(Case.origin == origin))
 
+    def new_code(self, day: date) -> str:
+        """A fresh case code for a filing on `day`. Not asked beforehand whether it is free
+        (32**6 a day): the unique index refuses the one-in-a-billion repeat, and the turn runs
+        again."""
+        return new_case_code(day)
+
     async def add(self, case: Case, day: date, attachments: list[Attachment]) -> Case:
-        """File a case under a fresh code. Not asked beforehand whether the code is free (32**6
-        a day): the unique index refuses the one-in-a-billion repeat, and the turn runs again."""
-        case.code = new_case_code(day)
+        """A case under a fresh code through the ORM, one row at a time (a filing goes through
+        `storage.filing.Filings`, in one statement; this is for the rare writer that builds
+        its rows itself, such as the desk's test fixtures)."""
+        case.code = self.new_code(day)
         self.session.add(case)
         await self.session.flush()  # the id, for the attachments and the timeline
         for attachment in attachments:
             attachment.case_id = case.id
             self.session.add(attachment)
         return case
+
+    async def add_attachments(self, attachments: list[Attachment]) -> None:
+        """A filed case's photos and recordings (`case_id` set), written with the next flush."""
+        self.session.add_all(attachments)
 
     def set_contact(self, case: Case, name: str, phone: str) -> None:
         case.contact_name_enc = self.cipher.encrypt(name, "name") if name else None
@@ -71,24 +83,22 @@ class Cases:
         since: datetime | None = None,
         limit: int = 5,
     ) -> list[Case]:
-        query = (
-            _owned_by(channel, external_id)
-            .order_by(Case.created_at.desc(), Case.id.desc())
-            .limit(limit)
-        )
-        if statuses:
-            query = query.where(Case.status.in_(statuses))
-        if kinds:
-            query = query.where(Case.kind.in_(kinds))
-        if category:
-            query = query.where(Case.category == category)
-        if since is not None:
-            query = query.where(Case.created_at >= since)
-        return list(await self.session.scalars(query))
+        query = _of_identity(bool(statuses), bool(kinds), bool(category), since is not None)
+        params = {
+            "asker_channel": channel,
+            "asker_external_id": external_id,
+            "statuses": list(statuses),
+            "kinds": list(kinds),
+            "category": category,
+            "since": since,
+            "limit": limit,
+        }
+        return list(await self.session.scalars(query, params))
 
     async def owned(self, channel: str, external_id: str, code: str) -> Case | None:
         """The case only if it is this identity's: one query, so unknown and foreign look alike."""
-        return await self.session.scalar(_owned_by(channel, external_id).where(Case.code == code))
+        params = {"asker_channel": channel, "asker_external_id": external_id, "code": code}
+        return await self.session.scalar(_OWNED_CODE, params)
 
     async def page(
         self,
@@ -111,10 +121,11 @@ class Cases:
         return list(await self.session.scalars(query))
 
 
-def _owned_by(channel: str, external_id: str) -> Select[Case]:
-    """The cases that are the asker's own: filed from this identity, or — once the asker has
-    proved they hold the phone — filed for that citizen anywhere (by a grid worker, a kiosk),
-    or one this identity proved with its 查询码 or 验证码 (storage/proof.py)."""
+def _owned_by() -> Select[Case]:
+    """The cases that are the asker's own (`asker_channel`, `asker_external_id`): filed from
+    this identity, or — once the asker has proved they hold the phone — filed for that citizen
+    anywhere (by a grid worker, a kiosk), or one this identity proved with its 查询码 or 验证码
+    (storage/proof.py). Built once: a chat asks it on every 菜单, 进度查询 and submit."""
     asker = aliased(Identity)
     granted = (
         select(CaseAccess.id)
@@ -123,7 +134,13 @@ def _owned_by(channel: str, external_id: str) -> Select[Case]:
     )
     return (
         select(Case)
-        .join(asker, and_(asker.channel == channel, asker.external_id == external_id))
+        .join(
+            asker,
+            and_(
+                asker.channel == bindparam("asker_channel"),
+                asker.external_id == bindparam("asker_external_id"),
+            ),
+        )
         .where(
             or_(
                 Case.identity_id == asker.id,
@@ -132,6 +149,27 @@ def _owned_by(channel: str, external_id: str) -> Select[Case]:
             )
         )
     )
+
+
+_OWNED = _owned_by()
+_OWNED_CODE = _OWNED.where(Case.code == bindparam("code"))
+
+
+@cache
+def _of_identity(statuses: bool, kinds: bool, category: bool, since: bool) -> Select[Case]:
+    """The asker's own cases, newest first, with the filters asked for (built once each)."""
+    query = _OWNED.order_by(Case.created_at.desc(), Case.id.desc()).limit(
+        bindparam("limit", type_=Integer)
+    )
+    if statuses:
+        query = query.where(Case.status.in_(bindparam("statuses", expanding=True)))
+    if kinds:
+        query = query.where(Case.kind.in_(bindparam("kinds", expanding=True)))
+    if category:
+        query = query.where(Case.category == bindparam("category"))
+    if since:
+        query = query.where(Case.created_at >= bindparam("since", type_=UTCDateTime()))
+    return query
 
 
 def attachment_rows(channel: str, media: Any) -> list[Attachment]:

@@ -4,14 +4,23 @@ end in `file_case`, so a case is the same however it arrived."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, cast, func, insert, inspect, null, select, union_all
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import make_transient_to_detached
 
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.kinds import kind_of
 from conversation.commands import SubmitCase
+from conversation.ports import Conflict
 
 from .cases import attachment_rows
 from .documents import case_document
-from .models import Case, Citizen, Identity, utcnow
+from .models import Case, CaseEvent, Citizen, Identity, OutboxEntry, utcnow
+from .proof import query_code_hash
 from .uow import UnitOfWork
 
 # Ways in where a system files for a citizen (a grid worker's app, a kiosk, a city platform):
@@ -21,22 +30,34 @@ INTAKE_CHANNELS = frozenset({"api", "open311"})
 
 @dataclass(frozen=True)
 class Filer:
-    """Who files: the identity the case hangs on, its channel, and the timeline's actor."""
+    """Who files: the identity the case hangs on (its channel and id there), and the timeline's
+    actor. `link`: the identity is the citizen's own chat, so a mobile typed into the form links
+    it to that citizen (a filing system's identity is never linked)."""
 
-    identity: Identity
     channel: str
+    external_id: str
     actor: str
     department: str = ""  # where the filer routes it, over the office's suggestion
+    language: str = "zh"
+    link: bool = False
 
 
 async def file_case(
-    uow: UnitOfWork, deadlines: LegalDeadlines, command: SubmitCase, filer: Filer
-) -> tuple[Case, Citizen | None]:
+    uow: UnitOfWork,
+    deadlines: LegalDeadlines,
+    command: SubmitCase,
+    filer: Filer,
+    *,
+    query_code: str = "",
+) -> Case | None:
     """A new case under a fresh code, its `submitted` step, `case.submitted` for the back
-    office and staff paged for risk words, in the caller's unit of work (which commits)."""
+    office and staff paged for risk words, in the caller's unit of work (which commits).
+
+    None when a case of this origin (the form's id) is on file already: a form is never filed
+    twice. Written by `Filings.write` in as few statements as the database allows (one on
+    PostgreSQL); `query_code`, an anonymous filing's 查询码, is kept only as a keyed hash."""
     if command.anonymous and (command.name or command.phone):
         raise ValueError("an anonymous filing carries no name or mobile")
-    citizen = await uow.people.citizen(command.phone, command.name) if command.phone else None
     now = utcnow()
     timed = kind_of(command.kind).timed
     case = Case(
@@ -48,8 +69,6 @@ async def file_case(
         lat=command.lat,
         lng=command.lng,
         channel=filer.channel,
-        identity_id=filer.identity.id,
-        citizen_id=citizen.id if citizen else None,
         source=command.source,
         language=command.language,
         answers=command.answers,
@@ -64,16 +83,17 @@ async def file_case(
         accept_due_at=command.acceptance_due if timed else None,
         stages=deadlines.stages_from("submitted", now) if timed else [],
     )
+    case.code = uow.cases.new_code(now.astimezone(deadlines.tz).date())
     uow.cases.set_contact(case, command.name, command.phone)
+    if query_code:
+        case.query_code_hash = query_code_hash(uow, case.code, query_code)
     attachments = attachment_rows(filer.channel, command.attachments)
-    await uow.cases.add(case, now.astimezone(deadlines.tz).date(), attachments)
-    await uow.events.append(
+    first = uow.events.first_event(
         case,
         "submitted",
         filer.actor,
         {"kind": case.kind, "category": case.category, "attachments": len(attachments)},
-        at=now,
-        first=True,
+        now,
     )
     # Repeat detection (重复信访) hooks in here, the one place every filing passes, before the
     # back office hears of the case.
@@ -81,7 +101,20 @@ async def file_case(
     contact = document.pop("contact")
     # An anonymous case sends the back office no contact, not even an empty one.
     private = None if case.anonymous else {"contact": contact}
-    await uow.outbox.add("case.submitted", case.code, document, private=private)
+    entry = uow.outbox.entry("case.submitted", case.code, document, private=private)
+    citizen = uow.people.citizen_row(command.phone, command.name) if command.phone else None
+    identity = {
+        "channel": filer.channel,
+        "external_id": filer.external_id,
+        "language": filer.language,
+    }
+    filed = await Filings(uow).write(case, identity, citizen, first, entry, link=filer.link)
+    if not filed:
+        return None
+    for attachment in attachments:
+        attachment.case_id = case.id
+    if attachments:
+        await uow.cases.add_attachments(attachments)
     if command.risk_words:
         await uow.notifications.add(
             f"staff:risk:{case.code}",
@@ -90,7 +123,7 @@ async def file_case(
             case,
             {"risk_words": list(command.risk_words)},
         )
-    return case, citizen
+    return case
 
 
 async def file_for_citizen(
@@ -99,12 +132,227 @@ async def file_for_citizen(
     """A case another system files for a citizen (`channel` in INTAKE_CHANNELS): hung on the
     filing system's identity (`command.source`), and with a mobile given, the receipt a chat
     gives on submit — the code and the next legal step — queued for the notifier to text."""
-    identity = await uow.people.identity(channel, command.source, command.language)
-    filer = Filer(identity, channel, f"{channel}:{command.source}", department)
-    case, _ = await file_case(uow, deadlines, command, filer)
+    filer = Filer(
+        channel, command.source, f"{channel}:{command.source}", department, command.language
+    )
+    case = await file_case(uow, deadlines, command, filer)
+    if case is None:
+        # Its origin is on file already (callers look first; a race lost to another filing).
+        raise Conflict(f"a case of origin {command.origin} is on file already")
     if command.phone:
         data = {"accept_by": uow.iso(case.accept_due_at)} if case.accept_due_at else {}
         await uow.notifications.add(
             f"citizen:{case.code}:receipt", "citizen", "receipt", case, data
         )
     return case
+
+
+# -- writing a filing --------------------------------------------------------------------------
+
+_CASE_COLUMNS = [c for c in Case.__table__.columns if not c.primary_key]
+_EVENT_COLUMNS = [c for c in CaseEvent.__table__.columns if c.key not in ("id", "case_id")]
+_OUTBOX_COLUMNS = [c for c in OutboxEntry.__table__.columns if c.key != "seq"]
+_CITIZEN_KEYS = ("phone_hash", "phone_enc", "name_enc", "created_at")
+_IDENTITY_KEYS = ("channel", "external_id", "language", "created_at")
+
+
+def _bind(prefix: str, column: Any) -> Any:
+    return bindparam(f"{prefix}{column.key}", type_=column.type)
+
+
+def _default(column: Any) -> Any:
+    """The value a column gets when a row is inserted without it (Python-side default)."""
+    default = column.default
+    if default is None:
+        return None
+    if default.is_callable:
+        return default.arg(None)
+    return default.arg
+
+
+class Filings:
+    """A filing's rows — the citizen (found by phone hash or new; the latest name wins), the
+    identity (found or new; linked to the citizen when `link`), the case, its first timeline
+    event and its outbox entry — written together. On PostgreSQL one statement (data-modifying
+    CTEs) does it all; on SQLite, which has no such CTEs, one statement a row without a round
+    trip to pay for. Nothing is read first: the case is inserted only if its origin is not on
+    file (ON CONFLICT DO NOTHING), and the event and the outbox entry only with it."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
+
+    async def write(
+        self,
+        case: Case,
+        identity: dict[str, Any],
+        citizen: dict[str, Any] | None,
+        event: dict[str, Any],
+        entry: dict[str, Any],
+        *,
+        link: bool,
+    ) -> bool:
+        """True when filed (the case then has its id, and belongs to the session); False when
+        a case of its origin is on file already, and nothing was written but the citizen and
+        the identity (the same ones that filing wrote)."""
+        for prop in _CASE_PROPS:
+            if prop.key not in case.__dict__:
+                setattr(case, prop.key, _default(prop.columns[0]))
+        params = {f"cs_{c.key}": getattr(case, c.key) for c in _CASE_COLUMNS}
+        params.update({f"ev_{k}": v for k, v in event.items()})
+        params.update({f"ob_{k}": v for k, v in entry.items()})
+        params.update({f"id_{k}": v for k, v in identity.items()})
+        params["id_created_at"] = case.created_at
+        if citizen is not None:
+            params.update({f"ct_{k}": v for k, v in citizen.items()})
+        shape = (citizen is not None, link and citizen is not None)
+        if self.session.get_bind().dialect.name == "postgresql":
+            row = (await self.session.execute(_pg_statement(*shape), params)).first()
+            if row is None:
+                return False
+            case.id, case.identity_id, case.citizen_id = row
+        else:
+            filed = await self._one_by_one(case, params, *shape)
+            if not filed:
+                return False
+        case.updated_at = case.created_at
+        make_transient_to_detached(case)
+        self.session.add(case)
+        return True
+
+    async def _one_by_one(
+        self, case: Case, params: dict[str, Any], has_citizen: bool, link: bool
+    ) -> bool:
+        session = self.session
+        citizen_id = None
+        if has_citizen:
+            citizen_id = await session.scalar(_SQLITE_CITIZEN, params)
+        params["id_citizen_id"] = citizen_id if link else None
+        identity_id = await session.scalar(_SQLITE_IDENTITY[link], params)
+        if identity_id is None:
+            identity_id = await session.scalar(_IDENTITY_ID, params)
+        params["cs_identity_id"], params["cs_citizen_id"] = identity_id, citizen_id
+        case_id = await session.scalar(_SQLITE_CASE, params)
+        if case_id is None:
+            return False
+        params["ev_case_id"] = case_id
+        await session.execute(_SQLITE_EVENT, params)
+        await session.execute(_SQLITE_OUTBOX, params)
+        case.id, case.identity_id, case.citizen_id = case_id, identity_id, citizen_id
+        return True
+
+
+_CASE_PROPS = list(inspect(Case).column_attrs)
+_IDENTITY_ID = select(Identity.id).where(
+    Identity.channel == bindparam("id_channel"),
+    Identity.external_id == bindparam("id_external_id"),
+)
+
+
+def _insert_for(dialect: str) -> Any:
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _citizen_insert(dialect: str) -> Any:
+    """Found by phone hash or new, the latest name winning (none given keeps the one on file).
+    Always an upsert, so that RETURNING gives the row even when another transaction made it
+    a moment ago (a plain look would not see it in this statement's snapshot)."""
+    table = Citizen.__table__
+    insert = _insert_for(dialect)(Citizen).values(
+        {k: _bind("ct_", table.c[k]) for k in _CITIZEN_KEYS}
+    )
+    insert = insert.on_conflict_do_update(
+        index_elements=["phone_hash"],
+        set_={"name_enc": func.coalesce(insert.excluded.name_enc, Citizen.name_enc)},
+    )
+    return insert.returning(Citizen.id)
+
+
+def _identity_insert(dialect: str, link: bool, citizen_id: Any = None) -> Any:
+    """A found identity is linked to the citizen only when it is not already: a number typed
+    into a form proves nothing, so whatever proof the chat gave for another number is dropped."""
+    table = Identity.__table__
+    values = {k: _bind("id_", table.c[k]) for k in _IDENTITY_KEYS}
+    values["citizen_id"] = (
+        citizen_id if citizen_id is not None else bindparam("id_citizen_id", type_=Integer)
+    )
+    insert = _insert_for(dialect)(Identity).values(values)
+    if link:
+        insert = insert.on_conflict_do_update(
+            index_elements=["channel", "external_id"],
+            set_={"citizen_id": insert.excluded.citizen_id, "citizen_proven_at": None},
+            where=Identity.citizen_id.is_distinct_from(insert.excluded.citizen_id),
+        )
+    else:
+        insert = insert.on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    return insert.returning(Identity.id)
+
+
+def _case_insert(dialect: str, identity_id: Any = None, citizen_id: Any = None) -> Any:
+    values = {c.key: _bind("cs_", c) for c in _CASE_COLUMNS}
+    if identity_id is not None:
+        values["identity_id"], values["citizen_id"] = identity_id, citizen_id
+    return (
+        _insert_for(dialect)(Case)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["origin"])
+        .returning(Case.id, Case.identity_id, Case.citizen_id)
+    )
+
+
+_SQLITE_CITIZEN = _citizen_insert("sqlite")
+_SQLITE_IDENTITY = {link: _identity_insert("sqlite", link) for link in (False, True)}
+_SQLITE_CASE = _case_insert("sqlite")
+_SQLITE_EVENT = insert(CaseEvent).values(
+    {"case_id": bindparam("ev_case_id", type_=Integer)}
+    | {c.key: _bind("ev_", c) for c in _EVENT_COLUMNS}
+)
+_SQLITE_OUTBOX = insert(OutboxEntry).values({c.key: _bind("ob_", c) for c in _OUTBOX_COLUMNS})
+
+
+@cache
+def _pg_statement(has_citizen: bool, link: bool) -> Any:
+    """The whole filing in one PostgreSQL statement (built once per shape)::
+
+        WITH citizen AS (INSERT … ON CONFLICT (phone_hash) DO UPDATE … RETURNING id),
+             identity_new AS (INSERT … ON CONFLICT (channel, external_id) … RETURNING id),
+             identity AS (SELECT id FROM identity_new UNION ALL SELECT id FROM identities …
+                          LIMIT 1),
+             filed AS (INSERT INTO cases … ON CONFLICT (origin) DO NOTHING RETURNING …),
+             event AS (INSERT INTO case_events SELECT filed.id, … FROM filed),
+             entry AS (INSERT INTO outbox SELECT … FROM filed)
+        SELECT * FROM filed
+
+    The snapshot a statement reads is taken at its start, so a row found by the plain SELECT
+    is one that was there before; the INSERT's RETURNING gives the one it made. An identity
+    another transaction made a moment ago is in neither: the case's NOT NULL identity refuses
+    it, and the turn (or API call) runs again as for a repeated code; a chat's own identity
+    cannot race (the conversation's lock), an API source's only on its first filings.
+    """
+    citizen_id: Any = null()
+    if has_citizen:
+        citizen_id = select(_citizen_insert("postgresql").cte("citizen").c.id).scalar_subquery()
+    new_identity = _identity_insert(
+        "postgresql", link, citizen_id if link else cast(null(), Integer)
+    ).cte("identity_new")
+    identity = union_all(select(new_identity.c.id), _IDENTITY_ID).limit(1).cte("identity")
+    filed = _case_insert("postgresql", select(identity.c.id).scalar_subquery(), citizen_id).cte(
+        "filed"
+    )
+    event = (
+        insert(CaseEvent)
+        .from_select(
+            ["case_id", *(c.key for c in _EVENT_COLUMNS)],
+            select(filed.c.id, *(_bind("ev_", c) for c in _EVENT_COLUMNS)),
+        )
+        .cte("event")
+    )
+    entry = (
+        insert(OutboxEntry)
+        .from_select(
+            [c.key for c in _OUTBOX_COLUMNS],
+            select(*(_bind("ob_", c) for c in _OUTBOX_COLUMNS)).select_from(filed),
+        )
+        .cte("entry")
+    )
+    return select(filed.c.id, filed.c.identity_id, filed.c.citizen_id).add_cte(event, entry)

@@ -28,7 +28,7 @@ from . import follow, ratings
 from .filing import Filer, file_case
 from .handoffs import exported
 from .models import Case, utcnow
-from .proof import Proofs, query_code_hash
+from .proof import Proofs
 from .staff_threads import relay_from_citizen
 from .uow import UnitOfWork
 
@@ -87,22 +87,23 @@ class CommandHandler:
 
     async def submit(self, command: SubmitCase, inbound: Inbound) -> Results:
         uow = self.uow
-        existing = await uow.cases.by_origin(command.origin)
-        if existing is not None:
-            # The same form submitted again (a retry after a crash, a lost state write): same case.
-            return _results(existing)
-        identity = await uow.people.identity(inbound.channel, inbound.sender, command.language)
-        filer = Filer(identity, inbound.channel, f"citizen:{inbound.channel}")
-        case, citizen = await file_case(uow, self.deadlines, command, filer)
-        if citizen is not None and identity.citizen_id != citizen.id:
-            # A number typed into a form links the chat to that citizen, but proves nothing:
-            # whatever proof the chat gave for another number does not carry over.
-            identity.citizen_id, identity.citizen_proven_at = citizen.id, None
-        if not command.anonymous:
-            return _results(case)
         # Shown once, in the receipt; kept only as a keyed hash.
-        query = new_query_code()
-        case.query_code_hash = query_code_hash(uow, case.code, query)
+        query = new_query_code() if command.anonymous else ""
+        filer = Filer(
+            inbound.channel,
+            inbound.sender,
+            f"citizen:{inbound.channel}",
+            language=command.language,
+            link=True,
+        )
+        case = await file_case(uow, self.deadlines, command, filer, query_code=query)
+        if case is None:
+            # The same form submitted again (a retry after a crash, a lost state write): same case.
+            existing = await uow.cases.by_origin(command.origin)
+            assert existing is not None
+            return _results(existing)
+        if not query:
+            return _results(case)
         return _results(case).with_value("query_code", query)
 
     async def handoff(self, command: RequestHandoff, inbound: Inbound) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .crypto import PiiCipher
-from .models import OutboxEntry
+from .models import OutboxEntry, utcnow
 from .times import iso
 
 # The stream types of CONTRACTS.md; anything else is refused so a typo cannot reach consumers.
@@ -37,6 +37,35 @@ class Outbox:
         self.tz = tz
         self.touched = touched  # the unit of work's: the relay is woken after the commit
 
+    def entry(
+        self,
+        type_: str,
+        case_code: str,
+        data: dict[str, Any],
+        private: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The row of an event to queue, for a caller that writes it itself in the same
+        transaction (a filing: `storage.filing.Filings`); the relay is woken after the commit."""
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type_!r}")
+        self.touched.add("outbox")
+        return {
+            "id": str(uuid.uuid4()),
+            "type": type_,
+            "case_code": case_code,
+            "data": data,
+            "private_enc": self._seal(private),
+            "created_at": utcnow(),
+            "published_at": None,
+            "position": None,
+            "attempts": 0,
+        }
+
+    def _seal(self, private: dict[str, Any] | None) -> bytes | None:
+        if not private:
+            return None
+        return self.cipher.encrypt(json.dumps(private, ensure_ascii=False), "outbox")
+
     async def add(
         self,
         type_: str,
@@ -48,9 +77,7 @@ class Outbox:
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type_!r}")
         self.touched.add("outbox")
-        sealed = None
-        if private:
-            sealed = self.cipher.encrypt(json.dumps(private, ensure_ascii=False), "outbox")
+        sealed = self._seal(private)
         entry = OutboxEntry(
             id=str(uuid.uuid4()),
             type=type_,

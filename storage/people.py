@@ -10,7 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .crypto import PiiCipher
-from .models import Citizen, Identity
+from .models import Citizen, Identity, utcnow
 
 
 async def insert_ignoring_duplicates(
@@ -82,6 +82,16 @@ class People:
         if name:
             found.name_enc = self.cipher.encrypt(name, "name")
         return found
+
+    def citizen_row(self, phone: str, name: str = "") -> dict[str, Any]:
+        """The row of the citizen with this phone (E.164), for a caller that finds or creates it
+        itself (a filing: `storage.filing.Filings`); `name_enc` None when no name is given."""
+        return {
+            "phone_hash": self.cipher.phone_hash(phone),
+            "phone_enc": self.cipher.encrypt(phone, "phone"),
+            "name_enc": self.cipher.encrypt(name, "name") if name else None,
+            "created_at": utcnow(),
+        }
 
     async def find_citizen(self, phone: str) -> Citizen | None:
         return await self.session.scalar(

@@ -79,6 +79,22 @@ class Timeline:
         case.updated_at = moment
         return event
 
+    def first_event(
+        self, case: Case, type_: str, actor: str, data: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        """The row of a new case's first event (its id comes when the case is written: see
+        `storage.filing.Filings`), hash-chained from the genesis like any first event."""
+        payload = dict(data)
+        return {
+            "seq": 1,
+            "type": type_,
+            "actor": actor,
+            "data": payload,
+            "at": at,
+            "prev_hash": GENESIS,
+            "hash": event_hash(GENESIS, case.code, 1, type_, actor, payload, at),
+        }
+
     async def events(self, case: Case) -> list[CaseEvent]:
         rows = await self.session.scalars(
             select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)

@@ -197,7 +197,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        values = {**self.channel_values, "public_url": self.public_url}
+        values = {
+            **self.channel_values,
+            "public_url": self.public_url,
+            # Whether small shared values (claims, tokens) live in Redis or in the database.
+            "shared_in_redis": bool(self.redis_url),
+        }
         configs = {plugin.name: plugin.configure(values) for plugin in PLUGINS}
         object.__setattr__(self, "_configs", configs)
 

@@ -5,6 +5,12 @@ engine deduplicates by message id and gives a re-delivery the first delivery's r
 delivery may answer passively. A delivery the engine cannot serve within the budget answers
 `success` (an empty body when encrypted) and its replies go out by the customer-service API.
 Exactly one delivery of a message may push: it claims the message in the shared cache first.
+
+Under overload the budget shrinks, so that no push waits long for its answer (shedding): at most
+`max_turns` turns run at once, and a delivery that finds them all taken answers `success` at
+once, its turn waiting in line (first come, first served) and its replies pushed when done;
+while half of them are taken, a turn gets `shed_budget` instead of the whole budget. Both only
+when replies can be pushed at all (an AppSecret is set).
 """
 
 from __future__ import annotations
@@ -43,15 +49,33 @@ Push = Callable[[str, Sequence[str]], Awaitable[None]]
 
 class Callback:
     def __init__(
-        self, envelope: Envelope, handle: Handler, *, budget: float, apology: str, push: Push
+        self,
+        envelope: Envelope,
+        handle: Handler,
+        *,
+        budget: float,
+        apology: str,
+        push: Push,
+        shed_budget: float | None = None,
+        max_turns: int = 0,
     ) -> None:
+        """`shed_budget` and `max_turns` (0: no limit) shed load; leave them unset when replies
+        cannot be pushed, and every turn gets the whole `budget`."""
         self.envelope = envelope
         self.handle = handle
         self.budget = budget
+        self.shed_budget = min(shed_budget, budget) if shed_budget is not None else budget
+        self.max_turns = max_turns
         self.apology = apology
         self.push = push
         self.services: Services | None = None
         self.tasks: set[asyncio.Future[Any]] = set()
+        self._slots = asyncio.Semaphore(max_turns) if max_turns else None
+        # Each sender's latest turn: the next one starts after it, so that messages waiting in
+        # line are worked on in the order they came (the conversation lock is not a queue).
+        self._latest: dict[str, asyncio.Future[Any]] = {}
+        self.running = 0  # turns being worked on (holding a slot)
+        self.shed = 0  # deliveries answered at once because every slot was taken
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/wechat", self.verify_url), web.post("/wechat", self.receive)]
@@ -65,7 +89,7 @@ class Callback:
         return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
 
     async def receive(self, request: web.Request) -> web.StreamResponse:
-        deadline = asyncio.get_running_loop().time() + self.budget
+        started = asyncio.get_running_loop().time()
         try:
             self.envelope.check_query(request.query)
             body = await read_body(request, MAX_BODY)
@@ -81,15 +105,33 @@ class Callback:
         if isinstance(pushed, Observation):
             await self._observe(pushed)
             return self._ack(opened)
-        return await self._answer(request, opened, pushed, deadline)
+        return await self._answer(request, opened, pushed, started)
+
+    def _budget(self) -> float:
+        """The whole budget while there is room; the short one once this turn makes half the
+        slots taken."""
+        if self._slots is not None and (self.running + 1) * 2 > self.max_turns:
+            return self.shed_budget
+        return self.budget
 
     async def _answer(
-        self, request: web.Request, opened: Opened, inbound: Inbound, deadline: float
+        self, request: web.Request, opened: Opened, inbound: Inbound, started: float
     ) -> web.StreamResponse:
-        turn = self.spawn(self._handled(inbound))
+        claim = f"wechat:answer:{inbound.sender}:{inbound.message_id}"
+        shed = self._slots is not None and self._slots.locked()
+        deadline = started + (0.0 if shed else self._budget())
+        # In line before anything is awaited, so that a sender's messages keep their order.
+        turn = self._spawn_turn(inbound)
+        if shed:
+            # Every slot is taken: waiting would only make this answer late as well. Claimed
+            # before answering, as below; a re-delivery whose replies are claimed pushes
+            # nothing (its turn finds the first delivery's replies remembered).
+            if await self._claim(claim, PUSHED):
+                self.shed += 1
+                self.spawn(self._push_when_ready(turn, inbound.sender))
+            return self._ack(opened)
         remaining = deadline - asyncio.get_running_loop().time()
         done, _ = await asyncio.wait({turn}, timeout=max(remaining, 0.0))
-        claim = f"wechat:answer:{inbound.sender}:{inbound.message_id}"
         if not done:
             # Claimed now, before answering `success`: a re-delivery that gets the replies
             # passively later will see that they are on their way and stay silent.
@@ -115,7 +157,32 @@ class Callback:
         self.spawn(self.push(inbound.sender, pieces[1:]))
         return response
 
-    async def _handled(self, inbound: Inbound) -> list[Reply]:
+    def _spawn_turn(self, inbound: Inbound) -> asyncio.Future[list[Reply]]:
+        before = self._latest.get(inbound.sender)
+        turn = self.spawn(self._handled(inbound, before))
+        self._latest[inbound.sender] = turn
+        turn.add_done_callback(lambda done: self._done(inbound.sender, done))
+        return turn
+
+    def _done(self, sender: str, turn: asyncio.Future[Any]) -> None:
+        if self._latest.get(sender) is turn:
+            del self._latest[sender]
+
+    async def _handled(
+        self, inbound: Inbound, before: asyncio.Future[Any] | None = None
+    ) -> list[Reply]:
+        if before is not None:
+            await asyncio.wait({before})  # the sender's previous message first
+        if self._slots is None:
+            return await self._turn(inbound)
+        async with self._slots:  # first come, first served
+            self.running += 1
+            try:
+                return await self._turn(inbound)
+            finally:
+                self.running -= 1
+
+    async def _turn(self, inbound: Inbound) -> list[Reply]:
         try:
             return await self.handle(inbound)
         except Throttled as exc:

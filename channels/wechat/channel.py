@@ -44,6 +44,9 @@ class WeChatChannel:
             budget=config.reply_budget,
             apology=config.apology,
             push=self._push,
+            # Shedding answers now and pushes later: only when pushing is possible at all.
+            shed_budget=config.shed_budget if config.app_secret else None,
+            max_turns=config.max_turns if config.app_secret else 0,
         )
         self._api: WeChatApi | None = None
 

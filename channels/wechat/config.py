@@ -26,6 +26,11 @@ class WeChatConfig:
     # Seconds we wait for the engine before answering `success` and pushing the replies later.
     # WeChat gives up on a passive reply after 5 s and then re-sends the message.
     reply_budget: float = 4.0
+    # Under load (half of `max_turns` running) the wait is this short; with all `max_turns`
+    # running, a push is answered at once and its turn waits in line (shedding, pushed later).
+    # 0: no shedding.
+    shed_budget: float = 0.5
+    max_turns: int = 0
     # Every outbound API call is bounded by this many seconds.
     api_timeout: float = 5.0
     template_id: str | None = None

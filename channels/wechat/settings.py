@@ -56,6 +56,8 @@ SETTINGS = (
     Spec("MINYI_WECHAT_AES_KEY", _aes_key),
     Spec("MINYI_WECHAT_API_BASE", url("http", "https"), DEFAULT_API_BASE),
     Spec("MINYI_WECHAT_REPLY_BUDGET", number(float, 0.5, 4.8), 4.0),
+    Spec("MINYI_WECHAT_SHED_BUDGET", number(float, 0.05, 4.8), 0.5),
+    Spec("MINYI_WECHAT_MAX_TURNS", number(int, 0, 100_000)),
     Spec("MINYI_WECHAT_TEMPLATE_ID", text),
     Spec("MINYI_WECHAT_TEMPLATE_FIELDS", _field_map, ()),
     Spec("MINYI_WECHAT_MENU", existing_file),
@@ -87,7 +89,22 @@ def configure(values: Mapping[str, Any]) -> WeChatConfig | None:
         aes_key=values["wechat_aes_key"],
         api_base=values["wechat_api_base"],
         reply_budget=values["wechat_reply_budget"],
+        shed_budget=values["wechat_shed_budget"],
+        max_turns=_max_turns(values),
         template_id=values["wechat_template_id"],
         template_fields=dict(values["wechat_template_fields"]),
         menu=values["wechat_menu"],
     )
+
+
+# Turns at once before shedding, when not set: with Redis, a shed reply's claim and push are
+# cheap; on the embedded database each is a write for its one writer, and shedding measured
+# half the replies a second it gave without (docs/wechat.md), so it is off there unless set.
+SHED_AT = 16
+
+
+def _max_turns(values: Mapping[str, Any]) -> int:
+    chosen = values["wechat_max_turns"]
+    if chosen is not None:
+        return int(chosen)
+    return SHED_AT if values.get("shared_in_redis") else 0

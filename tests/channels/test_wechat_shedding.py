@@ -1,0 +1,52 @@
+"""Shedding in the WeChat callback: under overload a push is answered at once and its reply
+pushed, exactly once, in the order the citizen wrote."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot.app.appkeys import MINYI
+from bot.app.settings import Settings
+from bot.app.web import create_app
+
+from .conftest import wechat_settings
+from .wechat_kit import FakeWeChatApi, WeChatCitizen, WeChatServer
+
+
+async def test_under_overload_a_push_is_answered_at_once_and_its_reply_pushed_exactly_once(
+    aiohttp_client: Any, settings: Settings, fake_wechat: FakeWeChatApi
+) -> None:
+    """Shedding: with every turn slot taken, a push gets `success` at once instead of waiting;
+    its turn runs when a slot frees, and its reply is pushed once, re-deliveries or not."""
+    configured = wechat_settings(
+        settings, fake_wechat, "plain", wechat_max_turns=1, wechat_shed_budget=0.2
+    )
+    client = await aiohttp_client(create_app(configured, workers=False))
+    runtime = client.app[MINYI]
+    server = WeChatServer("plain")
+    first = WeChatCitizen(client, server)
+    second = WeChatCitizen(client, server, openid="oSecondCitizen0000000000000")
+    later = int(time.time()) - 6  # old enough that WeChat may be sending it again
+    xml = second.message("text", Content="我要反映", CreateTime=later)
+    async with runtime.store.lock(f"wechat:{first.openid}"):
+        # The first citizen's turn takes the only slot and waits for its conversation: the short
+        # budget (under load) runs out and the reply will be pushed.
+        started = time.monotonic()
+        assert (await first.deliver(first.message("text", Content="我要反映"))).body == "success"
+        assert time.monotonic() - started < 1.0
+        # Every slot taken: answered at once, the turn waits in line.
+        started = time.monotonic()
+        deliveries = [await second.deliver(xml) for _ in range(3)]  # WeChat's re-sends too
+        assert [d.body for d in deliveries] == ["success"] * 3
+        assert time.monotonic() - started < 1.0
+        assert fake_wechat.of("message/custom/send") == []
+    await fake_wechat.wait_for(lambda: len(fake_wechat.of("message/custom/send")) >= 2)
+    assert (await second.deliver(xml)).body == "success"  # after the push: still silent
+    await runtime.channels["wechat"].close()  # every background task finished
+    [to_first] = fake_wechat.texts_to(first.openid)
+    [to_second] = fake_wechat.texts_to(second.openid)
+    assert "类别" in to_first and "类别" in to_second
+    # Each turn ran once: both are at the category step now, answered passively again.
+    assert "事情经过" in await first.say("4")
+    assert "事情经过" in await second.say("4")
