@@ -3,7 +3,9 @@
 A provider's push may carry hundreds of replies; answering it only after each was matched to
 its survey and recorded took seconds (long enough for the provider to give up and push again).
 `take` stores a push's replies, encrypted, in one transaction, and the push is acknowledged;
-the `sms-replies` job (`work_once`) then hands each to the survey handler. A reply is deleted
+the `sms-replies` job (`work_once`) then hands them to the survey handler: the plain ratings of
+a whole batch together, in one transaction (`handle_many`), the rest one by one, each phone's
+in order after its ratings; when the batch fails, every reply of it one by one. A reply is deleted
 only after it was handled; one whose handling failed is tried again later, and one handled
 twice is recognised by the handler's own dedupe key, so nothing is lost or counted twice.
 """
@@ -70,11 +72,15 @@ class SmsInbox:
         cipher: PiiCipher,
         handle: Callable[[SmsReply], Awaitable[None]],
         committed: Committed,
+        handle_many: Callable[[Sequence[SmsReply]], Awaitable[list[bool]]] | None = None,
     ) -> None:
         self.db = db
         self.cipher = cipher
         self.handle = handle
         self.committed = committed
+        # Many replies at once, in one transaction (the survey handler's plain ratings): says
+        # which it handled; the others go to `handle` one by one, in order, after it.
+        self.handle_many = handle_many
 
     async def take(self, replies: Sequence[SmsReply]) -> None:
         """Store a push's replies (the SMS channel's `on_replies`); raises if they were not."""
@@ -99,13 +105,23 @@ class SmsInbox:
         leased = await self._lease()
         if not leased:
             return 0
-        by_phone: dict[str, list[tuple[int, int, SmsReply]]] = {}
-        for row_id, attempts, blob in leased:
-            reply = _open(self.cipher, blob)
-            by_phone.setdefault(reply.phone, []).append((row_id, attempts, reply))
-        gate = asyncio.Semaphore(PARALLEL_SQLITE if self.db.is_sqlite else PARALLEL)
+        replies = [(row_id, attempts, _open(self.cipher, blob)) for row_id, attempts, blob in leased]
         done: list[int] = []
         failed: list[tuple[int, int]] = []
+        if self.handle_many is not None:
+            try:
+                taken = await self.handle_many([reply for _, _, reply in replies])
+            except Exception:
+                # Nothing of the batch was written: each reply is handled on its own below, so
+                # one that cannot be holds up only its own phone.
+                log.exception("%d SMS replies not handled together; one by one", len(replies))
+                taken = [False] * len(replies)
+            done = [row_id for (row_id, _, _), ok in zip(replies, taken, strict=True) if ok]
+            replies = [each for each, ok in zip(replies, taken, strict=True) if not ok]
+        by_phone: dict[str, list[tuple[int, int, SmsReply]]] = {}
+        for row_id, attempts, reply in replies:
+            by_phone.setdefault(reply.phone, []).append((row_id, attempts, reply))
+        gate = asyncio.Semaphore(PARALLEL_SQLITE if self.db.is_sqlite else PARALLEL)
 
         async def in_order(queue: list[tuple[int, int, SmsReply]]) -> None:
             async with gate:
