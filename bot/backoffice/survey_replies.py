@@ -128,8 +128,9 @@ class SurveyReplies:
         comment never overtakes its rating. The open surveys of all phones come in one query
         that locks their cases (in case order, so two batches never deadlock), the re-delivery
         keys in one query and one insert, each case's last timeline entry in one query; the
-        ratings, timeline entries and `case.rated` rows are then written by one flush. Raises
-        on any failure, with nothing written: the caller then goes one by one.
+        ratings, timeline entries and `case.rated` rows are then written by one flush, the
+        notifications (an unhappy rating's) by one insert. Raises on any failure, with nothing
+        written: the caller then goes one by one.
         """
         handled = [False] * len(replies)
         parsed = [read_reply(r.text, self.rules.scale) for r in replies]
@@ -172,9 +173,12 @@ class SurveyReplies:
                 # handled at the same moment): one by one, each is then seen for what it is.
                 raise Conflict("SMS reply taken elsewhere during the batch")
             await uow.events.preload(chosen.case.id for _, chosen in plan)
+            uow.notifications.hold()
             with uow.session.no_autoflush:  # written by one flush at the commit
                 for reading, chosen in plan:
                     await self._record(uow, reading, chosen, chosen.case, now)
+            await uow.notifications.write_held()
+            await uow.flush()
             await uow.commit()
         return handled
 
@@ -204,11 +208,12 @@ class SurveyReplies:
     async def _take_keys(self, uow: UnitOfWork, keys: list[str], now: datetime) -> int:
         """Record the replies' keys as taken (set-based); how many were new."""
         insert = pg_insert if uow.db.is_postgres else sqlite_insert
+        table = SmsInbound.__table__
         taken = await uow.session.scalars(
-            insert(SmsInbound)
+            insert(table)
             .values([{"key": key, "created_at": now} for key in keys])
             .on_conflict_do_nothing(index_elements=["key"])
-            .returning(SmsInbound.key)
+            .returning(table.c.key)
         )
         return len(list(taken))
 
