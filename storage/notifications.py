@@ -38,7 +38,7 @@ class Notifications:
     ) -> None:
         """Queue once per key: a repeated cause (a retried API call) queues nothing new."""
         self.touched.add("notifications")
-        row = {
+        row: dict[str, Any] = {
             "key": key,
             "audience": audience,
             "topic": topic,

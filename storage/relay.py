@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import Row, Update, func, select, text, update
+from sqlalchemy import Update, func, select, text, update
 
 from .crypto import PiiCipher
 from .db import Database
@@ -55,10 +55,18 @@ _END = "\x1f"
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 _COLUMNS = OutboxEntry.__table__.c
-_CLAIM = select(
-    _COLUMNS.seq, _COLUMNS.id, _COLUMNS.type, _COLUMNS.case_code, _COLUMNS.data,
-    _COLUMNS.private_enc,
-).where(_COLUMNS.published_at.is_(None)).order_by(_COLUMNS.seq)
+_CLAIM = (
+    select(
+        _COLUMNS.seq,
+        _COLUMNS.id,
+        _COLUMNS.type,
+        _COLUMNS.case_code,
+        _COLUMNS.data,
+        _COLUMNS.private_enc,
+    )
+    .where(_COLUMNS.published_at.is_(None))
+    .order_by(_COLUMNS.seq)
+)
 # PostgreSQL: the last position comes with the claim, and the batch is numbered from it in one
 # UPDATE joined to two arrays (seqs, positions) — the same statement, prepared once, whatever
 # the batch's size.
@@ -148,7 +156,7 @@ class Relay:
         return int(await self.redis.xtrim(self.stream, minid=cut, approximate=False))
 
 
-def _data_json(cipher: PiiCipher, row: Row[Any]) -> str:
+def _data_json(cipher: PiiCipher, row: Any) -> str:
     """The `data` field: the row's data, personal data decrypted back in (only rows with any)."""
     data = row.data
     if row.private_enc:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -158,7 +158,7 @@ class SurveyReplies:
                 chosen = None
                 if isinstance(reading, Rated):
                     chosen = _only(reading, open_by_phone.get(phone, []))
-                if chosen is None:
+                if chosen is None or not isinstance(reading, Rated):
                     left.add(phone)
                     continue
                 open_by_phone[phone].remove(chosen)  # answered now: not open for what follows
@@ -172,7 +172,7 @@ class SurveyReplies:
                 # Another process took one of these replies meanwhile (a provider's re-delivery
                 # handled at the same moment): one by one, each is then seen for what it is.
                 raise Conflict("SMS reply taken elsewhere during the batch")
-            await uow.events.preload(chosen.case.id for _, chosen in plan)
+            await uow.events.preload([chosen.case.id for _, chosen in plan])
             uow.notifications.hold()
             with uow.session.no_autoflush:  # written by one flush at the commit
                 for reading, chosen in plan:
@@ -209,6 +209,7 @@ class SurveyReplies:
         """Record the replies' keys as taken (set-based); how many were new."""
         insert = pg_insert if uow.db.is_postgres else sqlite_insert
         table = SmsInbound.__table__
+        assert isinstance(table, Table)
         taken = await uow.session.scalars(
             insert(table)
             .values([{"key": key, "created_at": now} for key in keys])
