@@ -8,8 +8,8 @@ what a real one does: the secret-path guard, the body limit and validation, prod
 is when the push is acknowledged ("ack" columns). The app's own `sms-replies` job, woken by
 that commit, works them through the survey handler: the re-delivery check, the reply parser,
 the open survey of that phone, the rating on the case, its timeline entry and `case.rated` in
-the outbox, one transaction per reply. "replies/s" is from the first push until every case is
-rated. Client and server share one process.
+the outbox, the plain ratings of a lease in one transaction (docs/sms.md). "replies/s" is from
+the first push until every case is rated. Client and server share one process.
 """
 
 from __future__ import annotations

@@ -933,6 +933,11 @@ class Soak:
                         )
                         or 0
                     )
+                    # Acknowledged SMS replies the worker has yet to work through (it polls
+                    # every 2 s: a server's commit cannot wake another process's job).
+                    sms_waiting = int(
+                        await conn.scalar(text("SELECT count(*) FROM sms_replies_waiting")) or 0
+                    )
                 submitted = len(self.phone_of)
                 walks_done = (
                     len(self.closed) + len({f.split()[0] for f in self.walk_failures})
@@ -944,6 +949,7 @@ class Soak:
                     and walks_done
                     and not pending
                     and unpublished == 0
+                    and sms_waiting == 0
                     and len(self.surveys_by_case) >= len(self.closed)
                 ):
                     return
@@ -957,7 +963,8 @@ class Soak:
                     )
                     self.say(
                         f"catching up: cases {cases}, seen in the stream {submitted}, "
-                        f"unpublished {unpublished}, notifications pending {dict(held)}"
+                        f"unpublished {unpublished}, SMS replies waiting {sms_waiting}, "
+                        f"notifications pending {dict(held)}"
                     )
                 await asyncio.sleep(2.0)
             self.say("settling timed out; the verdict shows what is missing")

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Case, Delivery, Notification, utcnow
-from .people import insert_ignoring_duplicates
+from .people import insert_ignoring_duplicates, insert_ignoring_duplicates_many
 from .timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -31,26 +31,39 @@ class Notifications:
     def __init__(self, session: AsyncSession, touched: set[str]) -> None:
         self.session = session
         self.touched = touched  # the unit of work's: the notifier is woken after the commit
+        self._held: dict[str, dict[str, Any]] | None = None
 
     async def add(
         self, key: str, audience: str, topic: str, case: Case | None, payload: dict[str, Any]
     ) -> None:
         """Queue once per key: a repeated cause (a retried API call) queues nothing new."""
         self.touched.add("notifications")
-        await insert_ignoring_duplicates(
-            self.session,
-            Notification,
-            {
-                "key": key,
-                "audience": audience,
-                "topic": topic,
-                "case_id": case.id if case else None,
-                "payload": payload,
-                "next_attempt_at": utcnow(),
-                "done_routes": [],
-            },
-            ["key"],
-        )
+        row: dict[str, Any] = {
+            "key": key,
+            "audience": audience,
+            "topic": topic,
+            "case_id": case.id if case else None,
+            "payload": payload,
+            "next_attempt_at": utcnow(),
+            "done_routes": [],
+        }
+        if self._held is not None:
+            self._held.setdefault(key, row)
+            return
+        await insert_ignoring_duplicates(self.session, Notification, row, ["key"])
+
+    def hold(self) -> None:
+        """Keep what is added from now on for `write_held`: many in one INSERT (a batch)."""
+        if self._held is None:
+            self._held = {}
+
+    async def write_held(self) -> None:
+        """Write the held notifications in one statement, each once per key as `add` does."""
+        held, self._held = self._held, None
+        if held:
+            await insert_ignoring_duplicates_many(
+                self.session, Notification, list(held.values()), ["key"]
+            )
 
     async def lease_due(
         self, limit: int, *, skip_locked: bool, now: datetime | None = None

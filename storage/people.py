@@ -26,6 +26,16 @@ async def insert_ignoring_duplicates(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def insert_ignoring_duplicates_many(
+    session: AsyncSession, model: Any, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """`insert_ignoring_duplicates` for many rows in one statement (on the table: the ORM's
+    per-value handling of a bulk insert costs more than the insert)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(model.__table__).values(rows).on_conflict_do_nothing(index_elements=keys)
+    await session.execute(statement)
+
+
 async def insert_returning(
     session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]
 ) -> Any:

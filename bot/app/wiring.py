@@ -351,7 +351,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         units, office.catalog, surveys, deadlines, tz, otherwise=sms_conversation
     )
     # A push of SMS replies is kept first and acknowledged; its replies are worked through after.
-    sms_inbox = SmsInbox(db, cipher, survey_replies, committed)
+    sms_inbox = SmsInbox(db, cipher, survey_replies, committed, survey_replies.many)
     directory = StaffDirectory(units)
     staff_threads = StaffThreads(units, shared, office, tz, engine, directory)
 

@@ -3,7 +3,9 @@
 A provider's push may carry hundreds of replies; answering it only after each was matched to
 its survey and recorded took seconds (long enough for the provider to give up and push again).
 `take` stores a push's replies, encrypted, in one transaction, and the push is acknowledged;
-the `sms-replies` job (`work_once`) then hands each to the survey handler. A reply is deleted
+the `sms-replies` job (`work_once`) then hands them to the survey handler: the plain ratings of
+a whole batch together, in one transaction (`handle_many`), the rest one by one, each phone's
+in order after its ratings; when the batch fails, every reply of it one by one. A reply is deleted
 only after it was handled; one whose handling failed is tried again later, and one handled
 twice is recognised by the handler's own dedupe key, so nothing is lost or counted twice.
 """
@@ -34,6 +36,10 @@ LEASE = timedelta(minutes=2)  # a run that died holding replies frees them after
 PARALLEL = 16
 PARALLEL_SQLITE = 2
 MAX_BACKOFF = timedelta(minutes=10)
+# Plain ratings handled in one transaction (`SurveyReplies.many`); on SQLite fewer, so that a
+# push's insert, waiting for the one writer, is not held up long.
+TOGETHER = 200
+TOGETHER_SQLITE = 50
 
 
 def _seal(cipher: PiiCipher, reply: SmsReply) -> bytes:
@@ -70,11 +76,15 @@ class SmsInbox:
         cipher: PiiCipher,
         handle: Callable[[SmsReply], Awaitable[None]],
         committed: Committed,
+        handle_many: Callable[[Sequence[SmsReply]], Awaitable[list[bool]]] | None = None,
     ) -> None:
         self.db = db
         self.cipher = cipher
         self.handle = handle
         self.committed = committed
+        # Many replies at once, in one transaction (the survey handler's plain ratings): says
+        # which it handled; the others go to `handle` one by one, in order, after it.
+        self.handle_many = handle_many
 
     async def take(self, replies: Sequence[SmsReply]) -> None:
         """Store a push's replies (the SMS channel's `on_replies`); raises if they were not."""
@@ -99,13 +109,19 @@ class SmsInbox:
         leased = await self._lease()
         if not leased:
             return 0
-        by_phone: dict[str, list[tuple[int, int, SmsReply]]] = {}
-        for row_id, attempts, blob in leased:
-            reply = _open(self.cipher, blob)
-            by_phone.setdefault(reply.phone, []).append((row_id, attempts, reply))
-        gate = asyncio.Semaphore(PARALLEL_SQLITE if self.db.is_sqlite else PARALLEL)
+        replies = [
+            (row_id, attempts, _open(self.cipher, blob)) for row_id, attempts, blob in leased
+        ]
         done: list[int] = []
         failed: list[tuple[int, int]] = []
+        if self.handle_many is not None:
+            taken = await self._together(self.handle_many, [reply for _, _, reply in replies])
+            done = [row_id for (row_id, _, _), ok in zip(replies, taken, strict=True) if ok]
+            replies = [each for each, ok in zip(replies, taken, strict=True) if not ok]
+        by_phone: dict[str, list[tuple[int, int, SmsReply]]] = {}
+        for row_id, attempts, reply in replies:
+            by_phone.setdefault(reply.phone, []).append((row_id, attempts, reply))
+        gate = asyncio.Semaphore(PARALLEL_SQLITE if self.db.is_sqlite else PARALLEL)
 
         async def in_order(queue: list[tuple[int, int, SmsReply]]) -> None:
             async with gate:
@@ -123,6 +139,39 @@ class SmsInbox:
         await asyncio.gather(*(in_order(q) for q in by_phone.values()))
         await self._settle(done, failed)
         return len(leased)
+
+    async def _together(
+        self,
+        handle_many: Callable[[Sequence[SmsReply]], Awaitable[list[bool]]],
+        replies: list[SmsReply],
+    ) -> list[bool]:
+        """Hand the replies over in transactions of `TOGETHER` (fewer on SQLite, whose one
+        writer a push's insert waits for); which were handled. A phone with a reply not handled
+        has its later replies left too, so they follow it one by one, in order."""
+        size = TOGETHER_SQLITE if self.db.is_sqlite else TOGETHER
+        taken = [False] * len(replies)
+        held_back: set[str] = set()  # phones with a reply left for one by one
+        for start in range(0, len(replies), size):
+            chunk = [
+                i
+                for i in range(start, min(start + size, len(replies)))
+                if replies[i].phone not in held_back
+            ]
+            try:
+                flags = await handle_many([replies[i] for i in chunk]) if chunk else []
+            except Exception:
+                # Nothing of this batch was written: its replies are handled one by one, so one
+                # that cannot be holds up only its own phone.
+                log.exception("%d SMS replies not handled together; one by one", len(chunk))
+                flags = [False] * len(chunk)
+            for i, ok in zip(chunk, flags, strict=True):
+                taken[i] = ok
+            held_back.update(
+                replies[i].phone
+                for i in range(start, min(start + size, len(replies)))
+                if not taken[i]
+            )
+        return taken
 
     async def waiting(self) -> int:
         async with self.db.reading() as session:

@@ -15,11 +15,13 @@ records it as taken itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from channels.sms import SmsReply
 from conversation import rating
@@ -27,6 +29,7 @@ from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.surveys import SurveyRules
 from conversation.catalog import Catalog
 from conversation.codes import short_reference
+from conversation.ports import Conflict
 from conversation.survey_reply import OptOut, Rated, read_reply
 from conversation.survey_text import survey_options
 from conversation.validators import normalize
@@ -40,7 +43,7 @@ log = logging.getLogger(__name__)
 REVIEW_WORDS = frozenset({"复查", "申请复查", "要复查", "review"})
 
 
-@dataclass
+@dataclass(eq=False)  # by identity: a batch removes the one it rated from a phone's list
 class _Open:
     survey: Survey
     case: Case
@@ -48,6 +51,17 @@ class _Open:
     @property
     def ref(self) -> str:
         return short_reference(self.case.code)
+
+
+def _only(parsed: Rated, open_surveys: list[_Open]) -> _Open | None:
+    """The one open survey a rating names (by its reference, or as the phone's only one), if
+    its case can be rated; None when `__call__` must decide (ask which, or nothing to rate)."""
+    candidates = open_surveys
+    if parsed.reference:
+        candidates = [s for s in open_surveys if s.ref == parsed.reference.upper()]
+    if len(candidates) != 1 or candidates[0].case.status != "closed":
+        return None
+    return candidates[0]
 
 
 class SurveyReplies:
@@ -119,6 +133,107 @@ class SurveyReplies:
             return False
         return True
 
+    async def many(self, replies: Sequence[SmsReply]) -> list[bool]:
+        """The plain ratings among many replies, in one transaction; which replies were handled.
+
+        Taken here, per phone and in order, are its replies up to the first that is not a
+        rating naming exactly one of the phone's open surveys (of a case still closed), and
+        re-deliveries among them, which change nothing. The rest — comments, opt-outs, review
+        requests, anything unclear, a second rating, and every reply of that phone after one
+        of these — is left for `__call__`, one at a time, in order, after this commits: a
+        comment never overtakes its rating. The open surveys of all phones come in one query
+        that locks their cases (in case order, so two batches never deadlock), the re-delivery
+        keys in one query and one insert, each case's last timeline entry in one query; the
+        ratings, timeline entries and `case.rated` rows are then written by one flush, the
+        notifications (an unhappy rating's) by one insert. Raises on any failure, with nothing
+        written: the caller then goes one by one.
+        """
+        handled = [False] * len(replies)
+        parsed = [read_reply(r.text, self.rules.scale) for r in replies]
+        if not any(isinstance(p, Rated) for p in parsed):
+            return handled
+        now = utcnow()
+        async with self.units() as uow:
+            cipher = uow.cipher
+            phones = {r.phone: cipher.phone_hash(r.phone) for r in replies}
+            keys = [cipher.digest(r.dedupe_key, "sms-inbound") for r in replies]
+            open_by_phone = await self._open_surveys_locked(uow, set(phones.values()), now)
+            known = set(
+                await uow.session.scalars(select(SmsInbound.key).where(SmsInbound.key.in_(keys)))
+            )
+            left: set[str] = set()  # phones whose next replies wait for `__call__`
+            plan: list[tuple[Rated, _Open]] = []
+            new_keys: list[str] = []
+            for i, (reply, reading, key) in enumerate(zip(replies, parsed, keys, strict=True)):
+                phone = phones[reply.phone]
+                if phone in left:
+                    continue
+                if key in known:  # re-delivered (or twice in this batch): already taken
+                    handled[i] = True
+                    continue
+                chosen = None
+                if isinstance(reading, Rated):
+                    chosen = _only(reading, open_by_phone.get(phone, []))
+                if chosen is None or not isinstance(reading, Rated):
+                    left.add(phone)
+                    continue
+                open_by_phone[phone].remove(chosen)  # answered now: not open for what follows
+                known.add(key)
+                new_keys.append(key)
+                plan.append((reading, chosen))
+                handled[i] = True
+            if not plan:
+                return handled  # only re-deliveries: nothing to write
+            if await self._take_keys(uow, new_keys, now) != len(new_keys):
+                # Another process took one of these replies meanwhile (a provider's re-delivery
+                # handled at the same moment): one by one, each is then seen for what it is.
+                raise Conflict("SMS reply taken elsewhere during the batch")
+            await uow.events.preload([chosen.case.id for _, chosen in plan])
+            uow.notifications.hold()
+            with uow.session.no_autoflush:  # written by one flush at the commit
+                for reading, chosen in plan:
+                    await self._record(uow, reading, chosen, chosen.case, now)
+            await uow.notifications.write_held()
+            await uow.flush()
+            await uow.commit()
+        return handled
+
+    async def _open_surveys_locked(
+        self, uow: UnitOfWork, phone_hashes: set[str], now: datetime
+    ) -> dict[str, list[_Open]]:
+        """Each phone's open surveys (oldest first), their cases locked until the commit."""
+        query = (
+            select(Survey, Case)
+            .join(Case, Survey.case_id == Case.id)
+            .where(
+                Survey.phone_hash.in_(sorted(phone_hashes)),
+                Survey.status == "open",
+                Survey.expires_at > now,
+            )
+            .order_by(Case.id, Survey.created_at)
+        )
+        if uow.db.is_postgres:
+            query = query.with_for_update(of=Case)
+        by_phone: dict[str, list[_Open]] = {}
+        for survey, case in (await uow.session.execute(query)).all():
+            by_phone.setdefault(str(survey.phone_hash), []).append(_Open(survey, case))
+        for surveys in by_phone.values():
+            surveys.sort(key=lambda s: s.survey.created_at)
+        return by_phone
+
+    async def _take_keys(self, uow: UnitOfWork, keys: list[str], now: datetime) -> int:
+        """Record the replies' keys as taken (set-based); how many were new."""
+        insert = pg_insert if uow.db.is_postgres else sqlite_insert
+        table = SmsInbound.__table__
+        assert isinstance(table, Table)
+        taken = await uow.session.scalars(
+            insert(table)
+            .values([{"key": key, "created_at": now} for key in keys])
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(table.c.key)
+        )
+        return len(list(taken))
+
     async def _surveys(
         self, uow: UnitOfWork, phone_hash: str, now: datetime, status: str
     ) -> list[_Open]:
@@ -146,6 +261,12 @@ class SurveyReplies:
         chosen = candidates[0]
         case = await uow.cases.by_code(chosen.case.code, for_update=True)
         assert case is not None
+        await self._record(uow, parsed, chosen, case, now)
+
+    async def _record(
+        self, uow: UnitOfWork, parsed: Rated, chosen: _Open, case: Case, now: datetime
+    ) -> None:
+        """The rating of one survey's case, which the caller holds (FOR UPDATE)."""
         scale = chosen.survey.scale
         unhappy = rating.is_unhappy(scale, parsed.score)
         rated = await ratings.record_rating(
