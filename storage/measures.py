@@ -17,7 +17,7 @@ from conversation.cases.measures import Counts
 from . import rollup as rolled
 from .counting import GROUPINGS, Measured, live, week_starts
 
-__all__ = ["GROUPINGS", "Measured", "measured", "week_starts"]
+__all__ = ["GROUPINGS", "Measured", "keep_rollup_up", "measured", "week_starts"]
 
 
 async def measured(
@@ -59,3 +59,19 @@ async def measured(
     if ranges:
         await live(session, result, ranges, start, end, by, now, repeat_days, tz, subtrees)
     return result
+
+
+async def keep_rollup_up(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    repeat_days: int,
+    tz: tzinfo,
+    subtrees: Mapping[str, frozenset[str]],
+) -> int:
+    """Counts old days into the daily rollup ahead of the questions (the `stats-rollup` job);
+    returns how many are still to count. The caller commits."""
+    shape = rolled.Shape.of(tz, repeat_days, dict(subtrees))
+    if shape is None:
+        return 0
+    return await rolled.keep_up(session, now=now, shape=shape)

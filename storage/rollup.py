@@ -152,6 +152,26 @@ async def add_rolled_up(
     return _rest(start, end, usable, shape)
 
 
+async def keep_up(session: AsyncSession, *, now: datetime, shape: Shape) -> int:
+    """Counts into the rollup (at most `BATCH_DAYS`) the days a question would otherwise count
+    itself, oldest case to `newest_day`: the `stats-rollup` job's share, so that the first long
+    question after an upgrade, or after midnight re-dates open cases' days, finds them counted.
+    Returns how many days are still to count (0: up to date); its caller commits."""
+    oldest = await session.scalar(select(func.min(Case.created_at)))
+    if oldest is None:
+        return 0
+    first = _as_utc(oldest).astimezone(shape.tz).date()
+    last = newest_day(now, shape)
+    if first > last or await _settled(session, first, last, now, shape):
+        return 0
+    await _bring_up_to_date(session, first, last, now, shape)
+    return (last - first).days + 1 - len(await _usable(session, first, last, now))
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 async def _usable(session: AsyncSession, first: date, last: date, now: datetime) -> list[date]:
     rows = await session.execute(
         select(StatsRollupDay.day, StatsRollupDay.valid_after, StatsRollupDay.valid_until).where(

@@ -21,7 +21,7 @@ from bot.app.settings import Settings
 from bot.app.web import create_app
 from conversation.cases.progress import Progress
 from storage.lifecycle import record_progress
-from storage.measures import Measured, measured
+from storage.measures import Measured, keep_rollup_up, measured
 from storage.models import (
     Case,
     CaseCoDepartment,
@@ -30,7 +30,7 @@ from storage.models import (
     StatsRollup,
     StatsRollupDay,
 )
-from storage.rollup import HORIZON
+from storage.rollup import HORIZON, Shape, newest_day
 from storage.uow import UnitOfWork
 
 DAY = timedelta(days=1)
@@ -242,3 +242,42 @@ async def test_daylight_saving_days_and_a_new_zone(client: TestClient) -> None:
 def test_the_horizon_leaves_days_still_filling_to_the_live_count() -> None:
     # Filings of today and acceptance deadlines (15 days) change recent days all the time.
     assert timedelta(days=15) < HORIZON
+
+
+async def test_the_job_counts_old_days_before_anyone_asks(client: TestClient) -> None:
+    """`stats-rollup` fills the rollup a batch at a time until every old day is counted, then
+    finds nothing to do; a question afterwards counts no day itself, and answers the same."""
+    rng = random.Random(3)
+    await fill(client, rng, 200)
+    runtime = client.server.app[MINYI]
+    office = runtime.office
+
+    async def run_job(now: datetime) -> int:
+        async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+            left = await keep_rollup_up(uow.session, now=now, repeat_days=REPEAT_DAYS,
+                                        tz=SHANGHAI, subtrees=office.departments.subtrees())  # fmt: skip
+            await uow.commit()
+        return left
+
+    runs = 1
+    while await run_job(NOW):
+        runs += 1
+        assert runs < 20, "the job does not get to the end"
+    assert runs >= 2, "more days than one batch: the job must come back for the rest"
+    async with runtime.db.session() as session:
+        oldest = await session.scalar(select(func.min(Case.created_at)))
+    first = oldest.astimezone(SHANGHAI).date()
+    expected = (newest_day(NOW, Shape.of(SHANGHAI, REPEAT_DAYS, office.departments.subtrees())) - first).days + 1  # fmt: skip
+    assert await rolled_days(client) == expected
+    assert await run_job(NOW) == 0
+
+    # A change on an old day is counted again by the job, not by the next question.
+    async with UnitOfWork(runtime.db, runtime.cipher) as uow:
+        await uow.session.execute(update(Case).where(Case.id == min(
+            (await uow.session.scalars(select(Case.id))).all())).values(department="cgj"))  # fmt: skip
+        await uow.commit()
+    assert await run_job(NOW) == 0
+    async with runtime.db.session() as session:
+        assert not await session.scalar(select(func.count()).select_from(StatsDirty))
+    await same_answers(client, rng, NOW)
+    assert "stats-rollup" in {job.name for job in runtime.jobs}

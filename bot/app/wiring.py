@@ -52,7 +52,7 @@ from conversation.catalog import Catalog
 from conversation.engine import Engine
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig, load_office
-from storage import keycheck, migrate, redis_connect, schema_compat
+from storage import keycheck, measures, migrate, redis_connect, schema_compat
 from storage.conversations import (
     ConversationStoreBase,
     DatabaseConversationStore,
@@ -423,6 +423,21 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         clock=utcnow,
     )
     jobs += (Job("photo-sweep", 600.0, sweep.run_once, repeat_while_busy=True),)
+
+    async def keep_rollup_up() -> int:
+        """Old days counted into the measures' daily rollup before anyone asks (measures.md)."""
+        async with units() as uow:
+            left = await measures.keep_rollup_up(
+                uow.session,
+                now=utcnow(),
+                repeat_days=office.repeats.window_days,
+                tz=tz,
+                subtrees=office.departments.subtrees(),
+            )
+            await uow.commit()
+        return left
+
+    jobs += (Job("stats-rollup", 3600.0, keep_rollup_up, repeat_while_busy=True),)
 
     return Minyi(
         settings=settings,
