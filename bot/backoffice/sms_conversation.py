@@ -28,8 +28,8 @@ from channels.sms import SmsReply
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig
 from conversation.sms_answer import sms_answer
-from storage.models import SmsInbound, utcnow
-from storage.people import insert_ignoring_duplicates
+from storage.models import Identity, SmsInbound, utcnow
+from storage.people import SMS_ROUTE, insert_ignoring_duplicates, sms_conversation_id
 from storage.ratelimit import RateLimit
 from storage.uow import UnitOfWork, Units
 
@@ -70,11 +70,11 @@ class SmsConversation:
     async def __call__(self, reply: SmsReply) -> None:
         cipher = self.units.cipher
         key = cipher.digest(reply.dedupe_key, "sms-inbound")  # as the survey path records it
-        sender = cipher.digest(reply.phone, "sms-sender")
+        sender = sms_conversation_id(cipher, reply.phone)
         t = self.office.catalog.for_language("zh")
         capped = await self._capped(sender, key)
         if capped is None:
-            await self._link_owner(reply.phone, sender)
+            await self._remember(reply.phone, sender)
             replies = await self.handle(
                 Inbound(
                     channel=CHANNEL,
@@ -127,13 +127,23 @@ class SmsConversation:
             "sms.capped", until=when, online=self.office.online("zh"), hotline=self.office.hotline
         )
 
-    async def _link_owner(self, phone: str, sender: str) -> None:
-        """The SMS came from the mobile on file: this conversation holds that citizen's cases."""
+    async def _remember(self, phone: str, sender: str) -> None:
+        """The conversation keeps its mobile, encrypted, as the way back to it when staff take
+        its thread (its id is only a hash). And if the SMS came from the mobile on file, this
+        conversation holds that citizen's cases."""
         async with self.units() as uow:
             citizen = await uow.people.find_citizen(phone)
-            if citizen is None:
-                return
             identity = await uow.people.identity(CHANNEL, sender)
-            if identity.citizen_id != citizen.id or identity.citizen_proven_at is None:
+            if identity.phone_enc is None:
+                identity.phone_enc = uow.cipher.encrypt(phone, SMS_ROUTE)
+            if citizen is not None and (
+                identity.citizen_id != citizen.id or identity.citizen_proven_at is None
+            ):
                 identity.citizen_id, identity.citizen_proven_at = citizen.id, utcnow()
             await uow.commit()
+
+
+def route_of(uow: UnitOfWork, identity: Identity) -> str:
+    """The mobile behind an SMS conversation, "" when it is not kept (erased, or never texted
+    since it was kept)."""
+    return uow.cipher.decrypt(identity.phone_enc, SMS_ROUTE) if identity.phone_enc else ""
