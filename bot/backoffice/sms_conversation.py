@@ -2,7 +2,8 @@
 conversation on the `sms` channel, and the engine's answer goes back by SMS.
 
 The sender is known by a keyed hash of their mobile (never stored in the clear): that is the
-conversation's sender id. A mobile that is on file for a citizen holds that citizen's cases
+conversation's sender id. The mobile itself is kept encrypted on that identity, so staff who
+take the conversation's thread answer it by SMS (citizen_notices.py). A mobile that is on file for a citizen holds that citizen's cases
 (the identity is linked as proven, as a 验证码 would), so their status, 补充, 催办, 评价 and
 复查 work at once; any other case needs its 查询码 or a 验证码, as on every channel. Nothing is
 filed by SMS: the engine answers where to file instead (docs/sms.md).
@@ -144,6 +145,5 @@ class SmsConversation:
 
 
 def route_of(uow: UnitOfWork, identity: Identity) -> str:
-    """The mobile behind an SMS conversation, "" when it is not kept (erased, or never texted
-    since it was kept)."""
+    """The mobile behind an SMS conversation; "" when none is kept (erased, and no text since)."""
     return uow.cipher.decrypt(identity.phone_enc, SMS_ROUTE) if identity.phone_enc else ""
