@@ -16,6 +16,7 @@ from .case_photos import case_photos
 from .documents import document_of
 from .files import FileStore
 from .models import Case, Citizen, Identity, StaffThread, StaffThreadMessage, Survey
+from .people import SMS_ROUTE, sms_conversation_id
 from .times import iso, iso_or_none
 from .uow import UnitOfWork
 
@@ -48,6 +49,10 @@ async def held_about(
         if identities:
             owned.append(Case.identity_id.in_([i.id for i in identities]))
         cases = list(await uow.session.scalars(select(Case).where(or_(*owned)).order_by(Case.id)))
+    # The mobile's own SMS conversation, linked to the person or not: it keeps the number.
+    texted = await uow.people.find_identity("sms", sms_conversation_id(uow.cipher, phone_e164))
+    if texted is not None and texted.id not in {i.id for i in identities}:
+        identities.append(texted)
     survey_cases = {s.case_id for s in surveys} - {c.id for c in cases}
     if survey_cases:
         cases += list(await uow.session.scalars(select(Case).where(Case.id.in_(survey_cases))))
@@ -67,6 +72,7 @@ async def held_about(
                 "channel": i.channel,
                 "id": i.external_id,
                 "phone_proven_at": iso_or_none(i.citizen_proven_at, tz),
+                "phone": uow.cipher.decrypt(i.phone_enc, SMS_ROUTE) if i.phone_enc else "",
                 "created_at": iso(i.created_at, tz),
             }
             for i in identities

@@ -23,6 +23,7 @@ from .models import (
     Case,
     Citizen,
     Conversation,
+    Identity,
     InboundDedupe,
     KeyCheck,
     MailboxMessage,
@@ -30,6 +31,7 @@ from .models import (
     StaffThreadMessage,
     utcnow,
 )
+from .people import SMS_ROUTE
 
 CHECK = "pii"
 
@@ -39,6 +41,7 @@ SEALED: tuple[tuple[Any, str], ...] = (
     (Citizen.name_enc, "name"),
     (Case.contact_phone_enc, "phone"),
     (Case.contact_name_enc, "name"),
+    (Identity.phone_enc, SMS_ROUTE),
     (OutboxEntry.private_enc, "outbox"),
     (MailboxMessage.reply, "mailbox"),
     (StaffThreadMessage.text_enc, "thread-message"),

@@ -97,6 +97,9 @@ class Identity(Base):
     language: Mapped[str] = mapped_column(String(8), default="zh")
     unsubscribed_at: Mapped[datetime | None]
     unreachable_at: Mapped[datetime | None]
+    # An SMS conversation's mobile (its external id is only a keyed hash of it), encrypted
+    # ("sms-route"): how staff answering its thread reach the citizen. Erased with the person.
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -12,6 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .crypto import PiiCipher
 from .models import Citizen, Identity, utcnow
 
+# The field bound into the encrypted mobile of an SMS conversation (`Identity.phone_enc`).
+SMS_ROUTE = "sms-route"
+
+
+def sms_conversation_id(cipher: PiiCipher, phone_e164: str) -> str:
+    """The id of the SMS conversation of a mobile (channel `sms`): a keyed hash, never the
+    number; the number itself is kept encrypted beside it (`Identity.phone_enc`)."""
+    return cipher.digest(phone_e164, "sms-sender")
+
 
 async def insert_ignoring_duplicates(
     session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]

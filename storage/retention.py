@@ -183,6 +183,19 @@ async def _erase(uow: UnitOfWork, case: Case) -> list[str]:
     await uow.session.execute(
         update(Survey).where(Survey.case_id == case.id).values(phone_hash=None)
     )
+    # The mobile kept as the way back to an SMS conversation staff talked with about the case.
+    await uow.session.execute(
+        update(Identity)
+        .where(
+            Identity.phone_enc.is_not(None),
+            exists().where(
+                StaffThread.case_id == case.id,
+                StaffThread.channel == Identity.channel,
+                StaffThread.external_id == Identity.external_id,
+            ),
+        )
+        .values(phone_enc=None)
+    )
     await uow.session.flush()
     if citizen_id is None:
         return keys
@@ -193,7 +206,7 @@ async def _erase(uow: UnitOfWork, case: Case) -> list[str]:
         await uow.session.execute(
             update(Identity)
             .where(Identity.citizen_id == citizen_id)
-            .values(citizen_id=None, citizen_proven_at=None)
+            .values(citizen_id=None, citizen_proven_at=None, phone_enc=None)
         )
         await uow.session.execute(delete(Citizen).where(Citizen.id == citizen_id))
     return keys

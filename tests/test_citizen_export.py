@@ -16,6 +16,7 @@ from bot.app import citizen_cli
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from storage.models import StaffThread
+from storage.people import SMS_ROUTE, sms_conversation_id
 from storage.staff_threads import add_message
 
 from .conftest import Citizen
@@ -56,15 +57,24 @@ async def test_the_export_holds_the_persons_own_cases_and_nothing_else(
             uow.session.add(thread)
             await uow.session.flush()
             await add_message(uow, thread.id, "citizen", "路灯在东门第三根")
+            # They also texted Minyi: that SMS conversation keeps their mobile, sealed.
+            texted = await uow.people.identity(
+                "sms", sms_conversation_id(uow.cipher, "+8613800138000")
+            )
+            texted.phone_enc = uow.cipher.encrypt("+8613800138000", SMS_ROUTE)
             await uow.commit()
 
     assert await export(database_settings, "138 0013 8000") == 0
     said = capsys.readouterr()
     held = json.loads(said.out)
-    assert "2 case(s) and 1 account(s) held" in said.err
+    assert "2 case(s) and 2 account(s) held" in said.err
     assert held["phone"] == "+8613800138000"
     assert held["person"]["name"] == "张三" and held["person"]["phone"] == "+8613800138000"
-    assert [a["channel"] + ":" + a["id"] for a in held["accounts"]] == ["webchat:web-a"]
+    assert [(a["channel"], a["phone"]) for a in held["accounts"]] == [
+        ("webchat", ""),
+        ("sms", "+8613800138000"),
+    ]
+    assert held["accounts"][0]["id"] == "web-a"
     assert [c["code"] for c in held["cases"]] == [first, second]
     assert held["cases"][0]["events"][0]["type"] == "submitted"
     assert held["cases"][0]["conversations_with_staff"][0]["text"] == "路灯在东门第三根"

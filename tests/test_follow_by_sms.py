@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -21,10 +22,11 @@ from bot.app.wiring import Minyi
 from conversation.catalog import ZH
 from conversation.messages import Choice, Reply
 from conversation.sms_answer import SMS_MAX_CHARS, sms_answer
-from storage.models import Notification, SmsInbound, SmsReplyWaiting, Survey, utcnow
+from storage.models import Base, Notification, SmsInbound, SmsReplyWaiting, Survey, utcnow
 
 from .channels.sms_fakes import HTTP_SECRET, FakeProvider, http_gateway_app, http_push_headers
 from .conftest import until_done
+from .desk.conftest import csrf_of, seed_accounts, sign_in
 from .memory_conversation import OnMemory
 from .web_citizen import AUTH, WebCitizen
 
@@ -277,3 +279,70 @@ async def test_the_mobile_on_file_lists_its_cases_without_a_code(
     code = await filed_on_the_web(client, fake)
     assert code in await say(client, fake, "2")  # 进度查询: the cases of the mobile on file
     assert code not in await say(client, fake, "2", phone="+8613900139000")
+
+
+# -- staff answer an SMS conversation by SMS ---------------------------------------------------
+
+
+async def desk_act(client: TestClient, thread: int, do: str, text: str = "") -> None:
+    page = await (await client.get(f"/desk/threads/{thread}")).text()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page)
+    form = {"csrf": csrf_of(page), "do": do, "text": text, "nonce": nonce.group(1) if nonce else ""}
+    answer = await client.post(f"/desk/threads/{thread}", data=form)
+    assert answer.status == 200, await answer.text()
+
+
+async def test_staff_answer_an_sms_thread_by_sms_and_the_number_is_kept_only_encrypted(
+    aiohttp_client: Any,
+    settings: Settings,
+    gateway: tuple[FakeProvider, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake, _ = gateway
+    client = await sms_client(aiohttp_client, settings, gateway)
+    await seed_accounts(client)
+    answer = await say(client, fake, "物业一直不管，我不想活了")
+    assert ZH["risk.emergency"] in answer
+    await until_done(runtime_of(client).notifier.run_once)  # the alert opens the thread
+    assert (await sign_in(client, "intake")).status == 303
+    found = re.findall(
+        r'href="/desk/threads/(\d+)"', await (await client.get("/desk/inbox")).text()
+    )
+    assert found, "the risk words opened no thread"
+    thread = int(found[0])
+
+    before = len(fake.requests)
+    await desk_act(client, thread, "claim")
+    await desk_act(client, thread, "send", "您好，我是值班的小刘，您现在安全吗？")
+    await until_done(runtime_of(client).notifier.run_once)
+    sent = fake.requests[before:]
+    assert [r.fields["to"] for r in sent] == [MOBILE, MOBILE]
+    assert "工作人员前台小刘已接手" in sent[0].fields["text"]
+    assert "工作人员前台小刘：您好，我是值班的小刘，您现在安全吗？" in sent[1].fields["text"]
+    async with runtime_of(client).db.reading() as session:
+        jobs = list(
+            await session.scalars(
+                select(Notification).where(Notification.topic.in_(("staff.joined", "staff.says")))
+            )
+        )
+    assert len(jobs) == 2 and all(j.status == "sent" and j.done_routes == ["sms"] for j in jobs)
+
+    # The citizen's next texts go to the staff member, not the bot, as on every channel.
+    assert await say(client, fake, "我在家，楼下一直很吵睡不着") == ""
+    messages = await (await client.get(f"/desk/threads/{thread}?part=messages")).text()
+    assert "我在家，楼下一直很吵睡不着" in messages
+
+    await desk_act(client, thread, "end")
+    await until_done(runtime_of(client).notifier.run_once)
+    assert fake.requests[-1].fields["to"] == MOBILE
+    assert "工作人员已结束本次对话" in fake.requests[-1].fields["text"]
+    assert "进度查询" in await say(client, fake, "菜单")  # the bot answers again
+
+    # The number is nowhere in the clear: not in any table, not in the logs.
+    digits = MOBILE[3:]
+    async with runtime_of(client).db.reading() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).all():
+                assert digits not in repr(row), table.name
+    assert digits not in caplog.text

@@ -30,6 +30,7 @@ from storage.models import (
     Upload,
     utcnow,
 )
+from storage.people import SMS_ROUTE, sms_conversation_id
 from storage.photos import thumbnail_key
 from storage.retention import Retention, archive_and_erase
 from storage.staff_threads import add_message
@@ -78,6 +79,14 @@ async def test_a_case_past_its_retention_is_archived_then_erased(
             uow.session.add(thread)
             await uow.session.flush()
             await add_message(uow, thread.id, "citizen", "路灯在东门第三根")
+            # The person also texted about it: their SMS conversation keeps the mobile, sealed.
+            texted = await uow.people.identity(
+                "sms", sms_conversation_id(uow.cipher, "+8613700001111")
+            )
+            texted.phone_enc = uow.cipher.encrypt("+8613700001111", SMS_ROUTE)
+            uow.session.add(
+                StaffThread(case_id=case.id, channel="sms", external_id=texted.external_id)
+            )
             # Closed three years ago; the open one was filed as long ago.
             long_ago = utcnow() - timedelta(days=3 * 365)
             await uow.session.execute(
@@ -125,6 +134,10 @@ async def test_a_case_past_its_retention_is_archived_then_erased(
             select(OutboxEntry.private_enc).where(OutboxEntry.case_code == old)
         )
         assert set(sealed) == {None}
+        sms = await uow.people.find_identity(
+            "sms", sms_conversation_id(uow.cipher, "+8613700001111")
+        )
+        assert sms is not None and sms.phone_enc is None
         # The person had no other case: nothing about them is held any more.
         gone = await held_about(uow, "+8613700001111")
         assert gone["person"] is None and gone["cases"] == []

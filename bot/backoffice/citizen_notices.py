@@ -27,7 +27,7 @@ from storage.uow import UnitOfWork, Units
 
 from .reach import Attempt, CitizenReach
 from .recording import record_surely
-from .sms_conversation import open_answer
+from .sms_conversation import open_answer, route_of
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +187,18 @@ class CitizenNotices:
         citizen = (
             await uow.session.get(Citizen, case.citizen_id) if case and case.citizen_id else None
         )
+        sms_allowed = not (citizen and citizen.sms_opted_out_at)
+        if thread_id is not None and identity is not None and identity.phone_enc:
+            # A conversation on SMS: staff answer the mobile that texted, whose words these
+            # answer (as the bot's answers do, even after TD).
+            phone, sms_allowed = route_of(uow, identity), True
         recipient = Recipient(
             channel=channel,
             address=address,
             phone=phone,
             chat_reachable=identity is None
             or (identity.unsubscribed_at is None and identity.unreachable_at is None),
-            sms_allowed=not (citizen and citizen.sms_opted_out_at),
+            sms_allowed=sms_allowed,
         )
         language = case.language if case else (identity.language if identity else "zh")
         code = case.code if case else ""

@@ -2,7 +2,8 @@
 conversation on the `sms` channel, and the engine's answer goes back by SMS.
 
 The sender is known by a keyed hash of their mobile (never stored in the clear): that is the
-conversation's sender id. A mobile that is on file for a citizen holds that citizen's cases
+conversation's sender id. The mobile itself is kept encrypted on that identity, so staff who
+take the conversation's thread answer it by SMS (citizen_notices.py). A mobile that is on file for a citizen holds that citizen's cases
 (the identity is linked as proven, as a 验证码 would), so their status, 补充, 催办, 评价 and
 复查 work at once; any other case needs its 查询码 or a 验证码, as on every channel. Nothing is
 filed by SMS: the engine answers where to file instead (docs/sms.md).
@@ -28,8 +29,8 @@ from channels.sms import SmsReply
 from conversation.messages import Inbound, Reply
 from conversation.office import OfficeConfig
 from conversation.sms_answer import sms_answer
-from storage.models import SmsInbound, utcnow
-from storage.people import insert_ignoring_duplicates
+from storage.models import Identity, SmsInbound, utcnow
+from storage.people import SMS_ROUTE, insert_ignoring_duplicates, sms_conversation_id
 from storage.ratelimit import RateLimit
 from storage.uow import UnitOfWork, Units
 
@@ -70,11 +71,11 @@ class SmsConversation:
     async def __call__(self, reply: SmsReply) -> None:
         cipher = self.units.cipher
         key = cipher.digest(reply.dedupe_key, "sms-inbound")  # as the survey path records it
-        sender = cipher.digest(reply.phone, "sms-sender")
+        sender = sms_conversation_id(cipher, reply.phone)
         t = self.office.catalog.for_language("zh")
         capped = await self._capped(sender, key)
         if capped is None:
-            await self._link_owner(reply.phone, sender)
+            await self._remember(reply.phone, sender)
             replies = await self.handle(
                 Inbound(
                     channel=CHANNEL,
@@ -127,13 +128,22 @@ class SmsConversation:
             "sms.capped", until=when, online=self.office.online("zh"), hotline=self.office.hotline
         )
 
-    async def _link_owner(self, phone: str, sender: str) -> None:
-        """The SMS came from the mobile on file: this conversation holds that citizen's cases."""
+    async def _remember(self, phone: str, sender: str) -> None:
+        """The conversation keeps its mobile, encrypted, as the way back to it when staff take
+        its thread (its id is only a hash). And if the SMS came from the mobile on file, this
+        conversation holds that citizen's cases."""
         async with self.units() as uow:
             citizen = await uow.people.find_citizen(phone)
-            if citizen is None:
-                return
             identity = await uow.people.identity(CHANNEL, sender)
-            if identity.citizen_id != citizen.id or identity.citizen_proven_at is None:
+            if identity.phone_enc is None:
+                identity.phone_enc = uow.cipher.encrypt(phone, SMS_ROUTE)
+            if citizen is not None and (
+                identity.citizen_id != citizen.id or identity.citizen_proven_at is None
+            ):
                 identity.citizen_id, identity.citizen_proven_at = citizen.id, utcnow()
             await uow.commit()
+
+
+def route_of(uow: UnitOfWork, identity: Identity) -> str:
+    """The mobile behind an SMS conversation; "" when none is kept (erased, and no text since)."""
+    return uow.cipher.decrypt(identity.phone_enc, SMS_ROUTE) if identity.phone_enc else ""

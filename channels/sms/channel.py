@@ -111,7 +111,8 @@ class SmsChannel:
         return self.provider.has_template(template)
 
     def reach(self, recipient: Recipient) -> Sequence[Route]:
-        """Anyone with a mobile on file who has not opted out; never a conversation."""
+        """Anyone with a mobile on file who has not opted out. A conversation only for someone
+        whose conversation is on SMS (the mobile that texted): there an SMS is what they answer."""
         if not recipient.phone or not recipient.sms_allowed:
             return []
         phone = recipient.phone
@@ -119,7 +120,8 @@ class SmsChannel:
         async def text(notice: Notice) -> str | None:
             return await self.send(phone, notice.replies, _sms_key(notice.key))
 
-        return [Route("sms", self.name, conversational=False, deliver=text)]
+        chat = recipient.channel == self.name
+        return [Route("sms", self.name, conversational=chat, deliver=text)]
 
     async def text_phone(
         self, to: str, template: str, params: Mapping[str, str], text: str, key: str

@@ -1,7 +1,7 @@
 """schema_compat: the oldest code revision that can work with the schema, for rolling upgrades
 
 Revision ID: 0020
-Revises: 0022
+Revises: 0023
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.models
 
 revision = "0020"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 # Expand only: a new table that older code never reads (so no min_code_revision).
