@@ -22,6 +22,7 @@ journal: one process serves WeChat, and a crash loses what it had not pushed yet
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -89,6 +90,8 @@ class Callback:
         self.recovered = 0  # deliveries taken from the journal of a process that stopped
         self.journal: PendingReplies | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stopped = asyncio.Event()
 
     async def start(self, services: Services) -> None:
         self.services = services
@@ -260,15 +263,16 @@ class Callback:
         stopped processes left in the journal."""
         assert self.journal is not None
         beats = 0
-        while True:
+        while not self._stopped.is_set():
             try:
                 await self.journal.beat()
-                if beats % RECOVER_EVERY == 0:
+                if beats % RECOVER_EVERY == 0 and not self._closing:
                     await self.recover()
             except Exception:
                 log.exception("wechat: the pending-replies journal is unavailable")
             beats += 1
-            await asyncio.sleep(BEAT)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), BEAT)
 
     async def recover(self) -> int:
         """Runs the turns of the deliveries that stopped processes left, and pushes their
@@ -341,10 +345,9 @@ class Callback:
             log.error("wechat background work failed", exc_info=task.exception())
 
     async def close(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            await asyncio.gather(self._keeper, return_exceptions=True)
-            self._keeper = None
+        # Still alive while the work in progress finishes (no other process takes it), but
+        # taking no more.
+        self._closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_GRACE
         if self.tasks:
@@ -356,6 +359,12 @@ class Callback:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._keeper is not None:
+            self._stopped.set()
+            _, late = await asyncio.wait({self._keeper}, timeout=3)
+            for task in late:
+                task.cancel()  # a journal call that did not come back: give up on it
+            self._keeper = None
         if self.journal is not None:
             try:
                 # What was cancelled stays in the journal: the other processes take it now
