@@ -15,6 +15,7 @@ from bot.app.settings import Settings
 from bot.app.web import create_app
 from bot.app.wiring import Minyi
 from channels.wechat.callback import Callback
+from conversation.messages import Inbound
 from storage.pending import RedisPending
 from tests.conftest import settings_for
 
@@ -139,3 +140,24 @@ async def test_a_live_process_keeps_its_entries(
     assert await entries(runtime) == {}
     assert other.recovered == 0
     assert len(fake_wechat.texts_to(citizen.openid)) == 1
+
+
+async def test_a_recovered_message_handled_long_ago_pushes_nothing(
+    aiohttp_client: Any, redis_settings: Settings, fake_wechat: FakeWeChatApi
+) -> None:
+    """Its process finished the turn, then died before pushing, and the replies are no longer
+    remembered (past MINYI_REDELIVERY_SECONDS): "taken already" would only puzzle the citizen."""
+    configured = wechat_settings(redis_settings, fake_wechat, "plain", redelivery_seconds=1)
+    runtime, callback, client = await app(aiohttp_client, configured)
+    citizen = WeChatCitizen(client, WeChatServer("plain"))
+    delivery = await citizen.deliver(citizen.message("text", Content="我要反映", MsgId="7770001"))
+    assert "类别" in delivery.text  # answered passively, the turn done
+    await asyncio.sleep(1.5)
+    assert runtime.redis is not None
+    dead = RedisPending(runtime.redis, runtime.keys, runtime.cipher, "wechat")  # never beats
+    inbound = Inbound("wechat", citizen.openid, text="我要反映", message_id="7770001")
+    await dead.put(f"wechat:answer:{citizen.openid}:7770001", inbound)
+    assert await callback.recover() == 1
+    await callback.close()
+    assert await entries(runtime) == {}
+    assert fake_wechat.of("message/custom/send") == []
