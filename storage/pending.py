@@ -119,7 +119,7 @@ class RedisPending:
         return taken
 
     async def owners(self) -> dict[str, str]:
-        """Each entry's owner (for tests and `minyi` checks)."""
+        """Each entry's owner (what the tests look at)."""
         entries: dict[Any, Any] = await self.redis.hgetall(self._hash)
         return {
             (k.decode() if isinstance(k, bytes) else k): (
