@@ -46,6 +46,27 @@ class SharedCache(Protocol):
         ...
 
 
+class PendingReplies(Protocol):
+    """Deliveries answered before their replies went out, kept where every process sees them
+    (storage/pending.py), so that one whose process died is recovered by another.
+
+    `put` before answering, `done` once the replies were pushed (or finally failed); `beat`
+    keeps this process's entries its own for a short while; `take_orphans` moves to this
+    process the entries of processes that stopped beating (each to one taker), `leave` gives
+    this process's remaining entries up at once (a close that had to cancel work).
+    """
+
+    async def put(self, claim: str, inbound: Inbound) -> None: ...
+
+    async def done(self, claim: str) -> None: ...
+
+    async def beat(self) -> None: ...
+
+    async def leave(self) -> None: ...
+
+    async def take_orphans(self) -> list[tuple[str, Inbound]]: ...
+
+
 @dataclass(frozen=True)
 class DeliveryReport:
     """A provider telling us what became of a message we sent (WeChat template job, SMS report).
@@ -130,6 +151,9 @@ class Services:
     clients: Clients = field(default_factory=Clients)
     # Where citizens' photos are cleaned and kept (the web chat's uploads).
     photos: PhotoKeeper | None = None
+    # A channel's journal of deliveries answered before their replies went out, by channel
+    # name; None when no other process could recover them (the embedded database).
+    pending: Callable[[str], PendingReplies] | None = None
 
 
 class Throttled(Exception):

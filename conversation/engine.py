@@ -20,7 +20,7 @@ from .flows.base import BACK, CANCEL, MENU, STAFF, Context, Flow, Outcome, numbe
 from .flows.menu import FOLLOW_FLOWS, elsewhere, menu_action, menu_reply
 from .flows.registry import flows_for
 from .flows.small_talk import small_talk
-from .messages import Inbound, InvalidText, Reply
+from .messages import Inbound, InvalidText, Reply, SeenAgain
 from .office import OfficeConfig
 from .places import PlaceFinder
 from .ports import Conflict, ConversationStore, DeadlinePolicy, Forgotten
@@ -102,7 +102,7 @@ class Engine:
         if not isinstance(seen, Forgotten) or inbound.kind == "event":
             return seen
         t = self.office.catalog.for_language(_language(inbound.language))
-        return [Reply(t("seen_again"))]
+        return SeenAgain([Reply(t("seen_again"))])
 
     def rating_invitation(self, code: str, language: str) -> list[Reply]:
         """The survey question for a closed case, as the chat sends it."""

@@ -157,3 +157,10 @@ class Reply:
             text=str(data.get("text", "")),
             choices=tuple(Choice(str(c["key"]), str(c["label"])) for c in data.get("choices", ())),
         )
+
+
+class SeenAgain(list[Reply]):
+    """The answer to a re-delivered message whose replies are no longer kept: it was handled
+    before (never twice), and this says only that it was taken already. A channel replaying a
+    message it had not answered yet (a WeChat push recovered after a crash) sends nothing for
+    it: whatever the first turn said is gone, and "taken already" would only puzzle."""

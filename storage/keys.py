@@ -39,6 +39,14 @@ class Keys:
         """Small shared values such as the WeChat access token."""
         return f"{self.prefix}kv:{name}"
 
+    def pending(self, channel: str) -> str:
+        """Deliveries answered before their replies went out (storage/pending.py)."""
+        return f"{self.prefix}pending:{{{channel}}}"
+
+    def alive(self, channel: str, owner: str) -> str:
+        """A process's liveness for its pending deliveries (same hash tag as `pending`)."""
+        return f"{self.prefix}alive:{{{channel}}}:{owner}"
+
     def live(self, topic: str = "") -> str:
         """Pub/sub channels of live updates (`live:desk`, `live:chat:…`)."""
         return f"{self.prefix}live:{topic}"

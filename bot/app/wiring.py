@@ -74,6 +74,7 @@ from storage.keys import Keys
 from storage.live import LocalBus, RedisBus
 from storage.mailbox import DatabaseMailbox
 from storage.models import utcnow
+from storage.pending import RedisPending
 from storage.photos import PhotoKeeper
 from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
 from storage.relay import Relay
@@ -471,6 +472,15 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     )
 
 
+def pending_journal(minyi: Minyi) -> Callable[[str], RedisPending] | None:
+    """Each channel's journal of replies still to push, when other processes could recover them
+    (Redis); None on the embedded database, where the one process is all there is."""
+    redis = minyi.redis
+    if redis is None:
+        return None
+    return lambda channel: RedisPending(redis, minyi.keys, minyi.cipher, channel)
+
+
 @asynccontextmanager
 async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
     """Connect and start what was built; close it all on exit, in reverse."""
@@ -491,6 +501,7 @@ async def running(minyi: Minyi) -> AsyncIterator[Minyi]:
             observed=minyi.metrics.observe,
             clients=minyi.clients,
             photos=minyi.photos,
+            pending=pending_journal(minyi),
         )
         parts: list[Channel | StaffTarget] = [*minyi.channels.values(), *minyi.staff_targets]
         for part in parts:

@@ -11,11 +11,18 @@ Under overload the budget shrinks, so that no push waits long for its answer (sh
 once, its turn waiting in line (first come, first served) and its replies pushed when done;
 while half of them are taken, a turn gets `shed_budget` instead of the whole budget. Both only
 when replies can be pushed at all (an AppSecret is set).
+
+A delivery answered `success` whose replies are still to push is written to the journal
+(`services.pending`, Redis) before the answer and removed once the push is done: a process that
+dies meanwhile leaves it there, and another process, seeing its owner no longer alive, takes it,
+runs the turn again (the engine deduplicates) and pushes the replies. Without Redis there is no
+journal: one process serves WeChat, and a crash loses what it had not pushed yet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,9 +30,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from conversation.messages import Inbound, Reply
+from conversation.messages import Inbound, Reply, SeenAgain
 
-from ..base import Handler, Services, Throttled, read_body
+from ..base import Handler, PendingReplies, Services, Throttled, read_body
 from .envelope import Envelope, Malformed, Opened, Refused
 from .inbound import Observation, read
 from .render import as_text, passive_reply, split
@@ -42,6 +49,10 @@ CLAIM_TTL = 3600.0
 RESEND_AGE = 4.0
 # On shutdown, replies still being worked on get this long to go out before they are cancelled.
 CLOSE_GRACE = 10.0
+# How often this process says it is alive to the journal (whose liveness lasts 15 s), and looks
+# for the entries of processes that stopped (every other beat).
+BEAT = 5.0
+RECOVER_EVERY = 2
 
 T = TypeVar("T")
 Push = Callable[[str, Sequence[str]], Awaitable[None]]
@@ -76,6 +87,17 @@ class Callback:
         self._latest: dict[str, asyncio.Future[Any]] = {}
         self.running = 0  # turns being worked on (holding a slot)
         self.shed = 0  # deliveries answered at once because every slot was taken
+        self.recovered = 0  # deliveries taken from the journal of a process that stopped
+        self.journal: PendingReplies | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stopped = asyncio.Event()
+
+    async def start(self, services: Services) -> None:
+        self.services = services
+        if services.pending is not None:
+            self.journal = services.pending("wechat")
+            self._keeper = asyncio.create_task(self._keep())
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/wechat", self.verify_url), web.post("/wechat", self.receive)]
@@ -128,7 +150,8 @@ class Callback:
             # nothing (its turn finds the first delivery's replies remembered).
             if await self._claim(claim, PUSHED):
                 self.shed += 1
-                self.spawn(self._push_when_ready(turn, inbound.sender))
+                await self._journal(claim, inbound)
+                self.spawn(self._push_when_ready(turn, inbound, claim))
             return self._ack(opened)
         remaining = deadline - asyncio.get_running_loop().time()
         done, _ = await asyncio.wait({turn}, timeout=max(remaining, 0.0))
@@ -137,7 +160,8 @@ class Callback:
             # passively later will see that they are on their way and stay silent.
             if await self._claim(claim, PUSHED):
                 log.info("wechat reply over budget; it will be pushed when ready")
-                self.spawn(self._push_when_ready(turn, inbound.sender))
+                await self._journal(claim, inbound)
+                self.spawn(self._push_when_ready(turn, inbound, claim))
             return self._ack(opened)
         pieces = split(as_text(self._replies(turn)))
         if not pieces:
@@ -193,12 +217,74 @@ class Callback:
             return [Reply(self.apology)]  # logged by spawn's callback
         return turn.result()
 
-    async def _push_when_ready(self, turn: asyncio.Future[list[Reply]], openid: str) -> None:
+    async def _push_when_ready(
+        self,
+        turn: asyncio.Future[list[Reply]],
+        inbound: Inbound,
+        claim: str,
+        recovered: bool = False,
+    ) -> None:
+        """Pushes the turn's replies, then settles the journal entry. A cancelled turn or push
+        (a close out of time) leaves the entry for another process to recover."""
         try:
             replies = await turn
         except Exception:
             replies = [Reply(self.apology)]
-        await self.push(openid, split(as_text(replies)))
+        # A recovered message handled so long ago that its replies are forgotten: the first
+        # process got that far, there is nothing to say now.
+        if not (recovered and isinstance(replies, SeenAgain)):
+            try:
+                await self.push(inbound.sender, split(as_text(replies)))
+            except Exception:
+                log.exception("wechat: pushing the replies to %s failed", inbound.sender)
+        await self._settle(claim)
+
+    async def _journal(self, claim: str, inbound: Inbound) -> None:
+        if self.journal is None:
+            return
+        try:
+            await self.journal.put(claim, inbound)
+        except Exception:
+            # The reply is still pushed by this process; only a crash now would lose it.
+            log.exception("wechat: the pending-replies journal is unavailable")
+
+    async def _settle(self, claim: str) -> None:
+        if self.journal is None:
+            return
+        try:
+            await self.journal.done(claim)
+        except Exception:
+            # Left there, it is recovered when this process stops: replies pushed twice at
+            # worst, which is better than never.
+            log.exception("wechat: a pushed delivery stays in the pending-replies journal")
+
+    async def _keep(self) -> None:
+        """Says this process is alive; on start and every RECOVER_EVERY beats, takes what
+        stopped processes left in the journal."""
+        assert self.journal is not None
+        beats = 0
+        while not self._stopped.is_set():
+            try:
+                await self.journal.beat()
+                if beats % RECOVER_EVERY == 0 and not self._closing:
+                    await self.recover()
+            except Exception:
+                log.exception("wechat: the pending-replies journal is unavailable")
+            beats += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), BEAT)
+
+    async def recover(self) -> int:
+        """Runs the turns of the deliveries that stopped processes left, and pushes their
+        replies (those the engine still remembers, or new ones for a turn never finished)."""
+        assert self.journal is not None
+        taken = await self.journal.take_orphans()
+        for claim, inbound in taken:
+            log.info("wechat: recovering a delivery whose process stopped before its push")
+            self.recovered += 1
+            turn = self._spawn_turn(inbound)
+            self.spawn(self._push_when_ready(turn, inbound, claim, recovered=True))
+        return len(taken)
 
     async def _claim(self, key: str, how: str) -> bool:
         """True when this delivery is the one that delivers the message's replies this way."""
@@ -259,6 +345,9 @@ class Callback:
             log.error("wechat background work failed", exc_info=task.exception())
 
     async def close(self) -> None:
+        # Still alive while the work in progress finishes (no other process takes it), but
+        # taking no more.
+        self._closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_GRACE
         if self.tasks:
@@ -270,6 +359,19 @@ class Callback:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._keeper is not None:
+            self._stopped.set()
+            _, late = await asyncio.wait({self._keeper}, timeout=3)
+            for task in late:
+                task.cancel()  # a journal call that did not come back: give up on it
+            self._keeper = None
+        if self.journal is not None:
+            try:
+                # What was cancelled stays in the journal: the other processes take it now
+                # rather than when this one's liveness runs out.
+                await self.journal.leave()
+            except Exception:
+                log.exception("wechat: the pending-replies journal is unavailable")
 
 
 def _may_be_resend(opened: Opened) -> bool:

@@ -54,7 +54,7 @@ class WeChatChannel:
         return self.callback.routes()
 
     async def start(self, services: Services) -> None:
-        self.callback.services = services
+        await self.callback.start(services)
         fetch = StableTokens(
             services.http,
             api_base=self.config.api_base,
