@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import Table, bindparam, inspect, update
+
 from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed
 
 from .lifecycle import advance
@@ -18,6 +20,19 @@ from .surveys import open_survey
 from .uow import UnitOfWork
 
 COMMENT_WINDOW = timedelta(hours=24)  # free text this soon after a rating becomes its comment
+
+# What `record_rating` changes on a case and on its survey: `write_rated` writes these.
+RATED_CASE = (
+    "status",
+    "rating_score",
+    "rating_scale",
+    "rating_label",
+    "rating_comment",
+    "rating_channel",
+    "rated_at",
+    "updated_at",
+)
+RATED_SURVEY = ("status", "answered_at", "answered_via", "score", "comment_until")
 
 
 async def record_rating(
@@ -71,6 +86,32 @@ async def record_rating(
             {"label": label, "comment": comment},
         )
     return True
+
+
+async def write_rated(uow: UnitOfWork, rows: list[Case | Survey]) -> None:
+    """Write what `record_rating` changed on these cases and surveys (a batch's) by one UPDATE
+    per table (executemany by primary key) instead of the unit of work's flush, then take them
+    out of the session so the flush does not write them again. The status is the one
+    `lifecycle.advance` set. Raises, writing nothing, when a row was changed in a column the
+    rating does not change (the caller's batch then fails and goes one by one)."""
+    for model, columns in ((Case, RATED_CASE), (Survey, RATED_SURVEY)):
+        changed = [row for row in rows if isinstance(row, model) and inspect(row).modified]
+        for row in changed:
+            extra = set(inspect(row).committed_state) - set(columns)
+            if extra:
+                raise ValueError(f"{model.__name__} {row.id}: {sorted(extra)} not a rating's")
+        if not changed:
+            continue
+        table = model.__table__
+        assert isinstance(table, Table)
+        await uow.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({c: bindparam(f"v_{c}") for c in columns}),
+            [{"row_id": r.id, **{f"v_{c}": getattr(r, c) for c in columns}} for r in changed],
+        )
+        for row in changed:
+            uow.session.expunge(row)
 
 
 async def add_comment(uow: UnitOfWork, case: Case, comment: str, channel: str) -> bool:
