@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, inspect, update
+from sqlalchemy import Table, bindparam, func, inspect, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed
 
@@ -104,12 +105,26 @@ async def write_rated(uow: UnitOfWork, rows: list[Case | Survey]) -> None:
             continue
         table = model.__table__
         assert isinstance(table, Table)
-        await uow.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("row_id"))
-            .values({c: bindparam(f"v_{c}") for c in columns}),
-            [{"row_id": r.id, **{f"v_{c}": getattr(r, c) for c in columns}} for r in changed],
-        )
+        if uow.db.is_postgres:  # one statement: UPDATE … FROM unnest(one array per column)
+            names = ("row_id", *columns)
+            types = (table.c.id.type, *(table.c[c].type for c in columns))
+            arrays = [
+                bindparam(f"a_{i}", [getattr(r, "id" if n == "row_id" else n) for r in changed], ARRAY(t))
+                for i, (n, t) in enumerate(zip(names, types, strict=True))
+            ]
+            given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+            await uow.session.execute(
+                update(table)
+                .where(table.c.id == given.c.row_id)
+                .values({c: given.c[c] for c in columns})
+            )
+        else:
+            await uow.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values({c: bindparam(f"v_{c}") for c in columns}),
+                [{"row_id": r.id, **{f"v_{c}": getattr(r, c) for c in columns}} for r in changed],
+            )
         for row in changed:
             uow.session.expunge(row)
 
