@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, func, inspect, update
+from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm.attributes import instance_state
 
 from conversation.cases.lifecycle import IllegalTransition, ReviewWindowClosed
 
@@ -91,16 +92,17 @@ async def record_rating(
 
 async def write_rated(uow: UnitOfWork, rows: list[Case | Survey]) -> None:
     """Write what `record_rating` changed on these cases and surveys (a batch's) by one UPDATE
-    per table (executemany by primary key) instead of the unit of work's flush, then take them
-    out of the session so the flush does not write them again. The status is the one
-    `lifecycle.advance` set. Raises, writing nothing, when a row was changed in a column the
-    rating does not change (the caller's batch then fails and goes one by one)."""
+    per table — `UPDATE … FROM unnest(…)` on PostgreSQL, executemany on SQLite — instead of the
+    unit of work's flush, then take them out of the session so no flush writes them again. The
+    status is the one `lifecycle.advance` set. Raises before writing when a row was changed in
+    a column a rating does not change (the caller's batch then fails and goes one by one)."""
+    for row in rows:
+        allowed = RATED_CASE if isinstance(row, Case) else RATED_SURVEY
+        extra = set(instance_state(row).committed_state) - set(allowed)
+        if extra:
+            raise ValueError(f"{type(row).__name__} {row.id}: {sorted(extra)} not a rating's")
     for model, columns in ((Case, RATED_CASE), (Survey, RATED_SURVEY)):
-        changed = [row for row in rows if isinstance(row, model) and inspect(row).modified]
-        for row in changed:
-            extra = set(inspect(row).committed_state) - set(columns)
-            if extra:
-                raise ValueError(f"{model.__name__} {row.id}: {sorted(extra)} not a rating's")
+        changed = [r for r in rows if isinstance(r, model) and instance_state(r).modified]
         if not changed:
             continue
         table = model.__table__
@@ -109,7 +111,9 @@ async def write_rated(uow: UnitOfWork, rows: list[Case | Survey]) -> None:
             names = ("row_id", *columns)
             types = (table.c.id.type, *(table.c[c].type for c in columns))
             arrays = [
-                bindparam(f"a_{i}", [getattr(r, "id" if n == "row_id" else n) for r in changed], ARRAY(t))
+                bindparam(
+                    f"a_{i}", [getattr(r, "id" if n == "row_id" else n) for r in changed], ARRAY(t)
+                )
                 for i, (n, t) in enumerate(zip(names, types, strict=True))
             ]
             given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
