@@ -317,8 +317,8 @@ async def test_the_batch_writes_the_rows_one_by_one_would(
                 return [dict(row._mapping) for row in found]
 
             def same(code: str, row: dict[str, Any], leave: set[str]) -> dict[str, Any]:
-                text = {k: v for k, v in row.items() if k not in leave}
-                return json.loads(json.dumps(text, default=str).replace(code, "CODE"))
+                kept = {k: v for k, v in row.items() if k not in leave}
+                return json.loads(json.dumps(kept, default=str).replace(code, "CODE"))
 
             for batched, single in twins:
                 ids = {}
