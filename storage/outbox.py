@@ -7,7 +7,7 @@ import uuid
 from datetime import tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .crypto import PiiCipher
@@ -36,6 +36,38 @@ class Outbox:
         self.cipher = cipher
         self.tz = tz
         self.touched = touched  # the unit of work's: the relay is woken after the commit
+        self._held: list[OutboxEntry] | None = None
+
+    def hold(self) -> None:
+        """Keep what is added from now on for `write_held`: many in one INSERT (a batch)."""
+        if self._held is None:
+            self._held = []
+
+    async def write_held(self) -> None:
+        """Write the held entries in one INSERT (executemany), in the order they were added,
+        with the values the flush would give them."""
+        held, self._held = self._held, None
+        if held:
+            table = OutboxEntry.__table__
+            assert isinstance(table, Table)
+            now = utcnow()
+            await self.session.execute(
+                insert(table),
+                [
+                    {
+                        "id": e.id,
+                        "type": e.type,
+                        "case_code": e.case_code,
+                        "data": e.data,
+                        "private_enc": e.private_enc,
+                        "created_at": now,
+                        "published_at": None,
+                        "position": None,
+                        "attempts": 0,
+                    }
+                    for e in held
+                ],
+            )
 
     def entry(
         self,
@@ -85,7 +117,10 @@ class Outbox:
             data=data or {},
             private_enc=sealed,
         )
-        self.session.add(entry)  # written with the unit of work's next flush
+        if self._held is not None:
+            self._held.append(entry)  # not in the session: `write_held` writes it
+        else:
+            self.session.add(entry)  # written with the unit of work's next flush
         return entry
 
     async def after(self, position: int, limit: int) -> list[OutboxEntry]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Case, CaseEvent, utcnow
@@ -43,6 +43,36 @@ class Timeline:
         # Each case's last (seq, hash), for cases whose rows this unit of work holds locked
         # (`preload`): a batch appends without a query, and a flush, per event.
         self._heads: dict[int, tuple[int, str]] = {}
+        # Events kept for `write_held` (a batch): written by one statement, not the flush.
+        self._held: list[CaseEvent] | None = None
+
+    def hold(self) -> None:
+        """Keep what is appended from now on for `write_held`, for cases `preload`ed."""
+        if self._held is None:
+            self._held = []
+
+    async def write_held(self) -> None:
+        """Write the held events in one INSERT (executemany), rows exactly as appended."""
+        held, self._held = self._held, None
+        if held:
+            table = CaseEvent.__table__
+            assert isinstance(table, Table)
+            await self.session.execute(
+                insert(table),
+                [
+                    {
+                        "case_id": e.case_id,
+                        "seq": e.seq,
+                        "type": e.type,
+                        "actor": e.actor,
+                        "data": e.data,
+                        "at": e.at,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    }
+                    for e in held
+                ],
+            )
 
     async def preload(self, case_ids: Collection[int]) -> None:
         """Read the last event of many cases in one query. Only for cases the caller holds
@@ -103,7 +133,10 @@ class Timeline:
             prev_hash=prev,
             hash=event_hash(prev, case.code, seq, type_, actor, payload, moment),
         )
-        self.session.add(event)
+        if self._held is not None and head is not None:
+            self._held.append(event)  # not in the session: `write_held` writes it
+        else:
+            self.session.add(event)
         if head is not None:
             self._heads[case.id] = (seq, event.hash)
         case.updated_at = moment

@@ -4,20 +4,28 @@ each phone in order, a failed batch retried reply by reply, nothing taken twice.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
+from bot.backoffice import survey_replies
 from channels.sms import SmsReply
 from conversation.codes import new_case_code, short_reference
+from storage import notifications, outbox
 from storage.models import (
     Case,
+    CaseEvent,
     Citizen,
     Identity,
+    Notification,
     OutboxEntry,
+    SmsInbound,
     SmsReplyWaiting,
     Survey,
     utcnow,
@@ -277,3 +285,81 @@ async def test_two_inboxes_at_once_rate_each_case_once(shared_settings: Settings
         assert sorted(await rated_events(one)) == sorted(codes)
         assert all(case.status == "rated" for case in (await case_rows(one)).values())
         assert await chains_hold(one)
+
+
+async def test_the_batch_writes_the_rows_one_by_one_would(
+    database_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same replies, at the same moment, to twin cases: one half through the batch (Core
+    statements), the other one by one (the unit of work's flush) — the same rows either way."""
+    moment = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    for module in (survey_replies, outbox, notifications):
+        monkeypatch.setattr(module, "utcnow", lambda: moment)
+    async with open_minyi(database_settings) as runtime:
+        codes = await closed_cases(runtime, 8)
+        texts = ["1 {ref}", "2 {ref}", "3 {ref}", "{ref} 3 等太久了"]  # two unhappy, one said why
+        twins = [(codes[n], codes[n + 4]) for n in range(4)]
+
+        def of(n: int) -> SmsReply:
+            return reply(n, texts[n % 4].format(ref=short_reference(codes[n])), f"k{n}")
+
+        assert await runtime.survey_replies.many([of(n) for n in range(4)]) == [True] * 4
+        for n in range(4, 8):
+            await runtime.survey_replies(of(n))
+
+        async with runtime.db.session() as session:
+
+            async def rows(model: type[Any], *where: Any) -> list[dict[str, Any]]:
+                table = model.__table__
+                found = await session.execute(
+                    select(table).where(*where).order_by(*table.primary_key)
+                )
+                return [dict(row._mapping) for row in found]
+
+            def same(code: str, row: dict[str, Any], leave: set[str]) -> dict[str, Any]:
+                kept = {k: v for k, v in row.items() if k not in leave}
+                return json.loads(json.dumps(kept, default=str).replace(code, "CODE"))
+
+            for batched, single in twins:
+                ids = {}
+                for code in (batched, single):
+                    ids[code] = (await rows(Case, Case.code == code))[0]["id"]
+                per_case = [
+                    (
+                        Case,
+                        {"id", "code", "origin", "identity_id", "citizen_id", "contact_phone_enc"},
+                        "id",
+                    ),
+                    (Survey, {"id", "case_id", "phone_hash"}, "case_id"),
+                    (CaseEvent, {"id", "case_id", "hash", "prev_hash"}, "case_id"),
+                    (Notification, {"id", "case_id", "created_at"}, "case_id"),
+                ]
+                for model, leave, column in per_case:
+                    got = {}
+                    for code in (batched, single):
+                        found = await rows(model, model.__table__.c[column] == ids[code])
+                        survey = (await rows(Survey, Survey.case_id == ids[code]))[0]["id"]
+                        got[code] = [same(code, r, leave) for r in found]
+                        for r in got[code]:  # the citizen's unhappy SMS: keyed by the survey
+                            if "key" in r:
+                                r["key"] = r["key"].replace(f"unhappy:{survey}", "unhappy:S")
+                    assert got[batched] == got[single], model.__name__
+                    assert got[batched] or model is Notification, model.__name__
+                outboxes = {
+                    code: [
+                        same(code, r, {"seq", "id", "created_at"})
+                        for r in await rows(OutboxEntry, OutboxEntry.case_code == code)
+                    ]
+                    for code in (batched, single)
+                }
+                assert outboxes[batched] == outboxes[single] and len(outboxes[batched]) == 1
+            taken = await session.scalar(select(func.count()).select_from(SmsInbound))
+        assert taken == 8
+        assert await chains_hold(runtime)
+        unhappy = await rows_count(runtime, Notification)
+        assert unhappy == 8  # each unhappy rating: staff and the citizen's SMS, both ways
+
+
+async def rows_count(runtime: Minyi, model: type[Any]) -> int:
+    async with runtime.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)

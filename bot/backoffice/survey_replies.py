@@ -143,9 +143,10 @@ class SurveyReplies:
         of these — is left for `__call__`, one at a time, in order, after this commits: a
         comment never overtakes its rating. The open surveys of all phones come in one query
         that locks their cases (in case order, so two batches never deadlock), the re-delivery
-        keys in one query and one insert, each case's last timeline entry in one query; the
-        ratings, timeline entries and `case.rated` rows are then written by one flush, the
-        notifications (an unhappy rating's) by one insert. Raises on any failure, with nothing
+        keys in one query and one insert, each case's last timeline entry in one query; then the
+        ratings on cases and surveys by one UPDATE each (executemany), and the timeline
+        entries, `case.rated` rows and notifications (an unhappy rating's) by one INSERT each
+        — Core statements, not the unit of work's flush. Raises on any failure, with nothing
         written: the caller then goes one by one.
         """
         handled = [False] * len(replies)
@@ -189,11 +190,18 @@ class SurveyReplies:
                 # handled at the same moment): one by one, each is then seen for what it is.
                 raise Conflict("SMS reply taken elsewhere during the batch")
             await uow.events.preload([chosen.case.id for _, chosen in plan])
+            uow.events.hold()
+            uow.outbox.hold()
             uow.notifications.hold()
-            with uow.session.no_autoflush:  # written by one flush at the commit
+            with uow.session.no_autoflush:  # written set-based below, never by a flush
+                rows: list[Case | Survey] = []
                 for reading, chosen in plan:
                     await self._record(uow, reading, chosen, chosen.case, now)
-            await uow.notifications.write_held()
+                    rows += (chosen.case, chosen.survey)
+                await ratings.write_rated(uow, rows)
+                await uow.events.write_held()
+                await uow.outbox.write_held()
+                await uow.notifications.write_held()
             await uow.flush()
             await uow.commit()
         return handled
