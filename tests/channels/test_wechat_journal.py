@@ -51,6 +51,13 @@ async def die(runtime: Minyi, callback: Callback) -> None:
     """A process killed: its work stops where it is, its liveness is not renewed (here: gone
     at once, as it would be after its 15 s), and nothing is cleaned up."""
     assert callback._keeper is not None and runtime.redis is not None
+
+    async def dead(*_: Any) -> None:
+        # A killed process sends nothing. (A cancelled turn may end in an exception rather than
+        # a cancellation, which its push would answer with the apology: not so when killed.)
+        raise asyncio.CancelledError
+
+    callback.push = dead
     callback._keeper.cancel()
     for task in list(callback.tasks):
         task.cancel()
