@@ -270,6 +270,7 @@ ZH: dict[str, str] = {
     "staff.joined": "工作人员{name}已接手，请直接在这里说，会尽快回复您。",
     "staff.says": "工作人员{name}：{text}",
     "staff.left": "工作人员已结束本次对话。还需要帮助请回复“人工”，回复“菜单”可使用其他服务。",
+    "staff.left.sms": "工作人员已结束本次对话。还需要帮助请拨打{hotline}；回复事项编号可查进度。",
     "risk.emergency": (
         "如果您或他人正面临危险，请立即拨打 110（报警）或 120（急救）。"
         "您反映的情况我们已优先转给工作人员。"
@@ -616,6 +617,7 @@ EN: dict[str, str] = {
     "staff.joined": "{name} from our staff is with you now; write here and they will answer.",
     "staff.says": "{name} (staff): {text}",
     "staff.left": "Our staff member has ended the conversation. Reply 'staff' for help again, or 'menu'.",
+    "staff.left.sms": "Our staff member has ended the conversation. For more help call {hotline}; text a case code to see its progress.",
     "risk.emergency": (
         "If you or anyone is in danger, call 110 (police) or 120 (ambulance) now. "
         "Your matter has been passed to staff first."

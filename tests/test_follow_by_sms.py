@@ -336,7 +336,8 @@ async def test_staff_answer_an_sms_thread_by_sms_and_the_number_is_kept_only_enc
     await desk_act(client, thread, "end")
     await until_done(runtime_of(client).notifier.run_once)
     assert fake.requests[-1].fields["to"] == MOBILE
-    assert "工作人员已结束本次对话" in fake.requests[-1].fields["text"]
+    left = fake.requests[-1].fields["text"]
+    assert "工作人员已结束本次对话" in left and "12345" in left and "人工" not in left
     assert "进度查询" in await say(client, fake, "菜单")  # the bot answers again
 
     # The number is nowhere in the clear: not in any table, not in the logs.

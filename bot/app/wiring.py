@@ -393,6 +393,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         invitation=engine.rating_invitation,
         expect_rating=engine.expect_rating,
         phone=phone,
+        hotline=office.hotline,
     )
     staff = StaffAlerts(
         units, staff_targets, office, tz, reach, shared, desk_url=settings.public_url or ""

@@ -68,8 +68,10 @@ class CitizenNotices:
         invitation: Callable[[str, str], list[Reply]],
         expect_rating: Callable[[str, str, str, str], Awaitable[None]],
         phone: PhoneTexting | None = None,
+        hotline: str = "12345",
     ) -> None:
         self.units = units
+        self.hotline = hotline  # where a citizen on SMS, who cannot ask for a person, can call
         self.reach = reach
         self.catalog = catalog
         self.tz = tz
@@ -205,16 +207,23 @@ class CitizenNotices:
         if job.topic == "survey":
             replies = self.invitation(code, language)
         else:
-            replies = [Reply(self._text(job, case, language))]
+            replies = [Reply(self._text(job, case, language, channel))]
         fields = self._template_fields(job, case) if case is not None else {}
         return _Reading(recipient, code, language, replies, fields)
 
-    def _text(self, job: Notification, case: Case | None, language: str) -> str:
-        """The citizen's message in their language, from the catalog."""
+    def _text(self, job: Notification, case: Case | None, language: str, channel: str) -> str:
+        """The citizen's message in their language, from the catalog (a channel's own wording
+        where it has one: by SMS, "reply 人工" cannot reach a person)."""
         t = self.catalog.for_language(language)
         data = job.payload
         if job.topic in STAFF_WORDS:
-            return t(job.topic, name=data.get("staff", ""), text=data.get("text", ""))
+            key = f"{job.topic}.{channel}"
+            return t(
+                key if self.catalog.has(key) else job.topic,
+                name=data.get("staff", ""),
+                text=data.get("text", ""),
+                hotline=self.hotline,
+            )
         assert case is not None
         due = (
             data.get("finish_by")
