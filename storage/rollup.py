@@ -160,16 +160,12 @@ async def keep_up(session: AsyncSession, *, now: datetime, shape: Shape) -> int:
     oldest = await session.scalar(select(func.min(Case.created_at)))
     if oldest is None:
         return 0
-    first = _as_utc(oldest).astimezone(shape.tz).date()
+    first = oldest.astimezone(shape.tz).date()  # UTCDateTime: aware, min() keeps the type
     last = newest_day(now, shape)
     if first > last or await _settled(session, first, last, now, shape):
         return 0
     await _bring_up_to_date(session, first, last, now, shape)
     return (last - first).days + 1 - len(await _usable(session, first, last, now))
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def _usable(session: AsyncSession, first: date, last: date, now: datetime) -> list[date]:
