@@ -356,7 +356,7 @@ async def test_dates_filter_and_default_to_90_days(client: TestClient) -> None:
     assert await codes(f"start_date={start}&end_date={end}") == [old]
     day = (now - timedelta(days=120)).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
     assert await codes(f"start_date={day}&end_date={day}") == [old]  # the office's whole day
-    today = now.date().isoformat()
+    today = now.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()  # the office's today
     assert code in await codes(f"end_date={today}")
 
 
