@@ -71,6 +71,11 @@ WALK = (
     "进度查询",
 )
 SUBMIT = WALK.index("1")
+# WeChat stamps a push (CreateTime, the signed timestamp) when it sends it; these are sealed
+# before the run, up to a minute before they are sent. Minyi takes a push stamped 4 s ago or
+# more for a possible re-send and reads its delivery claim (a Redis round trip no first
+# delivery makes in life), so they are stamped this far ahead — within the 600 s skew allowed.
+STAMP_AHEAD = 120.0
 # What one checked walk must read back, step by step (a substring of the decrypted reply).
 EXPECTED = {0: "类别", 1: "事情经过", 3: "照片", 6: "手机", 7: "提交成功", 9: "您反映的事项"}
 TEXT_PUSH = (
@@ -93,15 +98,17 @@ LABELS = {
 class Sealer:
     """Signs and encrypts a text push as WeChat does, with its own nonces."""
 
-    def __init__(self) -> None:
+    def __init__(self, ahead: float = 0.0) -> None:
+        """`ahead`: seconds added to the time stamped on each push (see STAMP_AHEAD)."""
         from wechatpy.crypto import WeChatCrypto
 
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
         self.msg_ids = secrets.randbelow(10**12) * 10**6
+        self.ahead = ahead
 
     def push(self, openid: str, text: str) -> tuple[str, str]:
         """The request's path with its query, and its body."""
-        ts, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+        ts, nonce = str(int(time.time() + self.ahead)), str(secrets.randbelow(10**9))
         self.msg_ids += 1
         xml = TEXT_PUSH.format(openid=openid, ts=ts, text=text, msg_id=self.msg_ids)
         sealed = ElementTree.fromstring(self.crypto.encrypt_message(xml, nonce, ts))
@@ -136,7 +143,7 @@ class Sealer:
 
 def write_pushes(path: Path, citizens: int, wave: int, run: str) -> list[tuple[int, str]]:
     """Every citizen's walk in waves, in the order sent; returns each line's step and openid."""
-    sealer = Sealer()
+    sealer = Sealer(ahead=STAMP_AHEAD)
     steps: list[tuple[int, str]] = []
     with path.open("w") as out:
         for first in range(0, citizens, wave):
