@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 
 from channels.sms import SmsReply
 from storage.crypto import PiiCipher
@@ -106,8 +106,11 @@ class SmsInbox:
             }
             for r in replies
         ]
+        table = SmsReplyWaiting.__table__
+        assert isinstance(table, Table)
         async with self.db.session() as session, session.begin():
-            await session.execute(insert(SmsReplyWaiting), rows)
+            # On the table: one executemany, without the ORM's per-row bulk handling.
+            await session.execute(insert(table), rows)
         self.committed(frozenset({QUEUE}))
 
     async def work_once(self) -> int:
