@@ -39,10 +39,22 @@ async def insert_ignoring_duplicates_many(
     session: AsyncSession, model: Any, rows: list[dict[str, Any]], keys: list[str]
 ) -> None:
     """`insert_ignoring_duplicates` for many rows in one statement (on the table: the ORM's
-    per-value handling of a bulk insert costs more than the insert)."""
+    per-value handling of a bulk insert costs more than the insert).
+
+    The rows go as parameters of one cached statement, which SQLAlchemy sends as one multi-row
+    INSERT ("insertmanyvalues", up to 1,000 rows a statement; RETURNING asks for it on every
+    driver). `.values(rows)` instead made a new statement each time, compiled anew for every
+    batch: a fifth of the SMS rating job's time."""
+    if not rows:
+        return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model.__table__).values(rows).on_conflict_do_nothing(index_elements=keys)
-    await session.execute(statement)
+    table = model.__table__
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=keys)
+        .returning(*(table.c[k] for k in keys))
+    )
+    await session.execute(statement, rows)
 
 
 async def insert_returning(

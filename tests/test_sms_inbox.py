@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
+from bot.backoffice import sms_inbox
 from bot.backoffice.sms_inbox import SmsInbox
 from channels.sms import SmsReply
 from storage.models import SmsReplyWaiting
@@ -76,3 +80,51 @@ async def test_nothing_to_keep_is_no_transaction(database_settings: Settings) ->
         await inbox.take([])
         assert woken == []
         assert await inbox.work_once() == 0
+
+
+async def test_ratings_go_in_lanes_each_phone_in_one_in_order(
+    database_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL two transactions of ratings are in flight at once; a phone's replies are
+    all in one lane, in the order they came, across that lane's transactions. SQLite, with its
+    one writer, has one lane."""
+    monkeypatch.setattr(sms_inbox, "TOGETHER", 7)
+    monkeypatch.setattr(sms_inbox, "TOGETHER_SQLITE", 7)
+    async with open_minyi(database_settings) as runtime:
+        batches: list[list[str]] = []
+        lane_of: dict[str, int] = {}  # the task (the lane) each reply was handed over in
+        in_flight = most = 0
+
+        async def handle_many(replies: Sequence[SmsReply]) -> list[bool]:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            await asyncio.sleep(0.01)  # the transaction's round trips
+            batches.append([r.dedupe_key for r in replies])
+            lane_of.update({r.dedupe_key: id(asyncio.current_task()) for r in replies})
+            in_flight -= 1
+            return [True] * len(replies)
+
+        async def one_by_one(reply: SmsReply) -> None:
+            raise AssertionError("every reply was taken together")
+
+        inbox = SmsInbox(runtime.db, runtime.cipher, one_by_one, lambda touched: None, handle_many)
+        # 50 phones; 49 and 0…9 twice, the second time at an odd distance from the first.
+        push = [_reply(n, f"{n % 3 + 1}") for n in [*range(50), 99, *range(100, 110)]]
+        await inbox.take(push)
+        while await inbox.work_once():
+            pass
+
+        assert sorted(key for batch in batches for key in batch) == sorted(
+            r.dedupe_key for r in push
+        )
+        assert all(len(batch) <= 7 for batch in batches)
+        assert most == (1 if runtime.db.is_sqlite else sms_inbox.LANES)
+        order = [key for batch in batches for key in batch]
+        for phone in {r.phone for r in push}:
+            mine = [r.dedupe_key for r in push if r.phone == phone]
+            # One lane had all of the phone's replies, and handed them over in their order.
+            assert len({lane_of[key] for key in mine}) == 1
+            assert [key for key in order if key in mine] == mine
+        assert len(set(lane_of.values())) == (1 if runtime.db.is_sqlite else sms_inbox.LANES)
+        assert await inbox.waiting() == 0

@@ -230,15 +230,15 @@ class SurveyReplies:
         return by_phone
 
     async def _take_keys(self, uow: UnitOfWork, keys: list[str], now: datetime) -> int:
-        """Record the replies' keys as taken (set-based); how many were new."""
+        """Record the replies' keys as taken (set-based); how many were new. The keys are the
+        parameters of one cached statement, sent as one multi-row INSERT (SQLAlchemy's
+        "insertmanyvalues"), not a statement built and compiled anew for every batch."""
         insert = pg_insert if uow.db.is_postgres else sqlite_insert
         table = SmsInbound.__table__
         assert isinstance(table, Table)
         taken = await uow.session.scalars(
-            insert(table)
-            .values([{"key": key, "created_at": now} for key in keys])
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(table.c.key)
+            insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key),
+            [{"key": key, "created_at": now} for key in keys],
         )
         return len(list(taken))
 
