@@ -108,7 +108,7 @@ class LoopConnection(aiosqlite.Connection):
         self._set_busy_timeout(0)
         started = time.perf_counter()
         try:
-            return fn(*args, **kwargs)
+            return self._call(fn, args, kwargs)
         except sqlite3.OperationalError as exc:
             if not (_is_busy(exc) and getattr(fn, "__name__", "") in _RETRIED):
                 raise
@@ -132,11 +132,18 @@ class LoopConnection(aiosqlite.Connection):
         def call() -> Any:
             try:
                 self._set_busy_timeout(self._busy_ms)
-                return fn(*args, **kwargs)
+                return self._call(fn, args, kwargs)
             finally:
                 self._finished_last = seq
 
         return await super()._execute(call)
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if args and isinstance(args[0], str) and "busy_timeout" in args[0].lower():
+                self._busy_now = -1  # someone set it (storage/db.py on connect): unknown now
 
     def _set_busy_timeout(self, ms: int) -> None:
         if self._busy_now != ms and self._connection is not None:
@@ -162,6 +169,7 @@ def loop_connector(
         args, kwargs = connect_args()
         options = {**kwargs, "check_same_thread": False}
         connection = LoopConnection(partial(sqlite3.connect, *args, **options), busy_ms)
-        return await connection
+        await connection  # starts aiosqlite's thread, which opens the file
+        return connection
 
     return connect
