@@ -202,3 +202,32 @@ async def test_an_integrity_error_on_the_loop_is_translated_and_rolled_back(
     assert await _count(database) == 1  # the transaction's first insert went with it
     await _write(database, "第二", note_id=2)
     assert await _count(database) == 2
+
+
+async def test_a_session_cancelled_while_waiting_on_the_thread_leaves_nothing_behind(
+    database: Database, tmp_path: Path
+) -> None:
+    """A cancelled task's BEGIN goes on waiting on the thread; the next session's statements
+    queue behind it there rather than run beside it on the loop, and nothing of the cancelled
+    session is kept or left holding the lock."""
+    other = _blocker(tmp_path / "loop.db")
+    try:
+        cancelled = asyncio.create_task(_write(database, "取消"))
+        await asyncio.sleep(0.1)
+        cancelled.cancel()
+        after = asyncio.create_task(_write(database, "之后"))
+        # The cancelled session's clean-up queues behind the BEGIN that waits on the thread:
+        # the other connection lets go independently, as another process would.
+        await asyncio.sleep(0.05)
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await asyncio.wait_for(after, 30)
+    async with database.session() as session:
+        bodies = (await session.execute(text("SELECT body FROM notes"))).scalars().all()
+    assert bodies == ["之后"]
+    again = _blocker(tmp_path / "loop.db")  # the write lock is free
+    again.execute("ROLLBACK")
+    again.close()
