@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from .sqlite_loop import loop_connector, statements_on_loop
+
 log = logging.getLogger(__name__)
+
+# SQLite's busy timeout for statements run on the driver's thread: how long one waits for another
+# process (a `minyi` command) holding the write lock. On the event loop it is 0 (sqlite_loop.py).
+SQLITE_BUSY_MS = 30_000
 
 # Older pooled connections are closed rather than handed out: shorter than the idle timeouts of
 # the proxies and firewalls usually found between an application and its database.
@@ -37,9 +43,7 @@ class Database:
             # steps and makes the slowest turns seconds long. The busy timeout still covers
             # other processes sharing the file. Code must never open a second session while
             # holding one (it would wait for itself).
-            options.update(
-                connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
-            )
+            options.update(pool_size=1, max_overflow=0, pool_timeout=60)
         else:
             # No ping per checkout: it cost three round trips (BEGIN, SELECT, ROLLBACK) before
             # every transaction. Connections are recycled instead, and a unit of work whose
@@ -49,6 +53,9 @@ class Database:
             )
         if self.is_sqlite:
             _private_file(self.url.database)
+            # The connection SQLAlchemy would open, as one whose statements can run on the loop
+            # (storage/sqlite_loop.py); the URL's own options still apply.
+            options["async_creator"] = loop_connector(self._sqlite_connect_args, SQLITE_BUSY_MS)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
@@ -56,6 +63,10 @@ class Database:
         # The pool hands its one SQLite connection to whoever asks when it comes back, which can
         # starve a task that has waited long; an asyncio.Lock queues newcomers behind waiters.
         self._turns = asyncio.Lock() if self.is_sqlite else None
+
+    def _sqlite_connect_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        return tuple(args), {**kwargs, "timeout": SQLITE_BUSY_MS / 1000}
 
     @property
     def is_sqlite(self) -> bool:
@@ -67,13 +78,17 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session; on SQLite, taken in turn (first come, first served) by every task."""
+        """A session; on SQLite, taken in turn (first come, first served) by every task, its
+        statements run on the event loop's thread unless the caller is `off_the_loop()`
+        (storage/sqlite_loop.py has the rule): the one connection is then held only for the
+        time SQLite works, not for a loop iteration per call."""
         if self._turns is None:
             async with self.sessions() as session:
                 yield session
             return
-        async with self._turns, self.sessions() as session:
-            yield session
+        with statements_on_loop():
+            async with self._turns, self.sessions() as session:
+                yield session
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -131,7 +146,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -424,7 +424,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         lifetime=lifetime,
         clock=utcnow,
     )
-    jobs += (Job("photo-sweep", 600.0, sweep.run_once, repeat_while_busy=True),)
+    jobs += (Job("photo-sweep", 600.0, sweep.run_once, repeat_while_busy=True, long=True),)
 
     async def keep_rollup_up() -> int:
         """Old days counted into the measures' daily rollup before anyone asks (measures.md)."""
@@ -439,7 +439,7 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
             await uow.commit()
         return left
 
-    jobs += (Job("stats-rollup", 3600.0, keep_rollup_up, repeat_while_busy=True),)
+    jobs += (Job("stats-rollup", 3600.0, keep_rollup_up, repeat_while_busy=True, long=True),)
 
     return Minyi(
         settings=settings,

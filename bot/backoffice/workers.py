@@ -13,6 +13,7 @@ cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from storage.conversations import REDELIVERY_WINDOW, purge_expired
 from storage.db import Database
 from storage.relay import Relay
 from storage.shared import purge_expired_values
+from storage.sqlite_loop import off_the_loop
 from storage.surveys import expire_surveys
 from storage.uow import Units
 
@@ -50,6 +52,9 @@ class Job:
     every: float  # seconds between runs when nothing wakes it
     run: Callable[[], Awaitable[object]]
     repeat_while_busy: bool = False  # run again at once while it returns a non-zero count
+    # Its work grows with the database (scans, sweeps): on SQLite its statements run on the
+    # driver's thread rather than the event loop's (storage/sqlite_loop.py).
+    long: bool = False
 
 
 class Wakeups:
@@ -101,6 +106,7 @@ def jobs_for(
             "deadlines",
             60.0,
             lambda: deadline_watch.scan(units, deadlines, escalation=escalation),
+            long=True,
         ),
         Job(
             "repeats",
@@ -108,9 +114,10 @@ def jobs_for(
             lambda: repeat_watch.scan(
                 units, repeats or RepeatRules(), escalation or EscalationRules()
             ),
+            long=True,
         ),
-        Job("survey-expiry", 300.0, expire),
-        Job("purge-expired", 600.0, purge),
+        Job("survey-expiry", 300.0, expire, long=True),
+        Job("purge-expired", 600.0, purge, long=True),
     ]
     if stream:
         jobs.append(Job("stream-trim", 300.0, lambda: relay.trim(STREAM_RETENTION)))
@@ -144,6 +151,11 @@ class Workers:
         self.tasks = []
 
     async def _loop(self, job: Job) -> None:
+        # The job's own task: the choice holds for every run and nothing else.
+        with off_the_loop() if job.long else contextlib.nullcontext():
+            await self._runs(job)
+
+    async def _runs(self, job: Job) -> None:
         wakeup = self.wakeups.event(job.name)
         failures = 0
         while not self._stopping.is_set():
