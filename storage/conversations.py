@@ -29,7 +29,10 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.repeats import RepeatRules
@@ -251,6 +254,41 @@ class ConversationStoreBase:
         return None
 
 
+# A turn's statements in the database store, built once with bind parameters: building them
+# anew on every turn (expressions, then their cache keys) was a tenth of a SQLite turn's CPU.
+_RECALL_ROW = select(InboundDedupe.replies, InboundDedupe.expires_at).where(
+    InboundDedupe.key == bindparam("key")
+)
+_LOAD_ROW = select(Conversation.state, Conversation.version, Conversation.expires_at).where(
+    Conversation.key == bindparam("key")
+)
+_SAVE_ROW = (
+    update(Conversation)
+    .where(Conversation.key == bindparam("k"), Conversation.version == bindparam("was"))
+    .values(state=bindparam("sealed"), version=bindparam("now"), expires_at=bindparam("until"))
+)
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
+
+
+def _remembering(dialect: str) -> Any:
+    """The message's replies, kept in one statement: a new record, or one in place of an
+    expired record of the same id that lingers until the purge; a live one is left alone (the
+    statement then writes no row)."""
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = cast(Table, InboundDedupe.__table__)  # Core: its result says how many rows it wrote
+    new = upsert(table).values(
+        key=bindparam("key"), replies=bindparam("replies"), expires_at=bindparam("until")
+    )
+    return new.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={"replies": new.excluded.replies, "expires_at": new.excluded.expires_at},
+        where=table.c.expires_at <= bindparam("now"),
+    )
+
+
+_REMEMBER_ROW = {dialect: _remembering(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 class DatabaseConversationStore(ConversationStoreBase):
     """The embedded default: everything in the database, one transaction per turn."""
 
@@ -267,7 +305,7 @@ class DatabaseConversationStore(ConversationStoreBase):
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
         session = (await turn.uow()).session
-        row = await session.scalar(select(InboundDedupe).where(InboundDedupe.key == dedupe_key))
+        row = (await session.execute(_RECALL_ROW, {"key": dedupe_key})).first()
         now = utcnow()
         if row is None or row.expires_at <= now:
             return None
@@ -281,8 +319,8 @@ class DatabaseConversationStore(ConversationStoreBase):
         if self.db.is_postgres:
             # Processes sharing PostgreSQL without Redis: a transaction-scoped advisory lock makes
             # one conversation's turns wait for each other (SQLite's BEGIN IMMEDIATE does this).
-            await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
-        row = await session.scalar(select(Conversation).where(Conversation.key == key))
+            await session.execute(_ADVISORY_LOCK, {"key": key})
+        row = (await session.execute(_LOAD_ROW, {"key": key})).first()
         turn._versions[key] = row.version if row else 0
         if row is None or row.expires_at <= utcnow():
             return None
@@ -294,36 +332,37 @@ class DatabaseConversationStore(ConversationStoreBase):
         sealed = _seal_state(self.cipher, state)
         expires = utcnow() + self.lifetime
         if version == 0:
-            session.add(Conversation(key=key, state=sealed, version=1, expires_at=expires))
-            await (await turn.uow()).flush()
+            try:
+                await session.execute(
+                    cast(Table, Conversation.__table__).insert(),
+                    {"key": key, "state": sealed, "version": 1, "expires_at": expires},
+                )
+            except IntegrityError as exc:  # another process began it meanwhile
+                raise Conflict(f"conversation {key} began under this turn") from exc
             return
         result = await session.execute(
-            update(Conversation)
-            .where(Conversation.key == key, Conversation.version == version)
-            .values(state=sealed, version=version + 1, expires_at=expires)
+            _SAVE_ROW,
+            {"k": key, "was": version, "sealed": sealed, "now": version + 1, "until": expires},
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"conversation {key} changed under this turn")
 
     async def _remember(self, turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
         session = (await turn.uow()).session
-        # An expired record of the same id may linger until the purge: replace only that. A live
-        # one means another process answered this message first; the insert then conflicts and
-        # the engine's retry finds that answer.
         now = utcnow()
-        await session.execute(
-            delete(InboundDedupe).where(
-                InboundDedupe.key == dedupe_key, InboundDedupe.expires_at <= now
-            )
+        kept = await session.execute(
+            _REMEMBER_ROW[self.db.engine.dialect.name],
+            {
+                "key": dedupe_key,
+                "replies": _seal_replies(self.cipher, replies),
+                "until": now + self.dedupe_ttl,
+                "now": now,
+            },
         )
-        session.add(
-            InboundDedupe(
-                key=dedupe_key,
-                replies=_seal_replies(self.cipher, replies),
-                expires_at=utcnow() + self.dedupe_ttl,
-            )
-        )
-        await (await turn.uow()).flush()
+        if kept.rowcount != 1:  # type: ignore[attr-defined]
+            # A live record: another process answered this message first; the engine's retry
+            # finds that answer.
+            raise Conflict(f"message {dedupe_key} answered under this turn")
 
 
 # Take the conversation's lock and, in the same round trip, read what the turn will need: the

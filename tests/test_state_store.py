@@ -52,6 +52,42 @@ async def _detects_concurrent_writer(runtime: Minyi) -> None:
             await late.commit()
 
 
+async def test_database_store_a_message_remembered_already_conflicts_an_expired_one_is_replaced(
+    database_settings: Settings,
+) -> None:
+    """A turn remembering a message whose live record is already there (answered elsewhere:
+    the conversation's lock or transaction lock normally keeps this from happening) writes
+    nothing and conflicts, so the turn runs again and finds that answer; an expired record of
+    the same id is replaced."""
+    async with open_minyi(database_settings) as runtime:
+        store = runtime.store
+        assert isinstance(store, DatabaseConversationStore)
+        await answered_as(store, "webchat:elsewhere", "webchat:p:m1", "first")
+        with pytest.raises(Conflict):
+            async with store.turn() as late:
+                await late.load_state("webchat:p")
+                await late.save_state("webchat:p", ConversationState(flow="faq"))
+                await late.remember("webchat:p:m1", [Reply("second")])
+        async with store.turn() as again:
+            assert await again.recall("webchat:p:m1") == [Reply("first")]
+        # Expired, but not yet purged: a new answer takes its place without a conflict.
+        async with runtime.db.session() as session, session.begin():
+            row = await session.get(InboundDedupe, "webchat:p:m1")
+            assert row is not None
+            row.expires_at -= timedelta(days=30)
+        await answered_as(store, "webchat:p", "webchat:p:m1", "anew")
+        async with store.turn() as later:
+            assert await later.recall("webchat:p:m1") == [Reply("anew")]
+
+
+async def answered_as(store: DatabaseConversationStore, key: str, message: str, text: str) -> None:
+    async with store.turn() as turn:
+        await turn.load_state(key)
+        await turn.save_state(key, ConversationState(flow="faq"))
+        await turn.remember(message, [Reply(text)])
+        await turn.commit()
+
+
 async def answered(store: DatabaseConversationStore | RedisConversationStore, n: int) -> None:
     """A turn of conversation webchat:r answering its message m<n>."""
     async with store.lock("webchat:r", f"webchat:r:m{n}"), store.turn() as turn:
