@@ -254,17 +254,23 @@ class ConversationStoreBase:
         return None
 
 
-# A turn's statements in the database store, built once with bind parameters: building them
-# anew on every turn (expressions, then their cache keys) was a tenth of a SQLite turn's CPU.
-_RECALL_ROW = select(InboundDedupe.replies, InboundDedupe.expires_at).where(
-    InboundDedupe.key == bindparam("key")
+# A turn's statements in the database store: built once with bind parameters (building them
+# anew on every turn, expressions and then their cache keys, was a tenth of a SQLite turn's
+# CPU), on the tables rather than the mapped classes, and run on the session's connection: the
+# ORM's handling of a statement costs more than SQLite's work for it, and nothing here needs
+# an object. Their results say how many rows they wrote.
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_DEDUPE = cast(Table, InboundDedupe.__table__)
+_RECALL_ROW = select(_DEDUPE.c.replies, _DEDUPE.c.expires_at).where(
+    _DEDUPE.c.key == bindparam("key")
 )
-_LOAD_ROW = select(Conversation.state, Conversation.version, Conversation.expires_at).where(
-    Conversation.key == bindparam("key")
-)
+_LOAD_ROW = select(
+    _CONVERSATIONS.c.state, _CONVERSATIONS.c.version, _CONVERSATIONS.c.expires_at
+).where(_CONVERSATIONS.c.key == bindparam("key"))
+_BEGIN_ROW = _CONVERSATIONS.insert()
 _SAVE_ROW = (
-    update(Conversation)
-    .where(Conversation.key == bindparam("k"), Conversation.version == bindparam("was"))
+    _CONVERSATIONS.update()
+    .where(_CONVERSATIONS.c.key == bindparam("k"), _CONVERSATIONS.c.version == bindparam("was"))
     .values(state=bindparam("sealed"), version=bindparam("now"), expires_at=bindparam("until"))
 )
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
@@ -275,14 +281,13 @@ def _remembering(dialect: str) -> Any:
     expired record of the same id that lingers until the purge; a live one is left alone (the
     statement then writes no row)."""
     upsert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = cast(Table, InboundDedupe.__table__)  # Core: its result says how many rows it wrote
-    new = upsert(table).values(
+    new = upsert(_DEDUPE).values(
         key=bindparam("key"), replies=bindparam("replies"), expires_at=bindparam("until")
     )
     return new.on_conflict_do_update(
-        index_elements=[table.c.key],
+        index_elements=[_DEDUPE.c.key],
         set_={"replies": new.excluded.replies, "expires_at": new.excluded.expires_at},
-        where=table.c.expires_at <= bindparam("now"),
+        where=_DEDUPE.c.expires_at <= bindparam("now"),
     )
 
 
@@ -304,8 +309,8 @@ class DatabaseConversationStore(ConversationStoreBase):
         return None  # asked inside the turn instead, under the lock: one transaction, not two
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
-        session = (await turn.uow()).session
-        row = (await session.execute(_RECALL_ROW, {"key": dedupe_key})).first()
+        connection = await (await turn.uow()).session.connection()
+        row = (await connection.execute(_RECALL_ROW, {"key": dedupe_key})).first()
         now = utcnow()
         if row is None or row.expires_at <= now:
             return None
@@ -315,42 +320,41 @@ class DatabaseConversationStore(ConversationStoreBase):
         return _open_replies(self.cipher, row.replies)
 
     async def _load(self, turn: StoreTurn, key: str) -> ConversationState | None:
-        session = (await turn.uow()).session
+        connection = await (await turn.uow()).session.connection()
         if self.db.is_postgres:
             # Processes sharing PostgreSQL without Redis: a transaction-scoped advisory lock makes
             # one conversation's turns wait for each other (SQLite's BEGIN IMMEDIATE does this).
-            await session.execute(_ADVISORY_LOCK, {"key": key})
-        row = (await session.execute(_LOAD_ROW, {"key": key})).first()
+            await connection.execute(_ADVISORY_LOCK, {"key": key})
+        row = (await connection.execute(_LOAD_ROW, {"key": key})).first()
         turn._versions[key] = row.version if row else 0
         if row is None or row.expires_at <= utcnow():
             return None
         return _open_state(self.cipher, row.state, row.version)
 
     async def _save(self, turn: StoreTurn, key: str, state: ConversationState) -> None:
-        session = (await turn.uow()).session
+        connection = await (await turn.uow()).session.connection()
         version = turn._versions.get(key, 0)
         sealed = _seal_state(self.cipher, state)
         expires = utcnow() + self.lifetime
         if version == 0:
             try:
-                await session.execute(
-                    cast(Table, Conversation.__table__).insert(),
-                    {"key": key, "state": sealed, "version": 1, "expires_at": expires},
+                await connection.execute(
+                    _BEGIN_ROW, {"key": key, "state": sealed, "version": 1, "expires_at": expires}
                 )
             except IntegrityError as exc:  # another process began it meanwhile
                 raise Conflict(f"conversation {key} began under this turn") from exc
             return
-        result = await session.execute(
+        result = await connection.execute(
             _SAVE_ROW,
             {"k": key, "was": version, "sealed": sealed, "now": version + 1, "until": expires},
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:
             raise Conflict(f"conversation {key} changed under this turn")
 
     async def _remember(self, turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
-        session = (await turn.uow()).session
+        connection = await (await turn.uow()).session.connection()
         now = utcnow()
-        kept = await session.execute(
+        kept = await connection.execute(
             _REMEMBER_ROW[self.db.engine.dialect.name],
             {
                 "key": dedupe_key,
@@ -359,7 +363,7 @@ class DatabaseConversationStore(ConversationStoreBase):
                 "now": now,
             },
         )
-        if kept.rowcount != 1:  # type: ignore[attr-defined]
+        if kept.rowcount != 1:
             # A live record: another process answered this message first; the engine's retry
             # finds that answer.
             raise Conflict(f"message {dedupe_key} answered under this turn")
