@@ -45,6 +45,7 @@ from .keys import Keys
 from .locks import LocalLocks
 from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
+from .scripts import Script
 from .uow import Committed, Reading, UnitOfWork
 
 
@@ -442,11 +443,11 @@ class RedisConversationStore(ConversationStoreBase):
         self.keys = keys
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._recall = redis.register_script(_RECALL)
-        self._finish = redis.register_script(_FINISH)
-        self._release = redis.register_script(_RELEASE)
-        self._renew = redis.register_script(_RENEW)
+        self._acquire = Script(redis, _ACQUIRE)
+        self._recall = Script(redis, _RECALL)
+        self._finish = Script(redis, _FINISH)
+        self._release = Script(redis, _RELEASE)
+        self._renew = Script(redis, _RENEW)
         self._held: dict[str, _Held] = {}
 
     @asynccontextmanager

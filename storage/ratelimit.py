@@ -17,6 +17,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from .keys import Keys
+from .scripts import Script
 
 # INCR and set the expiry on the first hit, in one step: a crash between the two would leave a
 # counter that never expires. A re-delivery of the same message (WeChat sends one up to four
@@ -74,7 +75,7 @@ class RedisRateLimit:
 
     def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float] = time.time) -> None:
         self.redis, self.keys, self.clock = redis, keys, clock
-        self._script = redis.register_script(_HIT)
+        self._script = Script(redis, _HIT)
 
     async def hit(self, key: str, limit: int, window: int, once: str = "") -> float | None:
         now = self.clock()
