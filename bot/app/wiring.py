@@ -172,8 +172,8 @@ def limited(
 
     With the Redis conversation store (`counting`) the turn is counted by the script that takes
     its conversation's lock, which saves a round trip; its counter carries the conversation's
-    hash tag and so names no one the conversation's own keys do not. Otherwise the counter's
-    name is a keyed hash, so no openid or phone is written to Redis for it."""
+    hash tag and so names no one the conversation's own keys do not. Otherwise `limits` counts
+    it, under a keyed hash of the sender."""
 
     def throttled(wait: float) -> Throttled:
         return Throttled(
