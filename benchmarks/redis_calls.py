@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from storage.redis_connect import QueueingPool
 from storage.scripts import Script
 
 REDIS_URL = os.environ.get("MINYI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,15 +48,21 @@ ARGS: tuple[int, str] = (60_000, "")
 AT_ONCE = 32
 
 
-def client(blocking: bool, retry: bool) -> Redis:
-    """A client as storage/redis_connect.py makes one (blocking pool of 64), or variants."""
+POOLS: dict[str, type[ConnectionPool]] = {
+    "blocking (64)": BlockingConnectionPool,  # redis-py's waiting pool
+    "plain (64)": ConnectionPool,  # refuses past its size
+    "queueing (64), Minyi's": QueueingPool,  # storage/redis_connect.py
+}
+
+
+def client(pool: str, retry: bool) -> Redis:
+    """A client on one of POOLS, with the client's default Retry or none."""
     options: dict[str, object] = {"max_connections": 64}
-    if blocking:
+    if pool != "plain (64)":
         options["timeout"] = 5
     if not retry:
         options["retry"] = Retry(NoBackoff(), 0)
-    kind = BlockingConnectionPool if blocking else ConnectionPool
-    return Redis.from_pool(kind.from_url(REDIS_URL, **options))
+    return Redis.from_pool(POOLS[pool].from_url(REDIS_URL, **options))
 
 
 def ways(redis: Redis) -> dict[str, Callable[[], Awaitable[object]]]:
@@ -87,15 +94,11 @@ async def timed(call: Callable[[], Awaitable[object]], calls: int) -> tuple[floa
 
 
 async def main(args: argparse.Namespace) -> None:
-    clients = {
-        (blocking, retry): client(blocking, retry)
-        for blocking in (True, False)
-        for retry in (True, False)
-    }
+    clients = {(pool, retry): client(pool, retry) for pool in POOLS for retry in (True, False)}
     calls = {
         (*setup, name): way for setup, redis in clients.items() for name, way in ways(redis).items()
     }
-    best: dict[tuple[bool, bool, str], tuple[float, float]] = {}
+    best: dict[tuple[str, bool, str], tuple[float, float]] = {}
     try:
         for call in calls.values():  # connections open, scripts loaded
             await timed(call, AT_ONCE * 10)
@@ -116,10 +119,10 @@ async def main(args: argparse.Namespace) -> None:
     )
     print("| pool | client Retry | way | CPU µs per call | ratio to GET | calls/s |")
     print("|---|---|---|---:|---:|---:|")
-    for (blocking, retry, name), (cpu, rate) in best.items():
-        baseline = best[(blocking, retry, "GET (baseline)")][0]
+    for (pool, retry, name), (cpu, rate) in best.items():
+        baseline = best[(pool, retry, "GET (baseline)")][0]
         print(
-            f"| {'blocking (64)' if blocking else 'plain (64)'} | {'default' if retry else 'none'} "
+            f"| {pool} | {'default' if retry else 'none'} "
             f"| {name} | {cpu:.1f} | {cpu / baseline:.2f} | {rate:,.0f} |"
         )
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
