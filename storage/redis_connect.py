@@ -12,6 +12,7 @@ primary.
 
 Each returns an object with the `redis.asyncio.Redis` commands Minyi uses (strings, scripts,
 same-slot pipelines, locks, streams, pub/sub), so the services take it without knowing which.
+A single server's connections come from `QueueingPool`; Cluster and Sentinel use redis-py's.
 """
 
 from __future__ import annotations
