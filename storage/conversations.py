@@ -21,8 +21,9 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from typing import Any, cast
@@ -48,6 +49,8 @@ from .keys import Keys
 from .locks import LocalLocks
 from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
+from .ratelimit import SenderLimited, SenderRate
+from .scripts import Script
 from .uow import Committed, Reading, UnitOfWork
 
 
@@ -371,11 +374,27 @@ class DatabaseConversationStore(ConversationStoreBase):
 
 # Take the conversation's lock and, in the same round trip, read what the turn will need: the
 # state, and for a message with an id the replies kept for it or else whether it was handled.
-# KEYS: lock, state, the message's replies, the conversation's handled marks.
-# ARGV: token, lock ms, the message's mark ('' = none), dedupe window in seconds.
+# A citizen's turn is first counted against the sender's rate (storage/ratelimit.py `_HIT` does
+# the same for other counters); over it, the lock is not taken and the count is returned.
+# KEYS: lock, state, the message's replies, the conversation's handled marks, its turns in this
+# window, the count its message got on a first delivery.
+# ARGV: token, lock ms, the message's mark ('' = none), dedupe window in seconds, rate window ms
+# ('' = not counted), the message's id for the count ('' = none), the rate's limit.
 # A mark's score is the second it was handled (Redis's clock): live while score + window >= now,
 # which keeps it up to a second longer than the window, never shorter.
 _ACQUIRE = """
+if ARGV[5] ~= '' then
+  local n = false
+  if ARGV[6] ~= '' then n = redis.call('GET', KEYS[6]) end
+  if n then
+    n = tonumber(n)
+  else
+    n = redis.call('INCR', KEYS[5])
+    if n == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[5]) end
+    if ARGV[6] ~= '' then redis.call('SET', KEYS[6], n, 'PX', ARGV[5]) end
+  end
+  if n > tonumber(ARGV[7]) then return {2, n} end
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local replies, handled = false, 0
   if ARGV[3] ~= '' then
@@ -429,6 +448,11 @@ return 0
 """
 
 
+# The turn that `RedisConversationStore.counting` asked to count (a turn's own context: every
+# delivery's task has its own, so concurrent turns never see each other's).
+_counting: ContextVar[SenderRate | None] = ContextVar("minyi_sender_rate", default=None)
+
+
 def _mark(dedupe_key: str) -> bytes:
     """A message's 8-byte mark in its conversation's set: a hash of its id, fixed in size
     whatever the channel's ids look like (two ids of one conversation sharing one mark within
@@ -453,13 +477,14 @@ class _Held:
 class RedisConversationStore(ConversationStoreBase):
     """Production: state, dedupe and locks in Redis, shared by every web process.
 
-    A turn costs two Redis round trips: one script takes the lock and reads the state and what
-    is remembered of the message; another, after the database commit, writes the new state,
-    the replies and the message's mark and lets the lock go. A conversation's keys: its state
-    (`conv:`), the marks of the messages it handled within the dedupe window (`handled:`, one
-    sorted set of 8-byte hashes scored by the second), the replies of each message within the
-    re-delivery window (`seen:`, one key per message, gone after minutes) and, during a turn,
-    its lock (`lock:`).
+    A turn costs two Redis round trips: one script counts it against the sender's rate (when
+    asked, see `counting`), takes the lock and reads the state and what is remembered of the
+    message; another, after the database commit, writes the new state, the replies and the
+    message's mark and lets the lock go. A conversation's keys: its state (`conv:`), the marks
+    of the messages it handled within the dedupe window (`handled:`, one sorted set of 8-byte
+    hashes scored by the second), the replies of each message within the re-delivery window
+    (`seen:`, one key per message, gone after minutes), its turns in the rate's window
+    (`turns:`, `turns-once:`) and, during a turn, its lock (`lock:`).
 
     The lock expires after `lock_ttl` unless its turn is still running, which renews it every
     third of that; so a holder that died (a killed process, a Redis write lost in an outage)
@@ -485,32 +510,59 @@ class RedisConversationStore(ConversationStoreBase):
         self.keys = keys
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._recall = redis.register_script(_RECALL)
-        self._finish = redis.register_script(_FINISH)
-        self._release = redis.register_script(_RELEASE)
-        self._renew = redis.register_script(_RENEW)
+        self._acquire = Script(redis, _ACQUIRE)
+        self._recall = Script(redis, _RECALL)
+        self._finish = Script(redis, _FINISH)
+        self._release = Script(redis, _RELEASE)
+        self._renew = Script(redis, _RENEW)
         self._held: dict[str, _Held] = {}
+
+    @contextmanager
+    def counting(self, rate: SenderRate) -> Iterator[None]:
+        """Within the block, taking `rate.conversation`'s lock also counts the turn against the
+        sender's rate, in the same script; over it, the lock raises `SenderLimited` and the turn
+        does not run. (The inbound pipeline, bot/app/wiring.py `limited`, wraps the engine in
+        this; the engine and its port know nothing of rates.)"""
+        token = _counting.set(rate)
+        try:
+            yield
+        finally:
+            _counting.reset(token)
 
     @asynccontextmanager
     async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
         token = secrets.token_hex(16)
         lock_key, state_key = self.keys.lock(key), self.keys.conversation(key)
-        # Without a message id the last two keys are only placeholders in the same slot.
+        # Unused keys are placeholders in the same slot.
         keys = [
             lock_key,
             state_key,
             self.keys.seen(dedupe_key) if dedupe_key else state_key,
             self.keys.handled(key) if dedupe_key else state_key,
+            state_key,
+            state_key,
         ]
         mark = _mark(dedupe_key) if dedupe_key else b""
         window = self.dedupe_ttl.total_seconds()
         args: list[str | int | float | bytes] = [token, int(self.lock_ttl * 1000), mark, window]
+        rate = _counting.get()
+        slot = 0
+        if rate is not None and rate.conversation == key:
+            slot = int(time.time() // rate.window)
+            keys[4] = self.keys.turns(key, slot)
+            if rate.message_id:
+                keys[5] = self.keys.turns_once(key, rate.message_id)
+            args += [rate.window * 1000, rate.message_id, rate.limit]
+        else:
+            args += ["", "", 0]
         deadline = time.monotonic() + self.lock_wait
         while True:
             got = await self._acquire(keys=keys, args=args)
             if int(got[0]) == 1:
                 break
+            if int(got[0]) == 2 and rate is not None:
+                raise SenderLimited((slot + 1) * rate.window - time.time())
+            args[4:] = ["", "", 0]  # counted once: waiting for the lock is not another turn
             if time.monotonic() > deadline:
                 raise Busy(f"conversation {key} is busy")
             await asyncio.sleep(0.01)

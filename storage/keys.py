@@ -1,7 +1,8 @@
 """Every Redis key name Minyi uses, in one place (each under the configured prefix).
 
-A conversation's keys (state, lock, handled marks, remembered replies) share a hash tag,
-`{channel:sender}`, so the scripts that touch them together also run on Redis Cluster.
+A conversation's keys (state, lock, handled marks, remembered replies, turns counted against
+the sender's rate) share a hash tag, `{channel:sender}`, so the scripts that touch them together
+also run on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ class Keys:
     def rate_once(self, key: str, message: str) -> str:
         """The count a message got on its first delivery (same hash tag as its counter)."""
         return f"{self.prefix}rate-once:{{{key}}}:{message}"
+
+    def turns(self, key: str, slot: int) -> str:
+        """A conversation's turns in one rate-limit window (MINYI_RATE_SENDER): counted by the
+        script that takes its lock, so it carries the conversation's hash tag, and names no one
+        the conversation's own keys do not already name."""
+        return f"{self.prefix}turns:{{{key}}}:{slot}"
+
+    def turns_once(self, key: str, message: str) -> str:
+        """The count a message of the conversation got on its first delivery."""
+        return f"{self.prefix}turns-once:{{{key}}}:{message}"
 
     def shared(self, name: str) -> str:
         """Small shared values such as the WeChat access token."""

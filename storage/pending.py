@@ -26,6 +26,7 @@ from conversation.messages import Inbound, Location, Media
 
 from .crypto import PiiCipher
 from .keys import Keys
+from .scripts import Script
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ class RedisPending:
         self.owner = uuid.uuid4().hex
         self.alive_ttl = alive_ttl
         self._hash = keys.pending(channel)
-        self._take = redis.register_script(_TAKE)
-        self._settle = redis.register_script(_SETTLE)
+        self._take = Script(redis, _TAKE)
+        self._settle = Script(redis, _SETTLE)
 
     @property
     def _field(self) -> str:

@@ -3,7 +3,9 @@
 With Redis, one atomic INCR per hit on a key that expires with its window, so every web process
 counts together; without Redis (the embedded default, one process) the same in process memory.
 A fixed window lets a burst of up to 2N straddle a boundary, which is fine for turning away a
-flood, and costs one round trip.
+flood, and costs one round trip. A citizen's turns (MINYI_RATE_SENDER) with the Redis conversation
+store cost none of their own: the script that takes the conversation's lock counts them
+(`SenderRate`, storage/conversations.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
 
 from .keys import Keys
+from .scripts import Script
 
 # INCR and set the expiry on the first hit, in one step: a crash between the two would leave a
 # counter that never expires. A re-delivery of the same message (WeChat sends one up to four
@@ -74,7 +78,7 @@ class RedisRateLimit:
 
     def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float] = time.time) -> None:
         self.redis, self.keys, self.clock = redis, keys, clock
-        self._script = redis.register_script(_HIT)
+        self._script = Script(redis, _HIT)
 
     async def hit(self, key: str, limit: int, window: int, once: str = "") -> float | None:
         now = self.clock()
@@ -94,6 +98,26 @@ class RedisRateLimit:
         if count <= limit:
             return None
         return (slot + 1) * window - now
+
+
+@dataclass(frozen=True)
+class SenderRate:
+    """A citizen's turn, to be counted against the sender's rate (MINYI_RATE_SENDER) by the
+    script that takes its conversation's lock: one Redis round trip for both
+    (`RedisConversationStore.counting`)."""
+
+    conversation: str  # the conversation's key, `channel:sender`
+    message_id: str  # a re-delivery of it gets its first count ('' = none: every one counts)
+    limit: int
+    window: int  # seconds
+
+
+class SenderLimited(Exception):
+    """Over the sender's rate: the turn was turned away before it took the lock."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"over the sender's rate for {retry_after:.1f} s")
+        self.retry_after = retry_after
 
 
 def retry_after(seconds: float) -> int:

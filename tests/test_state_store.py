@@ -158,6 +158,13 @@ async def test_an_idle_redis_conversation_is_its_state_and_one_set_of_marks(
     redis, key = store.redis, "webchat:idle-1"
     names = {k.decode() async for k in redis.scan_iter(match=f"{store.keys.prefix}*idle-1*")}
     replies = {store.keys.seen(f"{key}:m{n}") for n in range(3)}
+    # The turns counted against the sender's rate, gone with the rate's window (a minute).
+    counted = {n for n in names if n.startswith(store.keys.prefix + "turns")}
+    assert {store.keys.turns_once(key, f"m{n}") for n in range(3)} < counted
+    assert len(counted) in (4, 5)  # and one counter per window: the turns may straddle two
+    for name in counted:
+        assert 0 < await redis.pttl(name) <= redis_runtime.settings.rate_sender[1] * 1000
+    names -= counted
     assert names == {store.keys.conversation(key), store.keys.handled(key)} | replies
     marks = await redis.zrange(store.keys.handled(key), 0, -1)
     assert len(marks) == 3 and all(len(m) == 8 for m in marks)

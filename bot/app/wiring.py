@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -76,7 +76,14 @@ from storage.mailbox import DatabaseMailbox
 from storage.models import utcnow
 from storage.pending import RedisPending
 from storage.photos import PhotoKeeper
-from storage.ratelimit import LocalRateLimit, RateLimit, RedisRateLimit, retry_after
+from storage.ratelimit import (
+    LocalRateLimit,
+    RateLimit,
+    RedisRateLimit,
+    SenderLimited,
+    SenderRate,
+    retry_after,
+)
 from storage.relay import Relay
 from storage.s3_files import S3FileStore
 from storage.schema_compat import SchemaState
@@ -134,15 +141,20 @@ def measured(engine: Engine, metrics: Metrics) -> Handler:
 
     async def handle(inbound: Inbound) -> list[Reply]:
         started = time.perf_counter()
+        turned_away = False
         try:
             return await engine.handle(inbound)
+        except SenderLimited:
+            turned_away = True  # no turn: `limited` answers it, as it does without Redis
+            raise
         except Exception:
             # Errors propagate: each channel knows how to apologise.
             metrics.turn_errors.labels(inbound.channel).inc()
             raise
         finally:
-            metrics.messages.labels(inbound.channel).inc()
-            metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
+            if not turned_away:
+                metrics.messages.labels(inbound.channel).inc()
+                metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
 
     return handle
 
@@ -153,20 +165,35 @@ def limited(
     rate: tuple[int, int],
     pseudonym: Callable[[str, str], str],
     catalog: Catalog,
+    counting: Callable[[SenderRate], AbstractContextManager[None]] | None = None,
 ) -> Handler:
     """At most `rate` turns per sender (MINYI_RATE_SENDER), across processes when Redis is
-    there: a flood from one chat cannot take the engine from everyone else. The counter's name
-    is a keyed hash, so no openid or phone is written to Redis."""
+    there: a flood from one chat cannot take the engine from everyone else.
+
+    With the Redis conversation store (`counting`) the turn is counted by the script that takes
+    its conversation's lock, which saves a round trip; its counter carries the conversation's
+    hash tag and so names no one the conversation's own keys do not. Otherwise `limits` counts
+    it, under a keyed hash of the sender."""
+
+    def throttled(wait: float) -> Throttled:
+        return Throttled(
+            retry_after(wait),
+            catalog.text("zh", "rate_limited"),
+            catalog.text("en", "rate_limited"),
+        )
 
     async def handle_limited(inbound: Inbound) -> list[Reply]:
+        if counting is not None:
+            asked = SenderRate(inbound.conversation_key, inbound.message_id, *rate)
+            try:
+                with counting(asked):
+                    return await handle(inbound)
+            except SenderLimited as exc:
+                raise throttled(exc.retry_after) from None
         who = pseudonym(f"{inbound.channel}:{inbound.sender}", "rate")
         wait = await limits.hit(f"sender:{who}", *rate, once=inbound.message_id)
         if wait is not None:
-            raise Throttled(
-                retry_after(wait),
-                catalog.text("zh", "rate_limited"),
-                catalog.text("en", "rate_limited"),
-            )
+            raise throttled(wait)
         return await handle(inbound)
 
     return handle_limited
@@ -342,7 +369,12 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
     photos = PhotoKeeper(files, units)
     limits: RateLimit = RedisRateLimit(redis, keys) if redis is not None else LocalRateLimit()
     handle = limited(
-        measured(engine, metrics), limits, settings.rate_sender, cipher.digest, office.catalog
+        measured(engine, metrics),
+        limits,
+        settings.rate_sender,
+        cipher.digest,
+        office.catalog,
+        store.counting if isinstance(store, RedisConversationStore) else None,
     )
     # What arrives on the channels besides citizens' turns: SMS answers to surveys, and what
     # staff do on their front ends (the duty group, the WeCom app).
