@@ -36,20 +36,14 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine_turns import FILING
 from throwaway import database
 
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from conversation.messages import Inbound
 
-STEPS = (
-    "1",
-    "4",
-    "小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。",
-    "幸福路12号幸福小区东门",
-    "跳过",
-    "张三",
-)
+STEPS = FILING[:6]  # the form up to the mobile: steps that touch only the conversation
 AT_ONCE = 32
 
 

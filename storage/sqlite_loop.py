@@ -95,7 +95,7 @@ class LoopConnection(aiosqlite.Connection):
         super().__init__(connector, iter_chunk_size=64)
         self._thread.daemon = True  # as SQLAlchemy's dialect does for aiosqlite's own
         self._busy_ms = busy_ms  # the busy timeout for calls on the thread
-        self._busy_now = busy_ms  # what the sqlite3 connection has now
+        self._busy_now = busy_ms  # what the sqlite3 connection has now (its `timeout`)
         self._given = itertools.count(1)
         self._given_last = 0
         self._finished_last = 0  # written by the worker thread only
@@ -108,7 +108,7 @@ class LoopConnection(aiosqlite.Connection):
         self._set_busy_timeout(0)
         started = time.perf_counter()
         try:
-            return self._call(fn, args, kwargs)
+            return fn(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             if not (_is_busy(exc) and getattr(fn, "__name__", "") in _RETRIED):
                 raise
@@ -132,20 +132,15 @@ class LoopConnection(aiosqlite.Connection):
         def call() -> Any:
             try:
                 self._set_busy_timeout(self._busy_ms)
-                return self._call(fn, args, kwargs)
+                return fn(*args, **kwargs)
             finally:
                 self._finished_last = seq
 
         return await super()._execute(call)
 
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if args and isinstance(args[0], str) and "busy_timeout" in args[0].lower():
-                self._busy_now = -1  # someone set it (storage/db.py on connect): unknown now
-
     def _set_busy_timeout(self, ms: int) -> None:
+        # Only this class sets the busy timeout (sqlite3's `timeout` opens the connection at
+        # `busy_ms`; no PRAGMA elsewhere), so `_busy_now` is what the connection has.
         if self._busy_now != ms and self._connection is not None:
             self._connection.execute(f"PRAGMA busy_timeout={int(ms)}")
             self._busy_now = ms

@@ -10,6 +10,7 @@ from typing import Any
 from bot.app.appkeys import MINYI
 from bot.app.settings import Settings
 from bot.app.web import create_app
+from bot.app.wiring import Minyi
 
 from .conftest import wechat_settings
 from .wechat_kit import FakeWeChatApi, WeChatCitizen, WeChatServer
@@ -21,14 +22,7 @@ async def test_under_overload_a_push_is_answered_soon_and_its_reply_pushed_exact
     """Shedding: with every turn slot taken, a push waits in line only its short budget, then
     gets `success`; its turn runs when a slot frees, and its reply is pushed once, re-deliveries
     or not."""
-    configured = wechat_settings(
-        settings, fake_wechat, "plain", wechat_max_turns=1, wechat_shed_budget=0.2
-    )
-    client = await aiohttp_client(create_app(configured, workers=False))
-    runtime = client.app[MINYI]
-    server = WeChatServer("plain")
-    first = WeChatCitizen(client, server)
-    second = WeChatCitizen(client, server, openid="oSecondCitizen0000000000000")
+    runtime, first, second = await one_slot(aiohttp_client, settings, fake_wechat, budget=0.2)
     later = int(time.time()) - 6  # old enough that WeChat may be sending it again
     xml = second.message("text", Content="我要反映", CreateTime=later)
     async with runtime.store.lock(f"wechat:{first.openid}"):
@@ -59,14 +53,7 @@ async def test_a_push_that_finds_every_slot_taken_is_answered_passively_when_its
 ) -> None:
     """Waiting in line is not a reason to push: a turn done within the short budget is answered
     in the reply itself (a pushed reply costs a claim, a journal entry and an API call)."""
-    configured = wechat_settings(
-        settings, fake_wechat, "plain", wechat_max_turns=1, wechat_shed_budget=2.0
-    )
-    client = await aiohttp_client(create_app(configured, workers=False))
-    runtime = client.app[MINYI]
-    server = WeChatServer("plain")
-    first = WeChatCitizen(client, server)
-    second = WeChatCitizen(client, server, openid="oSecondCitizen0000000000000")
+    runtime, first, second = await one_slot(aiohttp_client, settings, fake_wechat, budget=2.0)
     async with runtime.store.lock(f"wechat:{first.openid}"):
         # The first citizen's turn takes the only slot, waiting for its conversation.
         held = asyncio.create_task(first.say("我要反映"))
@@ -79,3 +66,20 @@ async def test_a_push_that_finds_every_slot_taken_is_answered_passively_when_its
     assert "类别" in await waiting
     await runtime.channels["wechat"].close()
     assert fake_wechat.of("message/custom/send") == []
+
+
+async def one_slot(
+    aiohttp_client: Any, settings: Settings, fake_wechat: FakeWeChatApi, *, budget: float
+) -> tuple[Minyi, WeChatCitizen, WeChatCitizen]:
+    """A server that works one turn at a time, `budget` seconds for a delivery under load, and
+    two citizens of it."""
+    configured = wechat_settings(
+        settings, fake_wechat, "plain", wechat_max_turns=1, wechat_shed_budget=budget
+    )
+    client = await aiohttp_client(create_app(configured, workers=False))
+    server = WeChatServer("plain")
+    return (
+        client.app[MINYI],
+        WeChatCitizen(client, server),
+        WeChatCitizen(client, server, openid="oSecondCitizen0000000000000"),
+    )
