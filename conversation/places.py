@@ -120,6 +120,8 @@ class PlaceFinder:
         # Tables loaded now, at start-up, not within the first citizen's reply (a WeChat reply
         # has five seconds): cpca's divisions and jieba's word tags.
         _admin_matcher()
+        # Once, not per message: every setLogLevel clears the cache of every logger.
+        jieba.setLogLevel(logging.WARNING)
         _cut("解放路")
 
     def find(self, text: str) -> str | None:
@@ -257,5 +259,7 @@ def _admin_matcher() -> Any:
 
 
 def _cut(text: str) -> list[jieba.posseg.pair]:
-    jieba.setLogLevel(logging.WARNING)
-    return list(jieba.posseg.cut(text))
+    # Without the HMM guess at words outside the dictionary: a fifth of the CPU (the
+    # description's turn is the walk's costliest form step), and tools/place_scores.py scores
+    # the same on both labelled sets — a name it does not know is read by its suffix anyway.
+    return list(jieba.posseg.cut(text, HMM=False))
