@@ -6,13 +6,16 @@ transaction); a unit of work whose connection turns out dead before it commits r
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from conversation.ports import Conflict
+from storage.db import Database
 
 from .conftest import PG_ADMIN_URL, Citizen
 
@@ -74,3 +77,32 @@ async def test_reading_opens_no_transaction(shared_settings: Settings) -> None:
         async with runtime.units() as uow:
             taken = (await uow.session.execute(take)).scalar_one()
             assert (await uow.session.execute(held)).scalar_one() == taken
+
+
+async def test_a_burst_of_turns_reuses_the_pools_connections(clean_postgres: str) -> None:
+    """As many units of work at once as WeChat runs turns (16): the second burst finds the
+    first one's connections still open instead of opening (and then closing) new ones — a
+    connection costs milliseconds of CPU and a forked backend."""
+    db = Database(clean_postgres)
+    opened: list[object] = []
+    event.listen(db.engine.sync_engine, "connect", lambda *_: opened.append(1))
+    release, all_in = asyncio.Event(), asyncio.Event()
+
+    async def one_turn() -> None:
+        async with db.session() as session:
+            await session.execute(text("SELECT 1"))
+            if db.engine.pool.checkedout() == 16:
+                all_in.set()
+            await release.wait()  # held until the whole burst holds a connection
+
+    try:
+        for burst in range(2):
+            release.clear()
+            all_in.clear()
+            turns = [asyncio.create_task(one_turn()) for _ in range(16)]
+            await all_in.wait()
+            release.set()
+            await asyncio.gather(*turns)
+            assert len(opened) == 16, f"burst {burst + 1} opened {len(opened) - 16} more"
+    finally:
+        await db.engine.dispose()
