@@ -73,6 +73,41 @@ async def cases(runtime: Minyi) -> dict[str, Case]:
         return {c.code: c for c in await session.scalars(select(Case).order_by(Case.id))}
 
 
+async def test_one_run_compares_every_waiting_case_a_batch_to_a_transaction(
+    database_settings: Settings,
+) -> None:
+    """A busy day files more cases between two runs than one batch holds: one run compares
+    them all, each batch in a transaction of its own (on SQLite, turns get the connection in
+    between)."""
+    async with open_minyi(database_settings) as runtime:
+        first = await file(
+            runtime, "r1", "小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。"
+        )
+        for n, matter in enumerate(
+            (
+                "菜市场门口的下水道堵了，污水流到路上，气味很大。",
+                "楼上邻居装修，每天早上七点就开始打钻，噪音很大。",
+                "公交站的站牌被车撞歪了，随时可能倒下来砸到人。",
+            )
+        ):
+            await file(runtime, f"s{n}", matter, phone=f"1390013900{n}")
+        second = await file(
+            runtime, "r1", "上次反映过的小区门口路灯还是不亮，晚上太黑了。", asked=True
+        )
+        transactions: list[UnitOfWork] = []
+
+        def units() -> UnitOfWork:
+            transactions.append(UnitOfWork(runtime.db, runtime.cipher))
+            return transactions[-1]
+
+        office = runtime.office
+        assert await repeat_watch.scan(units, office.repeats, office.escalation, batch=2) == 1
+        assert len(transactions) == 3  # 2 + 2 + 1
+        rows = await cases(runtime)
+        assert all(case.repeat_checked_at is not None for case in rows.values())
+        assert rows[second].repeat_of == rows[first].id
+
+
 async def test_a_repeated_matter_is_linked_and_the_third_raised(
     database_settings: Settings,
 ) -> None:

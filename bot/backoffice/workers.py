@@ -112,7 +112,10 @@ def jobs_for(
             "repeats",
             30.0,
             lambda: repeat_watch.scan(
-                units, repeats or RepeatRules(), escalation or EscalationRules()
+                units,
+                repeats or RepeatRules(),
+                escalation or EscalationRules(),
+                batch=repeat_watch.BATCH_SQLITE if db.is_sqlite else repeat_watch.BATCH,
             ),
             long=True,
         ),
