@@ -27,6 +27,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -111,14 +112,20 @@ class QueueingPool(ConnectionPool):
 
     redis-py's `BlockingConnectionPool` does the same behind an `asyncio.Condition`, a timeout
     context and a second lock on every command, 15 µs of CPU a call more than the plain pool
-    (benchmarks/redis_calls.py); here the bound costs nothing while a connection is free."""
+    (benchmarks/redis_calls.py); here the bound costs nothing while a connection is free.
+
+    Taking and giving back a connection is done here without the plain pool's lock (nothing
+    between its steps awaits, so it guards nothing in one event loop), its observability
+    counters and its released-connection event (they serve OpenTelemetry and streaming
+    credential providers, which Minyi does not configure): on a turn's two scripts they were
+    a tenth of the call."""
 
     def __init__(self, *args: Any, timeout: float = WAIT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timeout = timeout
         self._free = asyncio.Semaphore(self.max_connections)
-        # The connections handed out, each holding a place. redis-py's own get_connection
-        # releases a connection it failed to connect before handing it out: that one holds none.
+        # The connections handed out, each holding a place (a connection given back twice
+        # frees one place, once).
         self._handed: set[AbstractConnection] = set()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
@@ -131,18 +138,71 @@ class QueueingPool(ConnectionPool):
         else:
             await self._free.acquire()  # returns at once
         try:
-            connection = await super().get_connection(*args, **kwargs)
+            connection = self.get_available_connection()  # an idle one, or a new one
         except BaseException:
             self._free.release()
             raise
         self._handed.add(connection)
+        try:
+            # As redis-py's `ensure_connection`, which is only called when it has work: a
+            # connection not connected, or one with data left unread (the server closed it,
+            # or a reply was abandoned), is connected afresh.
+            if not connection.is_connected or await connection.can_read():
+                await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
         return connection
 
     async def release(self, connection: AbstractConnection) -> None:
-        await super().release(connection)
+        self._in_use_connections.discard(connection)
+        # Marked by a server's maintenance notice (redis-py 6.4 on; earlier ones have no mark).
+        should_reconnect = getattr(connection, "should_reconnect", None)
+        if should_reconnect is not None and should_reconnect():
+            await connection.disconnect()
+        if connection not in self._available_connections:
+            self._available_connections.append(connection)
         if connection in self._handed:
             self._handed.discard(connection)
             self._free.release()
+
+    async def exchange(self, command: bytes) -> Any:
+        """One packed command's round trip on a pooled connection, its reply as redis-py's
+        parser gives it (no response callback: for commands that have none, such as EVALSHA).
+        A connection that fails is disconnected by redis-py and reconnected when next taken."""
+        connection = await self.get_connection()
+        try:
+            writer = getattr(connection, "_writer", None)
+            if writer is None or writer.transport.is_closing():
+                await connection.send_packed_command(command)
+            else:
+                # redis-py's send wraps even a write that needs no wait in `asyncio.wait_for`,
+                # a task and a turn of the loop on Python 3.11; a small command on an idle
+                # connection goes out at once, so only a full buffer is waited for, likewise.
+                await connection.check_health()
+                writer.write(command)
+                if writer.transport.get_write_buffer_size():
+                    await self._drain(connection, writer)
+            return await connection.read_response()
+        finally:
+            await self.release(connection)
+
+    @staticmethod
+    async def _drain(connection: AbstractConnection, writer: asyncio.StreamWriter) -> None:
+        """Wait for the socket to take a command, as redis-py's send does: within the socket
+        timeout, the connection dropped when it fails."""
+        try:
+            async with asyncio.timeout(connection.socket_timeout):
+                await writer.drain()
+        except TimeoutError:
+            await connection.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await connection.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
 
 
 def connect(url: str, **options: Any) -> Redis:
