@@ -25,15 +25,16 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import timedelta, tzinfo
-from typing import Any, cast
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, NamedTuple, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, literal_column, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conversation.cases.deadlines import LegalDeadlines
 from conversation.cases.repeats import RepeatRules
@@ -100,6 +101,13 @@ def _open_replies(cipher: PiiCipher, blob: bytes) -> list[Reply]:
     return [Reply.from_json(item) for item in json.loads(cipher.decrypt(blob, "replies"))]
 
 
+class _Recalled(NamedTuple):
+    """A message's dedupe record as read with the conversation's state."""
+
+    replies: bytes
+    expires_at: datetime
+
+
 class StoreTurn:
     """One turn's unit of work: implements `conversation.ports.Turn`.
 
@@ -114,6 +122,10 @@ class StoreTurn:
         # What the Redis store writes after the database commit.
         self._state: tuple[str, bytes] | None = None
         self._seen: tuple[str, bytes] | None = None
+        # The database store: the transaction's connection, and the message's dedupe record
+        # as the statement that loaded the state read it (the id, and the row or None).
+        self._connection: AsyncConnection | None = None
+        self._recalled: tuple[str, _Recalled | None] | None = None
 
     async def uow(self) -> UnitOfWork:
         if self._uow is None:
@@ -121,6 +133,13 @@ class StoreTurn:
             await uow.__aenter__()
             self._uow = uow
         return self._uow
+
+    async def connection(self) -> AsyncConnection:
+        """The unit of work's connection, for the store's own statements (asked once a turn:
+        the session's `connection()` costs a greenlet switch each time)."""
+        if self._connection is None:
+            self._connection = await (await self.uow()).session.connection()
+        return self._connection
 
     @property
     def lookups(self) -> Lookups:
@@ -270,6 +289,19 @@ _RECALL_ROW = select(_DEDUPE.c.replies, _DEDUPE.c.expires_at).where(
 _LOAD_ROW = select(
     _CONVERSATIONS.c.state, _CONVERSATIONS.c.version, _CONVERSATIONS.c.expires_at
 ).where(_CONVERSATIONS.c.key == bindparam("key"))
+# The state and the message's dedupe record in one statement (a turn of a message with an id):
+# a row for each that exists, told apart by `kind`.
+_LOAD_AND_RECALL = union_all(
+    select(
+        literal_column("'c'").label("kind"),
+        _CONVERSATIONS.c.state.label("blob"),
+        _CONVERSATIONS.c.version,
+        _CONVERSATIONS.c.expires_at,
+    ).where(_CONVERSATIONS.c.key == bindparam("key")),
+    select(
+        literal_column("'d'"), _DEDUPE.c.replies, literal_column("0"), _DEDUPE.c.expires_at
+    ).where(_DEDUPE.c.key == bindparam("dedupe")),
+)
 _BEGIN_ROW = _CONVERSATIONS.insert()
 _SAVE_ROW = (
     _CONVERSATIONS.update()
@@ -303,17 +335,34 @@ class DatabaseConversationStore(ConversationStoreBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._locks = LocalLocks()
+        # The message each held conversation is answering: its turn's load reads the message's
+        # dedupe record in the same statement as the state.
+        self._answering: dict[str, str] = {}
 
-    def lock(self, key: str, dedupe_key: str = "") -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
         # In-process only; other processes sharing the database are caught by the version column.
-        return self._locks.hold(key)
+        async with self._locks.hold(key):
+            if not dedupe_key:
+                yield
+                return
+            self._answering[key] = dedupe_key
+            try:
+                yield
+            finally:
+                self._answering.pop(key, None)
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         return None  # asked inside the turn instead, under the lock: one transaction, not two
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
-        connection = await (await turn.uow()).session.connection()
-        row = (await connection.execute(_RECALL_ROW, {"key": dedupe_key})).first()
+        recalled, turn._recalled = turn._recalled, None
+        row: Any
+        if recalled is not None and recalled[0] == dedupe_key:
+            row = recalled[1]  # read with the state
+        else:
+            connection = await turn.connection()
+            row = (await connection.execute(_RECALL_ROW, {"key": dedupe_key})).first()
         now = utcnow()
         if row is None or row.expires_at <= now:
             return None
@@ -323,19 +372,33 @@ class DatabaseConversationStore(ConversationStoreBase):
         return _open_replies(self.cipher, row.replies)
 
     async def _load(self, turn: StoreTurn, key: str) -> ConversationState | None:
-        connection = await (await turn.uow()).session.connection()
+        connection = await turn.connection()
         if self.db.is_postgres:
             # Processes sharing PostgreSQL without Redis: a transaction-scoped advisory lock makes
             # one conversation's turns wait for each other (SQLite's BEGIN IMMEDIATE does this).
             await connection.execute(_ADVISORY_LOCK, {"key": key})
-        row = (await connection.execute(_LOAD_ROW, {"key": key})).first()
-        turn._versions[key] = row.version if row else 0
-        if row is None or row.expires_at <= utcnow():
+        dedupe_key = self._answering.get(key, "")
+        if dedupe_key:
+            row = seen = None
+            for found in await connection.execute(
+                _LOAD_AND_RECALL, {"key": key, "dedupe": dedupe_key}
+            ):
+                if found.kind == "c":
+                    row = found
+                else:
+                    seen = found
+            turn._recalled = (dedupe_key, _Recalled(seen.blob, seen.expires_at) if seen else None)
+            state = (row.blob, row.version, row.expires_at) if row else None
+        else:
+            plain = (await connection.execute(_LOAD_ROW, {"key": key})).first()
+            state = (plain.state, plain.version, plain.expires_at) if plain else None
+        turn._versions[key] = state[1] if state else 0
+        if state is None or state[2] <= utcnow():
             return None
-        return _open_state(self.cipher, row.state, row.version)
+        return _open_state(self.cipher, state[0], state[1])
 
     async def _save(self, turn: StoreTurn, key: str, state: ConversationState) -> None:
-        connection = await (await turn.uow()).session.connection()
+        connection = await turn.connection()
         version = turn._versions.get(key, 0)
         sealed = _seal_state(self.cipher, state)
         expires = utcnow() + self.lifetime
@@ -355,7 +418,7 @@ class DatabaseConversationStore(ConversationStoreBase):
             raise Conflict(f"conversation {key} changed under this turn")
 
     async def _remember(self, turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
-        connection = await (await turn.uow()).session.connection()
+        connection = await turn.connection()
         now = utcnow()
         kept = await connection.execute(
             _REMEMBER_ROW[self.db.engine.dialect.name],

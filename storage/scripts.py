@@ -40,7 +40,7 @@ def pack(*args: Arg) -> bytes:
         if kind is str:
             data = arg.encode()  # type: ignore[union-attr]
         elif kind is bytes:
-            data = arg  # type: ignore[assignment]
+            data = arg
         elif kind is int or kind is float:
             data = repr(arg).encode()
         else:
