@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import secrets
 import time
@@ -26,6 +27,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from types import TracebackType
 from typing import Any, NamedTuple, cast
 
 from redis.asyncio import Redis
@@ -78,10 +80,14 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+# Compact, UTF-8 as it is: made once (`json.dumps` with options builds an encoder every call).
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def state_json(state: ConversationState) -> str:
     """The state as stored: compact JSON without the fields at their defaults."""
     kept = {k: v for k, v in state.to_json().items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
-    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+    return _to_json(kept)
 
 
 def _seal_state(cipher: PiiCipher, state: ConversationState) -> bytes:
@@ -93,8 +99,7 @@ def _open_state(cipher: PiiCipher, blob: bytes, version: int = 0) -> Conversatio
 
 
 def _seal_replies(cipher: PiiCipher, replies: Sequence[Reply]) -> bytes:
-    payload = json.dumps([r.to_json() for r in replies], ensure_ascii=False, separators=(",", ":"))
-    return cipher.encrypt(payload, "replies")
+    return cipher.encrypt(_to_json([r.to_json() for r in replies]), "replies")
 
 
 def _open_replies(cipher: PiiCipher, blob: bytes) -> list[Reply]:
@@ -167,6 +172,17 @@ class StoreTurn:
         if self._uow is not None:
             await self._uow.commit()
         await self.store._after_commit(self)
+
+    async def __aenter__(self) -> StoreTurn:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close(exc)  # may turn an IntegrityError into Conflict
 
     async def close(self, exc: BaseException | None) -> None:
         """End the unit of work if one was opened (rolled back unless committed)."""
@@ -250,15 +266,9 @@ class ConversationStoreBase:
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         raise NotImplementedError
 
-    @asynccontextmanager
-    async def turn(self) -> AsyncIterator[StoreTurn]:
-        turn = StoreTurn(self)
-        try:
-            yield turn
-        except BaseException as exc:
-            await turn.close(exc)  # may turn an IntegrityError into Conflict
-            raise
-        await turn.close(None)
+    def turn(self) -> StoreTurn:
+        """`async with store.turn() as turn:` one turn's unit of work."""
+        return StoreTurn(self)
 
     async def _recall_in_turn(self, turn: StoreTurn, dedupe_key: str) -> list[Reply] | None:
         raise NotImplementedError
@@ -529,6 +539,7 @@ class _Held:
 
     token: str
     dedupe_key: str
+    mark: bytes  # the message's (b"" without an id)
     state: bytes | None
     replies: bytes | None
     handled: bool
@@ -579,6 +590,10 @@ class RedisConversationStore(ConversationStoreBase):
         self._release = Script(redis, _RELEASE)
         self._renew = Script(redis, _RENEW)
         self._held: dict[str, _Held] = {}
+        # A lock's token tells its holder's turns apart from any other: this process's random
+        # part and a count (a random token per turn cost a system call).
+        self._tokens = secrets.token_hex(8)
+        self._taken = itertools.count()
 
     @contextmanager
     def counting(self, rate: SenderRate) -> Iterator[None]:
@@ -594,7 +609,7 @@ class RedisConversationStore(ConversationStoreBase):
 
     @asynccontextmanager
     async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
-        token = secrets.token_hex(16)
+        token = f"{self._tokens}{next(self._taken)}"
         lock_key, state_key = self.keys.lock(key), self.keys.conversation(key)
         # Unused keys are placeholders in the same slot.
         keys = [
@@ -629,7 +644,7 @@ class RedisConversationStore(ConversationStoreBase):
             if time.monotonic() > deadline:
                 raise Busy(f"conversation {key} is busy")
             await asyncio.sleep(0.01)
-        held = _Held(token, dedupe_key, got[1], got[2], int(got[3]) == 1)
+        held = _Held(token, dedupe_key, mark, got[1], got[2], int(got[3]) == 1)
         self._held[key] = held
         # Most turns take milliseconds: the renewal only starts for one still running.
         renewal: list[asyncio.Task[None]] = []
@@ -699,6 +714,10 @@ class RedisConversationStore(ConversationStoreBase):
         dedupe_key, seen = turn._seen or ("", b"")
         held = self._held.get(key)
         token = held.token if held is not None else ""
+        if held is not None and held.dedupe_key == dedupe_key:
+            mark = held.mark
+        else:
+            mark = _mark(dedupe_key) if dedupe_key else b""
         state_key = self.keys.conversation(key)
         keys = [
             state_key,
@@ -712,7 +731,7 @@ class RedisConversationStore(ConversationStoreBase):
             max(1, int(self.lifetime.total_seconds())),
             seen,
             max(1, int(self.redelivery.total_seconds() * 1000)),
-            _mark(dedupe_key) if dedupe_key else b"",
+            mark,
             window,
             max(1, int(window * 1000)),
             token,

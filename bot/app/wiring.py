@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
 from bot.backoffice.citizen_notices import CitizenNotices
@@ -139,6 +140,10 @@ def measured(engine: Engine, metrics: Metrics) -> Handler:
     """The inbound pipeline every channel calls: metrics around the engine (which hands the
     message to a staff member instead, when one has the conversation)."""
 
+    # Each channel's counter and histogram, looked up once: prometheus_client's `labels()`
+    # takes a lock and builds a key on every call.
+    children: dict[str, tuple[Counter, Histogram]] = {}
+
     async def handle(inbound: Inbound) -> list[Reply]:
         started = time.perf_counter()
         turned_away = False
@@ -153,8 +158,15 @@ def measured(engine: Engine, metrics: Metrics) -> Handler:
             raise
         finally:
             if not turned_away:
-                metrics.messages.labels(inbound.channel).inc()
-                metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
+                channel = inbound.channel
+                kept = children.get(channel)
+                if kept is None:
+                    kept = children[channel] = (
+                        metrics.messages.labels(channel),
+                        metrics.turn_seconds.labels(channel),
+                    )
+                kept[0].inc()
+                kept[1].observe(time.perf_counter() - started)
 
     return handle
 
