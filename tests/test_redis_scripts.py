@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from channels.base import Throttled
-from storage.scripts import Script
+from storage.redis_connect import QueueingPool, connect
+from storage.scripts import Script, pack
 
 from .conftest import REDIS_URL, Citizen, settings_for
 
@@ -67,3 +69,33 @@ async def test_turns_go_on_after_the_server_forgot_the_scripts(
         assert await citizen.say("小区门口的路灯坏了一个多月，晚上很黑。", message_id="m3") == (
             described  # a re-delivery: its first verdict and the same replies
         )
+
+
+def test_a_command_is_packed_as_redis_py_packs_it() -> None:
+    """The direct way's packing (storage/scripts.py `pack`) sends what redis-py would."""
+    args = ("EVALSHA", "a" * 40, 2, "minyi:{webchat:张三}", b"\x00\xff", 6000, 86400.0, -1, "")
+    assert pack(*args) == b"".join(Connection().pack_command(*args))
+    with pytest.raises(TypeError):
+        pack("EVALSHA", True)
+
+
+async def test_a_script_goes_on_after_its_connection_was_dropped(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """On the single-server pool a script makes its round trip directly on a pooled connection;
+    one the server closed is found out there, and the call is made again (redis-py's retry
+    and reconnect), counted once."""
+    client = connect(REDIS_URL)
+    assert isinstance(client.connection_pool, QueueingPool)
+    try:
+        count = Script(client, _COUNT)
+        key = redis_prefix + "scripts:dropped"
+        assert await count([key], [1]) == 1
+        (pooled,) = client.connection_pool._available_connections
+        own_id = await client.client_id()  # asked on that same (only) connection
+        assert await redis.client_kill_filter(_id=own_id) == 1
+        assert await count([key], [1]) == 2
+        assert pooled.is_connected  # connected afresh
+        assert await redis.get(key) == b"2"
+    finally:
+        await client.aclose()

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
@@ -119,6 +119,38 @@ async def test_the_purge_blanks_replies_past_the_redelivery_window(
             await turn.load_state("webchat:r")
             assert isinstance(await turn.recall("webchat:r:m1"), Forgotten)
             assert await turn.recall("webchat:r:m2") == [Reply("answer 2")]
+
+
+async def test_database_store_reads_the_state_and_the_message_in_one_statement(
+    database_settings: Settings,
+) -> None:
+    """A step of a message with an id reads the conversation's state and what is remembered of
+    the message in one SELECT (the conversation's lock said which message it answers), and a
+    re-delivery read that way gets the same replies and writes nothing."""
+    async with open_minyi(database_settings) as runtime:
+        citizen = Citizen(runtime, sender="one-read")
+        await citizen.say("1", message_id="m1")
+        said: list[str] = []
+
+        def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            said.append(" ".join(statement.split()).upper())
+
+        engine = runtime.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            answer = await citizen.say("4", message_id="m2")
+            first = list(said)
+            said.clear()
+            assert await citizen.say("4", message_id="m2") == answer
+            again = list(said)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    reads = [s for s in first if s.startswith("SELECT") and "PG_ADVISORY" not in s]
+    assert len(reads) == 1 and "INBOUND_DEDUPE" in reads[0] and "CONVERSATIONS" in reads[0]
+    assert any(s.startswith("UPDATE CONVERSATIONS") for s in first)
+    assert any(s.startswith("INSERT INTO INBOUND_DEDUPE") for s in first)
+    assert [s for s in again if s.startswith("SELECT") and "PG_ADVISORY" not in s] == reads
+    assert not [s for s in again if s.startswith(("UPDATE", "INSERT"))]
 
 
 # -- the Redis store's lock: short, renewed while its turn runs -------------------------------
