@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import cached_property
 
 from ..catalog import Texts
 from ..commands import Command, Results
@@ -54,9 +55,10 @@ class Context:
     # only what it can do, and a filing or a call for staff is told where to go instead.
     follow_only: bool = False
 
-    @property
+    @cached_property
     def word(self) -> str:
-        """The message folded for matching commands and choices."""
+        """The message folded for matching commands and choices (once a turn: the engine and
+        the flow both ask)."""
         return normalize(self.inbound.text)
 
     @property
