@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
+from sqlalchemy import select
+
 from bot.app.logs import mask_phones
 from channels.base import DeliveryFailed, SharedCache
 from channels.staff import StaffAlert, StaffTarget, ThreadTarget, ThreadView
 from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import mask_phone
-from storage.models import Case, Notification, StaffThread, utcnow
-from storage.staff_threads import changed, conversation_of, open_thread
+from storage.models import Case, Identity, Notification, StaffThread, utcnow
+from storage.staff_threads import changed, conversation_of, open_threads
 from storage.uow import UnitOfWork, Units
 
 from .casework_alerts import TOPICS as CASEWORK_TOPICS
@@ -58,15 +60,12 @@ class StaffAlerts:
         self.threads = [t for t in self.targets if isinstance(t, ThreadTarget)]
 
     async def send(self, job_ids: Sequence[int]) -> None:
-        relays = []
-        alerts_ids = []
         async with self.units() as uow:
-            for job_id in job_ids:
-                job = await uow.notifications.get(job_id)
-                if job is not None and job.topic == "citizen.message":
-                    relays.append(job_id)
-                elif job is not None:
-                    alerts_ids.append(job_id)
+            topics = {
+                i: job.topic for i, job in (await uow.notifications.get_many(job_ids)).items()
+            }
+        relays = [i for i in job_ids if topics.get(i) == "citizen.message"]
+        alerts_ids = [i for i in job_ids if i in topics and topics[i] != "citizen.message"]
         for job_id in relays:
             await self._relay(job_id)
         if alerts_ids:
@@ -76,20 +75,34 @@ class StaffAlerts:
 
     async def _alert(self, job_ids: Sequence[int]) -> None:
         async with self.units() as uow:
-            jobs = [
-                job
-                for job_id in job_ids
-                if (job := await uow.notifications.get(job_id)) is not None
-            ]
+            found = await uow.notifications.get_many(job_ids)
+            jobs = [found[job_id] for job_id in job_ids if job_id in found]
+            # Their cases and the cases' citizens' identities in two queries: what composing
+            # and `conversation_of` then get from the session.
+            # (Kept referenced: the session holds what it loaded only while someone does.)
+            cases = list(
+                await uow.session.scalars(
+                    select(Case).where(Case.id.in_(sorted({j.case_id for j in jobs if j.case_id})))
+                )
+            )
+            _identities = list(
+                await uow.session.scalars(
+                    select(Identity).where(Identity.id.in_(sorted({c.identity_id for c in cases})))
+                )
+            )
             alerts = {job.id: await self.compose(uow, job) for job in jobs}
             done = {job.id: list(job.done_routes) for job in jobs}
             # Staff may answer the citizen of any alert about someone: a thread for it, which
             # the desk lists at once and the alert's buttons (认领 / 查看) name elsewhere.
-            for job in jobs:
-                if (who := await conversation_of(uow.session, job)) is not None:
-                    thread = await open_thread(uow.session, job, *who)
-                    alerts[job.id] = replace(alerts[job.id], thread=thread.id)
-                    changed(uow, thread.id)
+            wanted = [
+                (job, *who)
+                for job in jobs
+                if (who := await conversation_of(uow.session, job)) is not None
+            ]
+            threads = await open_threads(uow.session, wanted)
+            for job_id, thread in threads.items():
+                alerts[job_id] = replace(alerts[job_id], thread=thread.id)
+                changed(uow, thread.id)
             await uow.commit()
         failures: dict[int, DeliveryFailed] = {}
         posted: dict[str, str] = {}
@@ -126,9 +139,9 @@ class StaffAlerts:
         posted: dict[str, str],
     ) -> None:
         async with self.units() as uow:
+            jobs = await uow.notifications.get_many(list(alerts))
             for job_id in alerts:
-                job = await uow.notifications.get(job_id)
-                assert job is not None
+                job = jobs[job_id]
                 if not self.targets:
                     job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
                     job.last_error = "only the desk shows it: no other staff front end (MINYI_STAFF_*, MINYI_WECOM_*) is set up"
