@@ -231,7 +231,7 @@ async def run(
                     latencies.append(time.perf_counter() - started)
 
             async with aiohttp.ClientSession() as session:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await asyncio.gather(*(client(session) for _ in range(concurrency)))
                 acknowledged = time.perf_counter() - started
             while await runtime.sms_inbox.waiting():  # noqa: ASYNC110 (the job works them through)
@@ -239,7 +239,7 @@ async def run(
             elapsed = time.perf_counter() - started
             while "notifier" not in off and await unsent(runtime):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-            notified = time.perf_counter() - started
+            notified, cpu = time.perf_counter() - started, time.process_time() - cpu
             async with runtime.db.session() as db:
                 rated = await db.scalar(
                     select(func.count()).select_from(Case).where(Case.status == "rated")
@@ -264,7 +264,7 @@ async def run(
     print(
         f"{backend:<10}{pushes:>7}{rated:>9}{pushes / acknowledged:>10.1f}{rated / elapsed:>11.0f}"
         f"{statistics.median(latencies) * 1000:>15.0f}{max(latencies) * 1000:>12.0f}"
-        f"{sent:>7}{notified:>11.2f}"
+        f"{sent:>7}{notified:>11.2f}{cpu:>7.2f}"
     )
 
 
@@ -296,7 +296,7 @@ async def main(replies: int, concurrency: int, backends: list[str], off: frozens
         print(f"{replies} rating replies in pushes of {BATCH}, {concurrency} concurrent pushes")
         print(
             f"{'backend':<10}{'pushes':>7}{'rated':>9}{'pushes/s':>10}{'replies/s':>11}"
-            f"{'ack median ms':>15}{'ack max ms':>12}{'sent':>7}{'notified s':>11}"
+            f"{'ack median ms':>15}{'ack max ms':>12}{'sent':>7}{'notified s':>11}{'CPU s':>7}"
         )
         for backend in backends:
             await run(backend, replies, concurrency, provider, off)

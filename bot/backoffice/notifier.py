@@ -86,11 +86,11 @@ class Notifier:
                 await self._release([job_id for queue in queues for job_id, _ in queue])
                 raise
 
-        staff_ids = [job_id for job_id, audience, _, _ in leased if audience == "staff"]
+        staff = [(job_id, topic) for job_id, audience, topic, _ in leased if audience == "staff"]
         await asyncio.gather(
             *(in_order(queue) for queue in one_by_one),
             together(texting) if texting else asyncio.sleep(0),
-            self.staff.send(staff_ids) if staff_ids else asyncio.sleep(0),
+            self.staff.send(staff) if staff else asyncio.sleep(0),
         )
         return len(leased)
 

@@ -59,13 +59,10 @@ class StaffAlerts:
         self.shared = shared
         self.threads = [t for t in self.targets if isinstance(t, ThreadTarget)]
 
-    async def send(self, job_ids: Sequence[int]) -> None:
-        async with self.units() as uow:
-            topics = {
-                i: job.topic for i, job in (await uow.notifications.get_many(job_ids)).items()
-            }
-        relays = [i for i in job_ids if topics.get(i) == "citizen.message"]
-        alerts_ids = [i for i in job_ids if i in topics and topics[i] != "citizen.message"]
+    async def send(self, jobs: Sequence[tuple[int, str]]) -> None:
+        """Leased staff jobs, as (id, topic): the citizens' words in threads, then the alerts."""
+        relays = [job_id for job_id, topic in jobs if topic == "citizen.message"]
+        alerts_ids = [job_id for job_id, topic in jobs if topic != "citizen.message"]
         for job_id in relays:
             await self._relay(job_id)
         if alerts_ids:
@@ -77,9 +74,9 @@ class StaffAlerts:
         async with self.units() as uow:
             found = await uow.notifications.get_many(job_ids)
             jobs = [found[job_id] for job_id in job_ids if job_id in found]
-            # Their cases and the cases' citizens' identities in two queries: what composing
-            # and `conversation_of` then get from the session.
-            # (Kept referenced: the session holds what it loaded only while someone does.)
+            # Their cases and the cases' citizens' identities in two queries, which composing and
+            # `conversation_of` then find in the session (kept referenced: the session holds
+            # what it loaded only while something does).
             cases = list(
                 await uow.session.scalars(
                     select(Case).where(Case.id.in_(sorted({j.case_id for j in jobs if j.case_id})))
@@ -231,7 +228,8 @@ class StaffAlerts:
         t = self.catalog.for_language("zh")
         async with self.units() as uow:
             job = await uow.notifications.get(job_id)
-            assert job is not None
+            if job is None:
+                return  # erased meanwhile
             thread_id = int(job.payload["thread"])
             row = await uow.session.get(StaffThread, thread_id)
             case = await uow.session.get(Case, row.case_id) if row and row.case_id else None
