@@ -107,10 +107,9 @@ class SmsNotices:
                     plan = plans[job_id]
                     if isinstance(plan, _Text):
                         sent.put_nowait((job_id, await self.reach.reach([plan.route], plan.notice)))
+                    elif plan is not _GONE:
+                        sent.put_nowait((job_id, []))  # skipped or postponed, in its turn
 
-        for job_id, plan in plans.items():
-            if isinstance(plan, _NotNow) and plan is not _GONE:
-                sent.put_nowait((job_id, []))
         try:
             await asyncio.gather(*(in_order(queue) for queue in queues))
         finally:
