@@ -19,9 +19,12 @@ import asyncio
 import base64
 import json
 import logging
+import multiprocessing
 import os
 import secrets
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from datetime import date, timedelta
@@ -42,7 +45,7 @@ from bot.app.settings import Settings
 from bot.app.web import create_app
 from bot.app.wiring import Minyi
 from conversation.codes import new_case_code, short_reference
-from storage.models import Case, Citizen, Identity, OutboxEntry, Survey, utcnow
+from storage.models import Case, Citizen, Identity, Notification, OutboxEntry, Survey, utcnow
 
 SECRET = "bench-path-secret-0123456789"
 BATCH = 100
@@ -156,6 +159,32 @@ def push(first: int, refs: list[str]) -> bytes:
     ).encode()
 
 
+def stand_in(port: int) -> None:
+    """Alibaba's SendSms (OK, with a BizId) and a staff webhook, in their own process."""
+    sent = 0
+
+    async def send_sms(request: web.Request) -> web.Response:
+        nonlocal sent
+        await request.read()
+        sent += 1
+        return web.json_response({"Code": "OK", "Message": "OK", "BizId": f"{sent:012d}^0"})
+
+    async def hook(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/", send_sms)
+    app.router.add_post("/hook", hook)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def log_like_production(sink: TextIO) -> None:
     logs.configure("INFO")
     for handler in logging.getLogger().handlers:
@@ -163,9 +192,14 @@ def log_like_production(sink: TextIO) -> None:
             handler.setStream(sink)
 
 
-async def run(backend: str, replies: int, concurrency: int) -> None:
+async def run(
+    backend: str, replies: int, concurrency: int, provider: str, off: frozenset[str]
+) -> None:
     async with database(backend) as url:
         settings = Settings(database_url=url, pii_key=KEY).replace(
+            sms_api_base=provider,
+            staff_webhook_url=f"{provider}/hook",
+            staff_webhook_secret="bench-staff-webhook-secret",
             sms_provider="aliyun",
             sms_access_key_id="LTAI5tBench",
             sms_access_key_secret="bench",
@@ -174,11 +208,12 @@ async def run(backend: str, replies: int, concurrency: int) -> None:
             sms_webhook_secret=SECRET,
         )
         app = create_app(settings, workers=True)
+        runtime = app[MINYI]
+        runtime.jobs = tuple(job for job in runtime.jobs if job.name not in off)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        runtime = app[MINYI]
         host, port = runner.addresses[0][:2]
         url_in = f"http://{host}:{port}/sms/aliyun/inbound/{SECRET}"
         try:
@@ -196,12 +231,15 @@ async def run(backend: str, replies: int, concurrency: int) -> None:
                     latencies.append(time.perf_counter() - started)
 
             async with aiohttp.ClientSession() as session:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await asyncio.gather(*(client(session) for _ in range(concurrency)))
                 acknowledged = time.perf_counter() - started
             while await runtime.sms_inbox.waiting():  # noqa: ASYNC110 (the job works them through)
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
+            while "notifier" not in off and await unsent(runtime):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            notified, cpu = time.perf_counter() - started, time.process_time() - cpu
             async with runtime.db.session() as db:
                 rated = await db.scalar(
                     select(func.count()).select_from(Case).where(Case.status == "rated")
@@ -211,24 +249,60 @@ async def run(backend: str, replies: int, concurrency: int) -> None:
                     .select_from(OutboxEntry)
                     .where(OutboxEntry.type == "case.rated")
                 )
+                sent = await db.scalar(
+                    select(func.count())
+                    .select_from(Notification)
+                    .where(Notification.status == "sent")
+                )
         finally:
             await runner.cleanup()
     pushes = len(latencies)
     assert rated == events == pushes * BATCH, (rated, events, pushes)
+    unhappy = sum(1 for n in range(rated) if n % 3 == 2)
+    # Each: the citizen's SMS and the staff alert.
+    assert sent == 2 * unhappy or "notifier" in off, (sent, unhappy)
     print(
         f"{backend:<10}{pushes:>7}{rated:>9}{pushes / acknowledged:>10.1f}{rated / elapsed:>11.0f}"
         f"{statistics.median(latencies) * 1000:>15.0f}{max(latencies) * 1000:>12.0f}"
+        f"{sent:>7}{notified:>11.2f}{cpu:>7.2f}"
     )
 
 
-async def main(replies: int, concurrency: int, backends: list[str]) -> None:
-    print(f"{replies} rating replies in pushes of {BATCH}, {concurrency} concurrent pushes")
-    print(
-        f"{'backend':<10}{'pushes':>7}{'rated':>9}{'pushes/s':>10}{'replies/s':>11}"
-        f"{'ack median ms':>15}{'ack max ms':>12}"
-    )
-    for backend in backends:
-        await run(backend, replies, concurrency)
+async def unsent(runtime: Minyi) -> int:
+    """Notifications not yet sent, skipped or failed."""
+    async with runtime.db.reading() as db:
+        return int(
+            await db.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.status == "pending")
+            )
+            or 0
+        )
+
+
+async def main(replies: int, concurrency: int, backends: list[str], off: frozenset[str]) -> None:
+    port = free_port()
+    fake = multiprocessing.Process(target=stand_in, args=(port,), daemon=True)
+    fake.start()
+    provider = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):  # until the stand-in listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        print(f"{replies} rating replies in pushes of {BATCH}, {concurrency} concurrent pushes")
+        print(
+            f"{'backend':<10}{'pushes':>7}{'rated':>9}{'pushes/s':>10}{'replies/s':>11}"
+            f"{'ack median ms':>15}{'ack max ms':>12}{'sent':>7}{'notified s':>11}{'CPU s':>7}"
+        )
+        for backend in backends:
+            await run(backend, replies, concurrency, provider, off)
+    finally:
+        fake.terminate()
+        fake.join()
 
 
 if __name__ == "__main__":
@@ -236,9 +310,21 @@ if __name__ == "__main__":
     parser.add_argument("--replies", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy's raw samples of the run")
+    parser.add_argument("--off", default="", help="background jobs left out, comma-separated")
     args = parser.parse_args()
+    if args.profile:
+        again = [a for a in sys.argv if a != args.profile and a != "--profile"]
+        again = [a for a in again if not a.startswith("--profile=")]
+        command = ["py-spy", "record", "-f", "raw", "-o", args.profile, "--", sys.executable]
+        sys.exit(subprocess.call([*command, *again]))
     with open(os.devnull, "w") as devnull:
         log_like_production(devnull)
         asyncio.run(
-            main(args.replies - args.replies % BATCH, args.concurrency, args.backends.split(","))
+            main(
+                args.replies - args.replies % BATCH,
+                args.concurrency,
+                args.backends.split(","),
+                frozenset(filter(None, args.off.split(","))),
+            )
         )

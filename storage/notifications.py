@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ class Notifications:
         self.session = session
         self.touched = touched  # the unit of work's: the notifier is woken after the commit
         self._held: dict[str, dict[str, Any]] | None = None
+        self._held_deliveries: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def add(
         self, key: str, audience: str, topic: str, case: Case | None, payload: dict[str, Any]
@@ -53,16 +54,23 @@ class Notifications:
         await insert_ignoring_duplicates(self.session, Notification, row, ["key"])
 
     def hold(self) -> None:
-        """Keep what is added from now on for `write_held`: many in one INSERT (a batch)."""
+        """Keep what is added (and each delivery recorded) from now on for `write_held`: many
+        in one INSERT (a batch)."""
         if self._held is None:
             self._held = {}
 
     async def write_held(self) -> None:
-        """Write the held notifications in one statement, each once per key as `add` does."""
+        """Write the held notifications and deliveries in one statement each, each once per
+        key as `add` and `record_delivery` do."""
         held, self._held = self._held, None
+        deliveries, self._held_deliveries = self._held_deliveries, {}
         if held:
             await insert_ignoring_duplicates_many(
                 self.session, Notification, list(held.values()), ["key"]
+            )
+        if deliveries:
+            await insert_ignoring_duplicates_many(
+                self.session, Delivery, list(deliveries.values()), ["channel", "message_id"]
             )
 
     async def lease_due(
@@ -89,6 +97,15 @@ class Notifications:
 
     async def get(self, job_id: int) -> Notification | None:
         return await self.session.get(Notification, job_id)
+
+    async def get_many(self, job_ids: Collection[int]) -> dict[int, Notification]:
+        """Many jobs in one query, by id (those that are gone are missing)."""
+        if not job_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(Notification).where(Notification.id.in_(sorted(set(job_ids))))
+        )
+        return {job.id: job for job in rows}
 
     async def release(self, job_ids: Sequence[int]) -> None:
         """Give back leases of jobs this worker did not send (its run failed before them):
@@ -138,17 +155,16 @@ class Notifications:
         return True
 
     async def record_delivery(self, channel: str, message_id: str, job: Notification) -> None:
-        await insert_ignoring_duplicates(
-            self.session,
-            Delivery,
-            {
-                "channel": channel,
-                "message_id": message_id,
-                "notification_id": job.id,
-                "case_id": job.case_id,
-            },
-            ["channel", "message_id"],
-        )
+        row = {
+            "channel": channel,
+            "message_id": message_id,
+            "notification_id": job.id,
+            "case_id": job.case_id,
+        }
+        if self._held is not None:
+            self._held_deliveries.setdefault((channel, message_id), row)
+            return
+        await insert_ignoring_duplicates(self.session, Delivery, row, ["channel", "message_id"])
 
 
 async def record_report(

@@ -11,7 +11,7 @@ from conversation.messages import Media
 
 from .cases import attachment_rows
 from .models import Case, Identity, Notification, StaffThread, StaffThreadMessage
-from .people import insert_ignoring_duplicates
+from .people import insert_ignoring_duplicates_many
 from .uow import UnitOfWork
 
 
@@ -28,19 +28,26 @@ async def conversation_of(session: AsyncSession, job: Notification) -> tuple[str
     return (identity.channel, identity.external_id) if identity else None
 
 
-async def open_thread(
-    session: AsyncSession, job: Notification, channel: str, external_id: str
-) -> StaffThread:
-    values = {
-        "notification_id": job.id,
-        "case_id": job.case_id,
-        "channel": channel,
-        "external_id": external_id,
-    }
-    await insert_ignoring_duplicates(session, StaffThread, values, ["notification_id"])
-    thread = await session.scalar(select(StaffThread).where(StaffThread.notification_id == job.id))
-    assert thread is not None
-    return thread
+async def open_threads(
+    session: AsyncSession, wanted: Sequence[tuple[Notification, str, str]]
+) -> dict[int, StaffThread]:
+    """A thread for each alert (job, channel, channel id) — the one it has, or a new one — by
+    the alert's id: one INSERT and one SELECT for them all."""
+    if not wanted:
+        return {}
+    rows = [
+        {
+            "notification_id": job.id,
+            "case_id": job.case_id,
+            "channel": channel,
+            "external_id": external_id,
+        }
+        for job, channel, external_id in wanted
+    ]
+    await insert_ignoring_duplicates_many(session, StaffThread, rows, ["notification_id"])
+    ids = [job.id for job, _, _ in wanted]
+    threads = await session.scalars(select(StaffThread).where(StaffThread.notification_id.in_(ids)))
+    return {t.notification_id: t for t in threads if t.notification_id is not None}
 
 
 async def by_alert_message(session: AsyncSession, message_id: str) -> StaffThread | None:

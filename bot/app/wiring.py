@@ -29,6 +29,7 @@ from bot.backoffice.photo_sweep import PhotoSweep
 from bot.backoffice.reach import CitizenReach
 from bot.backoffice.sms_conversation import SmsConversation
 from bot.backoffice.sms_inbox import SmsInbox
+from bot.backoffice.sms_notices import SmsNotices
 from bot.backoffice.staff_alerts import StaffAlerts
 from bot.backoffice.staff_directory import StaffDirectory
 from bot.backoffice.staff_threads import StaffThreads
@@ -433,16 +434,15 @@ def build_minyi(settings: Settings, *, replace_channels: dict[str, Channel] | No
         reach,
         office.catalog,
         tz,
-        surveys,
         invitation=engine.rating_invitation,
         expect_rating=engine.expect_rating,
-        phone=phone,
         hotline=office.hotline,
     )
+    texts = SmsNotices(units, reach, office.catalog, tz, surveys, phone)
     staff = StaffAlerts(
         units, staff_targets, office, tz, reach, shared, desk_url=settings.public_url or ""
     )
-    notifier = Notifier(units, citizens, staff)
+    notifier = Notifier(units, citizens, texts, staff)
     relay = Relay(db, cipher, redis, settings.stream)
     jobs: tuple[Job, ...] = jobs_for(
         units,

@@ -10,31 +10,23 @@ are told.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from channels.base import Notice, PhoneTexting, Recipient, Route
-from conversation.cases.surveys import SurveyRules
+from channels.base import Notice, Recipient
 from conversation.catalog import Catalog
-from conversation.codes import short_reference
 from conversation.messages import Reply
-from conversation.survey_text import survey_sms
 from storage.filing import INTAKE_CHANNELS
 from storage.models import Case, Citizen, Identity, Notification, StaffThread, Survey, utcnow
-from storage.proof import open_code
 from storage.uow import UnitOfWork, Units
 
 from .reach import Attempt, CitizenReach
 from .recording import record_surely
-from .sms_conversation import open_answer, route_of
+from .sms_conversation import route_of
 
 log = logging.getLogger(__name__)
 
-# Survey SMS and SMS answering the citizen's own SMS: that route only, no chat, no fallback.
-SMS_ONLY = frozenset({"survey_sms", "sms_followup", "proof_sms"})
-# The conversation's answer to a citizen's own SMS (sms_conversation.py): to that mobile only.
-SMS_ANSWER = "sms_answer"
 # A staff member's words: in the chat if it can take them, else by SMS — a person's words must
 # arrive — but never as a template message, which cannot carry them.
 STAFF_WORDS = frozenset({"staff.joined", "staff.says", "staff.left"})
@@ -63,11 +55,9 @@ class CitizenNotices:
         reach: CitizenReach,
         catalog: Catalog,
         tz: tzinfo,
-        surveys: SurveyRules,
         *,
         invitation: Callable[[str, str], list[Reply]],
         expect_rating: Callable[[str, str, str, str], Awaitable[None]],
-        phone: PhoneTexting | None = None,
         hotline: str = "12345",
     ) -> None:
         self.units = units
@@ -75,22 +65,11 @@ class CitizenNotices:
         self.reach = reach
         self.catalog = catalog
         self.tz = tz
-        self.surveys = surveys
         self.invitation = invitation  # the survey question as the chat asks it
         self.expect_rating = expect_rating  # the chat's next "1" answers the survey
-        self.phone = phone
 
-    async def send(self, job_id: int, topic: str) -> None:
-        if topic == SMS_ANSWER:
-            await self._answer_by_sms(job_id)
-        elif topic in SMS_ONLY:
-            await self._text_phone(job_id)
-        else:
-            await self._notify(job_id)
-
-    # -- through the channels ------------------------------------------------------------------
-
-    async def _notify(self, job_id: int) -> None:
+    async def send(self, job_id: int) -> None:
+        """A notice through the citizen's channels (SMS-only jobs go by `sms_notices.py`)."""
         try:
             prepared = await self._prepare(job_id)
         except Exception as exc:
@@ -270,102 +249,6 @@ class CitizenNotices:
             f"{local.year}年{local.month}月{local.day}日" if lang == "zh" else f"{local:%Y-%m-%d}"
         )
 
-    # -- by SMS only ---------------------------------------------------------------------------
-
-    async def _text_phone(self, job_id: int) -> None:
-        """A survey SMS, or an SMS answering the citizen's SMS: this route only, no fallback."""
-        phone_channel = self.phone
-        async with self.units() as uow:
-            job = await uow.notifications.get(job_id)
-            assert job is not None and job.case_id is not None
-            case = await uow.session.get(Case, job.case_id)
-            assert case is not None
-            _, phone = uow.cases.contact(case)
-            citizen = await uow.session.get(Citizen, case.citizen_id) if case.citizen_id else None
-            why_not = ""
-            if phone_channel is None:
-                why_not = "SMS is off (MINYI_SMS_PROVIDER is not set)"
-            elif not phone:
-                why_not = "no mobile number on file"
-            elif citizen is not None and citizen.sms_opted_out_at is not None:
-                why_not = "the number opted out of SMS"
-            elif job.topic == "survey_sms" and not await _survey_open(uow, job):
-                why_not = "the survey was answered or expired before the SMS"
-            if not why_not and job.topic == "survey_sms":
-                quiet_end = self.surveys.quiet_end(utcnow(), self.tz)
-                if quiet_end is not None:
-                    uow.notifications.postpone(job, quiet_end)  # nobody is texted at night
-                    await uow.commit()
-                    return
-            # A 验证码 travels sealed in its job and is opened only to be texted.
-            secret = open_code(uow, job.payload["sealed"]) if "sealed" in job.payload else ""
-            template, params, text = self._sms(job, case, secret)
-            if not why_not:
-                assert phone_channel is not None
-                if not phone_channel.has_template(template):
-                    why_not = (
-                        f"no approved SMS template for '{template}' "
-                        f"(MINYI_SMS_TEMPLATE_{template.upper()})"
-                    )
-            if why_not:
-                uow.notifications.skipped(job, why_not)
-                await uow.events.append(
-                    case, "notification.skipped", "minyi", {"topic": job.topic, "why": why_not}
-                )
-                await uow.commit()
-                return
-        assert phone_channel is not None
-        attempt = (
-            await self.reach.reach(
-                [_phone_route(phone_channel, phone, template, params)],
-                Notice([Reply(text)], f"{job_id}.sms"),
-            )
-        )[0]
-        await self._record(job_id, [attempt], alert_staff=False)
-
-    async def _answer_by_sms(self, job_id: int) -> None:
-        """The conversation's answer to the mobile that texted: sealed in its job, about no case
-        (or any), through the same provider and route as every SMS, recorded like them."""
-        phone_channel = self.phone
-        try:
-            async with self.units() as uow:
-                job = await uow.notifications.get(job_id)
-                if job is None:
-                    return
-                if phone_channel is None:
-                    uow.notifications.skipped(job, "SMS is off (MINYI_SMS_PROVIDER is not set)")
-                    await uow.commit()
-                    return
-                to, text = open_answer(uow, job.payload["sealed"])
-        except Exception as exc:
-            raise NotSent(job_id) from exc
-        attempt = (
-            await self.reach.reach(
-                [_phone_route(phone_channel, to, "notice", {"text": text})],
-                Notice([Reply(text)], f"{job_id}.sms"),
-            )
-        )[0]
-        await self._record(job_id, [attempt], alert_staff=False)
-
-    def _sms(
-        self, job: Notification, case: Case, secret: str = ""
-    ) -> tuple[str, dict[str, str], str]:
-        """(template, its parameters, the full text) of an SMS-only job."""
-        t = self.catalog.for_language(case.language)
-        ref = short_reference(case.code)
-        if job.topic == "survey_sms":
-            sign = self.phone.sign_name if self.phone is not None else ""
-            return "survey", {"ref": ref}, survey_sms(t, self.surveys.scale, ref, sign)
-        data = job.payload
-        template, params = data["template"], dict(data.get("params") or {})
-        values = dict(data.get("values") or {})
-        if secret:
-            params["code"] = values["code"] = secret
-        text = t(data["text_key"], **values)
-        if template == "notice":
-            params = {"text": text}
-        return template, params, text
-
     # -- recording the outcome -----------------------------------------------------------------
 
     async def _record(self, job_id: int, attempts: list[Attempt], *, alert_staff: bool) -> None:
@@ -385,56 +268,59 @@ class CitizenNotices:
                 if job.case_id is not None
                 else None
             )
-            for attempt in attempts:
-                await self._record_attempt(uow, job, case, attempt)
-            delivered = next((a for a in attempts if a.ok), None)
-            if delivered is not None:
-                uow.notifications.succeeded(job, delivered.route)
-                if job.topic == "survey_sms" and (
-                    survey := await uow.session.get(Survey, job.payload.get("survey"))
-                ):
-                    survey.sms_sent_at = utcnow()
-            elif not attempts or all(a.unreachable for a in attempts):
-                error = attempts[-1].error if attempts else "no route can reach the citizen"
-                await _give_up(uow, job, case, error, alert_staff=alert_staff)
-            else:
-                last = attempts[-1]
-                if not uow.notifications.retry_later(
-                    job, last.error, wait=_seconds(last.retry_after)
-                ):
-                    await _give_up(
-                        uow, job, case, last.error, alert_staff=alert_staff, counted=True
-                    )
+            await settle(uow, job, case, attempts, alert_staff=alert_staff)
             await uow.commit()
 
-    async def _record_attempt(
-        self, uow: UnitOfWork, job: Notification, case: Case | None, attempt: Attempt
-    ) -> None:
-        if attempt.ok and attempt.message_id:
-            await uow.notifications.record_delivery(attempt.channel, attempt.message_id, job)
-        if attempt.lasting and case is not None:
-            identity = await uow.session.get(Identity, case.identity_id)
-            if identity is not None and identity.channel == attempt.channel:
-                identity.unreachable_at = utcnow()  # blocked: not tried first again
-        if case is None:
-            return
-        if attempt.ok:
-            data = {
-                "topic": job.topic,
-                "route": attempt.route,
-                "message_id": attempt.message_id or "",
-            }
-            await uow.events.append(case, "notification.sent", "minyi", data)
-        else:
-            data = {"topic": job.topic, "route": attempt.route, "error": attempt.error[:300]}
-            await uow.events.append(case, "notification.attempt_failed", "minyi", data)
+
+async def settle(
+    uow: UnitOfWork,
+    job: Notification,
+    case: Case | None,
+    attempts: Sequence[Attempt],
+    *,
+    alert_staff: bool,
+) -> None:
+    """Record a job's attempts — on its case's timeline, which the caller holds (FOR UPDATE on
+    PostgreSQL) — and what comes of them: sent, retried later, or given up (staff told)."""
+    for attempt in attempts:
+        await _record_attempt(uow, job, case, attempt)
+    delivered = next((a for a in attempts if a.ok), None)
+    if delivered is not None:
+        uow.notifications.succeeded(job, delivered.route)
+        if job.topic == "survey_sms" and (
+            survey := await uow.session.get(Survey, job.payload.get("survey"))
+        ):
+            survey.sms_sent_at = utcnow()
+    elif not attempts or all(a.unreachable for a in attempts):
+        error = attempts[-1].error if attempts else "no route can reach the citizen"
+        await _give_up(uow, job, case, error, alert_staff=alert_staff)
+    else:
+        last = attempts[-1]
+        if not uow.notifications.retry_later(job, last.error, wait=_seconds(last.retry_after)):
+            await _give_up(uow, job, case, last.error, alert_staff=alert_staff, counted=True)
 
 
-def _phone_route(phone: PhoneTexting, to: str, template: str, params: dict[str, str]) -> Route:
-    async def text(notice: Notice) -> str | None:
-        return await phone.text_phone(to, template, params, notice.replies[0].text, notice.key)
-
-    return Route("sms", "sms", conversational=False, deliver=text)
+async def _record_attempt(
+    uow: UnitOfWork, job: Notification, case: Case | None, attempt: Attempt
+) -> None:
+    if attempt.ok and attempt.message_id:
+        await uow.notifications.record_delivery(attempt.channel, attempt.message_id, job)
+    if attempt.lasting and case is not None:
+        identity = await uow.session.get(Identity, case.identity_id)
+        if identity is not None and identity.channel == attempt.channel:
+            identity.unreachable_at = utcnow()  # blocked: not tried first again
+    if case is None:
+        return
+    if attempt.ok:
+        data = {
+            "topic": job.topic,
+            "route": attempt.route,
+            "message_id": attempt.message_id or "",
+        }
+        await uow.events.append(case, "notification.sent", "minyi", data)
+    else:
+        data = {"topic": job.topic, "route": attempt.route, "error": attempt.error[:300]}
+        await uow.events.append(case, "notification.attempt_failed", "minyi", data)
 
 
 async def _survey_open(uow: UnitOfWork, job: Notification) -> bool:

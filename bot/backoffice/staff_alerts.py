@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
+from sqlalchemy import select
+
 from bot.app.logs import mask_phones
 from channels.base import DeliveryFailed, SharedCache
 from channels.staff import StaffAlert, StaffTarget, ThreadTarget, ThreadView
 from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import mask_phone
-from storage.models import Case, Notification, StaffThread, utcnow
-from storage.staff_threads import changed, conversation_of, open_thread
+from storage.models import Case, Identity, Notification, StaffThread, utcnow
+from storage.staff_threads import changed, conversation_of, open_threads
 from storage.uow import UnitOfWork, Units
 
 from .casework_alerts import TOPICS as CASEWORK_TOPICS
@@ -57,16 +59,10 @@ class StaffAlerts:
         self.shared = shared
         self.threads = [t for t in self.targets if isinstance(t, ThreadTarget)]
 
-    async def send(self, job_ids: Sequence[int]) -> None:
-        relays = []
-        alerts_ids = []
-        async with self.units() as uow:
-            for job_id in job_ids:
-                job = await uow.notifications.get(job_id)
-                if job is not None and job.topic == "citizen.message":
-                    relays.append(job_id)
-                elif job is not None:
-                    alerts_ids.append(job_id)
+    async def send(self, jobs: Sequence[tuple[int, str]]) -> None:
+        """Leased staff jobs, as (id, topic): the citizens' words in threads, then the alerts."""
+        relays = [job_id for job_id, topic in jobs if topic == "citizen.message"]
+        alerts_ids = [job_id for job_id, topic in jobs if topic != "citizen.message"]
         for job_id in relays:
             await self._relay(job_id)
         if alerts_ids:
@@ -76,20 +72,34 @@ class StaffAlerts:
 
     async def _alert(self, job_ids: Sequence[int]) -> None:
         async with self.units() as uow:
-            jobs = [
-                job
-                for job_id in job_ids
-                if (job := await uow.notifications.get(job_id)) is not None
-            ]
+            found = await uow.notifications.get_many(job_ids)
+            jobs = [found[job_id] for job_id in job_ids if job_id in found]
+            # Their cases and the cases' citizens' identities in two queries, which composing and
+            # `conversation_of` then find in the session (kept referenced: the session holds
+            # what it loaded only while something does).
+            cases = list(
+                await uow.session.scalars(
+                    select(Case).where(Case.id.in_(sorted({j.case_id for j in jobs if j.case_id})))
+                )
+            )
+            _identities = list(
+                await uow.session.scalars(
+                    select(Identity).where(Identity.id.in_(sorted({c.identity_id for c in cases})))
+                )
+            )
             alerts = {job.id: await self.compose(uow, job) for job in jobs}
             done = {job.id: list(job.done_routes) for job in jobs}
             # Staff may answer the citizen of any alert about someone: a thread for it, which
             # the desk lists at once and the alert's buttons (认领 / 查看) name elsewhere.
-            for job in jobs:
-                if (who := await conversation_of(uow.session, job)) is not None:
-                    thread = await open_thread(uow.session, job, *who)
-                    alerts[job.id] = replace(alerts[job.id], thread=thread.id)
-                    changed(uow, thread.id)
+            wanted = [
+                (job, *who)
+                for job in jobs
+                if (who := await conversation_of(uow.session, job)) is not None
+            ]
+            threads = await open_threads(uow.session, wanted)
+            for job_id, thread in threads.items():
+                alerts[job_id] = replace(alerts[job_id], thread=thread.id)
+                changed(uow, thread.id)
             await uow.commit()
         failures: dict[int, DeliveryFailed] = {}
         posted: dict[str, str] = {}
@@ -126,9 +136,9 @@ class StaffAlerts:
         posted: dict[str, str],
     ) -> None:
         async with self.units() as uow:
+            jobs = await uow.notifications.get_many(list(alerts))
             for job_id in alerts:
-                job = await uow.notifications.get(job_id)
-                assert job is not None
+                job = jobs[job_id]
                 if not self.targets:
                     job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
                     job.last_error = "only the desk shows it: no other staff front end (MINYI_STAFF_*, MINYI_WECOM_*) is set up"
@@ -218,7 +228,8 @@ class StaffAlerts:
         t = self.catalog.for_language("zh")
         async with self.units() as uow:
             job = await uow.notifications.get(job_id)
-            assert job is not None
+            if job is None:
+                return  # erased meanwhile
             thread_id = int(job.payload["thread"])
             row = await uow.session.get(StaffThread, thread_id)
             case = await uow.session.get(Case, row.case_id) if row and row.case_id else None

@@ -1,0 +1,315 @@
+"""SMS-only notices many at a time: surveys by SMS, answers to a survey reply (an unhappy
+rating's), 验证码, and the conversation's answers to a citizen's own texts.
+
+A run's jobs are read in one transaction; their SMS go out side by side (one mobile's, or one
+case's, in the order they were queued); each is recorded once it went out, many to a
+transaction: a recorder writes, in one transaction, everything sent while it wrote the last
+ones. A message is recorded within one such transaction of going out, as one alone was; the
+jobs keep their leases until then, so a worker that dies before a send lets it come back
+whole, and the timeline, the delivery and the job's state are written as one by one would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+
+from channels.base import Notice, PhoneTexting, Route
+from conversation.cases.surveys import SurveyRules
+from conversation.catalog import Catalog
+from conversation.codes import short_reference
+from conversation.messages import Reply
+from conversation.survey_text import survey_sms
+from storage.models import Case, Citizen, Notification, Survey, utcnow
+from storage.proof import open_code
+from storage.uow import UnitOfWork, Units
+
+from .citizen_notices import NotSent, settle
+from .reach import Attempt, CitizenReach
+from .recording import record_surely
+from .sms_conversation import open_answer
+
+log = logging.getLogger(__name__)
+
+# Survey SMS and SMS answering the citizen's own SMS: that route only, no chat, no fallback.
+SMS_ONLY = frozenset({"survey_sms", "sms_followup", "proof_sms"})
+# The conversation's answer to a citizen's own SMS (sms_conversation.py): to that mobile only.
+SMS_ANSWER = "sms_answer"
+TEXTED = SMS_ONLY | {SMS_ANSWER}
+# SMS in flight at once: the provider's API answers each in tens of milliseconds; a slow one
+# (10 s at most, channels/sms/common.py) holds up only its own mobile's or case's next one.
+SENDING = 32
+
+
+@dataclass(frozen=True)
+class _Text:
+    """One job's SMS, as read: the route (that mobile, that template) and what it carries."""
+
+    route: Route
+    notice: Notice
+
+
+@dataclass(frozen=True)
+class _NotNow:
+    """A job sent nothing: skipped with the reason, or postponed until the quiet hours end."""
+
+    why: str = ""
+    until: datetime | None = None
+
+
+_GONE = _NotNow()  # the job is no more: nothing to send or record
+
+
+class SmsNotices:
+    def __init__(
+        self,
+        units: Units,
+        reach: CitizenReach,
+        catalog: Catalog,
+        tz: tzinfo,
+        surveys: SurveyRules,
+        phone: PhoneTexting | None,
+    ) -> None:
+        self.units = units
+        self.reach = reach
+        self.catalog = catalog
+        self.tz = tz
+        self.surveys = surveys
+        self.phone = phone
+
+    async def send(self, queues: Sequence[Sequence[int]]) -> None:
+        """Send the jobs of each queue in its order, the queues side by side, and record each.
+
+        Raises NotSent when reading them failed (nothing went out: the caller gives the leases
+        back); a failure to record is raised after every other one was recorded."""
+        ids = [job_id for queue in queues for job_id in queue]
+        try:
+            plans = await self._read(ids)
+        except Exception as exc:
+            raise NotSent(*ids) from exc
+        unread = set(ids) - set(plans)
+        sent: asyncio.Queue[tuple[int, list[Attempt]] | None] = asyncio.Queue()
+        recording = asyncio.create_task(self._recorder(plans, sent))
+        gate = asyncio.Semaphore(SENDING)
+
+        async def in_order(queue: Sequence[int]) -> None:
+            async with gate:
+                for job_id in queue:
+                    if job_id in unread:
+                        return  # it and what follows it keep their leases, and come back
+                    plan = plans[job_id]
+                    if isinstance(plan, _Text):
+                        sent.put_nowait((job_id, await self.reach.reach([plan.route], plan.notice)))
+                    elif plan is not _GONE:
+                        sent.put_nowait((job_id, []))  # skipped or postponed, in its turn
+
+        try:
+            await asyncio.gather(*(in_order(queue) for queue in queues))
+        finally:
+            sent.put_nowait(None)
+            await recording
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _read(self, job_ids: Sequence[int]) -> dict[int, _Text | _NotNow]:
+        """Each job's SMS, or why it sends none, read in one transaction. A job that could not
+        be read has none (it keeps its lease); raises when the reading itself failed."""
+        async with self.units() as uow:
+            jobs = await uow.notifications.get_many(job_ids)
+            cases = await _rows(uow, Case, {j.case_id for j in jobs.values()})
+            citizens = await _rows(uow, Citizen, {c.citizen_id for c in cases.values()})
+            surveys = await _rows(uow, Survey, {j.payload.get("survey") for j in jobs.values()})
+            plans: dict[int, _Text | _NotNow] = {}
+            for job_id in job_ids:
+                job = jobs.get(job_id)
+                if job is None:
+                    plans[job_id] = _GONE
+                    continue
+                try:
+                    if job.topic == SMS_ANSWER:
+                        plans[job_id] = self._answer(uow, job)
+                        continue
+                    case = cases.get(job.case_id) if job.case_id is not None else None
+                    if case is None:
+                        raise LookupError(f"case {job.case_id} of notification {job_id}")
+                    citizen = citizens.get(case.citizen_id or 0)
+                    survey = surveys.get(job.payload.get("survey") or 0)
+                    plans[job_id] = self._text(uow, job, case, citizen, survey)
+                except Exception:
+                    log.exception(
+                        "SMS notification %s could not be read; tried again later", job_id
+                    )
+        return plans
+
+    def _text(
+        self,
+        uow: UnitOfWork,
+        job: Notification,
+        case: Case,
+        citizen: Citizen | None,
+        survey: Survey | None,
+    ) -> _Text | _NotNow:
+        """A survey SMS, an answer to a survey reply, a 验证码: to the case's mobile only."""
+        _, phone = uow.cases.contact(case)
+        if self.phone is None:
+            return _NotNow("SMS is off (MINYI_SMS_PROVIDER is not set)")
+        if not phone:
+            return _NotNow("no mobile number on file")
+        if citizen is not None and citizen.sms_opted_out_at is not None:
+            return _NotNow("the number opted out of SMS")
+        if job.topic == "survey_sms":
+            if survey is None or survey.status != "open":
+                return _NotNow("the survey was answered or expired before the SMS")
+            quiet_end = self.surveys.quiet_end(utcnow(), self.tz)
+            if quiet_end is not None:
+                return _NotNow(until=quiet_end)  # nobody is texted at night
+        # A 验证码 travels sealed in its job and is opened only to be texted.
+        secret = open_code(uow, job.payload["sealed"]) if "sealed" in job.payload else ""
+        template, params, text = self._sms(job, case, secret)
+        if not self.phone.has_template(template):
+            return _NotNow(
+                f"no approved SMS template for '{template}' (MINYI_SMS_TEMPLATE_{template.upper()})"
+            )
+        return _Text(_route(self.phone, phone, template, params), _notice(job, text))
+
+    def _answer(self, uow: UnitOfWork, job: Notification) -> _Text | _NotNow:
+        """The conversation's answer to the mobile that texted: sealed in its job, about no
+        case (or any), through the same provider and route as every SMS."""
+        if self.phone is None:
+            return _NotNow("SMS is off (MINYI_SMS_PROVIDER is not set)")
+        to, text = open_answer(uow, job.payload["sealed"])
+        return _Text(_route(self.phone, to, "notice", {"text": text}), _notice(job, text))
+
+    def _sms(
+        self, job: Notification, case: Case, secret: str = ""
+    ) -> tuple[str, dict[str, str], str]:
+        """(template, its parameters, the full text) of an SMS-only job."""
+        t = self.catalog.for_language(case.language)
+        ref = short_reference(case.code)
+        if job.topic == "survey_sms":
+            sign = self.phone.sign_name if self.phone is not None else ""
+            return "survey", {"ref": ref}, survey_sms(t, self.surveys.scale, ref, sign)
+        data = job.payload
+        template, params = data["template"], dict(data.get("params") or {})
+        values = dict(data.get("values") or {})
+        if secret:
+            params["code"] = values["code"] = secret
+        text = t(data["text_key"], **values)
+        if template == "notice":
+            params = {"text": text}
+        return template, params, text
+
+    # -- recording -----------------------------------------------------------------------------
+
+    async def _recorder(
+        self,
+        plans: dict[int, _Text | _NotNow],
+        sent: asyncio.Queue[tuple[int, list[Attempt]] | None],
+    ) -> None:
+        """Record what was sent, in order, as it comes: each transaction takes all that came
+        while the one before it was written. Raises the first failure after the rest."""
+        failure: BaseException | None = None
+        done = False
+        while not done:
+            group = [await sent.get()]
+            while not sent.empty():
+                group.append(sent.get_nowait())
+            done = group[-1] is None
+            outcomes = [each for each in group if each is not None]
+            if not outcomes:
+                continue
+            try:
+                await self._record(plans, outcomes)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    async def _record(
+        self, plans: dict[int, _Text | _NotNow], outcomes: list[tuple[int, list[Attempt]]]
+    ) -> None:
+        """Record many outcomes in one transaction; when that fails for good (not a database
+        coming back: `record_surely` waits for that), each alone, so one that cannot be
+        recorded does not leave the others leased to be sent a second time."""
+        ids = [job_id for job_id, _ in outcomes]
+        try:
+            await record_surely(
+                lambda: self._record_together(plans, outcomes), f"SMS notifications {ids}"
+            )
+            return
+        except Exception:
+            if len(outcomes) == 1:
+                raise
+            log.exception("%d SMS notifications not recorded together; one by one", len(ids))
+        failure: BaseException | None = None
+        for outcome in outcomes:
+            try:
+                await record_surely(
+                    partial(self._record_together, plans, [outcome]),
+                    f"SMS notification {outcome[0]}",
+                )
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    async def _record_together(
+        self, plans: dict[int, _Text | _NotNow], outcomes: list[tuple[int, list[Attempt]]]
+    ) -> None:
+        async with self.units() as uow:
+            jobs = await uow.notifications.get_many([job_id for job_id, _ in outcomes])
+            case_ids = sorted({j.case_id for j in jobs.values() if j.case_id is not None})
+            query = select(Case).where(Case.id.in_(case_ids)).order_by(Case.id)
+            if uow.db.is_postgres:
+                query = query.with_for_update()  # in case order, like every batch: no deadlock
+            cases = {case.id: case for case in await uow.session.scalars(query)}
+            # Kept referenced, so that `settle` finds them in the session.
+            _surveys = await _rows(uow, Survey, {j.payload.get("survey") for j in jobs.values()})
+            await uow.events.preload(case_ids)
+            uow.events.hold()
+            uow.notifications.hold()
+            for job_id, attempts in outcomes:
+                job = jobs.get(job_id)
+                if job is None:
+                    continue
+                case = cases.get(job.case_id) if job.case_id is not None else None
+                plan = plans[job_id]
+                if isinstance(plan, _NotNow) and plan.until is not None:
+                    uow.notifications.postpone(job, plan.until)
+                elif isinstance(plan, _NotNow):
+                    uow.notifications.skipped(job, plan.why)
+                    if case is not None:
+                        data = {"topic": job.topic, "why": plan.why}
+                        await uow.events.append(case, "notification.skipped", "minyi", data)
+                else:
+                    await settle(uow, job, case, attempts, alert_staff=False)
+            await uow.events.write_held()
+            await uow.notifications.write_held()
+            await uow.commit()
+
+
+async def _rows(uow: UnitOfWork, model: Any, ids: set[Any]) -> dict[int, Any]:
+    """Rows of `model` by id, in one query (kept in the session, so `session.get` finds them)."""
+    wanted = sorted(i for i in ids if isinstance(i, int))
+    if not wanted:
+        return {}
+    rows = await uow.session.scalars(select(model).where(model.id.in_(wanted)))
+    return {row.id: row for row in rows}
+
+
+def _route(phone: PhoneTexting, to: str, template: str, params: dict[str, str]) -> Route:
+    async def text(notice: Notice) -> str | None:
+        return await phone.text_phone(to, template, params, notice.replies[0].text, notice.key)
+
+    return Route("sms", "sms", conversational=False, deliver=text)
+
+
+def _notice(job: Notification, text: str) -> Notice:
+    return Notice([Reply(text)], f"{job.id}.sms")
