@@ -146,6 +146,8 @@ class Reading:
 
 
 class _Outside(CaseReads):
+    """The case reads on a `Reading`'s connection."""
+
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
