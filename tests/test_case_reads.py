@@ -74,3 +74,33 @@ async def test_the_repeat_question_and_the_filing_take_one_connection(
         finally:
             event.remove(pool, "checkout", checkout)
         assert results.case_code and len(checkouts) == 1
+
+
+async def test_the_askers_cases_are_read_by_id_not_by_scanning_the_offices(
+    request: pytest.FixtureRequest, tmp_path: object
+) -> None:
+    """进度查询's statement reaches the asker's cases through their identity's index: a plan
+    that scans cases (newest first, testing each against the asker) costs every chat the size
+    of the office. SQLite's plan, which needs no statistics, says which it is."""
+    async with open_backend(request, "sqlite", tmp_path) as opened:
+        assert isinstance(opened, DatabaseBackend)
+        await applied(opened.store, said(), filing())
+        engine = opened.runtime.db.engine.sync_engine
+        asked: list[tuple[str, object]] = []
+
+        def before(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+            asked.append((sql, params))
+
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            async with opened.runtime.units() as uow:
+                assert len(await uow.cases.of_identity("webchat", "c1")) == 1
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+        [(sql, params)] = [(s, p) for s, p in asked if s.lstrip().startswith("SELECT")]
+        async with opened.runtime.db.engine.connect() as conn:
+            plan = [
+                row[-1] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            ]
+        assert not [step for step in plan if step.startswith("SCAN cases")], plan
+        assert any("ix_cases_identity_id" in step for step in plan), plan
