@@ -3,11 +3,10 @@
     python benchmarks/submits.py [--submits 2000] [--concurrency 64] [--backends sqlite,postgres]
                                  [--runs 2] [--profile DIR]
 
-Each submit is the database work of a chat's `1 提交` turn, as the conversation store runs it:
-the repeat question's lookup (the asker's open matters like this one, read outside any
-transaction), then the turn's unit of work — `CommandHandler.apply` with the `SubmitCase` the
-form builds (a new WeChat openid, a new mobile and name, a description, an address), the flush
-and the commit. The baseline, in the same run on the same database, is the floor for those rows:
+Each submit is the database work of a chat's `1 提交` turn, as the conversation store runs it,
+in the turn's unit of work: the repeat question's lookup (the asker's open matters like this
+one), then `CommandHandler.apply` with the `SubmitCase` the form builds (a new WeChat openid, a
+new mobile and name, a description, an address), the flush and the commit. The baseline, in the same run on the same database, is the floor for those rows:
 one transaction per submit with five bare SQLAlchemy Core INSERTs of an identity, a citizen, a
 case, its first timeline event and its outbox entry — no lookups, no encryption, no hashing.
 
@@ -50,7 +49,7 @@ from storage.intake import CommandHandler
 from storage.lookups import CaseLookups
 from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry, utcnow
 from storage.timeline import GENESIS
-from storage.uow import Reading, UnitOfWork
+from storage.uow import UnitOfWork
 
 DESCRIPTION = "小区门口的路灯坏了一个多月，晚上很黑，老人走路容易摔倒。希望尽快派人修好。"
 ADDRESS = "幸福路12号幸福小区东门"
@@ -84,8 +83,8 @@ async def minyi_submit(
     run: str,
 ) -> None:
     submit, inbound = command(n, run, deadlines)
-    async with Reading(db, cipher) as reading:  # the repeat question, before the unit of work
-        await CaseLookups(reading).similar_open_case(
+    async with UnitOfWork(db, cipher) as uow:
+        await CaseLookups(uow).similar_open_case(  # the repeat question, then the filing
             inbound.channel,
             inbound.sender,
             submit.kind,
@@ -94,7 +93,6 @@ async def minyi_submit(
             rules,
             similarity,
         )
-    async with UnitOfWork(db, cipher) as uow:
         await CommandHandler(uow, deadlines).apply([submit], inbound)
         await uow.flush()
         await uow.commit()

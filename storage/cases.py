@@ -4,23 +4,78 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Integer, Select, and_, bindparam, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import Integer, Select, Table, and_, bindparam, select, union
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from conversation.codes import new_case_code
 
 from .crypto import PiiCipher
-from .models import Attachment, Case, CaseAccess, Identity, UTCDateTime
+from .models import Attachment, Case, CaseAccess, CaseEvent, Identity, UTCDateTime
 from .routing import handled_by
 
 
-class Cases:
+class CaseReads:
+    """What a citizen may read of cases, always scoped to the asking channel identity, as rows
+    (Core statements built once): on a unit of work's connection (`Cases`), or on one outside
+    any transaction (`storage.uow.Reading`)."""
+
+    async def _connection(self) -> AsyncConnection:
+        raise NotImplementedError
+
+    async def of_identity(
+        self,
+        channel: str,
+        external_id: str,
+        *,
+        statuses: tuple[str, ...] = (),
+        kinds: tuple[str, ...] = (),
+        category: str = "",
+        since: datetime | None = None,
+        limit: int = 5,
+    ) -> list[CaseRow]:
+        """The asker's own cases (see `_owned_by`), newest first (`by_code` gives the mapped
+        case to a caller that changes it)."""
+        query = _of_identity(len(statuses), len(kinds), bool(category), since is not None)
+        params: dict[str, Any] = {
+            "asker_channel": channel,
+            "asker_external_id": external_id,
+            "category": category,
+            "since": since,
+            "limit": limit,
+        }
+        params.update((f"status{i}", status) for i, status in enumerate(statuses))
+        params.update((f"kind{i}", kind) for i, kind in enumerate(kinds))
+        result = await (await self._connection()).execute(query, params)
+        return [CaseRow._make(row) for row in result]
+
+    async def owned(self, channel: str, external_id: str, code: str) -> CaseRow | None:
+        """The case only if it is this identity's: one query, so unknown and foreign look alike."""
+        params = {"asker_channel": channel, "asker_external_id": external_id, "code": code}
+        row = (await (await self._connection()).execute(_OWNED_CODE, params)).first()
+        return CaseRow._make(row) if row is not None else None
+
+    async def history(self, case_id: int) -> list[EventRow]:
+        """A case's timeline, oldest first (what the citizen's view of it reads)."""
+        result = await (await self._connection()).execute(_HISTORY, {"case_id": case_id})
+        return [EventRow._make(row) for row in result]
+
+
+class Cases(CaseReads):
+    """Cases in a unit of work: filing, finding by code or owner, listing for the back office."""
+
     def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
         self.session = session
         self.cipher = cipher
+
+    async def _connection(self) -> AsyncConnection:
+        """The session's connection, after writing what the session holds (as the ORM's
+        autoflush would before a query: an identity added this turn is seen)."""
+        session = self.session
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        return await session.connection()
 
     async def by_code(self, code: str, *, for_update: bool = False) -> Case | None:
         query = select(Case).where(Case.code == code)
@@ -72,34 +127,6 @@ class Cases:
         )
         return list(rows)
 
-    async def of_identity(
-        self,
-        channel: str,
-        external_id: str,
-        *,
-        statuses: tuple[str, ...] = (),
-        kinds: tuple[str, ...] = (),
-        category: str = "",
-        since: datetime | None = None,
-        limit: int = 5,
-    ) -> list[Case]:
-        query = _of_identity(bool(statuses), bool(kinds), bool(category), since is not None)
-        params = {
-            "asker_channel": channel,
-            "asker_external_id": external_id,
-            "statuses": list(statuses),
-            "kinds": list(kinds),
-            "category": category,
-            "since": since,
-            "limit": limit,
-        }
-        return list(await self.session.scalars(query, params))
-
-    async def owned(self, channel: str, external_id: str, code: str) -> Case | None:
-        """The case only if it is this identity's: one query, so unknown and foreign look alike."""
-        params = {"asker_channel": channel, "asker_external_id": external_id, "code": code}
-        return await self.session.scalar(_OWNED_CODE, params)
-
     async def page(
         self,
         *,
@@ -121,54 +148,94 @@ class Cases:
         return list(await self.session.scalars(query))
 
 
-def _owned_by() -> Select[Case]:
+class CaseRow(NamedTuple):
+    """What a citizen's view of a case and the repeat question read of it (`CaseFacts`), read
+    as a row: the mapped `Case` costs more to load than the query to run."""
+
+    id: int
+    code: str
+    kind: str
+    category: str
+    description: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    accept_due_at: datetime | None
+    finish_due_at: datetime | None
+    review_due_at: datetime | None
+    extended_days: int | None
+    stages: list[dict[str, Any]]
+
+
+class EventRow(NamedTuple):
+    """One timeline entry as a citizen's view reads it (`Happening`)."""
+
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+_CASES = cast(Table, Case.__table__)
+_EVENTS = cast(Table, CaseEvent.__table__)
+
+
+def _owned_by() -> Select[Any]:
     """The cases that are the asker's own (`asker_channel`, `asker_external_id`): filed from
     this identity, or — once the asker has proved they hold the phone — filed for that citizen
     anywhere (by a grid worker, a kiosk), or one this identity proved with its 查询码 or 验证码
-    (storage/proof.py). Built once: a chat asks it on every 菜单, 进度查询 and submit."""
-    asker = aliased(Identity)
-    granted = (
-        select(CaseAccess.id)
-        .where(CaseAccess.identity_id == asker.id, CaseAccess.case_id == Case.id)
-        .exists()
+    (storage/proof.py). An asker with no identity row (a first message) has none.
+
+    Their ids are gathered first, each way by its own index, then the cases read by id: the
+    cost is the asker's own cases, however many others the office holds. (Asked as one join
+    filtered by "this identity's, or its citizen's, or granted", the database could only scan
+    cases — by category and date, or all of them newest first — and test each against the
+    asker.) Built once, on the tables: a chat asks it on every 进度查询 and submit."""
+    identities = cast(Table, Identity.__table__)
+    access = cast(Table, CaseAccess.__table__)
+    mine = _CASES.alias("mine")
+    asker = and_(
+        identities.c.channel == bindparam("asker_channel"),
+        identities.c.external_id == bindparam("asker_external_id"),
     )
-    return (
-        select(Case)
-        .join(
-            asker,
-            and_(
-                asker.channel == bindparam("asker_channel"),
-                asker.external_id == bindparam("asker_external_id"),
-            ),
-        )
-        .where(
-            or_(
-                Case.identity_id == asker.id,
-                and_(asker.citizen_proven_at.is_not(None), Case.citizen_id == asker.citizen_id),
-                granted,
-            )
-        )
+    asker_id = select(identities.c.id).where(asker).scalar_subquery()
+    proven_citizen = (
+        select(identities.c.citizen_id)
+        .where(asker, identities.c.citizen_proven_at.is_not(None))
+        .scalar_subquery()
     )
+    ids = union(
+        select(mine.c.id).where(mine.c.identity_id == asker_id),
+        select(mine.c.id).where(mine.c.citizen_id == proven_citizen),
+        select(access.c.case_id).where(access.c.identity_id == asker_id),
+    )
+    return select(*(_CASES.c[name] for name in CaseRow._fields)).where(_CASES.c.id.in_(ids))
 
 
 _OWNED = _owned_by()
-_OWNED_CODE = _OWNED.where(Case.code == bindparam("code"))
+_OWNED_CODE = _OWNED.where(_CASES.c.code == bindparam("code"))
+_HISTORY = (
+    select(_EVENTS.c.type, _EVENTS.c.at, _EVENTS.c.data)
+    .where(_EVENTS.c.case_id == bindparam("case_id"))
+    .order_by(_EVENTS.c.seq)
+)
 
 
 @cache
-def _of_identity(statuses: bool, kinds: bool, category: bool, since: bool) -> Select[Case]:
-    """The asker's own cases, newest first, with the filters asked for (built once each)."""
-    query = _OWNED.order_by(Case.created_at.desc(), Case.id.desc()).limit(
+def _of_identity(statuses: int, kinds: int, category: bool, since: bool) -> Select[Any]:
+    """The asker's own cases, newest first, with the filters asked for (built once each). The
+    lists are as many plain parameters as they have items, not expanding ones: those are
+    rendered into the SQL anew on every run."""
+    query = _OWNED.order_by(_CASES.c.created_at.desc(), _CASES.c.id.desc()).limit(
         bindparam("limit", type_=Integer)
     )
     if statuses:
-        query = query.where(Case.status.in_(bindparam("statuses", expanding=True)))
+        query = query.where(_CASES.c.status.in_([bindparam(f"status{i}") for i in range(statuses)]))
     if kinds:
-        query = query.where(Case.kind.in_(bindparam("kinds", expanding=True)))
+        query = query.where(_CASES.c.kind.in_([bindparam(f"kind{i}") for i in range(kinds)]))
     if category:
-        query = query.where(Case.category == bindparam("category"))
+        query = query.where(_CASES.c.category == bindparam("category"))
     if since:
-        query = query.where(Case.created_at >= bindparam("since", type_=UTCDateTime()))
+        query = query.where(_CASES.c.created_at >= bindparam("since", type_=UTCDateTime()))
     return query
 
 

@@ -219,10 +219,12 @@ class _LazyLookups:
         rules: RepeatRules,
         similarity: Callable[[str, str], float],
     ) -> SimilarCase | None:
-        async with self._lookups() as lookups:
-            return await lookups.similar_open_case(
-                channel, sender, kind, category, description, rules, similarity
-            )
+        # Asked on `1 提交`, which files next: in the turn's unit of work, which the filing then
+        # writes in (one connection and one transaction for both), not on a connection of its own.
+        lookups = CaseLookups(await self.turn.uow())
+        return await lookups.similar_open_case(
+            channel, sender, kind, category, description, rules, similarity
+        )
 
     @asynccontextmanager
     async def _lookups(self) -> AsyncIterator[CaseLookups]:

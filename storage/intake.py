@@ -117,12 +117,12 @@ class CommandHandler:
             "risk_words": list(command.risk_words),
         }
         if command.case_code:
-            case = await self.uow.cases.owned(inbound.channel, inbound.sender, command.case_code)
+            case = await self._own_case(command.case_code, inbound, for_update=False)
         else:
             # Someone with a matter on file who asks for a person most likely means that one:
             # the request, and what staff say, go on its timeline.
             latest = await self.uow.cases.of_identity(inbound.channel, inbound.sender, limit=1)
-            case = latest[0] if latest else None
+            case = await self.uow.cases.by_code(latest[0].code) if latest else None
         shown = exported(data)  # the staff alert below keeps the sender; what leaves may not
         if case is not None:
             await self.uow.events.append(
@@ -158,9 +158,14 @@ class CommandHandler:
             return "not_possible"
         return await ratings.request_review(self.uow, case, command.decision_due, inbound.channel)
 
-    async def _own_case(self, code: str, inbound: Inbound) -> Case | None:
+    async def _own_case(
+        self, code: str, inbound: Inbound, *, for_update: bool = True
+    ) -> Case | None:
+        """The asker's own case, mapped for a change (locked unless `for_update` is False)."""
         owned = await self.uow.cases.owned(inbound.channel, inbound.sender, code)
-        return await self.uow.cases.by_code(code, for_update=True) if owned is not None else None
+        if owned is None:
+            return None
+        return await self.uow.cases.by_code(code, for_update=for_update)
 
 
 def _results(case: Case) -> Results:

@@ -32,7 +32,7 @@ class CaseLookups:
         case = await self.uow.cases.owned(channel, sender, code)
         if case is None:
             return None
-        return case_view(case, await self.uow.events.events(case))
+        return case_view(case, await self.uow.cases.history(case.id))
 
     async def ratable_cases(self, channel: str, sender: str) -> list[CaseView]:
         cases = await self.uow.cases.of_identity(
@@ -68,7 +68,8 @@ class CaseLookups:
 
 
 class CaseFacts(DueFacts, Protocol):
-    """What a citizen's view of a case is made of: a `Case` row, or the in-memory record."""
+    """What a citizen's view of a case is made of: a `CaseRow`, a `Case`, or the in-memory
+    record."""
 
     @property
     def code(self) -> str: ...
@@ -81,7 +82,7 @@ class CaseFacts(DueFacts, Protocol):
 
 
 class Happening(Protocol):
-    """One timeline entry: a `CaseEvent` row, or the in-memory store's entry."""
+    """One timeline entry: an `EventRow`, a `CaseEvent`, or the in-memory store's entry."""
 
     @property
     def type(self) -> str: ...

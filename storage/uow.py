@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conversation.ports import Conflict
 
-from .cases import Cases
+from .cases import CaseReads, Cases
 from .crypto import PiiCipher
 from .db import Database
 from .notifications import Notifications
@@ -109,18 +112,26 @@ def _is_serialization_failure(exc: OperationalError) -> bool:
 
 
 class Reading:
-    """Case and timeline reads outside any transaction (`Database.reading`): for a turn that
-    only looks, one round trip a query instead of BEGIN, the query and ROLLBACK."""
+    """Case reads outside any transaction (`Database.reading`): for a turn that only looks,
+    one round trip a query instead of BEGIN, the query and ROLLBACK. Its `cases` answer on the
+    connection alone, with no ORM session around it."""
 
     def __init__(self, db: Database, cipher: PiiCipher) -> None:
         self.db = db
         self.cipher = cipher
 
     async def __aenter__(self) -> Reading:
-        self._held = self.db.reading()
-        session = await self._held.__aenter__()
-        self.cases = Cases(session, self.cipher)
-        self.events = Timeline(session)
+        self._held: AbstractAsyncContextManager[Any]
+        if self.db.is_sqlite:
+            # Its one connection, taken in turn like any session's.
+            self._held = self.db.reading()
+            connection = await (await self._held.__aenter__()).connection()
+        else:
+            # `Database.reading` without the session around the connection.
+            self._held = self.db.engine.connect()
+            connection = await self._held.__aenter__()
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+        self.cases = _Outside(connection)
         return self
 
     async def __aexit__(
@@ -132,6 +143,16 @@ class Reading:
         await self._held.__aexit__(exc_type, exc, tb)
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             raise Conflict(f"database connection lost: {exc.orig}") from exc  # read again
+
+
+class _Outside(CaseReads):
+    """The case reads on a `Reading`'s connection."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def _connection(self) -> AsyncConnection:
+        return self.connection
 
 
 @dataclass(frozen=True)
