@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -107,10 +108,19 @@ class Database:
             async with self.session() as session:
                 yield session
             return
+        async with self.read_connection() as conn, AsyncSession(bind=conn) as session:
+            yield session
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """`reading` without the ORM session around it, for reads built as Core statements."""
+        if self._turns is not None:
+            async with self.session() as session:
+                yield await session.connection()
+            return
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            async with AsyncSession(bind=conn) as session:
-                yield session
+            yield conn
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -121,17 +119,8 @@ class Reading:
         self.cipher = cipher
 
     async def __aenter__(self) -> Reading:
-        self._held: AbstractAsyncContextManager[Any]
-        if self.db.is_sqlite:
-            # Its one connection, taken in turn like any session's.
-            self._held = self.db.reading()
-            connection = await (await self._held.__aenter__()).connection()
-        else:
-            # `Database.reading` without the session around the connection.
-            self._held = self.db.engine.connect()
-            connection = await self._held.__aenter__()
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-        self.cases = _Outside(connection)
+        self._held = self.db.read_connection()
+        self.cases = _Outside(await self._held.__aenter__())
         return self
 
     async def __aexit__(
