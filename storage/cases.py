@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Integer, Select, Table, and_, bindparam, select, union
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import Executable
 
 from conversation.codes import new_case_code
 
@@ -47,8 +51,8 @@ class CaseReads:
         }
         params.update((f"status{i}", status) for i, status in enumerate(statuses))
         params.update((f"kind{i}", kind) for i, kind in enumerate(kinds))
-        result = await (await self._connection()).execute(query, params)
-        return [CaseRow._make(row) for row in result]
+        rows = await query.rows(await self._connection(), params)
+        return [CaseRow._make(row) for row in rows]
 
     async def owned(self, channel: str, external_id: str, code: str) -> CaseRow | None:
         """The case only if it is this identity's: one query, so unknown and foreign look alike."""
@@ -148,6 +152,137 @@ class Cases(CaseReads):
         return list(await self.session.scalars(query))
 
 
+class Prebuilt:
+    """A Core statement compiled once per dialect and run on the driver's own connection: its
+    SQL, the order of its parameters and their conversions (and its columns') worked out once.
+
+    For the statements a chat runs on every submit and 进度查询 — the repeat question's look at
+    the asker's cases, the filing — SQLAlchemy's way through a statement (the compiled cache's
+    key, a parameter dict run through the binds, an execution context, a cursor, a result
+    object, a greenlet switch each way) cost more CPU than the driver's round trip itself.
+    What SQLAlchemy's does that matters is kept: the same SQL and conversions (its compiler's
+    and its types'), the connection's transaction begun first as the driver adapter would
+    (PostgreSQL's BEGIN is sent with the first statement), the adapter's lock, the prepared
+    statement cache (asyncpg), `before_cursor_execute` listeners (statement counts, tests),
+    and errors raised as SQLAlchemy's (`IntegrityError` → the unit of work's `Conflict`; a
+    connection found dead invalidated, so the work runs again)."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._built: dict[str, _Built] = {}
+
+    def _for(self, dialect: Dialect) -> _Built:
+        built = self._built.get(dialect.name)
+        if built is None:
+            built = self._built[dialect.name] = _Built(self.statement, dialect)
+        return built
+
+    async def rows(
+        self, connection: AsyncConnection, params: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows the statement returns (none for a statement that returns none)."""
+        sync = connection.sync_connection
+        assert sync is not None
+        dialect = sync.dialect
+        built = self._for(dialect)
+        args = built.args(params)
+        if sync._has_events or sync.engine._has_events:
+            sync.dispatch.before_cursor_execute(sync, None, built.sql, args, None, False)
+        # The pooled connection as the session holds it (asked without a greenlet switch
+        # unless it was invalidated, when SQLAlchemy's own way reconnects or refuses).
+        fairy = await connection.get_raw_connection() if sync.invalidated else sync.connection
+        adapted = fairy.dbapi_connection
+        try:
+            if dialect.name == "postgresql":
+                raw = await _pg_rows(adapted, built.sql, args)
+            else:
+                raw = await _sqlite_rows(adapted, built.sql, args)
+        except Exception as error:
+            raise await _wrapped(connection, dialect, built.sql, error) from error
+        processors = built.columns
+        if not any(processors):
+            return [tuple(row) for row in raw]
+        return [
+            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
+            for row in raw
+        ]
+
+
+class _Built:
+    """A statement compiled for one dialect: its SQL, its parameters' names in order with
+    their defaults and conversions, and its columns' conversions."""
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        # Lists rendered anew on each run ("expanding", literal) have no one SQL to keep.
+        assert not compiled.literal_execute_params and not compiled.post_compile_params
+        self.sql = str(compiled)
+        names = compiled.positiontup or []
+        processors = compiled._bind_processors
+        self.binds: list[tuple[str, Callable[[Any], Any] | None, bool, Any]] = [
+            (
+                name,
+                processors.get(name),
+                compiled.binds[name].required,
+                compiled.binds[name].effective_value,
+            )
+            for name in names
+        ]
+        self.columns: list[Callable[[Any], Any] | None] = [
+            type_._cached_result_processor(dialect, None) for *_, type_ in compiled._result_columns
+        ]
+
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The parameters in the SQL's order, converted as SQLAlchemy converts them (every
+        value, None too: a JSON column's None is JSON's null); a required one missing is a
+        KeyError, as SQLAlchemy refuses it too."""
+        out = []
+        for name, processor, required, default in self.binds:
+            value = params[name] if required or name in params else default
+            out.append(value if processor is None else processor(value))
+        return tuple(out)
+
+
+async def _pg_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    # As the asyncpg adapter's cursor runs a statement (sqlalchemy's asyncpg.py,
+    # `_prepare_and_execute`), less the cursor and the result around it.
+    async with adapted._execute_mutex:
+        if adapted._transaction is None:
+            await adapted._start_transaction()  # nothing on an autocommit connection
+        try:
+            prepared, _ = await adapted._prepare(sql, 0)
+            return list(await prepared.fetch(*args))
+        except Exception as error:
+            adapted._handle_exception(error)  # raises the adapter's own (DB-API) error
+            raise
+
+
+async def _sqlite_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    # As the aiosqlite adapter's cursor does (sqlalchemy's connectors/asyncio.py); the
+    # transaction is the one `Database`'s "begin" listener opened (BEGIN IMMEDIATE).
+    async with adapted._execute_mutex:
+        cursor = await adapted._connection.execute(sql, args)
+        try:
+            return list(await cursor.fetchall()) if cursor.description else []
+        finally:
+            await cursor.close()
+
+
+async def _wrapped(
+    connection: AsyncConnection, dialect: Dialect, sql: str, error: Exception
+) -> BaseException:
+    """`error` as SQLAlchemy would raise it, the connection invalidated when it was lost."""
+    dbapi = dialect.loaded_dbapi
+    if not isinstance(error, dbapi.Error):
+        return error
+    lost = dialect.is_disconnect(error, None, None)
+    if lost:
+        await connection.invalidate(error)
+    return DBAPIError.instance(
+        sql, None, error, dbapi.Error, hide_parameters=True, connection_invalidated=lost
+    )
+
+
 class CaseRow(NamedTuple):
     """What a citizen's view of a case and the repeat question read of it (`CaseFacts`), read
     as a row: the mapped `Case` costs more to load than the query to run."""
@@ -221,7 +356,7 @@ _HISTORY = (
 
 
 @cache
-def _of_identity(statuses: int, kinds: int, category: bool, since: bool) -> Select[Any]:
+def _of_identity(statuses: int, kinds: int, category: bool, since: bool) -> Prebuilt:
     """The asker's own cases, newest first, with the filters asked for (built once each). The
     lists are as many plain parameters as they have items, not expanding ones: those are
     rendered into the SQL anew on every run."""
@@ -236,7 +371,7 @@ def _of_identity(statuses: int, kinds: int, category: bool, since: bool) -> Sele
         query = query.where(_CASES.c.category == bindparam("category"))
     if since:
         query = query.where(_CASES.c.created_at >= bindparam("since", type_=UTCDateTime()))
-    return query
+    return Prebuilt(query)
 
 
 def attachment_rows(channel: str, media: Any) -> list[Attachment]:

@@ -20,7 +20,7 @@ from conversation.cases.kinds import kind_of
 from conversation.commands import SubmitCase
 from conversation.ports import Conflict
 
-from .cases import attachment_rows
+from .cases import Prebuilt, attachment_rows
 from .documents import case_document
 from .models import Case, CaseEvent, Citizen, Identity, OutboxEntry, utcnow
 from .proof import query_code_hash
@@ -232,14 +232,14 @@ class Filings:
         if citizen is not None:
             params.update({f"ct_{k}": v for k, v in citizen.items()})
         shape = (citizen is not None, link and citizen is not None)
-        # On the session's connection: the ORM's handling of a statement costs more than the
-        # statement, and nothing here needs an object.
+        # On the session's connection, prebuilt (`Prebuilt`): the ORM's handling of a statement,
+        # and even Core's, costs more than the statement, and nothing here needs an object.
         connection = await self.session.connection()
         if connection.dialect.name == "postgresql":
-            row = (await connection.execute(_pg_statement(*shape), params)).first()
-            if row is None:
+            rows = await _pg_statement(*shape).rows(connection, params)
+            if not rows:
                 return None
-            case_id, identity_id, citizen_id = row
+            case_id, identity_id, citizen_id = rows[0]
             return case_id, identity_id, citizen_id
         return await self._one_by_one(connection, params, *shape)
 
@@ -248,19 +248,24 @@ class Filings:
     ) -> tuple[int, int, int | None] | None:
         citizen_id = None
         if has_citizen:
-            citizen_id = await connection.scalar(_SQLITE_CITIZEN, params)
+            citizen_id = await _scalar(_SQLITE_CITIZEN, connection, params)
         params["id_citizen_id"] = citizen_id if link else None
-        identity_id = await connection.scalar(_SQLITE_IDENTITY[link], params)
+        identity_id = await _scalar(_SQLITE_IDENTITY[link], connection, params)
         if identity_id is None:
-            identity_id = await connection.scalar(_IDENTITY_ID, params)
+            identity_id = await _scalar(_SQLITE_IDENTITY_ID, connection, params)
         params["cs_identity_id"], params["cs_citizen_id"] = identity_id, citizen_id
-        case_id = await connection.scalar(_SQLITE_CASE, params)
+        case_id = await _scalar(_SQLITE_CASE, connection, params)
         if case_id is None:
             return None
         params["ev_case_id"] = case_id
-        await connection.execute(_SQLITE_EVENT, params)
-        await connection.execute(_SQLITE_OUTBOX, params)
+        await _SQLITE_EVENT.rows(connection, params)
+        await _SQLITE_OUTBOX.rows(connection, params)
         return case_id, identity_id, citizen_id
+
+
+async def _scalar(statement: Prebuilt, connection: AsyncConnection, params: dict[str, Any]) -> Any:
+    rows = await statement.rows(connection, params)
+    return rows[0][0] if rows else None
 
 
 # What a new case's columns hold unless the filing says otherwise: their Python-side defaults,
@@ -328,18 +333,23 @@ def _case_insert(dialect: str, identity_id: Any = None, citizen_id: Any = None) 
     )
 
 
-_SQLITE_CITIZEN = _citizen_insert("sqlite")
-_SQLITE_IDENTITY = {link: _identity_insert("sqlite", link) for link in (False, True)}
-_SQLITE_CASE = _case_insert("sqlite")
-_SQLITE_EVENT = insert(CaseEvent).values(
-    {"case_id": bindparam("ev_case_id", type_=Integer)}
-    | {c.key: _bind("ev_", c) for c in _EVENT_COLUMNS}
+_SQLITE_CITIZEN = Prebuilt(_citizen_insert("sqlite"))
+_SQLITE_IDENTITY = {link: Prebuilt(_identity_insert("sqlite", link)) for link in (False, True)}
+_SQLITE_IDENTITY_ID = Prebuilt(_IDENTITY_ID)
+_SQLITE_CASE = Prebuilt(_case_insert("sqlite"))
+_SQLITE_EVENT = Prebuilt(
+    insert(CaseEvent).values(
+        {"case_id": bindparam("ev_case_id", type_=Integer)}
+        | {c.key: _bind("ev_", c) for c in _EVENT_COLUMNS}
+    )
 )
-_SQLITE_OUTBOX = insert(OutboxEntry).values({c.key: _bind("ob_", c) for c in _OUTBOX_COLUMNS})
+_SQLITE_OUTBOX = Prebuilt(
+    insert(OutboxEntry).values({c.key: _bind("ob_", c) for c in _OUTBOX_COLUMNS})
+)
 
 
 @cache
-def _pg_statement(has_citizen: bool, link: bool) -> Any:
+def _pg_statement(has_citizen: bool, link: bool) -> Prebuilt:
     """The whole filing in one PostgreSQL statement (built once per shape)::
 
         WITH citizen AS (INSERT … ON CONFLICT (phone_hash) DO UPDATE … RETURNING id),
@@ -383,4 +393,6 @@ def _pg_statement(has_citizen: bool, link: bool) -> Any:
         )
         .cte("entry")
     )
-    return select(filed.c.id, filed.c.identity_id, filed.c.citizen_id).add_cte(event, entry)
+    return Prebuilt(
+        select(filed.c.id, filed.c.identity_id, filed.c.citizen_id).add_cte(event, entry)
+    )
