@@ -72,14 +72,26 @@ class Cases(CaseReads):
     def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
         self.session = session
         self.cipher = cipher
+        self._held: tuple[object, AsyncConnection] | None = None
 
     async def _connection(self) -> AsyncConnection:
         """The session's connection, after writing what the session holds (as the ORM's
-        autoflush would before a query: an identity added this turn is seen)."""
+        autoflush would before a query: an identity added this turn is seen).
+
+        Asked of the session once per transaction (a submit asks twice: the repeat question's
+        look, the filing): `AsyncSession.connection()` is a greenlet switch and a walk through
+        the session's transaction each time, for the same connection until the transaction
+        ends — a new transaction (after a commit or a rollback) asks again."""
         session = self.session
         if session.new or session.dirty or session.deleted:
             await session.flush()
-        return await session.connection()
+        transaction = session.sync_session.get_transaction()
+        held = self._held
+        if held is not None and transaction is not None and held[0] is transaction:
+            return held[1]
+        connection = await session.connection()
+        self._held = (session.sync_session.get_transaction(), connection)
+        return connection
 
     async def by_code(self, code: str, *, for_update: bool = False) -> Case | None:
         query = select(Case).where(Case.code == code)
@@ -197,6 +209,9 @@ class Prebuilt:
                 raw = await _pg_rows(adapted, built.sql, args)
             else:
                 raw = await _sqlite_rows(adapted, built.sql, args)
+        except _BeginRefused as refused:
+            error = refused.error
+            raise await _wrapped(connection, dialect, built.sql, error, lost=True) from error
         except Exception as error:
             raise await _wrapped(connection, dialect, built.sql, error) from error
         processors = built.columns
@@ -248,7 +263,10 @@ async def _pg_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
     # `_prepare_and_execute`), less the cursor and the result around it.
     async with adapted._execute_mutex:
         if adapted._transaction is None:
-            await adapted._start_transaction()  # nothing on an autocommit connection
+            try:
+                await adapted._start_transaction()  # nothing on an autocommit connection
+            except Exception as error:
+                raise _BeginRefused(error) from error
         try:
             prepared, _ = await adapted._prepare(sql, 0)
             return list(await prepared.fetch(*args))
@@ -268,14 +286,28 @@ async def _sqlite_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[An
             await cursor.close()
 
 
+class _BeginRefused(Exception):
+    """The BEGIN failed: nothing was done on the connection yet."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 async def _wrapped(
-    connection: AsyncConnection, dialect: Dialect, sql: str, error: Exception
+    connection: AsyncConnection, dialect: Dialect, sql: str, error: Exception, lost: bool = False
 ) -> BaseException:
-    """`error` as SQLAlchemy would raise it, the connection invalidated when it was lost."""
+    """`error` as SQLAlchemy would raise it, the connection invalidated when it was lost.
+
+    `lost`: the BEGIN failed, which a live connection does not do. The case seen: a connection
+    the server dropped while it sat in the pool (a restart), whose goodbye asyncpg had read
+    but not yet the closed socket, refuses with "another operation is in progress" rather
+    than "connection is closed". Nothing was done on it: dropped, and the work runs again on a
+    fresh one (the unit of work's `Conflict`), as for any dead connection."""
     dbapi = dialect.loaded_dbapi
     if not isinstance(error, dbapi.Error):
         return error
-    lost = dialect.is_disconnect(error, None, None)
+    lost = lost or dialect.is_disconnect(error, None, None)
     if lost:
         await connection.invalidate(error)
     return DBAPIError.instance(

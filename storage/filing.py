@@ -209,7 +209,6 @@ class Filings:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self.session = uow.session
 
     async def write(
         self,
@@ -234,7 +233,7 @@ class Filings:
         shape = (citizen is not None, link and citizen is not None)
         # On the session's connection, prebuilt (`Prebuilt`): the ORM's handling of a statement,
         # and even Core's, costs more than the statement, and nothing here needs an object.
-        connection = await self.session.connection()
+        connection = await self.uow.cases._connection()
         if connection.dialect.name == "postgresql":
             rows = await _pg_statement(*shape).rows(connection, params)
             if not rows:
