@@ -57,13 +57,13 @@ class CaseReads:
     async def owned(self, channel: str, external_id: str, code: str) -> CaseRow | None:
         """The case only if it is this identity's: one query, so unknown and foreign look alike."""
         params = {"asker_channel": channel, "asker_external_id": external_id, "code": code}
-        row = (await (await self._connection()).execute(_OWNED_CODE, params)).first()
-        return CaseRow._make(row) if row is not None else None
+        rows = await _OWNED_CODE.rows(await self._connection(), params)
+        return CaseRow._make(rows[0]) if rows else None
 
     async def history(self, case_id: int) -> list[EventRow]:
         """A case's timeline, oldest first (what the citizen's view of it reads)."""
-        result = await (await self._connection()).execute(_HISTORY, {"case_id": case_id})
-        return [EventRow._make(row) for row in result]
+        rows = await _HISTORY.rows(await self._connection(), {"case_id": case_id})
+        return [EventRow._make(row) for row in rows]
 
 
 class Cases(CaseReads):
@@ -234,15 +234,14 @@ class _Built:
         self.sql = str(compiled)
         names = compiled.positiontup or []
         processors = compiled._bind_processors
-        self.binds: list[tuple[str, Callable[[Any], Any] | None, bool, Any]] = [
-            (
-                name,
-                processors.get(name),
-                compiled.binds[name].required,
-                compiled.binds[name].effective_value,
-            )
-            for name in names
-        ]
+        self.binds: list[tuple[str, Callable[[Any], Any] | None, bool, Any, Any]] = []
+        for name in names:
+            processor = processors.get(name)
+            # What None becomes (None for most types; JSON's null for a JSON column): a filing
+            # binds some twenty empty times and numbers, each a call through its type for None.
+            none = processor(None) if processor is not None else None
+            bind = compiled.binds[name]
+            self.binds.append((name, processor, bind.required, bind.effective_value, none))
         self.columns: list[Callable[[Any], Any] | None] = [
             type_._cached_result_processor(dialect, None) for *_, type_ in compiled._result_columns
         ]
@@ -252,9 +251,11 @@ class _Built:
         value, None too: a JSON column's None is JSON's null); a required one missing is a
         KeyError, as SQLAlchemy refuses it too."""
         out = []
-        for name, processor, required, default in self.binds:
+        for name, processor, required, default, none in self.binds:
             value = params[name] if required or name in params else default
-            out.append(value if processor is None else processor(value))
+            if processor is not None:
+                value = none if value is None else processor(value)
+            out.append(value)
         return tuple(out)
 
 
@@ -379,8 +380,8 @@ def _owned_by() -> Select[Any]:
 
 
 _OWNED = _owned_by()
-_OWNED_CODE = _OWNED.where(_CASES.c.code == bindparam("code"))
-_HISTORY = (
+_OWNED_CODE = Prebuilt(_OWNED.where(_CASES.c.code == bindparam("code")))
+_HISTORY = Prebuilt(
     select(_EVENTS.c.type, _EVENTS.c.at, _EVENTS.c.data)
     .where(_EVENTS.c.case_id == bindparam("case_id"))
     .order_by(_EVENTS.c.seq)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, func, select, text
+from sqlalchemy import JSON, Integer, bindparam, event, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,7 +20,7 @@ from conversation.similarity import similarity
 from storage import cases as cases_module
 from storage.cases import Cases, Prebuilt
 from storage.filing import Filer, file_case
-from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry
+from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry, UTCDateTime, utcnow
 
 from .store_backends import DatabaseBackend, open_backend
 from .test_database_connections import _cut_every_connection
@@ -203,3 +203,30 @@ def test_lists_rendered_anew_each_run_are_refused() -> None:
     with pytest.raises(AssertionError):
         Prebuilt(statement)._for(postgresql.asyncpg.dialect())
     assert cases_module._of_identity(2, 1, True, True)._for(postgresql.asyncpg.dialect()).sql
+
+
+async def test_empty_values_are_bound_as_their_types_bind_them(backend: DatabaseBackend) -> None:
+    """None is converted once per type when built, not per run: a JSON column's None is sent as
+    JSON's null, a time's as NULL, exactly as SQLAlchemy's own run sends them."""
+    statement = select(
+        bindparam("j", type_=JSON),
+        bindparam("t", type_=UTCDateTime()),
+        bindparam("n", type_=Integer),
+    )
+    prebuilt = Prebuilt(statement)
+    sent: list[Any] = []
+
+    def record(_conn: object, _cursor: object, _sql: str, args: Any, *_: object) -> None:
+        sent.append(tuple(args))
+
+    for params in ({"j": None, "t": None, "n": None}, {"j": {"a": 1}, "t": utcnow(), "n": 2}):
+        engine = backend.runtime.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            async with backend.runtime.units() as uow:
+                connection = await uow.cases._connection()
+                theirs = [tuple(r) for r in await connection.execute(statement, params)]
+                ours = await prebuilt.rows(connection, params)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert sent[-1] == sent[-2] and ours == theirs
