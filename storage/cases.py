@@ -277,14 +277,25 @@ async def _pg_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
 
 
 async def _sqlite_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
-    # As the aiosqlite adapter's cursor does (sqlalchemy's connectors/asyncio.py); the
-    # transaction is the one `Database`'s "begin" listener opened (BEGIN IMMEDIATE).
+    # As the aiosqlite adapter's cursor does (sqlalchemy's connectors/asyncio.py), in one call
+    # of the connection instead of four (cursor, execute, fetch, close), each of which is a
+    # trip through aiosqlite and `storage.sqlite_loop`; that one call keeps their rules (on the
+    # loop or on the thread, a busy statement run again on the thread). The transaction is
+    # the one `Database`'s "begin" listener opened (BEGIN IMMEDIATE).
     async with adapted._execute_mutex:
-        cursor = await adapted._connection.execute(sql, args)
-        try:
-            return list(await cursor.fetchall()) if cursor.description else []
-        finally:
-            await cursor.close()
+        aio = adapted._connection
+        return cast(list[Any], await aio._execute(execute, aio, sql, args))
+
+
+def execute(aio: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    """One statement on an aiosqlite connection's sqlite3 connection, and its rows. Named
+    `execute`: `storage.sqlite_loop` runs a statement again on its thread when SQLite was busy
+    only for calls of that name (a statement that failed busy has changed nothing)."""
+    cursor = aio._conn.execute(sql, args)
+    try:
+        return cursor.fetchall() if cursor.description else []
+    finally:
+        cursor.close()
 
 
 class _BeginRefused(Exception):

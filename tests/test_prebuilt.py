@@ -5,6 +5,7 @@ transaction, counted by `before_cursor_execute`, and failing as SQLAlchemy's sta
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from storage import cases as cases_module
 from storage.cases import Cases, Prebuilt
 from storage.filing import Filer, file_case
 from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry, UTCDateTime, utcnow
+from storage.sqlite_loop import off_the_loop
 
 from .store_backends import DatabaseBackend, open_backend
 from .test_database_connections import _cut_every_connection
@@ -230,3 +232,33 @@ async def test_empty_values_are_bound_as_their_types_bind_them(backend: Database
         finally:
             event.remove(engine, "before_cursor_execute", record)
         assert sent[-1] == sent[-2] and ours == theirs
+
+
+async def test_on_sqlite_a_statement_runs_on_the_loop_or_on_the_thread_as_its_session_says(
+    request: pytest.FixtureRequest, tmp_path: object
+) -> None:
+    """The one call a prebuilt statement makes of the SQLite connection keeps
+    `storage.sqlite_loop`'s rule: on the loop in a turn's session, on aiosqlite's thread in
+    `off_the_loop()` work — the same rows either way."""
+    async with open_backend(request, "sqlite", tmp_path) as opened:
+        assert isinstance(opened, DatabaseBackend)
+        await applied(opened.store, said(), filing("webchat:c1:a"))
+        threads: list[str] = []
+        run = cases_module.execute
+
+        def spy(aio: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
+            threads.append(threading.current_thread().name)
+            return run(aio, sql, args)
+
+        seen = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cases_module, "execute", spy)
+            patch.setattr(spy, "__name__", "execute")
+            async with opened.runtime.units() as uow:
+                seen.append(await uow.cases.of_identity("webchat", "c1"))
+            with off_the_loop():
+                async with opened.runtime.units() as uow:
+                    seen.append(await uow.cases.of_identity("webchat", "c1"))
+        assert seen[0] == seen[1] and len(seen[0]) == 1
+        main = threading.current_thread().name
+        assert threads[0] == main and threads[1] != main
