@@ -209,8 +209,8 @@ class Prebuilt:
                 raw = await _pg_rows(adapted, built.sql, args)
             else:
                 raw = await _sqlite_rows(adapted, built.sql, args)
-        except _BeginRefused as refused:
-            error = refused.error
+        except _Lost as lost:
+            error = lost.error
             raise await _wrapped(connection, dialect, built.sql, error, lost=True) from error
         except Exception as error:
             raise await _wrapped(connection, dialect, built.sql, error) from error
@@ -266,13 +266,18 @@ async def _pg_rows(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
         if adapted._transaction is None:
             try:
                 await adapted._start_transaction()  # nothing on an autocommit connection
-            except Exception as error:
-                raise _BeginRefused(error) from error
+            except Exception as error:  # already the adapter's own (DB-API) error
+                raise _Lost(error) from error
         try:
             prepared, _ = await adapted._prepare(sql, 0)
             return list(await prepared.fetch(*args))
         except Exception as error:
-            adapted._handle_exception(error)  # raises the adapter's own (DB-API) error
+            try:
+                adapted._handle_exception(error)  # raises the adapter's own (DB-API) error
+            except Exception as translated:
+                if type(error).__name__ == "InternalClientError":
+                    raise _Lost(translated) from error
+                raise
             raise
 
 
@@ -298,8 +303,9 @@ def execute(aio: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
         cursor.close()
 
 
-class _BeginRefused(Exception):
-    """The BEGIN failed: nothing was done on the connection yet."""
+class _Lost(Exception):
+    """The connection is no longer usable: its BEGIN failed, or asyncpg's protocol is out of
+    step with the server (asyncpg's `InternalClientError`)."""
 
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
@@ -311,11 +317,13 @@ async def _wrapped(
 ) -> BaseException:
     """`error` as SQLAlchemy would raise it, the connection invalidated when it was lost.
 
-    `lost`: the BEGIN failed, which a live connection does not do. The case seen: a connection
-    the server dropped while it sat in the pool (a restart), whose goodbye asyncpg had read
-    but not yet the closed socket, refuses with "another operation is in progress" rather
-    than "connection is closed". Nothing was done on it: dropped, and the work runs again on a
-    fresh one (the unit of work's `Conflict`), as for any dead connection."""
+    `lost`: the BEGIN failed, or asyncpg's protocol is out of step, neither of which a live
+    connection does. The case seen: a connection the server dropped while it sat in the pool
+    (a restart), whose goodbye asyncpg had read but not yet the closed socket, refuses the
+    next statement or BEGIN with "another operation is in progress" rather than "connection
+    is closed". Nothing can be done on it: dropped, and the work runs again on a fresh one
+    (the unit of work's `Conflict`, `Reading`'s too), as for any dead connection; nothing
+    was committed on it (a commit is not a prebuilt statement)."""
     dbapi = dialect.loaded_dbapi
     if not isinstance(error, dbapi.Error):
         return error

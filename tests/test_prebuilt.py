@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import JSON, Integer, bindparam, event, func, select, text
 from sqlalchemy.dialects import postgresql
@@ -262,3 +263,42 @@ async def test_on_sqlite_a_statement_runs_on_the_loop_or_on_the_thread_as_its_se
         assert seen[0] == seen[1] and len(seen[0]) == 1
         main = threading.current_thread().name
         assert threads[0] == main and threads[1] != main
+
+
+@pytest.mark.parametrize("where", ["_start_transaction", "_prepare"])
+async def test_a_connection_out_of_step_is_dropped_and_the_work_runs_again(
+    request: pytest.FixtureRequest, tmp_path: object, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg out of step with the server ("another operation is in progress": a connection
+    dropped while pooled, whose goodbye asyncpg read before its closed socket) at the BEGIN or
+    at the statement: the connection is invalidated and the unit of work says Conflict, so the
+    turn runs again on a fresh connection — not an InternalError for the citizen."""
+    async with open_backend(request, "postgres", tmp_path) as opened:
+        assert isinstance(opened, DatabaseBackend)
+        runtime = opened.runtime
+        await applied(opened.store, said(), filing("webchat:c1:a"))
+        broken: list[object] = []
+        with pytest.raises(Conflict):
+            async with runtime.units() as uow:
+                connection = await uow.cases._connection()
+                adapted = (await connection.get_raw_connection()).dbapi_connection
+                kind = type(adapted)
+                original = getattr(kind, where)
+                broken.append(adapted)
+
+                async def out_of_step(self: Any, *args: Any) -> Any:
+                    if self not in broken:
+                        return await original(self, *args)
+                    error = asyncpg.exceptions.InternalClientError(
+                        "cannot switch to state 15; another operation (2) is in progress"
+                    )
+                    if where == "_start_transaction":
+                        self._handle_exception(error)  # as the adapter's own BEGIN raises
+                    raise error
+
+                monkeypatch.setattr(kind, where, out_of_step)
+                await uow.cases.of_identity("webchat", "c1")
+        async with runtime.units() as uow:  # on another connection: that one was dropped
+            assert len(await uow.cases.of_identity("webchat", "c1")) == 1
+            fresh = await (await uow.cases._connection()).get_raw_connection()
+            assert fresh.dbapi_connection not in broken
