@@ -99,7 +99,9 @@ class Gazetteer:
 
     def names(self) -> tuple[str, ...]:
         every = {*self.areas, *self.roads, *self.communities, *self.landmarks}
-        return tuple(sorted((n for n in every if n), key=len, reverse=True))
+        # Longest first, then in character order: two names of one length that overlap in a
+        # message are chosen alike in every process (a set's order changes with the hash seed).
+        return tuple(sorted((n for n in every if n), key=lambda n: (-len(n), n)))
 
 
 @dataclass(frozen=True)

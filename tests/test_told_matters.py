@@ -248,6 +248,9 @@ def test_the_office_gazetteer_is_checked(tmp_path: Path) -> None:
     with pytest.raises(OfficeConfigError, match=r"places\.areas must be a list"):
         load_office(bad)
     assert Gazetteer(roads=("人民路",), areas=("人民路",)).names() == ("人民路",)
+    # Longest first, ties in character order whatever the hash seed: the same choice everywhere.
+    names = Gazetteer(roads=("乙丙路", "甲乙", "光明花园"), landmarks=("甲乙丙",)).names()
+    assert names == ("光明花园", "乙丙路", "甲乙丙", "甲乙")
 
 
 def _one_search_per_name(finder: PlaceFinder, text: str) -> list[_Piece]:
