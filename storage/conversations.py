@@ -54,7 +54,7 @@ from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
 from .ratelimit import SenderLimited, SenderRate
 from .scripts import Script
-from .uow import Committed, Reading, UnitOfWork
+from .uow import Committed, OnConnection, Reading, UnitOfWork, raise_conflict
 
 
 class Busy(Exception):
@@ -117,7 +117,13 @@ class StoreTurn:
     """One turn's unit of work: implements `conversation.ports.Turn`.
 
     The database session is opened only when the turn needs it: in the Redis store most turns
-    (a form step) touch only Redis, and skip the session altogether.
+    (a form step) touch only Redis, and skip the session altogether. In the database store the
+    turn's statements run on a Core connection in the turn's transaction
+    (`Database.transaction()`), and the ORM session (`UnitOfWork`) is opened only for a turn
+    that applies commands (a submit, a rating, a handoff…), joined to that same connection and
+    transaction: the state, the dedupe record and what the commands wrote commit together or not
+    at all. A session, its BEGIN and COMMIT and the pool's return cost a form step more than
+    its statements did (docs/wechat.md, "SQLite turns on a Core connection").
     """
 
     def __init__(self, store: ConversationStoreBase) -> None:
@@ -131,19 +137,34 @@ class StoreTurn:
         # as the statement that loaded the state read it (the id, and the row or None).
         self._connection: AsyncConnection | None = None
         self._recalled: tuple[str, _Recalled | None] | None = None
+        # The database store's transaction (`Database.transaction()`), while open.
+        self._transaction: AbstractAsyncContextManager[AsyncConnection] | None = None
+        self._committing = False
 
     async def uow(self) -> UnitOfWork:
         if self._uow is None:
-            uow = UnitOfWork(self.store.db, self.store.cipher, self.store.committed, self.store.tz)
+            joined = await self.connection() if self.store.turn_transaction else None
+            uow = UnitOfWork(
+                self.store.db,
+                self.store.cipher,
+                self.store.committed,
+                self.store.tz,
+                connection=joined,
+            )
             await uow.__aenter__()
             self._uow = uow
         return self._uow
 
     async def connection(self) -> AsyncConnection:
-        """The unit of work's connection, for the store's own statements (asked once a turn:
-        the session's `connection()` costs a greenlet switch each time)."""
+        """The turn's connection, for the store's own statements (asked once a turn: the
+        session's `connection()` costs a greenlet switch each time)."""
         if self._connection is None:
-            self._connection = await (await self.uow()).session.connection()
+            if self.store.turn_transaction:
+                transaction = self.store.db.transaction()
+                self._connection = await transaction.__aenter__()
+                self._transaction = transaction
+            else:
+                self._connection = await (await self.uow()).session.connection()
         return self._connection
 
     @property
@@ -169,8 +190,27 @@ class StoreTurn:
         await self.store._remember(self, dedupe_key, replies)
 
     async def commit(self) -> None:
+        if self._transaction is None or self._connection is None:
+            if self._uow is not None:
+                await self._uow.commit()
+            await self.store._after_commit(self)
+            return
+        touched: frozenset[str] = frozenset()
         if self._uow is not None:
-            await self._uow.commit()
+            # Joined to the turn's transaction: its commit flushes and ends the session, and
+            # the transaction commits below (a failure there is the turn's to judge).
+            uow, self._uow = self._uow, None
+            await uow.commit()
+            touched = frozenset(uow.touched)
+            await uow.__aexit__(None, None, None)
+        self._committing = True
+        try:
+            await self._connection.commit()
+        except IntegrityError as exc:
+            raise Conflict(str(exc.orig)) from exc
+        self._committing = False
+        if touched:  # the relay and the notifier wake only for queues this turn wrote
+            self.store.committed(touched)
         await self.store._after_commit(self)
 
     async def __aenter__(self) -> StoreTurn:
@@ -185,10 +225,21 @@ class StoreTurn:
         await self.close(exc)  # may turn an IntegrityError into Conflict
 
     async def close(self, exc: BaseException | None) -> None:
-        """End the unit of work if one was opened (rolled back unless committed)."""
-        if self._uow is not None:
-            uow, self._uow = self._uow, None
-            await uow.__aexit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        """End the unit of work and the transaction if they were opened (rolled back unless
+        committed)."""
+        try:
+            if self._uow is not None:
+                uow, self._uow = self._uow, None
+                await uow.__aexit__(
+                    type(exc) if exc else None, exc, exc.__traceback__ if exc else None
+                )
+        finally:
+            if self._transaction is not None:
+                transaction, self._transaction = self._transaction, None
+                self._connection = None
+                await transaction.__aexit__(None, None, None)  # rolls back if not committed
+        if self.store.turn_transaction:
+            raise_conflict(exc, committing=self._committing)
 
 
 class _LazyLookups:
@@ -233,6 +284,11 @@ class _LazyLookups:
         if self.turn._uow is not None:
             yield CaseLookups(self.turn._uow)
             return
+        if self.turn.store.turn_transaction:
+            # The database store: the turn's own connection, in its transaction (on SQLite a
+            # second connection would wait for this one).
+            yield CaseLookups(OnConnection(await self.turn.connection()))
+            return
         async with Reading(self.turn.store.db, self.turn.store.cipher) as reading:
             yield CaseLookups(reading)
 
@@ -267,6 +323,10 @@ class ConversationStoreBase:
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         raise NotImplementedError
+
+    # Whether a turn's statements run on a transaction of its own (`Database.transaction()`),
+    # which a unit of work then joins; otherwise only the unit of work opens one.
+    turn_transaction = False
 
     def turn(self) -> StoreTurn:
         """`async with store.turn() as turn:` one turn's unit of work."""
@@ -343,6 +403,8 @@ _REMEMBER_ROW = {dialect: _remembering(dialect) for dialect in ("postgresql", "s
 
 class DatabaseConversationStore(ConversationStoreBase):
     """The embedded default: everything in the database, one transaction per turn."""
+
+    turn_transaction = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
