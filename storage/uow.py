@@ -59,15 +59,15 @@ class UnitOfWork:
         self.touched: set[str] = set()
 
     async def __aenter__(self) -> UnitOfWork:
-        self._held: AbstractAsyncContextManager[AsyncSession]
+        self._held: AbstractAsyncContextManager[AsyncSession] | None = None
         if self.connection is not None:
             # Joined: the session's rollback rolls the connection's transaction back
             # (SQLAlchemy's "conservative_savepoint" on a connection in a transaction), its
-            # commit does not commit it.
-            self._held = self.db.sessions(bind=self.connection)
+            # commit does not commit it, and closing it leaves the connection to its owner.
+            self.session = self.db.sessions(bind=self.connection)
         else:
             self._held = self.db.session()
-        self.session = await self._held.__aenter__()
+            self.session = await self._held.__aenter__()
         await self.session.begin()
         self.cases = Cases(self.session, self.cipher)
         self.events = Timeline(self.session)
@@ -109,7 +109,13 @@ class UnitOfWork:
             if not self._committed:
                 await self.session.rollback()
         finally:
-            await self._held.__aexit__(None, None, None)
+            if self._held is not None:
+                await self._held.__aexit__(None, None, None)
+            else:
+                # Closed directly: `async with` would close it in a task of its own, shielded
+                # from cancellation (two more loop iterations a turn), for a close that does no
+                # I/O (the connection's owner ends the transaction and returns the connection).
+                await self.session.close()
         raise_conflict(exc, committing=self._committing)
 
 
