@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, func, select
@@ -20,7 +21,7 @@ from bot.app.wiring import Minyi, open_minyi
 from conversation.messages import Reply
 from conversation.ports import Conflict
 from conversation.state import ConversationState
-from storage.conversations import DatabaseConversationStore, StoreTurn
+from storage.conversations import DatabaseConversationStore, StoreTurn, purge_expired
 from storage.models import Case, Conversation, InboundDedupe, OutboxEntry
 
 from .conftest import Citizen
@@ -184,3 +185,21 @@ async def test_the_transaction_ends_with_the_turn(database_settings: Settings) -
         async with store.turn() as turn:
             state = await turn.load_state("webchat:again")
         assert state is not None and state.flow == "f2" and state.version == 3
+
+
+async def test_rows_written_on_sqlites_driver_read_back_as_sqlalchemy_wrote_them(
+    sqlite_only: Settings,
+) -> None:
+    """On SQLite the store's statements bypass SQLAlchemy (`_Driven`) but keep its conversions:
+    the ORM reads the times back as UTC, and the purge's comparisons find them."""
+    async with open_minyi(sqlite_only) as runtime:
+        await Citizen(runtime, sender="formats").say("1", message_id="f1")
+        async with runtime.db.session() as session:
+            conversation = (await session.scalars(select(Conversation))).one()
+            seen = await session.get(InboundDedupe, "webchat:formats:f1")
+        assert seen is not None
+        now = datetime.now(UTC)
+        assert conversation.expires_at.tzinfo is not None and seen.expires_at.tzinfo is not None
+        assert now < conversation.expires_at <= now + timedelta(days=1, minutes=1)
+        assert now + timedelta(hours=23) < seen.expires_at <= now + timedelta(days=1, minutes=1)
+        assert await purge_expired(runtime.db) == 0  # nothing expired: nothing purged
