@@ -207,10 +207,10 @@ class StoreTurn:
             return
         touched: frozenset[str] = frozenset()
         if self._uow is not None:
-            # Joined to the turn's transaction: its commit flushes and ends the session, and
-            # the transaction commits below (a failure there is the turn's to judge).
+            # Joined to the turn's transaction: its commit only flushes (a failure is rolled
+            # back by `close`), and the transaction commits below.
+            await self._uow.commit()
             uow, self._uow = self._uow, None
-            await uow.commit()
             touched = frozenset(uow.touched)
             await uow.__aexit__(None, None, None)
         self._committing = True
@@ -420,7 +420,7 @@ class _Driven:
     """One of the statements above as SQLite's driver runs it: its SQL compiled once, its
     parameters in order, and the conversions SQLAlchemy's types would make (UTC times in and
     out). On SQLite the store runs its statements straight on the driver's connection, the
-    turn's own (`StoreTurn.driver`): through SQLAlchemy each cost ~40 µs of its execution
+    turn's own (`StoreTurn._driver`): through SQLAlchemy each cost ~40 µs of its execution
     machinery and a greenlet switch, for SQLite's few µs of work (docs/wechat.md, "SQLite turns
     on a Core connection"). The transaction and any unit of work stay SQLAlchemy's."""
 
