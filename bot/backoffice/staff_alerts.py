@@ -135,9 +135,18 @@ class StaffAlerts:
         done: dict[int, list[str]],
         posted: dict[str, str],
     ) -> None:
+        # Alerts every target took, with no posted message to note on a thread (nearly all):
+        # recorded by one statement for them all; the rest through their ORM objects.
+        plain = {
+            job_id: done[job_id]
+            for job_id, alert in alerts.items()
+            if self.targets and job_id not in failures and alert.key not in posted
+        }
         async with self.units() as uow:
-            jobs = await uow.notifications.get_many(list(alerts))
-            for job_id in alerts:
+            await uow.notifications.sent_many(list(plain.items()))
+            rest = [job_id for job_id in alerts if job_id not in plain]
+            jobs = await uow.notifications.get_many(rest)
+            for job_id in rest:
                 job = jobs[job_id]
                 if not self.targets:
                     job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
