@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
@@ -90,6 +90,7 @@ class SmsNotices:
         self.tz = tz
         self.surveys = surveys
         self.phone = phone
+        self.linger: Callable[[], Awaitable[None]] = partial(asyncio.sleep, LINGER)
 
     async def send(self, queues: Sequence[Sequence[int]]) -> None:
         """Send the jobs of each queue in its order, the queues side by side, and record each.
@@ -247,7 +248,7 @@ class SmsNotices:
         while not done:
             group = [await sent.get()]
             if group[0] is not None:
-                await asyncio.sleep(LINGER)
+                await self.linger()
             while not sent.empty():
                 group.append(sent.get_nowait())
             done = group[-1] is None

@@ -79,24 +79,7 @@ class StaffAlerts:
             # Their cases, with the identity of each case's citizen, as rows in one query: what
             # an alert shows and whom its thread reaches (ORM objects for them, JSON columns
             # decoded, cost more than all the rest of an alert).
-            case_ids = sorted({j.case_id for j in jobs if j.case_id})
-            cases: dict[int, Any] = {}
-            if case_ids:
-                rows = await uow.session.execute(
-                    select(
-                        Case.id,
-                        Case.code,
-                        Case.description,
-                        Case.category,
-                        Case.channel,
-                        Case.contact_phone_enc,
-                        Identity.channel.label("identity_channel"),
-                        Identity.external_id.label("identity_external_id"),
-                    )
-                    .outerjoin(Identity, Identity.id == Case.identity_id)
-                    .where(Case.id.in_(case_ids))
-                )
-                cases = {row.id: row for row in rows}
+            cases = await case_rows(uow, {j.case_id for j in jobs})
             # Case-work alerts read more of their case (its departments, who routed it): as
             # ORM objects, as `compose` does, their cases loaded at once (kept referenced).
             work = await uow.notifications.get_many(
@@ -297,6 +280,30 @@ class StaffAlerts:
 
 def _seconds(value: float | None) -> timedelta | None:
     return timedelta(seconds=value) if value else None
+
+
+async def case_rows(uow: UnitOfWork, ids: set[int | None]) -> dict[int, Any]:
+    """Cases as an alert reads them — code, description, category, channel, contact phone
+    (sealed), and the identity of the citizen who filed (`identity_channel`,
+    `identity_external_id`) — as rows by id, in one query."""
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return {}
+    rows = await uow.session.execute(
+        select(
+            Case.id,
+            Case.code,
+            Case.description,
+            Case.category,
+            Case.channel,
+            Case.contact_phone_enc,
+            Identity.channel.label("identity_channel"),
+            Identity.external_id.label("identity_external_id"),
+        )
+        .outerjoin(Identity, Identity.id == Case.identity_id)
+        .where(Case.id.in_(wanted))
+    )
+    return {row.id: row for row in rows}
 
 
 def _talks_to(job: Row[Any], cases: dict[int, Any]) -> tuple[str, str] | None:
