@@ -1,12 +1,14 @@
 """SMS-only notices many at a time: surveys by SMS, answers to a survey reply (an unhappy
 rating's), 验证码, and the conversation's answers to a citizen's own texts.
 
-A run's jobs are read in one transaction; their SMS go out side by side (one mobile's, or one
-case's, in the order they were queued); each is recorded once it went out, many to a
-transaction: a recorder writes, in one transaction, everything sent while it wrote the last
-ones. A message is recorded within one such transaction of going out, as one alone was; the
-jobs keep their leases until then, so a worker that dies before a send lets it come back
-whole, and the timeline, the delivery and the job's state are written as one by one would.
+A run's jobs are read in one transaction, as rows; their SMS go out side by side (one
+mobile's, or one case's, in the order they were queued); each is recorded once it went out, many
+to a transaction: a recorder writes, in one transaction, everything sent while it wrote the last
+ones and in a short linger after the first of them. A message is recorded within one such
+transaction of going out, as one alone was; the jobs keep their leases until then, so a worker
+that dies before a send lets it come back whole, and the timeline, the delivery and the job's
+state are written as one by one would (an SMS the provider took by a few statements for them
+all, without ORM objects; anything else through `settle`).
 """
 
 from __future__ import annotations
