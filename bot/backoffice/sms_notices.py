@@ -325,8 +325,9 @@ class SmsNotices:
             for job_id, attempts in outcomes:
                 if (job := jobs.get(job_id)) is None:
                     continue
-                if job_id in slow_jobs:
-                    await self._settle(uow, slow_jobs[job_id], slow_cases, plans[job_id], attempts)
+                if not _taken(plans[job_id], attempts):
+                    if (orm := slow_jobs.get(job_id)) is not None:  # else erased meanwhile
+                        await self._settle(uow, orm, slow_cases, plans[job_id], attempts)
                     continue
                 attempt = attempts[0]
                 if attempt.message_id:
