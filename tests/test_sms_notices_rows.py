@@ -239,3 +239,51 @@ async def test_a_staff_alert_read_as_rows_reads_as_the_orm_objects_do(
                 # The phone is masked in what staff read, as before.
                 mobile = phone(alert.case_id - BASE)
                 assert mask_phone(mobile) in composed.text and mobile not in composed.text
+
+
+async def test_an_sms_the_provider_refused_is_settled_as_before_beside_one_it_took(
+    database_settings: Settings, aiohttp_server: Any
+) -> None:
+    """One SMS refused (503: try again later) and one taken, recorded in one run: the refused
+    one waits with its back-off and its failed attempt on the timeline; the taken one is sent."""
+    taken: list[str] = []
+
+    async def send(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["to"] == phone(1):
+            return web.json_response({"error": "busy"}, status=503)
+        taken.append(body["to"])
+        return web.json_response({"accepted": True}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/send", send)
+    server: TestServer = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    followup = {
+        "template": "notice",
+        "params": {},
+        "text_key": "survey.sms.which",
+        "values": {"refs": "第1条", "first": "A1B2"},
+    }
+    async with open_minyi(with_gateway(database_settings, base)) as runtime:
+        await closed_cases(runtime, 2)
+        async with runtime.db.session() as session:
+            cases = [await session.get(Case, BASE + n) for n in range(2)]
+        ok = await queue(runtime, "f0", "sms_followup", cases[0], followup)
+        refused = await queue(runtime, "f1", "sms_followup", cases[1], followup)
+        assert await runtime.notifier.run_once() == 2
+        sent, waiting = await job(runtime, ok), await job(runtime, refused)
+        async with runtime.db.session() as session:
+            deliveries = list(await session.scalars(select(Delivery)))
+            failed = list(
+                await session.scalars(
+                    select(CaseEvent).where(CaseEvent.type == "notification.attempt_failed")
+                )
+            )
+    assert taken == [phone(0)]
+    assert (sent.status, sent.attempts) == ("sent", 1)
+    assert (waiting.status, waiting.attempts, waiting.done_routes) == ("pending", 1, [])
+    assert waiting.leased_until is None and waiting.next_attempt_at > utcnow()
+    assert waiting.last_error
+    assert [(d.notification_id, d.case_id) for d in deliveries] == [(ok, BASE)]
+    assert [(e.case_id, e.data["topic"]) for e in failed] == [(BASE + 1, "sms_followup")]
