@@ -24,8 +24,7 @@ from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import mask_phone
 from storage.models import Case, Identity, Notification, StaffThread, utcnow
-from storage.people import insert_ignoring_duplicates_many
-from storage.staff_threads import changed
+from storage.staff_threads import changed, open_threads
 from storage.uow import UnitOfWork, Units
 
 from .casework_alerts import TOPICS as CASEWORK_TOPICS
@@ -96,7 +95,7 @@ class StaffAlerts:
             # Staff may answer the citizen of any alert about someone: a thread for it, which
             # the desk lists at once and the alert's buttons (认领 / 查看) name elsewhere.
             wanted = [(job, *who) for job in jobs if (who := _talks_to(job, cases)) is not None]
-            for job_id, thread_id in (await _open_threads(uow, wanted)).items():
+            for job_id, thread_id in (await open_threads(uow.session, wanted)).items():
                 alerts[job_id] = replace(alerts[job_id], thread=thread_id)
                 changed(uow, thread_id)
             await uow.commit()
@@ -307,8 +306,9 @@ async def case_rows(uow: UnitOfWork, ids: set[int | None]) -> dict[int, Any]:
 
 
 def _talks_to(job: Row[Any], cases: dict[int, Any]) -> tuple[str, str] | None:
-    """`storage.staff_threads.conversation_of` of a job's row and its case's (with the
-    identity's channel and id): the one who asked for staff, else whoever filed its case."""
+    """The citizen an alert is about, as (channel, channel id), from the job's row and its
+    case's (with the identity's channel and id): the one who asked for staff, else whoever
+    filed its case; None when there is nobody to talk to."""
     data = job.payload
     if data.get("channel") and data.get("sender"):
         return str(data["channel"]), str(data["sender"])
@@ -316,26 +316,6 @@ def _talks_to(job: Row[Any], cases: dict[int, Any]) -> tuple[str, str] | None:
     if case is None or case.identity_channel is None:
         return None
     return str(case.identity_channel), str(case.identity_external_id)
-
-
-async def _open_threads(
-    uow: UnitOfWork, wanted: Sequence[tuple[Row[Any], str, str]]
-) -> dict[int, int]:
-    """`storage.staff_threads.open_threads` for rows: each alert's thread id — the one it
-    has, or a new one — by the alert's id, in one INSERT and one SELECT of two columns."""
-    if not wanted:
-        return {}
-    rows = [
-        {"notification_id": job.id, "case_id": job.case_id, "channel": channel, "external_id": to}
-        for job, channel, to in wanted
-    ]
-    await insert_ignoring_duplicates_many(uow.session, StaffThread, rows, ["notification_id"])
-    found = await uow.session.execute(
-        select(StaffThread.notification_id, StaffThread.id).where(
-            StaffThread.notification_id.in_([job.id for job, _, _ in wanted])
-        )
-    )
-    return {row.notification_id: row.id for row in found}
 
 
 async def _orm_cases(uow: UnitOfWork, ids: set[int | None]) -> list[Case]:
