@@ -10,6 +10,10 @@ that commit, works them through the survey handler: the re-delivery check, the r
 the open survey of that phone, the rating on the case, its timeline entry and `case.rated` in
 the outbox, the plain ratings of a lease in one transaction (docs/sms.md). "replies/s" is from
 the first push until every case is rated. Client and server share one process.
+
+`--notices-after` keeps the notifier out while the ratings come in, then runs it alone
+(`Notifier.run_once` until nothing is left) and prints its notifications/s and CPU per
+notification: the notices' own cost, apart from the ratings'.
 """
 
 from __future__ import annotations
@@ -193,7 +197,12 @@ def log_like_production(sink: TextIO) -> None:
 
 
 async def run(
-    backend: str, replies: int, concurrency: int, provider: str, off: frozenset[str]
+    backend: str,
+    replies: int,
+    concurrency: int,
+    provider: str,
+    off: frozenset[str],
+    notices_after: bool = False,
 ) -> None:
     async with database(backend) as url:
         settings = Settings(database_url=url, pii_key=KEY).replace(
@@ -209,7 +218,8 @@ async def run(
         )
         app = create_app(settings, workers=True)
         runtime = app[MINYI]
-        runtime.jobs = tuple(job for job in runtime.jobs if job.name not in off)
+        left_out = off | {"notifier"} if notices_after else off
+        runtime.jobs = tuple(job for job in runtime.jobs if job.name not in left_out)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -237,9 +247,19 @@ async def run(
             while await runtime.sms_inbox.waiting():  # noqa: ASYNC110 (the job works them through)
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
-            while "notifier" not in off and await unsent(runtime):  # noqa: ASYNC110
+            while "notifier" not in left_out and await unsent(runtime):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             notified, cpu = time.perf_counter() - started, time.process_time() - cpu
+            if notices_after:
+                pending = await unsent(runtime)
+                began, spent = time.perf_counter(), time.process_time()
+                while await runtime.notifier.run_once():
+                    pass
+                began, spent = time.perf_counter() - began, time.process_time() - spent
+                print(
+                    f"{backend}: the notifier alone sent {pending} notifications in {began:.2f} s"
+                    f" ({pending / began:.0f}/s), {spent * 1000 / max(pending, 1):.3f} ms CPU each"
+                )
             async with runtime.db.session() as db:
                 rated = await db.scalar(
                     select(func.count()).select_from(Case).where(Case.status == "rated")
@@ -281,7 +301,13 @@ async def unsent(runtime: Minyi) -> int:
         )
 
 
-async def main(replies: int, concurrency: int, backends: list[str], off: frozenset[str]) -> None:
+async def main(
+    replies: int,
+    concurrency: int,
+    backends: list[str],
+    off: frozenset[str],
+    notices_after: bool = False,
+) -> None:
     port = free_port()
     fake = multiprocessing.Process(target=stand_in, args=(port,), daemon=True)
     fake.start()
@@ -299,7 +325,7 @@ async def main(replies: int, concurrency: int, backends: list[str], off: frozens
             f"{'ack median ms':>15}{'ack max ms':>12}{'sent':>7}{'notified s':>11}{'CPU s':>7}"
         )
         for backend in backends:
-            await run(backend, replies, concurrency, provider, off)
+            await run(backend, replies, concurrency, provider, off, notices_after)
     finally:
         fake.terminate()
         fake.join()
@@ -312,6 +338,9 @@ if __name__ == "__main__":
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--profile", metavar="FILE", help="py-spy's raw samples of the run")
     parser.add_argument("--off", default="", help="background jobs left out, comma-separated")
+    parser.add_argument(
+        "--notices-after", action="store_true", help="the notifier alone, after the ratings"
+    )
     args = parser.parse_args()
     if args.profile:
         again = [a for a in sys.argv if a != args.profile and a != "--profile"]
@@ -326,5 +355,6 @@ if __name__ == "__main__":
                 args.concurrency,
                 args.backends.split(","),
                 frozenset(filter(None, args.off.split(","))),
+                args.notices_after,
             )
         )

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import ahocorasick
 import jieba
 import jieba.posseg
 
@@ -98,7 +99,9 @@ class Gazetteer:
 
     def names(self) -> tuple[str, ...]:
         every = {*self.areas, *self.roads, *self.communities, *self.landmarks}
-        return tuple(sorted((n for n in every if n), key=len, reverse=True))
+        # Longest first, then in character order: two names of one length that overlap in a
+        # message are chosen alike in every process (a set's order changes with the hash seed).
+        return tuple(sorted((n for n in every if n), key=lambda n: (-len(n), n)))
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class PlaceFinder:
         # Matched as they are written, beside jieba's cutting, not added to its dictionary:
         # that one is shared (FAQ matching, repeats) and must cut alike for every office.
         self._names = self.gazetteer.names()
+        self._automaton = _automaton(self._names)
         # Tables loaded now, at start-up, not within the first citizen's reply (a WeChat reply
         # has five seconds): cpca's divisions and jieba's word tags.
         _admin_matcher()
@@ -141,13 +145,36 @@ class PlaceFinder:
         return place if 2 <= len(place) <= LOCATION_TEXT_MAX else None
 
     def _gazetteer_pieces(self, text: str) -> Iterable[_Piece]:
+        """The office's names where they occur, the longest first; a name overlapping one
+        already taken is not. One pass of the automaton finds every occurrence of every name:
+        a search per name cost ~26 ms a message with a city's 3,000 roads and communities."""
+        if self._automaton is None:
+            return
+        found: dict[int, list[tuple[int, int]]] = {}  # a name's rank → where it occurs
+        for last, (rank, length) in self._automaton.iter(text):
+            found.setdefault(rank, []).append((last + 1 - length, last + 1))
         taken: list[tuple[int, int]] = []
-        for name in self._names:
-            for found in re.finditer(re.escape(name), text):
-                span = (found.start(), found.end())
+        for rank in sorted(found):
+            after = 0  # a name's occurrences as a regular expression finds them: not overlapping
+            for span in sorted(found[rank]):
+                if span[0] < after:
+                    continue
+                after = span[1]
                 if not any(s < span[1] and span[0] < e for s, e in taken):
                     taken.append(span)
                     yield _Piece(*span)
+
+
+def _automaton(names: tuple[str, ...]) -> Any:
+    """An Aho-Corasick automaton of the names (pyahocorasick, which cpca also uses), each
+    keyed to its rank and length; None without names."""
+    if not names:
+        return None
+    automaton = ahocorasick.Automaton()
+    for rank, name in enumerate(names):
+        automaton.add_word(name, (rank, len(name)))
+    automaton.make_automaton()
+    return automaton
 
 
 def _word_pieces(text: str) -> Iterable[_Piece]:

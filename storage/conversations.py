@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -35,6 +36,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import Table, bindparam, delete, func, literal_column, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,7 +56,7 @@ from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
 from .ratelimit import SenderLimited, SenderRate
 from .scripts import Script
-from .uow import Committed, Reading, UnitOfWork
+from .uow import Committed, OnConnection, Reading, UnitOfWork, raise_conflict
 
 
 class Busy(Exception):
@@ -117,7 +119,13 @@ class StoreTurn:
     """One turn's unit of work: implements `conversation.ports.Turn`.
 
     The database session is opened only when the turn needs it: in the Redis store most turns
-    (a form step) touch only Redis, and skip the session altogether.
+    (a form step) touch only Redis, and skip the session altogether. In the database store the
+    turn's statements run on a Core connection in the turn's transaction
+    (`Database.transaction()`), and the ORM session (`UnitOfWork`) is opened only for a turn
+    that applies commands (a submit, a rating, a handoff…), joined to that same connection and
+    transaction: the state, the dedupe record and what the commands wrote commit together or not
+    at all. A session, its BEGIN and COMMIT and the pool's return cost a form step more than
+    its statements did (docs/wechat.md, "SQLite turns on a Core connection").
     """
 
     def __init__(self, store: ConversationStoreBase) -> None:
@@ -131,19 +139,42 @@ class StoreTurn:
         # as the statement that loaded the state read it (the id, and the row or None).
         self._connection: AsyncConnection | None = None
         self._recalled: tuple[str, _Recalled | None] | None = None
+        # The database store's transaction (`Database.transaction()`), while open.
+        self._transaction: AbstractAsyncContextManager[AsyncConnection] | None = None
+        self._committing = False
+        # On SQLite, that connection's driver connection (storage/sqlite_loop.py
+        # `LoopConnection`), which the store's statements run on (see `_Driven`).
+        self._driver: Any = None
 
     async def uow(self) -> UnitOfWork:
         if self._uow is None:
-            uow = UnitOfWork(self.store.db, self.store.cipher, self.store.committed, self.store.tz)
+            joined = await self.connection() if self.store.turn_transaction else None
+            uow = UnitOfWork(
+                self.store.db,
+                self.store.cipher,
+                self.store.committed,
+                self.store.tz,
+                connection=joined,
+            )
             await uow.__aenter__()
             self._uow = uow
         return self._uow
 
     async def connection(self) -> AsyncConnection:
-        """The unit of work's connection, for the store's own statements (asked once a turn:
-        the session's `connection()` costs a greenlet switch each time)."""
+        """The turn's connection, for the store's own statements (asked once a turn: the
+        session's `connection()` costs a greenlet switch each time)."""
         if self._connection is None:
-            self._connection = await (await self.uow()).session.connection()
+            if self.store.turn_transaction:
+                transaction = self.store.db.transaction()
+                connection = await transaction.__aenter__()
+                self._transaction = transaction
+                self._connection = connection
+                if self.store.db.is_sqlite:
+                    # Begun, so the connection is there: no I/O to reach it.
+                    assert connection.sync_connection is not None
+                    self._driver = connection.sync_connection.connection.driver_connection
+            else:
+                self._connection = await (await self.uow()).session.connection()
         return self._connection
 
     @property
@@ -169,8 +200,27 @@ class StoreTurn:
         await self.store._remember(self, dedupe_key, replies)
 
     async def commit(self) -> None:
+        if self._transaction is None or self._connection is None:
+            if self._uow is not None:
+                await self._uow.commit()
+            await self.store._after_commit(self)
+            return
+        touched: frozenset[str] = frozenset()
         if self._uow is not None:
+            # Joined to the turn's transaction: its commit only flushes (a failure is rolled
+            # back by `close`), and the transaction commits below.
             await self._uow.commit()
+            uow, self._uow = self._uow, None
+            touched = frozenset(uow.touched)
+            await uow.__aexit__(None, None, None)
+        self._committing = True
+        try:
+            await self._connection.commit()
+        except IntegrityError as exc:
+            raise Conflict(str(exc.orig)) from exc
+        self._committing = False
+        if touched:  # the relay and the notifier wake only for queues this turn wrote
+            self.store.committed(touched)
         await self.store._after_commit(self)
 
     async def __aenter__(self) -> StoreTurn:
@@ -185,10 +235,21 @@ class StoreTurn:
         await self.close(exc)  # may turn an IntegrityError into Conflict
 
     async def close(self, exc: BaseException | None) -> None:
-        """End the unit of work if one was opened (rolled back unless committed)."""
-        if self._uow is not None:
-            uow, self._uow = self._uow, None
-            await uow.__aexit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        """End the unit of work and the transaction if they were opened (rolled back unless
+        committed)."""
+        try:
+            if self._uow is not None:
+                uow, self._uow = self._uow, None
+                await uow.__aexit__(
+                    type(exc) if exc else None, exc, exc.__traceback__ if exc else None
+                )
+        finally:
+            if self._transaction is not None:
+                transaction, self._transaction = self._transaction, None
+                self._connection = self._driver = None
+                await transaction.__aexit__(None, None, None)  # rolls back if not committed
+        if self.store.turn_transaction:
+            raise_conflict(exc, committing=self._committing)
 
 
 class _LazyLookups:
@@ -233,6 +294,11 @@ class _LazyLookups:
         if self.turn._uow is not None:
             yield CaseLookups(self.turn._uow)
             return
+        if self.turn.store.turn_transaction:
+            # The database store: the turn's own connection, in its transaction (on SQLite a
+            # second connection would wait for this one).
+            yield CaseLookups(OnConnection(await self.turn.connection()))
+            return
         async with Reading(self.turn.store.db, self.turn.store.cipher) as reading:
             yield CaseLookups(reading)
 
@@ -267,6 +333,10 @@ class ConversationStoreBase:
 
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         raise NotImplementedError
+
+    # Whether a turn's statements run on a transaction of its own (`Database.transaction()`),
+    # which a unit of work then joins; otherwise only the unit of work opens one.
+    turn_transaction = False
 
     def turn(self) -> StoreTurn:
         """`async with store.turn() as turn:` one turn's unit of work."""
@@ -314,7 +384,12 @@ _LOAD_AND_RECALL = union_all(
         literal_column("'d'"), _DEDUPE.c.replies, literal_column("0"), _DEDUPE.c.expires_at
     ).where(_DEDUPE.c.key == bindparam("dedupe")),
 )
-_BEGIN_ROW = _CONVERSATIONS.insert()
+_BEGIN_ROW = _CONVERSATIONS.insert().values(
+    key=bindparam("key"),
+    state=bindparam("state"),
+    version=bindparam("version"),
+    expires_at=bindparam("expires_at"),
+)
 _SAVE_ROW = (
     _CONVERSATIONS.update()
     .where(_CONVERSATIONS.c.key == bindparam("k"), _CONVERSATIONS.c.version == bindparam("was"))
@@ -341,8 +416,45 @@ def _remembering(dialect: str) -> Any:
 _REMEMBER_ROW = {dialect: _remembering(dialect) for dialect in ("postgresql", "sqlite")}
 
 
+class _Driven:
+    """One of the statements above as SQLite's driver runs it: its SQL compiled once, its
+    parameters in order, and the conversions SQLAlchemy's types would make (UTC times in and
+    out). On SQLite the store runs its statements straight on the driver's connection, the
+    turn's own (`StoreTurn._driver`): through SQLAlchemy each cost ~40 µs of its execution
+    machinery and a greenlet switch, for SQLite's few µs of work (docs/wechat.md, "SQLite turns
+    on a Core connection"). The transaction and any unit of work stay SQLAlchemy's."""
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        names = tuple(compiled.positiontup or ())
+        self.binds = tuple(
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        )
+        columns = getattr(statement, "selected_columns", ())
+        self.results = tuple(
+            (i, convert)
+            for i, column in enumerate(columns)
+            if (convert := column.type.dialect_impl(dialect).result_processor(dialect, None))
+        )
+
+    def parameters(self, given: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(bind(given[name]) if bind else given[name] for name, bind in self.binds)
+
+    def row(self, row: Sequence[Any]) -> Sequence[Any]:
+        if not self.results:
+            return row
+        converted = list(row)
+        for i, convert in self.results:
+            converted[i] = convert(converted[i])
+        return converted
+
+
 class DatabaseConversationStore(ConversationStoreBase):
     """The embedded default: everything in the database, one transaction per turn."""
+
+    turn_transaction = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -350,6 +462,9 @@ class DatabaseConversationStore(ConversationStoreBase):
         # The message each held conversation is answering: its turn's load reads the message's
         # dedupe record in the same statement as the state.
         self._answering: dict[str, str] = {}
+        # The statements as the SQLite driver runs them, compiled on first use (by `id`: they
+        # are the module's constants, alive as long as the process).
+        self._compiled: dict[int, _Driven] = {}
 
     @asynccontextmanager
     async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
@@ -373,8 +488,8 @@ class DatabaseConversationStore(ConversationStoreBase):
         if recalled is not None and recalled[0] == dedupe_key:
             row = recalled[1]  # read with the state
         else:
-            connection = await turn.connection()
-            row = (await connection.execute(_RECALL_ROW, {"key": dedupe_key})).first()
+            found = await self._rows(turn, _RECALL_ROW, {"key": dedupe_key})
+            row = _Recalled(*found[0]) if found else None
         now = utcnow()
         if row is None or row.expires_at <= now:
             return None
@@ -384,55 +499,57 @@ class DatabaseConversationStore(ConversationStoreBase):
         return _open_replies(self.cipher, row.replies)
 
     async def _load(self, turn: StoreTurn, key: str) -> ConversationState | None:
-        connection = await turn.connection()
         if self.db.is_postgres:
             # Processes sharing PostgreSQL without Redis: a transaction-scoped advisory lock makes
             # one conversation's turns wait for each other (SQLite's BEGIN IMMEDIATE does this).
-            await connection.execute(_ADVISORY_LOCK, {"key": key})
+            await (await turn.connection()).execute(_ADVISORY_LOCK, {"key": key})
         dedupe_key = self._answering.get(key, "")
+        state: Sequence[Any] | None = None
         if dedupe_key:
-            row = seen = None
-            for found in await connection.execute(
-                _LOAD_AND_RECALL, {"key": key, "dedupe": dedupe_key}
+            seen = None
+            # Rows by position (kind, blob, version, expires_at): SQLAlchemy's and the driver's.
+            for found in await self._rows(
+                turn, _LOAD_AND_RECALL, {"key": key, "dedupe": dedupe_key}
             ):
-                if found.kind == "c":
-                    row = found
+                if found[0] == "c":
+                    state = found[1:]
                 else:
                     seen = found
-            turn._recalled = (dedupe_key, _Recalled(seen.blob, seen.expires_at) if seen else None)
-            state = (row.blob, row.version, row.expires_at) if row else None
+            turn._recalled = (dedupe_key, _Recalled(seen[1], seen[3]) if seen else None)
         else:
-            plain = (await connection.execute(_LOAD_ROW, {"key": key})).first()
-            state = (plain.state, plain.version, plain.expires_at) if plain else None
+            rows = await self._rows(turn, _LOAD_ROW, {"key": key})
+            state = rows[0] if rows else None
         turn._versions[key] = state[1] if state else 0
         if state is None or state[2] <= utcnow():
             return None
         return _open_state(self.cipher, state[0], state[1])
 
     async def _save(self, turn: StoreTurn, key: str, state: ConversationState) -> None:
-        connection = await turn.connection()
         version = turn._versions.get(key, 0)
         sealed = _seal_state(self.cipher, state)
         expires = utcnow() + self.lifetime
         if version == 0:
             try:
-                await connection.execute(
-                    _BEGIN_ROW, {"key": key, "state": sealed, "version": 1, "expires_at": expires}
+                await self._write(
+                    turn,
+                    _BEGIN_ROW,
+                    {"key": key, "state": sealed, "version": 1, "expires_at": expires},
                 )
-            except IntegrityError as exc:  # another process began it meanwhile
+            except (IntegrityError, sqlite3.IntegrityError) as exc:  # another process began it
                 raise Conflict(f"conversation {key} began under this turn") from exc
             return
-        result = await connection.execute(
+        written = await self._write(
+            turn,
             _SAVE_ROW,
             {"k": key, "was": version, "sealed": sealed, "now": version + 1, "until": expires},
         )
-        if result.rowcount != 1:
+        if written != 1:
             raise Conflict(f"conversation {key} changed under this turn")
 
     async def _remember(self, turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
-        connection = await turn.connection()
         now = utcnow()
-        kept = await connection.execute(
+        kept = await self._write(
+            turn,
             _REMEMBER_ROW[self.db.engine.dialect.name],
             {
                 "key": dedupe_key,
@@ -441,10 +558,37 @@ class DatabaseConversationStore(ConversationStoreBase):
                 "now": now,
             },
         )
-        if kept.rowcount != 1:
+        if kept != 1:
             # A live record: another process answered this message first; the engine's retry
             # finds that answer.
             raise Conflict(f"message {dedupe_key} answered under this turn")
+
+    def _driven(self, statement: Any) -> _Driven:
+        driven = self._compiled.get(id(statement))
+        if driven is None:
+            driven = self._compiled[id(statement)] = _Driven(statement, self.db.engine.dialect)
+        return driven
+
+    async def _rows(
+        self, turn: StoreTurn, statement: Any, params: dict[str, Any]
+    ) -> list[Sequence[Any]]:
+        """A read's rows, on the turn's connection: the driver's on SQLite, else Core's."""
+        connection = await turn.connection()
+        if turn._driver is None:
+            return list(await connection.execute(statement, params))
+        driven = self._driven(statement)
+        cursor = await turn._driver.execute(driven.sql, driven.parameters(params))
+        return [driven.row(row) for row in await cursor.fetchall()]
+
+    async def _write(self, turn: StoreTurn, statement: Any, params: dict[str, Any]) -> int:
+        """How many rows a write wrote, on the turn's connection (as `_rows`)."""
+        connection = await turn.connection()
+        if turn._driver is None:
+            result: Any = await connection.execute(statement, params)
+        else:
+            driven = self._driven(statement)
+            result = await turn._driver.execute(driven.sql, driven.parameters(params))
+        return int(result.rowcount)
 
 
 # Take the conversation's lock and, in the same round trip, read what the turn will need: the

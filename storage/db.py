@@ -100,6 +100,22 @@ class Database:
                 yield session
 
     @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a transaction (on SQLite, `BEGIN IMMEDIATE`), with no ORM
+        session around it: taken in turn and run on the loop like a session's. The caller
+        commits it; otherwise it is rolled back when the block ends. A unit of work can join it
+        (`UnitOfWork(..., connection=)`), so its writes share the transaction."""
+        if self._turns is None:
+            async with self.engine.connect() as conn:
+                await conn.begin()
+                yield conn
+            return
+        with statements_on_loop():
+            async with self._turns, self.engine.connect() as conn:
+                await conn.begin()
+                yield conn
+
+    @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only, outside any transaction: each query one round trip, with
         no BEGIN and ROLLBACK around it. Nothing written through it is kept."""

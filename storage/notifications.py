@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, Table, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Case, Delivery, Notification, utcnow
@@ -75,11 +75,15 @@ class Notifications:
 
     async def lease_due(
         self, limit: int, *, skip_locked: bool, now: datetime | None = None
-    ) -> list[Notification]:
-        """Take due jobs for LEASE; a worker that dies mid-send lets them come back after it."""
+    ) -> list[Row[Any]]:
+        """Take due jobs for LEASE; a worker that dies mid-send lets them come back after it.
+
+        One statement (UPDATE … WHERE id IN (the due ones) RETURNING what the notifier sorts
+        them by), rows rather than ORM objects: loading, changing and flushing each job cost
+        more than the lease itself. Rows of (id, audience, topic, case_id, payload), by id."""
         now = now or utcnow()
-        query = (
-            select(Notification)
+        due = (
+            select(Notification.id)
             .where(
                 Notification.status == "pending",
                 Notification.next_attempt_at <= now,
@@ -89,11 +93,49 @@ class Notifications:
             .limit(limit)
         )
         if skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        jobs = list(await self.session.scalars(query))
-        for job in jobs:
-            job.leased_until = now + LEASE
-        return jobs
+            due = due.with_for_update(skip_locked=True)
+        table = table_of(Notification)
+        leased = await self.session.execute(
+            update(table)
+            .where(table.c.id.in_(due.scalar_subquery()))
+            .values(leased_until=now + LEASE)
+            .returning(
+                table.c.id, table.c.audience, table.c.topic, table.c.case_id, table.c.payload
+            )
+        )
+        return sorted(leased, key=lambda job: int(job.id))
+
+    async def rows(self, job_ids: Collection[int]) -> dict[int, Row[Any]]:
+        """Many jobs as rows, by id (those that are gone are missing): (id, key, topic,
+        case_id, payload, done_routes). For reading and recording many without ORM objects."""
+        if not job_ids:
+            return {}
+        n = Notification
+        found = await self.session.execute(
+            select(n.id, n.key, n.topic, n.case_id, n.payload, n.done_routes).where(
+                n.id.in_(sorted(set(job_ids)))
+            )
+        )
+        return {job.id: job for job in found}
+
+    async def sent_many(self, sent: Sequence[tuple[int, Sequence[str]]]) -> None:
+        """Record many jobs as sent, as `succeeded` does each — (id, its done routes after the
+        send) — in one statement (executemany), without loading them."""
+        if not sent:
+            return
+        table = table_of(Notification)
+        await self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status="sent",
+                finished_at=utcnow(),
+                leased_until=None,
+                attempts=table.c.attempts + 1,
+                done_routes=bindparam("b_routes", type_=table.c.done_routes.type),
+            ),
+            [{"b_id": job_id, "b_routes": list(routes)} for job_id, routes in sent],
+        )
 
     async def get(self, job_id: int) -> Notification | None:
         return await self.session.get(Notification, job_id)
@@ -154,7 +196,9 @@ class Notifications:
         job.next_attempt_at = utcnow() + max(wait or timedelta(0), BACKOFF[job.attempts - 1])
         return True
 
-    async def record_delivery(self, channel: str, message_id: str, job: Notification) -> None:
+    async def record_delivery(
+        self, channel: str, message_id: str, job: Notification | Row[Any]
+    ) -> None:
         row = {
             "channel": channel,
             "message_id": message_id,
@@ -210,3 +254,10 @@ async def record_report(
             }
             await timeline.append(case, "notification.delivery", channel, data)
     return True
+
+
+def table_of(model: Any) -> Table:
+    """A model's table, typed: for Core statements on it (no ORM objects)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,29 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conversation.messages import Media
 
 from .cases import attachment_rows
-from .models import Case, Identity, Notification, StaffThread, StaffThreadMessage
+from .models import Case, Identity, StaffThread, StaffThreadMessage
 from .people import insert_ignoring_duplicates_many
 from .uow import UnitOfWork
 
 
-async def conversation_of(session: AsyncSession, job: Notification) -> tuple[str, str] | None:
-    """The citizen an alert is about, as (channel, channel id): the one who asked for staff,
-    else whoever filed its case; None when there is nobody to talk to."""
-    data = job.payload
-    if data.get("channel") and data.get("sender"):
-        return str(data["channel"]), str(data["sender"])
-    if job.case_id is None:
-        return None
-    case = await session.get(Case, job.case_id)
-    identity = await session.get(Identity, case.identity_id) if case else None
-    return (identity.channel, identity.external_id) if identity else None
-
-
 async def open_threads(
-    session: AsyncSession, wanted: Sequence[tuple[Notification, str, str]]
-) -> dict[int, StaffThread]:
-    """A thread for each alert (job, channel, channel id) — the one it has, or a new one — by
-    the alert's id: one INSERT and one SELECT for them all."""
+    session: AsyncSession, wanted: Sequence[tuple[Any, str, str]]
+) -> dict[int, int]:
+    """A thread for each alert (its job — an ORM object or a row with `id` and `case_id` —,
+    channel, channel id) — the one it has, or a new one —: the thread's id by the alert's, in
+    one INSERT and one SELECT of two columns for them all."""
     if not wanted:
         return {}
     rows = [
@@ -45,9 +34,12 @@ async def open_threads(
         for job, channel, external_id in wanted
     ]
     await insert_ignoring_duplicates_many(session, StaffThread, rows, ["notification_id"])
-    ids = [job.id for job, _, _ in wanted]
-    threads = await session.scalars(select(StaffThread).where(StaffThread.notification_id.in_(ids)))
-    return {t.notification_id: t for t in threads if t.notification_id is not None}
+    found = await session.execute(
+        select(StaffThread.notification_id, StaffThread.id).where(
+            StaffThread.notification_id.in_([job.id for job, _, _ in wanted])
+        )
+    )
+    return {row.notification_id: row.id for row in found}
 
 
 async def by_alert_message(session: AsyncSession, message_id: str) -> StaffThread | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from conversation.ports import Conflict
 
@@ -34,6 +35,11 @@ class UnitOfWork:
 
     `committed` hears which queues a successful commit wrote to, so that the relay and the
     notifier run at once for work that is there, and sleep when a turn wrote nothing for them.
+
+    Given a `connection` already in a transaction (`Database.transaction()`, a conversation
+    turn's), the session joins that transaction instead of opening its own: `commit()` then
+    only flushes, and the connection's owner commits (and tells `committed` of `touched`);
+    a rollback or an error still rolls the whole transaction back.
     """
 
     def __init__(
@@ -42,16 +48,26 @@ class UnitOfWork:
         cipher: PiiCipher,
         committed: Committed = _nobody,
         tz: tzinfo = UTC,
+        *,
+        connection: AsyncConnection | None = None,
     ) -> None:
         self.db = db
+        self.connection = connection
         self.cipher = cipher
         self.committed = committed
         self.tz = tz  # the office's: every time written for other systems is in it
         self.touched: set[str] = set()
 
     async def __aenter__(self) -> UnitOfWork:
-        self._held = self.db.session()
-        self.session = await self._held.__aenter__()
+        self._held: AbstractAsyncContextManager[AsyncSession] | None = None
+        if self.connection is not None:
+            # Joined: the session's rollback rolls the connection's transaction back
+            # (SQLAlchemy's "conservative_savepoint" on a connection in a transaction), its
+            # commit does not commit it, and closing it leaves the connection to its owner.
+            self.session = self.db.sessions(bind=self.connection)
+        else:
+            self._held = self.db.session()
+            self.session = await self._held.__aenter__()
         await self.session.begin()
         self.cases = Cases(self.session, self.cipher)
         self.events = Timeline(self.session)
@@ -67,13 +83,14 @@ class UnitOfWork:
         return iso(moment, self.tz)
 
     async def commit(self) -> None:
-        self._committing = True
+        # Joined, the commit only flushes: a connection lost then left nothing committed.
+        self._committing = self.connection is None
         try:
             await self.session.commit()
         except IntegrityError as exc:
             raise Conflict(str(exc.orig)) from exc
         self._committed = True
-        if self.touched:
+        if self.touched and self.connection is None:
             self.committed(frozenset(self.touched))
 
     async def flush(self) -> None:
@@ -92,16 +109,28 @@ class UnitOfWork:
             if not self._committed:
                 await self.session.rollback()
         finally:
-            await self._held.__aexit__(None, None, None)
-        if isinstance(exc, IntegrityError):
-            raise Conflict(str(exc.orig)) from exc
-        if isinstance(exc, OperationalError) and _is_serialization_failure(exc):
-            raise Conflict(str(exc.orig)) from exc
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated and not self._committing:
-            # The pooled connection was dead (the database restarted, a proxy dropped it); the
-            # pool now replaces it. Nothing was committed, so the work runs again. A connection
-            # lost during COMMIT is not retried: the commit may have happened.
-            raise Conflict(f"database connection lost: {exc.orig}") from exc
+            if self._held is not None:
+                await self._held.__aexit__(None, None, None)
+            else:
+                # Closed directly: `async with` would close it in a task of its own, shielded
+                # from cancellation (two more loop iterations a turn), for a close that does no
+                # I/O (the connection's owner ends the transaction and returns the connection).
+                await self.session.close()
+        raise_conflict(exc, committing=self._committing)
+
+
+def raise_conflict(exc: BaseException | None, *, committing: bool) -> None:
+    """Raise `Conflict` for a failed unit of work that may simply run again: a constraint or a
+    serialization failure, or a connection found dead before its COMMIT."""
+    if isinstance(exc, IntegrityError):
+        raise Conflict(str(exc.orig)) from exc
+    if isinstance(exc, OperationalError) and _is_serialization_failure(exc):
+        raise Conflict(str(exc.orig)) from exc
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated and not committing:
+        # The pooled connection was dead (the database restarted, a proxy dropped it); the
+        # pool now replaces it. Nothing was committed, so the work runs again. A connection
+        # lost during COMMIT is not retried: the commit may have happened.
+        raise Conflict(f"database connection lost: {exc.orig}") from exc
 
 
 def _is_serialization_failure(exc: OperationalError) -> bool:
@@ -134,8 +163,17 @@ class Reading:
             raise Conflict(f"database connection lost: {exc.orig}") from exc  # read again
 
 
+class OnConnection(Reading):
+    """Case reads on a connection already open (a conversation turn's, before or without a
+    unit of work): in its transaction, with no ORM session. Not a context manager: the
+    connection's owner ends it."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.cases = _Outside(connection)
+
+
 class _Outside(CaseReads):
-    """The case reads on a `Reading`'s connection."""
+    """The case reads on a given connection (a `Reading`'s, an `OnConnection`'s)."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
@@ -26,6 +26,7 @@ from storage.conversations import (
 from storage.models import InboundDedupe
 
 from .conftest import Citizen, settings_for
+from .sql_trace import statements
 
 
 async def test_database_store_detects_a_concurrent_writer(database_settings: Settings) -> None:
@@ -130,21 +131,12 @@ async def test_database_store_reads_the_state_and_the_message_in_one_statement(
     async with open_minyi(database_settings) as runtime:
         citizen = Citizen(runtime, sender="one-read")
         await citizen.say("1", message_id="m1")
-        said: list[str] = []
-
-        def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-            said.append(" ".join(statement.split()).upper())
-
-        engine = runtime.db.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        async with statements(runtime.db) as said:
             answer = await citizen.say("4", message_id="m2")
             first = list(said)
             said.clear()
             assert await citizen.say("4", message_id="m2") == answer
             again = list(said)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
     reads = [s for s in first if s.startswith("SELECT") and "PG_ADVISORY" not in s]
     assert len(reads) == 1 and "INBOUND_DEDUPE" in reads[0] and "CONVERSATIONS" in reads[0]
     assert any(s.startswith("UPDATE CONVERSATIONS") for s in first)

@@ -1,8 +1,8 @@
 """The notifier: leases due notification jobs and hands them to the citizens' and the staff's
 senders (citizen_notices.py, staff_alerts.py).
 
-Jobs are leased in a short transaction and sent outside any transaction; a worker that dies
-mid-send lets its lease run out and the job comes back. One case's citizen messages go out in
+Jobs are leased in a short transaction (one UPDATE … RETURNING) and sent outside any
+transaction; a worker that dies mid-send lets its lease run out and the job comes back. One case's citizen messages go out in
 the order they were queued ("accepted" before "closed" before the survey question); different
 cases go in parallel. The cases (or mobiles) whose leased messages are all SMS-only go together
 (`sms_notices.py`: read in one transaction, sent side by side, recorded many to a transaction);

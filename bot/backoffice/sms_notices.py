@@ -1,25 +1,27 @@
 """SMS-only notices many at a time: surveys by SMS, answers to a survey reply (an unhappy
 rating's), 验证码, and the conversation's answers to a citizen's own texts.
 
-A run's jobs are read in one transaction; their SMS go out side by side (one mobile's, or one
-case's, in the order they were queued); each is recorded once it went out, many to a
-transaction: a recorder writes, in one transaction, everything sent while it wrote the last
-ones. A message is recorded within one such transaction of going out, as one alone was; the
-jobs keep their leases until then, so a worker that dies before a send lets it come back
-whole, and the timeline, the delivery and the job's state are written as one by one would.
+A run's jobs are read in one transaction, as rows; their SMS go out side by side (one
+mobile's, or one case's, in the order they were queued); each is recorded once it went out, many
+to a transaction: a recorder writes, in one transaction, everything sent while it wrote the last
+ones and in a short linger after the first of them. A message is recorded within one such
+transaction of going out, as one alone was; the jobs keep their leases until then, so a worker
+that dies before a send lets it come back whole, and the timeline, the delivery and the job's
+state are written as one by one would (an SMS the provider took by a few statements for them
+all, without ORM objects; anything else through `settle`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select, update
 
 from channels.base import Notice, PhoneTexting, Route
 from conversation.cases.surveys import SurveyRules
@@ -28,6 +30,7 @@ from conversation.codes import short_reference
 from conversation.messages import Reply
 from conversation.survey_text import survey_sms
 from storage.models import Case, Citizen, Notification, Survey, utcnow
+from storage.notifications import table_of
 from storage.proof import open_code
 from storage.uow import UnitOfWork, Units
 
@@ -46,6 +49,12 @@ TEXTED = SMS_ONLY | {SMS_ANSWER}
 # SMS in flight at once: the provider's API answers each in tens of milliseconds; a slow one
 # (10 s at most, channels/sms/common.py) holds up only its own mobile's or case's next one.
 SENDING = 32
+# How long the recorder lets outcomes gather before a transaction. The provider answers within
+# milliseconds, so without it a run of 100 SMS was written in some 30 transactions of 3, each
+# costing its statements' fixed CPU; with it, in 2 or 3. The record comes that much later,
+# which only widens a crash's window for a second send from a few to some 20 ms (the lease
+# is 120 s).
+LINGER = 0.02
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class SmsNotices:
         self.tz = tz
         self.surveys = surveys
         self.phone = phone
+        self.linger: Callable[[], Awaitable[None]] = partial(asyncio.sleep, LINGER)
 
     async def send(self, queues: Sequence[Sequence[int]]) -> None:
         """Send the jobs of each queue in its order, the queues side by side, and record each.
@@ -120,12 +130,39 @@ class SmsNotices:
 
     async def _read(self, job_ids: Sequence[int]) -> dict[int, _Text | _NotNow]:
         """Each job's SMS, or why it sends none, read in one transaction. A job that could not
-        be read has none (it keeps its lease); raises when the reading itself failed."""
+        be read has none (it keeps its lease); raises when the reading itself failed.
+
+        Rows, not ORM objects: the jobs with their cases' and citizens' few columns in one
+        statement, their surveys' states in another (building a Case, its JSON decoded, for a
+        code and a mobile was most of the reading)."""
+        n, c, z = Notification, Case, Citizen
         async with self.units() as uow:
-            jobs = await uow.notifications.get_many(job_ids)
-            cases = await _rows(uow, Case, {j.case_id for j in jobs.values()})
-            citizens = await _rows(uow, Citizen, {c.citizen_id for c in cases.values()})
-            surveys = await _rows(uow, Survey, {j.payload.get("survey") for j in jobs.values()})
+            jobs = {
+                job.id: job
+                for job in await uow.session.execute(
+                    select(
+                        n.id,
+                        n.topic,
+                        n.case_id,
+                        n.payload,
+                        c.id.label("case_found"),
+                        c.code,
+                        c.language,
+                        c.contact_phone_enc,
+                        z.sms_opted_out_at,
+                    )
+                    .outerjoin(c, c.id == n.case_id)
+                    .outerjoin(z, z.id == c.citizen_id)
+                    .where(n.id.in_(sorted(set(job_ids))))
+                )
+            }
+            wanted = {j.payload.get("survey") for j in jobs.values()}
+            surveys: dict[int, str] = {}
+            if ids := sorted(i for i in wanted if isinstance(i, int)):
+                found = await uow.session.execute(
+                    select(Survey.id, Survey.status).where(Survey.id.in_(ids))
+                )
+                surveys = {row.id: row.status for row in found}
             plans: dict[int, _Text | _NotNow] = {}
             for job_id in job_ids:
                 job = jobs.get(job_id)
@@ -136,63 +173,55 @@ class SmsNotices:
                     if job.topic == SMS_ANSWER:
                         plans[job_id] = self._answer(uow, job)
                         continue
-                    case = cases.get(job.case_id) if job.case_id is not None else None
-                    if case is None:
+                    if job.case_found is None:
                         raise LookupError(f"case {job.case_id} of notification {job_id}")
-                    citizen = citizens.get(case.citizen_id or 0)
                     survey = surveys.get(job.payload.get("survey") or 0)
-                    plans[job_id] = self._text(uow, job, case, citizen, survey)
+                    plans[job_id] = self._text(uow, job, survey)
                 except Exception:
                     log.exception(
                         "SMS notification %s could not be read; tried again later", job_id
                     )
         return plans
 
-    def _text(
-        self,
-        uow: UnitOfWork,
-        job: Notification,
-        case: Case,
-        citizen: Citizen | None,
-        survey: Survey | None,
-    ) -> _Text | _NotNow:
-        """A survey SMS, an answer to a survey reply, a 验证码: to the case's mobile only."""
-        _, phone = uow.cases.contact(case)
+    def _text(self, uow: UnitOfWork, job: Row[Any], survey: str | None) -> _Text | _NotNow:
+        """A survey SMS, an answer to a survey reply, a 验证码: to the case's mobile only. `job`
+        is its row with its case's (code, language, contact_phone_enc) and its citizen's
+        sms_opted_out_at; `survey` the state of its survey, if any."""
+        phone = uow.cipher.decrypt(job.contact_phone_enc, "phone") if job.contact_phone_enc else ""
         if self.phone is None:
             return _NotNow("SMS is off (MINYI_SMS_PROVIDER is not set)")
         if not phone:
             return _NotNow("no mobile number on file")
-        if citizen is not None and citizen.sms_opted_out_at is not None:
+        if job.sms_opted_out_at is not None:
             return _NotNow("the number opted out of SMS")
         if job.topic == "survey_sms":
-            if survey is None or survey.status != "open":
+            if survey != "open":
                 return _NotNow("the survey was answered or expired before the SMS")
             quiet_end = self.surveys.quiet_end(utcnow(), self.tz)
             if quiet_end is not None:
                 return _NotNow(until=quiet_end)  # nobody is texted at night
         # A 验证码 travels sealed in its job and is opened only to be texted.
         secret = open_code(uow, job.payload["sealed"]) if "sealed" in job.payload else ""
-        template, params, text = self._sms(job, case, secret)
+        template, params, text = self._sms(job, secret)
         if not self.phone.has_template(template):
             return _NotNow(
                 f"no approved SMS template for '{template}' (MINYI_SMS_TEMPLATE_{template.upper()})"
             )
-        return _Text(_route(self.phone, phone, template, params), _notice(job, text))
+        return _Text(_route(self.phone, phone, template, params), _notice(job.id, text))
 
-    def _answer(self, uow: UnitOfWork, job: Notification) -> _Text | _NotNow:
+    def _answer(self, uow: UnitOfWork, job: Row[Any]) -> _Text | _NotNow:
         """The conversation's answer to the mobile that texted: sealed in its job, about no
         case (or any), through the same provider and route as every SMS."""
         if self.phone is None:
             return _NotNow("SMS is off (MINYI_SMS_PROVIDER is not set)")
         to, text = open_answer(uow, job.payload["sealed"])
-        return _Text(_route(self.phone, to, "notice", {"text": text}), _notice(job, text))
+        return _Text(_route(self.phone, to, "notice", {"text": text}), _notice(job.id, text))
 
-    def _sms(
-        self, job: Notification, case: Case, secret: str = ""
-    ) -> tuple[str, dict[str, str], str]:
-        """(template, its parameters, the full text) of an SMS-only job."""
-        t = self.catalog.for_language(case.language)
-        ref = short_reference(case.code)
+    def _sms(self, job: Row[Any], secret: str = "") -> tuple[str, dict[str, str], str]:
+        """(template, its parameters, the full text) of an SMS-only job (its row, with its
+        case's code and language)."""
+        t = self.catalog.for_language(job.language)
+        ref = short_reference(job.code)
         if job.topic == "survey_sms":
             sign = self.phone.sign_name if self.phone is not None else ""
             return "survey", {"ref": ref}, survey_sms(t, self.surveys.scale, ref, sign)
@@ -214,11 +243,14 @@ class SmsNotices:
         sent: asyncio.Queue[tuple[int, list[Attempt]] | None],
     ) -> None:
         """Record what was sent, in order, as it comes: each transaction takes all that came
-        while the one before it was written. Raises the first failure after the rest."""
+        while the one before it was written, and in the LINGER after the first of them.
+        Raises the first failure after the rest."""
         failure: BaseException | None = None
         done = False
         while not done:
             group = [await sent.get()]
+            if group[0] is not None:
+                await self.linger()
             while not sent.empty():
                 group.append(sent.get_nowait())
             done = group[-1] is None
@@ -263,36 +295,113 @@ class SmsNotices:
     async def _record_together(
         self, plans: dict[int, _Text | _NotNow], outcomes: list[tuple[int, list[Attempt]]]
     ) -> None:
+        """Record outcomes in one transaction, in their order. An SMS the provider took —
+        nearly all — is written as rows (its timeline entry, its delivery, the job sent, a
+        survey's sms_sent_at): a few statements for them all and no ORM object, which cost
+        more than the writing. The rest (skipped, postponed, failed, to retry) go through
+        `settle`, as one by one would."""
+        slow = [job_id for job_id, attempts in outcomes if not _taken(plans[job_id], attempts)]
         async with self.units() as uow:
-            jobs = await uow.notifications.get_many([job_id for job_id, _ in outcomes])
+            jobs = await uow.notifications.rows([job_id for job_id, _ in outcomes])
             case_ids = sorted({j.case_id for j in jobs.values() if j.case_id is not None})
-            query = select(Case).where(Case.id.in_(case_ids)).order_by(Case.id)
+            query = select(Case.id, Case.code).where(Case.id.in_(case_ids)).order_by(Case.id)
             if uow.db.is_postgres:
                 query = query.with_for_update()  # in case order, like every batch: no deadlock
-            cases = {case.id: case for case in await uow.session.scalars(query)}
+            # What a timeline entry needs of its case, held (FOR UPDATE) until the commit.
+            heads = {
+                row.id: _CaseHead(row.id, row.code) for row in await uow.session.execute(query)
+            }
+            slow_jobs = await uow.notifications.get_many(slow)
+            slow_cases = await _rows(uow, Case, {j.case_id for j in slow_jobs.values()})
             # Kept referenced, so that `settle` finds them in the session.
-            _surveys = await _rows(uow, Survey, {j.payload.get("survey") for j in jobs.values()})
+            _surveys = await _rows(
+                uow, Survey, {j.payload.get("survey") for j in slow_jobs.values()}
+            )
             await uow.events.preload(case_ids)
             uow.events.hold()
             uow.notifications.hold()
+            sent: list[tuple[int, list[str]]] = []
+            surveys: list[int] = []
             for job_id, attempts in outcomes:
-                job = jobs.get(job_id)
-                if job is None:
+                if (job := jobs.get(job_id)) is None:
                     continue
-                case = cases.get(job.case_id) if job.case_id is not None else None
-                plan = plans[job_id]
-                if isinstance(plan, _NotNow) and plan.until is not None:
-                    uow.notifications.postpone(job, plan.until)
-                elif isinstance(plan, _NotNow):
-                    uow.notifications.skipped(job, plan.why)
-                    if case is not None:
-                        data = {"topic": job.topic, "why": plan.why}
-                        await uow.events.append(case, "notification.skipped", "minyi", data)
-                else:
-                    await settle(uow, job, case, attempts, alert_staff=False)
+                if not _taken(plans[job_id], attempts):
+                    if (orm := slow_jobs.get(job_id)) is not None:  # else erased meanwhile
+                        await self._settle(uow, orm, slow_cases, plans[job_id], attempts)
+                    continue
+                attempt = attempts[0]
+                if attempt.message_id:
+                    await uow.notifications.record_delivery(
+                        attempt.channel, attempt.message_id, job
+                    )
+                if (head := heads.get(job.case_id)) is not None:
+                    data = {
+                        "topic": job.topic,
+                        "route": attempt.route,
+                        "message_id": attempt.message_id or "",
+                    }
+                    await uow.events.append(head, "notification.sent", "minyi", data)  # type: ignore[arg-type]
+                sent.append((job_id, [*job.done_routes, attempt.route]))
+                if job.topic == "survey_sms" and isinstance(job.payload.get("survey"), int):
+                    surveys.append(job.payload["survey"])
+            await uow.notifications.sent_many(sent)
+            await _touch(uow, heads.values())
+            if surveys:
+                table = table_of(Survey)
+                await uow.session.execute(
+                    update(table).where(table.c.id.in_(surveys)).values(sms_sent_at=utcnow())
+                )
             await uow.events.write_held()
             await uow.notifications.write_held()
             await uow.commit()
+
+    async def _settle(
+        self,
+        uow: UnitOfWork,
+        job: Notification,
+        cases: dict[int, Case],
+        plan: _Text | _NotNow,
+        attempts: list[Attempt],
+    ) -> None:
+        """One job that was not simply sent: postponed, skipped, or its attempts settled."""
+        case = cases.get(job.case_id) if job.case_id is not None else None
+        if isinstance(plan, _NotNow) and plan.until is not None:
+            uow.notifications.postpone(job, plan.until)
+        elif isinstance(plan, _NotNow):
+            uow.notifications.skipped(job, plan.why)
+            if case is not None:
+                data = {"topic": job.topic, "why": plan.why}
+                await uow.events.append(case, "notification.skipped", "minyi", data)
+        else:
+            await settle(uow, job, case, attempts, alert_staff=False)
+
+
+@dataclass
+class _CaseHead:
+    """A case as a timeline entry reads it (id, code), held FOR UPDATE by the caller; the
+    entry's time lands in `updated_at`, which `_touch` writes."""
+
+    id: int
+    code: str
+    updated_at: datetime | None = None
+
+
+def _taken(plan: _Text | _NotNow, attempts: list[Attempt]) -> bool:
+    """An SMS the provider took at the first try: recorded as rows."""
+    return isinstance(plan, _Text) and len(attempts) == 1 and attempts[0].ok
+
+
+async def _touch(uow: UnitOfWork, heads: Iterable[_CaseHead]) -> None:
+    """Each case's updated_at, as appending to its timeline sets it on a Case."""
+    touched = [{"b_id": h.id, "b_at": h.updated_at} for h in heads if h.updated_at is not None]
+    if touched:
+        table = table_of(Case)
+        await uow.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(updated_at=bindparam("b_at")),
+            touched,
+        )
 
 
 async def _rows(uow: UnitOfWork, model: Any, ids: set[Any]) -> dict[int, Any]:
@@ -311,5 +420,5 @@ def _route(phone: PhoneTexting, to: str, template: str, params: dict[str, str]) 
     return Route("sms", "sms", conversational=False, deliver=text)
 
 
-def _notice(job: Notification, text: str) -> Notice:
-    return Notice([Reply(text)], f"{job.id}.sms")
+def _notice(job_id: int, text: str) -> Notice:
+    return Notice([Reply(text)], f"{job_id}.sms")

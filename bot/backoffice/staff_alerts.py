@@ -13,8 +13,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from bot.app.logs import mask_phones
 from channels.base import DeliveryFailed, SharedCache
@@ -23,7 +24,7 @@ from conversation.catalog import Catalog
 from conversation.office import OfficeConfig
 from storage.crypto import mask_phone
 from storage.models import Case, Identity, Notification, StaffThread, utcnow
-from storage.staff_threads import changed, conversation_of, open_threads
+from storage.staff_threads import changed, open_threads
 from storage.uow import UnitOfWork, Units
 
 from .casework_alerts import TOPICS as CASEWORK_TOPICS
@@ -72,34 +73,31 @@ class StaffAlerts:
 
     async def _alert(self, job_ids: Sequence[int]) -> None:
         async with self.units() as uow:
-            found = await uow.notifications.get_many(job_ids)
+            found = await uow.notifications.rows(job_ids)
             jobs = [found[job_id] for job_id in job_ids if job_id in found]
-            # Their cases and the cases' citizens' identities in two queries, which composing and
-            # `conversation_of` then find in the session (kept referenced: the session holds
-            # what it loaded only while something does).
-            cases = list(
-                await uow.session.scalars(
-                    select(Case).where(Case.id.in_(sorted({j.case_id for j in jobs if j.case_id})))
-                )
+            # Their cases, with the identity of each case's citizen, as rows in one query: what
+            # an alert shows and whom its thread reaches (ORM objects for them, JSON columns
+            # decoded, cost more than all the rest of an alert).
+            cases = await case_rows(uow, {j.case_id for j in jobs})
+            # Case-work alerts read more of their case (its departments, who routed it): as
+            # ORM objects, as `compose` does, their cases loaded at once (kept referenced).
+            work = await uow.notifications.get_many(
+                [j.id for j in jobs if j.topic in CASEWORK_TOPICS]
             )
-            _identities = list(
-                await uow.session.scalars(
-                    select(Identity).where(Identity.id.in_(sorted({c.identity_id for c in cases})))
-                )
-            )
-            alerts = {job.id: await self.compose(uow, job) for job in jobs}
+            _work_cases = await _orm_cases(uow, {j.case_id for j in work.values()})
+            alerts = {
+                job.id: await self.compose(uow, work[job.id])
+                if job.id in work
+                else await self._compose(uow, job, cases.get(job.case_id or 0))
+                for job in jobs
+            }
             done = {job.id: list(job.done_routes) for job in jobs}
             # Staff may answer the citizen of any alert about someone: a thread for it, which
             # the desk lists at once and the alert's buttons (认领 / 查看) name elsewhere.
-            wanted = [
-                (job, *who)
-                for job in jobs
-                if (who := await conversation_of(uow.session, job)) is not None
-            ]
-            threads = await open_threads(uow.session, wanted)
-            for job_id, thread in threads.items():
-                alerts[job_id] = replace(alerts[job_id], thread=thread.id)
-                changed(uow, thread.id)
+            wanted = [(job, *who) for job in jobs if (who := _talks_to(job, cases)) is not None]
+            for job_id, thread_id in (await open_threads(uow.session, wanted)).items():
+                alerts[job_id] = replace(alerts[job_id], thread=thread_id)
+                changed(uow, thread_id)
             await uow.commit()
         failures: dict[int, DeliveryFailed] = {}
         posted: dict[str, str] = {}
@@ -135,9 +133,18 @@ class StaffAlerts:
         done: dict[int, list[str]],
         posted: dict[str, str],
     ) -> None:
+        # Alerts every target took, with no posted message to note on a thread (nearly all):
+        # recorded by one statement for them all; the rest through their ORM objects.
+        plain = {
+            job_id: done[job_id]
+            for job_id, alert in alerts.items()
+            if self.targets and job_id not in failures and alert.key not in posted
+        }
         async with self.units() as uow:
-            jobs = await uow.notifications.get_many(list(alerts))
-            for job_id in alerts:
+            await uow.notifications.sent_many(list(plain.items()))
+            rest = [job_id for job_id in alerts if job_id not in plain]
+            jobs = await uow.notifications.get_many(rest)
+            for job_id in rest:
                 job = jobs[job_id]
                 if not self.targets:
                     job.status, job.finished_at, job.leased_until = "skipped", utcnow(), None
@@ -160,14 +167,22 @@ class StaffAlerts:
 
     async def compose(self, uow: UnitOfWork, job: Notification) -> StaffAlert:
         """What staff read: case, category, a short summary with the phone masked, and why."""
+        case = await uow.session.get(Case, job.case_id) if job.case_id else None
+        return await self._compose(uow, job, case)
+
+    async def _compose(
+        self, uow: UnitOfWork, job: Notification | Row[Any], case: Case | Row[Any] | None
+    ) -> StaffAlert:
+        """`compose` of a job and its case as ORM objects or as rows (a case's row has its
+        code, description, category, channel and contact_phone_enc); a case-work alert's
+        case is an ORM object (`casework_detail` reads more of it)."""
         t = self.catalog.for_language("zh")
         data = job.payload
-        case = await uow.session.get(Case, job.case_id) if job.case_id else None
         summary = str(data.get("summary") or (case.description if case else ""))
         cut = summary[:SUMMARY_LENGTH] + ("…" if len(summary) > SUMMARY_LENGTH else "")
         summary = mask_phones(cut)
-        if case is not None:
-            _, phone = uow.cases.contact(case)
+        if case is not None and case.contact_phone_enc:
+            phone = uow.cipher.decrypt(case.contact_phone_enc, "phone")
             if phone:
                 summary += t("staff.alert.phone", phone=mask_phone(phone))
         detail = ""
@@ -180,6 +195,7 @@ class StaffAlerts:
                 due=f"{due:%Y-%m-%d %H:%M}",
             )
         elif job.topic in CASEWORK_TOPICS:
+            assert case is None or isinstance(case, Case)
             detail = await casework_detail(uow, job.topic, data, case, self.office, t)
             people = await addressees(uow, job.topic, data, case)
         elif data.get("risk_words"):
@@ -263,3 +279,47 @@ class StaffAlerts:
 
 def _seconds(value: float | None) -> timedelta | None:
     return timedelta(seconds=value) if value else None
+
+
+async def case_rows(uow: UnitOfWork, ids: set[int | None]) -> dict[int, Any]:
+    """Cases as an alert reads them — code, description, category, channel, contact phone
+    (sealed), and the identity of the citizen who filed (`identity_channel`,
+    `identity_external_id`) — as rows by id, in one query."""
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return {}
+    rows = await uow.session.execute(
+        select(
+            Case.id,
+            Case.code,
+            Case.description,
+            Case.category,
+            Case.channel,
+            Case.contact_phone_enc,
+            Identity.channel.label("identity_channel"),
+            Identity.external_id.label("identity_external_id"),
+        )
+        .outerjoin(Identity, Identity.id == Case.identity_id)
+        .where(Case.id.in_(wanted))
+    )
+    return {row.id: row for row in rows}
+
+
+def _talks_to(job: Row[Any], cases: dict[int, Any]) -> tuple[str, str] | None:
+    """The citizen an alert is about, as (channel, channel id), from the job's row and its
+    case's (with the identity's channel and id): the one who asked for staff, else whoever
+    filed its case; None when there is nobody to talk to."""
+    data = job.payload
+    if data.get("channel") and data.get("sender"):
+        return str(data["channel"]), str(data["sender"])
+    case = cases.get(job.case_id) if job.case_id is not None else None
+    if case is None or case.identity_channel is None:
+        return None
+    return str(case.identity_channel), str(case.identity_external_id)
+
+
+async def _orm_cases(uow: UnitOfWork, ids: set[int | None]) -> list[Case]:
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return []
+    return list(await uow.session.scalars(select(Case).where(Case.id.in_(wanted))))

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from wechatpy import parse_message
+import xmltodict
+from wechatpy.events import EVENT_TYPES
+from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
 
 from conversation.messages import Inbound, Location, Media
 
@@ -36,13 +38,13 @@ class Observation:
 
 
 def read(opened: Opened) -> Inbound | Observation:
+    root = opened.root
     try:
-        message = parse_message(opened.xml)
+        message = _message(root, opened.xml)
     except Exception as exc:  # wechatpy raises KeyError/TypeError/ValueError on odd documents
         raise Malformed(f"not a WeChat message ({type(exc).__name__})") from None
-    root = opened.root
     sender = _text(root, "FromUserName")
-    if message is None or not OPENID.fullmatch(sender):
+    if not OPENID.fullmatch(sender):
         raise Malformed("FromUserName is not an openid")
     base: dict[str, Any] = {"channel": CHANNEL, "sender": sender, "raw": message}
     kind = message.type
@@ -111,6 +113,57 @@ def _event(message: Any, root: Element, base: dict[str, Any]) -> Inbound | Obser
         )
         return Observation(base["sender"], "templatesendjobfinish", report)
     return Observation(base["sender"], f"event:{event}")
+
+
+def _message(root: Element, xml: str) -> BaseMessage:
+    """What wechatpy's `parse_message` makes of the document, from the tree the envelope has
+    already parsed (safely): parsing it a second time with xmltodict was ~17 µs of every turn.
+    The fields are the values xmltodict gives wechatpy; a document with attributes or mixed
+    content (WeChat sends neither) is read by xmltodict itself. tests/channels/test_wechat_units.py
+    compares both ways on every kind of push."""
+    fields = _fields(root) if _plain(root) else xmltodict.parse(xml)["xml"]
+    kind = fields["MsgType"].lower()
+    if kind != "event" and not kind.startswith("device_"):
+        return MESSAGE_TYPES.get(kind, UnknownMessage)(fields)
+    # parse_message's choice of event class, as wechatpy 1.8 makes it.
+    event = fields["Event"].lower() if "Event" in fields else None
+    if kind.startswith("device_"):
+        event = kind if event is None else f"device_{event}"
+    key = fields.get("EventKey")
+    if event == "subscribe" and key:
+        if key.startswith(("scanbarcode|", "scanimage|")):
+            event = fields["Event"] = "subscribe_scan_product"
+        elif key.startswith("qrscene_"):
+            event = fields["Event"] = "subscribe_scan"
+            fields["EventKey"] = key[len("qrscene_") :]
+    return EVENT_TYPES.get(event, UnknownMessage)(fields)
+
+
+def _plain(root: Element) -> bool:
+    """No attributes and no text beside child elements: what `_fields` reads as xmltodict does."""
+    for element in root.iter():
+        if element.attrib or (element.tail or "").strip():
+            return False
+        if len(element) and (element.text or "").strip():
+            return False
+    return True
+
+
+def _fields(element: Element) -> Any:
+    """An element as xmltodict reads it: its stripped text (None when empty), or a dict of its
+    children, a repeated child as a list."""
+    if len(element) == 0:
+        return (element.text or "").strip() or None
+    fields: dict[str, Any] = {}
+    for child in element:
+        value = _fields(child)
+        if child.tag not in fields:
+            fields[child.tag] = value
+        elif isinstance(fields[child.tag], list):
+            fields[child.tag].append(value)
+        else:
+            fields[child.tag] = [fields[child.tag], value]
+    return fields
 
 
 def _short(message_id: str) -> str:
