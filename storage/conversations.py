@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import json
 import secrets
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -36,7 +35,6 @@ from redis.exceptions import RedisError
 from sqlalchemy import Table, bindparam, delete, func, literal_column, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,6 +52,7 @@ from .keys import Keys
 from .locks import LocalLocks
 from .lookups import CaseLookups
 from .models import Conversation, InboundDedupe, utcnow
+from .prebuilt import Prebuilt
 from .ratelimit import SenderLimited, SenderRate
 from .scripts import Script
 from .uow import Committed, OnConnection, Reading, UnitOfWork, raise_conflict
@@ -142,9 +141,6 @@ class StoreTurn:
         # The database store's transaction (`Database.transaction()`), while open.
         self._transaction: AbstractAsyncContextManager[AsyncConnection] | None = None
         self._committing = False
-        # On SQLite, that connection's driver connection (storage/sqlite_loop.py
-        # `LoopConnection`), which the store's statements run on (see `_Driven`).
-        self._driver: Any = None
 
     async def uow(self) -> UnitOfWork:
         if self._uow is None:
@@ -169,10 +165,6 @@ class StoreTurn:
                 connection = await transaction.__aenter__()
                 self._transaction = transaction
                 self._connection = connection
-                if self.store.db.is_sqlite:
-                    # Begun, so the connection is there: no I/O to reach it.
-                    assert connection.sync_connection is not None
-                    self._driver = connection.sync_connection.connection.driver_connection
             else:
                 self._connection = await (await self.uow()).session.connection()
         return self._connection
@@ -246,7 +238,7 @@ class StoreTurn:
         finally:
             if self._transaction is not None:
                 transaction, self._transaction = self._transaction, None
-                self._connection = self._driver = None
+                self._connection = None
                 await transaction.__aexit__(None, None, None)  # rolls back if not committed
         if self.store.turn_transaction:
             raise_conflict(exc, committing=self._committing)
@@ -360,42 +352,50 @@ class ConversationStoreBase:
 
 # A turn's statements in the database store: built once with bind parameters (building them
 # anew on every turn, expressions and then their cache keys, was a tenth of a SQLite turn's
-# CPU), on the tables rather than the mapped classes, and run on the session's connection: the
-# ORM's handling of a statement costs more than SQLite's work for it, and nothing here needs
-# an object. Their results say how many rows they wrote.
+# CPU), on the tables rather than the mapped classes, and run prebuilt on the turn's connection
+# (storage/prebuilt.py): SQLAlchemy's handling of a statement cost more than SQLite's work for
+# it (~40 µs and a greenlet switch each), and nothing here needs an object.
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _DEDUPE = cast(Table, InboundDedupe.__table__)
-_RECALL_ROW = select(_DEDUPE.c.replies, _DEDUPE.c.expires_at).where(
-    _DEDUPE.c.key == bindparam("key")
+_RECALL_ROW = Prebuilt(
+    select(_DEDUPE.c.replies, _DEDUPE.c.expires_at).where(_DEDUPE.c.key == bindparam("key"))
 )
-_LOAD_ROW = select(
-    _CONVERSATIONS.c.state, _CONVERSATIONS.c.version, _CONVERSATIONS.c.expires_at
-).where(_CONVERSATIONS.c.key == bindparam("key"))
+_LOAD_ROW = Prebuilt(
+    select(_CONVERSATIONS.c.state, _CONVERSATIONS.c.version, _CONVERSATIONS.c.expires_at).where(
+        _CONVERSATIONS.c.key == bindparam("key")
+    )
+)
 # The state and the message's dedupe record in one statement (a turn of a message with an id):
 # a row for each that exists, told apart by `kind`.
-_LOAD_AND_RECALL = union_all(
-    select(
-        literal_column("'c'").label("kind"),
-        _CONVERSATIONS.c.state.label("blob"),
-        _CONVERSATIONS.c.version,
-        _CONVERSATIONS.c.expires_at,
-    ).where(_CONVERSATIONS.c.key == bindparam("key")),
-    select(
-        literal_column("'d'"), _DEDUPE.c.replies, literal_column("0"), _DEDUPE.c.expires_at
-    ).where(_DEDUPE.c.key == bindparam("dedupe")),
+_LOAD_AND_RECALL = Prebuilt(
+    union_all(
+        select(
+            literal_column("'c'").label("kind"),
+            _CONVERSATIONS.c.state.label("blob"),
+            _CONVERSATIONS.c.version,
+            _CONVERSATIONS.c.expires_at,
+        ).where(_CONVERSATIONS.c.key == bindparam("key")),
+        select(
+            literal_column("'d'"), _DEDUPE.c.replies, literal_column("0"), _DEDUPE.c.expires_at
+        ).where(_DEDUPE.c.key == bindparam("dedupe")),
+    )
 )
-_BEGIN_ROW = _CONVERSATIONS.insert().values(
-    key=bindparam("key"),
-    state=bindparam("state"),
-    version=bindparam("version"),
-    expires_at=bindparam("expires_at"),
+_BEGIN_ROW = Prebuilt(
+    _CONVERSATIONS.insert().values(
+        key=bindparam("key"),
+        state=bindparam("state"),
+        version=bindparam("version"),
+        expires_at=bindparam("expires_at"),
+    )
 )
-_SAVE_ROW = (
+_SAVE_ROW = Prebuilt(
     _CONVERSATIONS.update()
     .where(_CONVERSATIONS.c.key == bindparam("k"), _CONVERSATIONS.c.version == bindparam("was"))
     .values(state=bindparam("sealed"), version=bindparam("now"), expires_at=bindparam("until"))
 )
-_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
+_ADVISORY_LOCK = Prebuilt(
+    select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
+)
 
 
 def _remembering(dialect: str) -> Any:
@@ -413,42 +413,7 @@ def _remembering(dialect: str) -> Any:
     )
 
 
-_REMEMBER_ROW = {dialect: _remembering(dialect) for dialect in ("postgresql", "sqlite")}
-
-
-class _Driven:
-    """One of the statements above as SQLite's driver runs it: its SQL compiled once, its
-    parameters in order, and the conversions SQLAlchemy's types would make (UTC times in and
-    out). On SQLite the store runs its statements straight on the driver's connection, the
-    turn's own (`StoreTurn._driver`): through SQLAlchemy each cost ~40 µs of its execution
-    machinery and a greenlet switch, for SQLite's few µs of work (docs/wechat.md, "SQLite turns
-    on a Core connection"). The transaction and any unit of work stay SQLAlchemy's."""
-
-    def __init__(self, statement: Any, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        names = tuple(compiled.positiontup or ())
-        self.binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names
-        )
-        columns = getattr(statement, "selected_columns", ())
-        self.results = tuple(
-            (i, convert)
-            for i, column in enumerate(columns)
-            if (convert := column.type.dialect_impl(dialect).result_processor(dialect, None))
-        )
-
-    def parameters(self, given: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(bind(given[name]) if bind else given[name] for name, bind in self.binds)
-
-    def row(self, row: Sequence[Any]) -> Sequence[Any]:
-        if not self.results:
-            return row
-        converted = list(row)
-        for i, convert in self.results:
-            converted[i] = convert(converted[i])
-        return converted
+_REMEMBER_ROW = {dialect: Prebuilt(_remembering(dialect)) for dialect in ("postgresql", "sqlite")}
 
 
 class DatabaseConversationStore(ConversationStoreBase):
@@ -462,9 +427,6 @@ class DatabaseConversationStore(ConversationStoreBase):
         # The message each held conversation is answering: its turn's load reads the message's
         # dedupe record in the same statement as the state.
         self._answering: dict[str, str] = {}
-        # The statements as the SQLite driver runs them, compiled on first use (by `id`: they
-        # are the module's constants, alive as long as the process).
-        self._compiled: dict[int, _Driven] = {}
 
     @asynccontextmanager
     async def lock(self, key: str, dedupe_key: str = "") -> AsyncIterator[None]:
@@ -488,7 +450,7 @@ class DatabaseConversationStore(ConversationStoreBase):
         if recalled is not None and recalled[0] == dedupe_key:
             row = recalled[1]  # read with the state
         else:
-            found = await self._rows(turn, _RECALL_ROW, {"key": dedupe_key})
+            found = await _RECALL_ROW.rows(await turn.connection(), {"key": dedupe_key})
             row = _Recalled(*found[0]) if found else None
         now = utcnow()
         if row is None or row.expires_at <= now:
@@ -502,14 +464,14 @@ class DatabaseConversationStore(ConversationStoreBase):
         if self.db.is_postgres:
             # Processes sharing PostgreSQL without Redis: a transaction-scoped advisory lock makes
             # one conversation's turns wait for each other (SQLite's BEGIN IMMEDIATE does this).
-            await (await turn.connection()).execute(_ADVISORY_LOCK, {"key": key})
+            await _ADVISORY_LOCK.rows(await turn.connection(), {"key": key})
         dedupe_key = self._answering.get(key, "")
         state: Sequence[Any] | None = None
         if dedupe_key:
             seen = None
-            # Rows by position (kind, blob, version, expires_at): SQLAlchemy's and the driver's.
-            for found in await self._rows(
-                turn, _LOAD_AND_RECALL, {"key": key, "dedupe": dedupe_key}
+            # Rows by position: kind, blob, version, expires_at.
+            for found in await _LOAD_AND_RECALL.rows(
+                await turn.connection(), {"key": key, "dedupe": dedupe_key}
             ):
                 if found[0] == "c":
                     state = found[1:]
@@ -517,7 +479,7 @@ class DatabaseConversationStore(ConversationStoreBase):
                     seen = found
             turn._recalled = (dedupe_key, _Recalled(seen[1], seen[3]) if seen else None)
         else:
-            rows = await self._rows(turn, _LOAD_ROW, {"key": key})
+            rows = await _LOAD_ROW.rows(await turn.connection(), {"key": key})
             state = rows[0] if rows else None
         turn._versions[key] = state[1] if state else 0
         if state is None or state[2] <= utcnow():
@@ -530,17 +492,15 @@ class DatabaseConversationStore(ConversationStoreBase):
         expires = utcnow() + self.lifetime
         if version == 0:
             try:
-                await self._write(
-                    turn,
-                    _BEGIN_ROW,
+                await _BEGIN_ROW.written(
+                    await turn.connection(),
                     {"key": key, "state": sealed, "version": 1, "expires_at": expires},
                 )
-            except (IntegrityError, sqlite3.IntegrityError) as exc:  # another process began it
+            except IntegrityError as exc:  # another process began it meanwhile
                 raise Conflict(f"conversation {key} began under this turn") from exc
             return
-        written = await self._write(
-            turn,
-            _SAVE_ROW,
+        written = await _SAVE_ROW.written(
+            await turn.connection(),
             {"k": key, "was": version, "sealed": sealed, "now": version + 1, "until": expires},
         )
         if written != 1:
@@ -548,9 +508,8 @@ class DatabaseConversationStore(ConversationStoreBase):
 
     async def _remember(self, turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
         now = utcnow()
-        kept = await self._write(
-            turn,
-            _REMEMBER_ROW[self.db.engine.dialect.name],
+        kept = await _REMEMBER_ROW[self.db.engine.dialect.name].written(
+            await turn.connection(),
             {
                 "key": dedupe_key,
                 "replies": _seal_replies(self.cipher, replies),
@@ -562,33 +521,6 @@ class DatabaseConversationStore(ConversationStoreBase):
             # A live record: another process answered this message first; the engine's retry
             # finds that answer.
             raise Conflict(f"message {dedupe_key} answered under this turn")
-
-    def _driven(self, statement: Any) -> _Driven:
-        driven = self._compiled.get(id(statement))
-        if driven is None:
-            driven = self._compiled[id(statement)] = _Driven(statement, self.db.engine.dialect)
-        return driven
-
-    async def _rows(
-        self, turn: StoreTurn, statement: Any, params: dict[str, Any]
-    ) -> list[Sequence[Any]]:
-        """A read's rows, on the turn's connection: the driver's on SQLite, else Core's."""
-        connection = await turn.connection()
-        if turn._driver is None:
-            return list(await connection.execute(statement, params))
-        driven = self._driven(statement)
-        cursor = await turn._driver.execute(driven.sql, driven.parameters(params))
-        return [driven.row(row) for row in await cursor.fetchall()]
-
-    async def _write(self, turn: StoreTurn, statement: Any, params: dict[str, Any]) -> int:
-        """How many rows a write wrote, on the turn's connection (as `_rows`)."""
-        connection = await turn.connection()
-        if turn._driver is None:
-            result: Any = await connection.execute(statement, params)
-        else:
-            driven = self._driven(statement)
-            result = await turn._driver.execute(driven.sql, driven.parameters(params))
-        return int(result.rowcount)
 
 
 # Take the conversation's lock and, in the same round trip, read what the turn will need: the

@@ -20,9 +20,10 @@ from conversation.cases.kinds import kind_of
 from conversation.commands import SubmitCase
 from conversation.ports import Conflict
 
-from .cases import Prebuilt, attachment_rows
+from .cases import attachment_rows
 from .documents import case_document
 from .models import Case, CaseEvent, Citizen, Identity, OutboxEntry, utcnow
+from .prebuilt import Prebuilt
 from .proof import query_code_hash
 from .uow import UnitOfWork
 

@@ -1,4 +1,4 @@
-"""The submit's statements run prebuilt on the driver's connection (storage/cases.py
+"""The submit's statements run prebuilt on the driver's connection (storage/prebuilt.py
 `Prebuilt`): the same SQL, parameters and rows as SQLAlchemy's own way, in the unit of work's
 transaction, counted by `before_cursor_execute`, and failing as SQLAlchemy's statements fail
 (a repeated code is a `Conflict`, a lost connection a `Conflict` that the next turn survives)."""
@@ -20,9 +20,11 @@ from conversation.cases.repeats import RepeatRules
 from conversation.ports import Conflict
 from conversation.similarity import similarity
 from storage import cases as cases_module
-from storage.cases import Cases, Prebuilt
+from storage import prebuilt as prebuilt_module
+from storage.cases import Cases
 from storage.filing import Filer, file_case
 from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry, UTCDateTime, utcnow
+from storage.prebuilt import Prebuilt, Ran
 from storage.sqlite_loop import off_the_loop
 
 from .store_backends import DatabaseBackend, open_backend
@@ -55,11 +57,9 @@ async def test_the_sql_parameters_and_rows_are_sqlalchemys_own(
     converted alike), and the rows come back the same (zone-aware times, parsed JSON)."""
     await applied(backend.store, said(), filing("webchat:c1:a", name="张三", phone=PHONE))
     compared: list[str] = []
-    original = Prebuilt.rows
+    original = Prebuilt.run
 
-    async def both(
-        self: Prebuilt, connection: AsyncConnection, params: dict[str, Any]
-    ) -> list[tuple[Any, ...]]:
+    async def both(self: Prebuilt, connection: AsyncConnection, params: dict[str, Any]) -> Ran:
         sent: list[tuple[str, Any]] = []
 
         def record(_conn: object, _cursor: object, sql: str, args: Any, *_: object) -> None:
@@ -71,8 +71,9 @@ async def test_the_sql_parameters_and_rows_are_sqlalchemys_own(
             savepoint = await connection.begin_nested()
             result = await connection.execute(self.statement, params)
             theirs = [tuple(row) for row in result] if result.returns_rows else []
+            written = result.rowcount
             await savepoint.rollback()
-            ours = await original(self, connection, params)
+            ours, ran = await original(self, connection, params)
         finally:
             event.remove(engine, "before_cursor_execute", record)
         sql = [s for s, _ in sent if not s.startswith(("SAVEPOINT", "ROLLBACK TO"))]
@@ -84,10 +85,12 @@ async def test_the_sql_parameters_and_rows_are_sqlalchemys_own(
             assert [[type(v) for v in row] for row in ours] == [
                 [type(v) for v in row] for row in theirs
             ]
+        if not sql[0].startswith("SELECT"):
+            assert ran == written  # rows written, as SQLAlchemy's rowcount says
         compared.append(sql[0].split()[0])
-        return ours
+        return Ran(ours, ran)
 
-    monkeypatch.setattr(Prebuilt, "rows", both)
+    monkeypatch.setattr(Prebuilt, "run", both)
     # A new form of the same asker: the repeat question's look finds the first case.
     async with backend.store.turn() as turn:
         similar = await turn.lookups.similar_open_case(
@@ -245,15 +248,15 @@ async def test_on_sqlite_a_statement_runs_on_the_loop_or_on_the_thread_as_its_se
         assert isinstance(opened, DatabaseBackend)
         await applied(opened.store, said(), filing("webchat:c1:a"))
         threads: list[str] = []
-        run = cases_module.execute
+        run = prebuilt_module.execute
 
-        def spy(aio: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        def spy(aio: Any, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], int]:
             threads.append(threading.current_thread().name)
             return run(aio, sql, args)
 
         seen = []
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(cases_module, "execute", spy)
+            patch.setattr(prebuilt_module, "execute", spy)
             patch.setattr(spy, "__name__", "execute")
             async with opened.runtime.units() as uow:
                 seen.append(await uow.cases.of_identity("webchat", "c1"))
