@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot.app.wiring import Minyi, open_minyi
 from conversation.ports import ConversationStore
@@ -173,3 +173,20 @@ async def open_backend(
         return
     async with open_minyi(settings_for(request, name, tmp_path)) as runtime:
         yield DatabaseBackend(runtime)
+
+
+@pytest.fixture(params=["sqlite", "postgres"], name="backend")
+async def database_backend(
+    request: pytest.FixtureRequest, tmp_path: object
+) -> AsyncIterator[DatabaseBackend]:
+    """`backend`: each database (SQLite, PostgreSQL) with its runtime, for tests of the rows a
+    store writes. A test module imports it to use it."""
+    async with open_backend(request, request.param, tmp_path) as opened:
+        assert isinstance(opened, DatabaseBackend)
+        yield opened
+
+
+async def count(backend: DatabaseBackend, model: type) -> int:
+    """How many rows `model`'s table holds."""
+    async with backend.runtime.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)

@@ -4,8 +4,6 @@ the submit turn's repeat question asked on the connection the filing then writes
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import event
 
@@ -13,19 +11,14 @@ from conversation.cases.repeats import RepeatRules
 from conversation.similarity import similarity
 from storage.models import utcnow
 
-from .store_backends import DatabaseBackend, open_backend
+from .store_backends import (
+    DatabaseBackend,
+    database_backend,  # noqa: F401 (the `backend` fixture)
+    open_backend,
+)
 from .test_store_contract import applied, filing, said
 
 PHONE = "+8613800138000"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: object
-) -> AsyncIterator[DatabaseBackend]:
-    async with open_backend(request, request.param, tmp_path) as opened:
-        assert isinstance(opened, DatabaseBackend)
-        yield opened
 
 
 async def test_a_proof_not_yet_written_opens_the_citizens_cases_to_the_same_unit_of_work(

@@ -4,32 +4,18 @@ statement on PostgreSQL, one a row on SQLite): the same rows either way."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
-from sqlalchemy import func, select
 
 from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry
 from storage.timeline import verify_chain
 
-from .store_backends import DatabaseBackend, open_backend
+from .store_backends import (
+    DatabaseBackend,
+    count,
+    database_backend,  # noqa: F401 (the `backend` fixture)
+)
 from .test_store_contract import applied, filing, said
 
 PHONE = "+8613800138000"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: object
-) -> AsyncIterator[DatabaseBackend]:
-    async with open_backend(request, request.param, tmp_path) as opened:
-        assert isinstance(opened, DatabaseBackend)
-        yield opened
-
-
-async def count(backend: DatabaseBackend, model: type) -> int:
-    async with backend.runtime.db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_a_filing_writes_its_case_event_and_outbox_entry_once(

@@ -6,7 +6,6 @@ transaction, counted by `before_cursor_execute`, and failing as SQLAlchemy's sta
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -27,25 +26,16 @@ from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry, UTCD
 from storage.prebuilt import Prebuilt, Ran
 from storage.sqlite_loop import off_the_loop
 
-from .store_backends import DatabaseBackend, open_backend
+from .store_backends import (
+    DatabaseBackend,
+    count,
+    database_backend,  # noqa: F401 (the `backend` fixture)
+    open_backend,
+)
 from .test_database_connections import _cut_every_connection
 from .test_store_contract import applied, filing, said
 
 PHONE = "+8613800138000"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: object
-) -> AsyncIterator[DatabaseBackend]:
-    async with open_backend(request, request.param, tmp_path) as opened:
-        assert isinstance(opened, DatabaseBackend)
-        yield opened
-
-
-async def count(backend: DatabaseBackend, model: type) -> int:
-    async with backend.runtime.db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_the_sql_parameters_and_rows_are_sqlalchemys_own(
