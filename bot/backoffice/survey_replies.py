@@ -22,6 +22,7 @@ from datetime import datetime, tzinfo
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import load_only
 
 from channels.sms import SmsReply
 from conversation import rating
@@ -41,6 +42,23 @@ from storage.uow import UnitOfWork, Units
 log = logging.getLogger(__name__)
 
 REVIEW_WORDS = frozenset({"复查", "申请复查", "要复查", "review"})
+
+
+# What a batch of ratings reads and writes of a case (`_only`, `lifecycle.advance`,
+# `ratings.record_rating` and `write_rated`, the timeline, outbox and notifications): only
+# these are loaded. A case has some fifty columns, three of them JSON decoded on every load,
+# and each loaded column is an attribute the ORM populates: for thousands of ratings that was
+# most of their reading. Anything else is `raiseload`, so a change that reads one more fails
+# the batch (which then goes one by one, with full cases) instead of reading it lazily.
+BATCH_CASE_COLUMNS = (
+    Case.id,
+    Case.code,
+    Case.status,
+    Case.review_due_at,
+    Case.language,
+    Case.updated_at,
+    *(getattr(Case, name) for name in ratings.RATED_CASE),
+)
 
 
 @dataclass(eq=False)  # by identity: a batch removes the one it rated from a phone's list
@@ -213,6 +231,7 @@ class SurveyReplies:
         query = (
             select(Survey, Case)
             .join(Case, Survey.case_id == Case.id)
+            .options(load_only(*BATCH_CASE_COLUMNS, raiseload=True))
             .where(
                 Survey.phone_hash.in_(sorted(phone_hashes)),
                 Survey.status == "open",

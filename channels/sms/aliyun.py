@@ -10,11 +10,11 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -56,21 +56,55 @@ THROTTLED = {
 UNREACHABLE = frozenset({"isv.MOBILE_NUMBER_ILLEGAL"})
 
 
+# Characters RFC 3986 leaves unreserved; every other one is percent-encoded, byte by byte of
+# its UTF-8. Runs of the others are found by one regex and encoded by `bytes.hex` in C:
+# `urllib.parse.quote` builds a string per byte in Python, a fifth of an SMS's sending time.
+_RESERVED = re.compile(r"[^A-Za-z0-9\-_.~]+")
+
+
+def _encoded(run: re.Match[str]) -> str:
+    return "%" + run.group().encode().hex("%").upper()
+
+
 def percent_encode(value: str) -> str:
-    """RFC 3986 encoding as Alibaba's signature wants it: space is %20, '*' is %2A, '~' stays."""
-    return quote(value, safe="")
+    """RFC 3986 encoding as Alibaba's signature wants it: space is %20, '*' is %2A, '~' stays
+    (what `urllib.parse.quote(value, safe="")` gives)."""
+    return _RESERVED.sub(_encoded, value)
+
+
+def _encode_again(encoded: str) -> str:
+    """`percent_encode` of a string already encoded and joined by '&' and '=': only '%', '&'
+    and '=' are left to encode ('%' first, or the others' '%' would be encoded twice)."""
+    return encoded.replace("%", "%25").replace("&", "%26").replace("=", "%3D")
+
+
+def _pairs(params: Mapping[str, str]) -> dict[str, str]:
+    """Each parameter as `name=value`, both encoded, signature left out."""
+    return {
+        name: f"{percent_encode(name)}={percent_encode(value)}"
+        for name, value in params.items()
+        if name != "Signature"
+    }
+
+
+def _signature(pairs: Mapping[str, str], secret: str, method: str) -> str:
+    canonical = "&".join(pairs[name] for name in sorted(pairs))
+    string_to_sign = f"{method}&%2F&{_encode_again(canonical)}"
+    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
 
 
 def rpc_signature(params: Mapping[str, str], secret: str, method: str = "POST") -> str:
     """Signature v1.0 (HMAC-SHA1) of Alibaba Cloud RPC APIs over the sorted parameters."""
-    canonical = "&".join(
-        f"{percent_encode(name)}={percent_encode(value)}"
-        for name, value in sorted(params.items())
-        if name != "Signature"
-    )
-    string_to_sign = f"{method}&{percent_encode('/')}&{percent_encode(canonical)}"
-    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
+    return _signature(_pairs(params), secret, method)
+
+
+def signed_body(params: Mapping[str, str], secret: str) -> str:
+    """The form body of a POST: the parameters and their signature, each encoded once for both
+    (the canonical string is the same pairs sorted)."""
+    pairs = _pairs(params)
+    signature = _signature(pairs, secret, "POST")
+    return "&".join([*pairs.values(), f"Signature={percent_encode(signature)}"])
 
 
 def phone_numbers(e164: str) -> str:
@@ -112,8 +146,7 @@ class AliyunSms:
             params["TemplateParam"] = json.dumps(
                 dict(values), ensure_ascii=False, separators=(",", ":")
             )
-        params["Signature"] = rpc_signature(params, self.config.access_key_secret)
-        body = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
+        body = signed_body(params, self.config.access_key_secret)
         answer = await call(
             http,
             self.name,
