@@ -15,10 +15,11 @@ the first push until every case is rated. Client and server share one process.
 (`Notifier.run_once` until nothing is left) and prints its notifications/s and CPU per
 notification: the notices' own cost, apart from the ratings'.
 
-`--gc-freeze` calls `gc.freeze()` once the app has started (what `minyi serve` would do after
-its startup, docs/sms.md "Sixth round"): the objects of the startup — jieba's dictionary, the
-place names, the modules, some 230,000 — leave the garbage collector's oldest generation, whose
-full collections otherwise walk them all, about 0.13 s each, three or so per 5,000 ratings.
+The app's start-up heap is frozen once it has started, as `minyi serve` and `minyi worker` do
+(bot/app/heap.py): the objects of the startup — jieba's dictionary, the place names, the
+modules, some 230,000 — leave the garbage collector's oldest generation, whose full collections
+otherwise walk them all, about 0.13 s each, three or so per 5,000 ratings. `--no-gc-freeze`
+leaves them there, to compare.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from throwaway import database
 
 from bot.app import logs
 from bot.app.appkeys import MINYI
+from bot.app.heap import freeze_startup_heap
 from bot.app.settings import Settings
 from bot.app.web import create_app
 from bot.app.wiring import Minyi
@@ -233,7 +235,7 @@ async def run(
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         if gc_freeze:
-            gc.freeze()
+            freeze_startup_heap()
         host, port = runner.addresses[0][:2]
         url_in = f"http://{host}:{port}/sms/aliyun/inbound/{SECRET}"
         try:
@@ -354,7 +356,10 @@ if __name__ == "__main__":
         "--notices-after", action="store_true", help="the notifier alone, after the ratings"
     )
     parser.add_argument(
-        "--gc-freeze", action="store_true", help="gc.freeze() once the app has started"
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="leave the start-up heap to the garbage collector (minyi serve freezes it)",
     )
     args = parser.parse_args()
     if args.profile:

@@ -23,6 +23,7 @@ from telegram.constants import SUPPORTED_WEBHOOK_PORTS
 from telegram.error import TelegramError
 
 from bot.app import archive_cli, audit, backup_cli, citizen_cli, key_rotation, logs, staff_cli
+from bot.app.heap import freeze_startup_heap, freeze_when_started
 from bot.app.loop import new_event_loop
 from bot.app.processes import serve_processes
 from bot.app.settings import Settings, SettingsError, load_settings
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> None:
     app = create_app(settings, workers=workers)
+    app.on_startup.append(freeze_when_started)
     where = make_url(settings.database_url).render_as_string(hide_password=True)
     log.info(
         "Minyi on http://%s:%d (database %s, redis %s)",
@@ -207,6 +209,7 @@ def run_server(settings: Settings, host: str, port: int, *, workers: bool) -> No
 
 async def run_workers(settings: Settings) -> None:
     async with open_minyi(settings) as minyi:
+        freeze_startup_heap()
         workers = Workers(minyi.jobs, minyi.wakeups, minyi.metrics.job_failures)
         workers.start()
         stop = asyncio.Event()
