@@ -66,19 +66,32 @@ class CaseReads:
 class Cases(CaseReads):
     """Cases in a unit of work: filing, finding by code or owner, listing for the back office."""
 
-    def __init__(self, session: AsyncSession, cipher: PiiCipher) -> None:
+    def __init__(
+        self, session: AsyncSession, cipher: PiiCipher, *, connection: AsyncConnection | None = None
+    ) -> None:
         self.session = session
         self.cipher = cipher
+        # A joined unit of work's connection (a conversation turn's), whose session is made
+        # only when something uses it (`storage.uow`): the reads and the filing run on it.
+        self.joined = connection
         self._held: tuple[object, AsyncConnection] | None = None
 
     async def _connection(self) -> AsyncConnection:
         """The session's connection, after writing what the session holds (as the ORM's
         autoflush would before a query: an identity added this turn is seen).
 
+        Joined to a turn's connection, that connection, without making a session (the
+        session, once made, is in its transaction: what it holds is flushed first).
+
         Asked of the session once per transaction (a submit asks twice: the repeat question's
         look, the filing): `AsyncSession.connection()` is a greenlet switch and a walk through
         the session's transaction each time, for the same connection until the transaction
         ends — a new transaction (after a commit or a rollback) asks again."""
+        if self.joined is not None:
+            made = getattr(self.session, "made", self.session)  # a session on demand's
+            if made is not None and (made.new or made.dirty or made.deleted):
+                await made.flush()
+            return self.joined
         session = self.session
         if session.new or session.dirty or session.deleted:
             await session.flush()

@@ -117,14 +117,16 @@ class _Recalled(NamedTuple):
 class StoreTurn:
     """One turn's unit of work: implements `conversation.ports.Turn`.
 
-    The database session is opened only when the turn needs it: in the Redis store most turns
-    (a form step) touch only Redis, and skip the session altogether. In the database store the
-    turn's statements run on a Core connection in the turn's transaction
-    (`Database.transaction()`), and the ORM session (`UnitOfWork`) is opened only for a turn
-    that applies commands (a submit, a rating, a handoff…), joined to that same connection and
-    transaction: the state, the dedupe record and what the commands wrote commit together or not
-    at all. A session, its BEGIN and COMMIT and the pool's return cost a form step more than
-    its statements did (docs/wechat.md, "SQLite turns on a Core connection").
+    The database is touched only when the turn needs it: in the Redis store most turns (a form
+    step) touch only Redis. What a turn writes to the database runs on a Core connection in the
+    turn's transaction (`Database.transaction()`): in the database store its state and dedupe
+    record, and in either store the unit of work (`UnitOfWork`) of a turn that applies commands
+    (a submit, a rating, a handoff…), joined to that same connection and transaction, so that
+    all of it commits together or not at all. The unit of work's ORM session is made only when
+    a command uses one: a submit writes its rows prebuilt on the connection and needs none. A
+    session, its BEGIN and COMMIT and the pool's return cost a form step more than its
+    statements did (docs/wechat.md, "SQLite turns on a Core connection"), and a submit about
+    half its CPU ("The submit without a session").
     """
 
     def __init__(self, store: ConversationStoreBase) -> None:
@@ -144,7 +146,10 @@ class StoreTurn:
 
     async def uow(self) -> UnitOfWork:
         if self._uow is None:
-            joined = await self.connection() if self.store.turn_transaction else None
+            # Joined to the turn's transaction in either store: its session is made only if
+            # a command uses one, and a submit (its rows written prebuilt on the connection)
+            # runs on the connection alone.
+            joined = await self.connection()
             uow = UnitOfWork(
                 self.store.db,
                 self.store.cipher,
@@ -157,16 +162,13 @@ class StoreTurn:
         return self._uow
 
     async def connection(self) -> AsyncConnection:
-        """The turn's connection, for the store's own statements (asked once a turn: the
-        session's `connection()` costs a greenlet switch each time)."""
+        """The turn's connection in its transaction (`Database.transaction()`), opened on first
+        use: the database store's statements and the unit of work run on it."""
         if self._connection is None:
-            if self.store.turn_transaction:
-                transaction = self.store.db.transaction()
-                connection = await transaction.__aenter__()
-                self._transaction = transaction
-                self._connection = connection
-            else:
-                self._connection = await (await self.uow()).session.connection()
+            transaction = self.store.db.transaction()
+            connection = await transaction.__aenter__()
+            self._transaction = transaction
+            self._connection = connection
         return self._connection
 
     @property
@@ -240,8 +242,9 @@ class StoreTurn:
                 transaction, self._transaction = self._transaction, None
                 self._connection = None
                 await transaction.__aexit__(None, None, None)  # rolls back if not committed
-        if self.store.turn_transaction:
-            raise_conflict(exc, committing=self._committing)
+        # A constraint or a serialization failure, or a connection lost before its COMMIT:
+        # the turn runs again (lost during the COMMIT: not, it may have committed).
+        raise_conflict(exc, committing=self._committing)
 
 
 class _LazyLookups:
@@ -326,8 +329,9 @@ class ConversationStoreBase:
     async def recall(self, dedupe_key: str) -> list[Reply] | None:
         raise NotImplementedError
 
-    # Whether a turn's statements run on a transaction of its own (`Database.transaction()`),
-    # which a unit of work then joins; otherwise only the unit of work opens one.
+    # Whether the store's own statements (state, dedupe) run in the turn's transaction
+    # (`Database.transaction()`, which a unit of work joins in either store), so that a turn
+    # that only looks reads there too; otherwise it reads outside any (`Reading`).
     turn_transaction = False
 
     def turn(self) -> StoreTurn:

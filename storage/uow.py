@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
+from typing import Any, cast
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -60,23 +61,47 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         self._held: AbstractAsyncContextManager[AsyncSession] | None = None
+        self._on_demand: _SessionOnDemand | None = None
+        session: AsyncSession
         if self.connection is not None:
-            # Joined: the session's rollback rolls the connection's transaction back
-            # (SQLAlchemy's "conservative_savepoint" on a connection in a transaction), its
-            # commit does not commit it, and closing it leaves the connection to its owner.
-            self.session = self.db.sessions(bind=self.connection)
+            # Joined: the session is made only when something uses it (an ORM object added,
+            # a query through it). A submit writes its rows prebuilt on the connection and
+            # needs none: making one, beginning it, flushing and closing it cost a submit more
+            # than its statements (docs/wechat.md, "The submit without a session").
+            self._on_demand = _SessionOnDemand(self._joined_session)
+            session = cast(AsyncSession, self._on_demand)
         else:
             self._held = self.db.session()
-            self.session = await self._held.__aenter__()
-        await self.session.begin()
-        self.cases = Cases(self.session, self.cipher)
-        self.events = Timeline(self.session)
-        self.outbox = Outbox(self.session, self.cipher, self.touched, self.tz)
-        self.people = People(self.session, self.cipher)
-        self.notifications = Notifications(self.session, self.touched)
+            session = self._session = await self._held.__aenter__()
+            await session.begin()
+        self.cases = Cases(session, self.cipher, connection=self.connection)
+        self.events = Timeline(session)
+        self.outbox = Outbox(session, self.cipher, self.touched, self.tz)
+        self.people = People(session, self.cipher)
+        self.notifications = Notifications(session, self.touched)
         self._committed = False
         self._committing = False
         return self
+
+    def _joined_session(self) -> AsyncSession:
+        # Joined: the session's rollback rolls the connection's transaction back
+        # (SQLAlchemy's "conservative_savepoint" on a connection in a transaction), its
+        # commit does not commit it, and closing it leaves the connection to its owner. It
+        # begins on first use (autobegin), in the connection's transaction.
+        self._session = self.db.sessions(bind=self.connection)
+        return self._session
+
+    @property
+    def session(self) -> AsyncSession:
+        """The unit of work's ORM session (joined to a turn's connection: made on first use)."""
+        if self._on_demand is not None:
+            return self._on_demand.made or self._on_demand.make()
+        return self._session
+
+    @property
+    def session_opened(self) -> bool:
+        """Whether the session exists (always, unless joined and nothing has used it)."""
+        return self._on_demand is None or self._on_demand.made is not None
 
     def iso(self, moment: datetime) -> str:
         """A moment as Minyi writes it for other systems (storage/times.py)."""
@@ -85,6 +110,10 @@ class UnitOfWork:
     async def commit(self) -> None:
         # Joined, the commit only flushes: a connection lost then left nothing committed.
         self._committing = self.connection is None
+        if not self.session_opened:
+            # Joined, and nothing in a session to flush: the connection's owner commits.
+            self._committed = True
+            return
         try:
             await self.session.commit()
         except IntegrityError as exc:
@@ -94,6 +123,8 @@ class UnitOfWork:
             self.committed(frozenset(self.touched))
 
     async def flush(self) -> None:
+        if not self.session_opened:
+            return
         try:
             await self.session.flush()
         except IntegrityError as exc:
@@ -106,17 +137,37 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if not self._committed:
+            if not self._committed and self.session_opened:
                 await self.session.rollback()
         finally:
             if self._held is not None:
                 await self._held.__aexit__(None, None, None)
-            else:
+            elif self.session_opened:
                 # Closed directly: `async with` would close it in a task of its own, shielded
                 # from cancellation (two more loop iterations a turn), for a close that does no
                 # I/O (the connection's owner ends the transaction and returns the connection).
                 await self.session.close()
         raise_conflict(exc, committing=self._committing)
+
+
+class _SessionOnDemand:
+    """Stands for a joined unit of work's session in its repositories until one uses it: the
+    first attribute asked of it makes the session (`made`), and every later one is the
+    session's. `Cases` asks `made` to read on the connection alone while there is none."""
+
+    __slots__ = ("_make", "made")
+
+    def __init__(self, make: Callable[[], AsyncSession]) -> None:
+        self._make = make
+        self.made: AsyncSession | None = None
+
+    def make(self) -> AsyncSession:
+        if self.made is None:
+            self.made = self._make()
+        return self.made
+
+    def __getattr__(self, name: str) -> Any:  # only names not found on this object
+        return getattr(self.make(), name)
 
 
 def raise_conflict(exc: BaseException | None, *, committing: bool) -> None:

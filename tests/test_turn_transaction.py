@@ -94,7 +94,10 @@ async def test_a_submit_commits_state_case_and_outbox_together(
         assert not told, "a form step told the workers of queues it did not write"
         with sessions_begun() as begun:
             filed = await citizen.say("1", message_id="submit-1")
-        assert begun, "a submit applies commands in a unit of work"
+        # Its rows are written prebuilt on the turn's connection: the unit of work makes no
+        # ORM session for a submit that adds no ORM object (docs/wechat.md, "The submit
+        # without a session").
+        assert not begun, "a submit that writes no ORM object opened an ORM session"
         assert any("outbox" in touched for touched in told)
         assert await _count(runtime, Case) == 1
         assert await _count(runtime, OutboxEntry) >= 1
@@ -119,7 +122,7 @@ async def test_a_failure_after_the_filing_rolls_back_case_and_state(
         outbox_before = await _count(runtime, OutboxEntry)
 
         async def broken(turn: StoreTurn, dedupe_key: str, replies: Sequence[Reply]) -> None:
-            assert turn._uow is not None  # the filing was flushed in the joined session
+            assert turn._uow is not None  # the filing was written in the turn's transaction
             raise RuntimeError("the disk went away")
 
         monkeypatch.setattr(store, "_remember", broken)
