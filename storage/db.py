@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.ext.asyncio.base import _run_to_completion  # `async with`'s own close
 
 from .sqlite_loop import loop_connector, statements_on_loop
 
@@ -107,21 +106,9 @@ class Database:
         commits it; otherwise it is rolled back when the block ends. A unit of work can join it
         (`UnitOfWork(..., connection=)`), so its writes share the transaction."""
         if self._turns is None:
-            conn = await self.engine.connect()
-            try:
+            async with self.engine.connect() as conn:
                 await conn.begin()
                 yield conn
-            finally:
-                if conn.in_transaction():
-                    # A ROLLBACK to send: closed in a task of its own that a cancellation
-                    # cannot abandon halfway, as `async with` closes a connection.
-                    await _run_to_completion(conn.close())
-                else:
-                    # Committed (or never begun): giving the connection back to the pool
-                    # sends nothing (asyncpg's adapter has no transaction to roll back), so
-                    # there is nothing for a cancellation to cut, and no task is worth its
-                    # cost (~20 µs of a turn's ~125 µs of Core connection work).
-                    await conn.close()
             return
         with statements_on_loop():
             async with self._turns, self.engine.connect() as conn:
