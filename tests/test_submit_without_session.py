@@ -10,12 +10,13 @@ form) gets it in the same transaction. storage/conversations.py `StoreTurn`, sto
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
 from conversation.ports import Conflict
 from storage.conversations import RedisConversationStore, StoreTurn
+from storage.db import Database
 from storage.models import Case, CaseEvent, Notification, OutboxEntry
 
 from .conftest import Citizen
@@ -51,8 +53,8 @@ async def _count(runtime: Minyi, model: Any, *where: Any) -> int:
 
 
 async def _to_the_summary(citizen: Citizen) -> None:
-    for text in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "XX区幸福路12号", "跳过"):
-        await citizen.say(text)
+    for said in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "XX区幸福路12号", "跳过"):
+        await citizen.say(said)
     await citizen.say("张三")
     await citizen.say("13800138000")
 
@@ -205,3 +207,40 @@ async def test_a_lost_connection_before_commit_is_a_conflict_and_during_it_is_no
         monkeypatch.undo()
         assert turn._connection is None and turn._transaction is None
         assert await _count(runtime, Notification) == 0
+
+
+async def test_a_turns_transaction_gives_its_connection_back_committed_or_not(
+    clean_postgres: str,
+) -> None:
+    """`Database.transaction()` closes a committed connection directly (nothing to send) and
+    one still in its transaction in a task a cancellation cannot abandon: either way the
+    connection is back in the pool, and what was not committed is gone."""
+    db = Database(clean_postgres)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(text("CREATE TABLE kept (n int)"))
+            await conn.commit()
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                await conn.execute(text("INSERT INTO kept VALUES (1)"))
+                raise RuntimeError("the turn failed")
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+        async def cancelled() -> None:
+            async with db.transaction() as conn:
+                await conn.execute(text("INSERT INTO kept VALUES (2)"))
+                await asyncio.sleep(10)
+
+        task = asyncio.ensure_future(cancelled())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with db.transaction() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM kept"))).scalar_one() == 0
+            await conn.execute(text("DROP TABLE kept"))
+            await conn.commit()
+    finally:
+        await db.dispose()
