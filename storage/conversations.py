@@ -125,8 +125,8 @@ class StoreTurn:
     all of it commits together or not at all. The unit of work's ORM session is made only when
     a command uses one: a submit writes its rows prebuilt on the connection and needs none. A
     session, its BEGIN and COMMIT and the pool's return cost a form step more than its
-    statements did (docs/wechat.md, "SQLite turns on a Core connection"), and a submit about
-    half its CPU ("The submit without a session").
+    statements did (docs/wechat.md, "SQLite turns on a Core connection"), and a submit a tenth
+    to a fifth of its CPU ("The submit without a session").
     """
 
     def __init__(self, store: ConversationStoreBase) -> None:
