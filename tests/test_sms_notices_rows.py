@@ -58,6 +58,15 @@ async def job(runtime: Minyi, job_id: int) -> Notification:
     return found
 
 
+# A survey's follow-up SMS, as the survey queues it: its text made when it is sent.
+FOLLOWUP = {
+    "template": "notice",
+    "params": {},
+    "text_key": "survey.sms.which",
+    "values": {"refs": "第1条", "first": "A1B2"},
+}
+
+
 async def test_lease_due_takes_due_jobs_once_as_rows_until_the_lease_ends(
     database_settings: Settings,
 ) -> None:
@@ -118,12 +127,6 @@ async def test_sms_recorded_as_rows_write_what_settle_wrote_and_skips_keep_their
     database_settings: Settings, gateway: tuple[Gateway, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, base = gateway
-    followup = {
-        "template": "notice",
-        "params": {},
-        "text_key": "survey.sms.which",
-        "values": {"refs": "第1条", "first": "A1B2"},
-    }
     async with open_minyi(with_gateway(database_settings, base)) as runtime:
         texts = runtime.notifier.texts
         # No quiet hours: a survey SMS goes whatever the hour the test runs at.
@@ -138,9 +141,9 @@ async def test_sms_recorded_as_rows_write_what_settle_wrote_and_skips_keep_their
             survey = await session.scalar(select(Survey).where(Survey.case_id == BASE))
         assert survey is not None and all(cases)
         asked = await queue(runtime, "s0", "survey_sms", cases[0], {"survey": survey.id})
-        then = await queue(runtime, "f0", "sms_followup", cases[0], followup)
-        other = await queue(runtime, "f1", "sms_followup", cases[1], followup)
-        skipped = await queue(runtime, "f2", "sms_followup", cases[2], followup)
+        then = await queue(runtime, "f0", "sms_followup", cases[0], FOLLOWUP)
+        other = await queue(runtime, "f1", "sms_followup", cases[1], FOLLOWUP)
+        skipped = await queue(runtime, "f2", "sms_followup", cases[2], FOLLOWUP)
         assert await runtime.notifier.run_once() == 4
 
         assert sorted(sms["to"] for sms in fake.sent) == [phone(0), phone(0), phone(1)]
@@ -259,18 +262,12 @@ async def test_an_sms_the_provider_refused_is_settled_as_before_beside_one_it_to
     app.router.add_post("/send", send)
     server: TestServer = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
-    followup = {
-        "template": "notice",
-        "params": {},
-        "text_key": "survey.sms.which",
-        "values": {"refs": "第1条", "first": "A1B2"},
-    }
     async with open_minyi(with_gateway(database_settings, base)) as runtime:
         await closed_cases(runtime, 2)
         async with runtime.db.session() as session:
             cases = [await session.get(Case, BASE + n) for n in range(2)]
-        ok = await queue(runtime, "f0", "sms_followup", cases[0], followup)
-        refused = await queue(runtime, "f1", "sms_followup", cases[1], followup)
+        ok = await queue(runtime, "f0", "sms_followup", cases[0], FOLLOWUP)
+        refused = await queue(runtime, "f1", "sms_followup", cases[1], FOLLOWUP)
         assert await runtime.notifier.run_once() == 2
         sent, waiting = await job(runtime, ok), await job(runtime, refused)
         async with runtime.db.session() as session:

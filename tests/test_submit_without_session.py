@@ -11,15 +11,11 @@ form) gets it in the same transaction. storage/conversations.py `StoreTurn`, sto
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import Session
 
 from bot.app.settings import Settings
 from bot.app.wiring import Minyi, open_minyi
@@ -29,34 +25,7 @@ from storage.db import Database
 from storage.models import Case, CaseEvent, Notification, OutboxEntry
 
 from .conftest import Citizen
-
-
-@contextmanager
-def sessions_begun() -> Iterator[list[int]]:
-    """Counts ORM sessions that began a transaction on a connection, within the block."""
-    begun: list[int] = []
-
-    def count(*_: object) -> None:
-        begun.append(1)
-
-    event.listen(Session, "after_begin", count)
-    try:
-        yield begun
-    finally:
-        event.remove(Session, "after_begin", count)
-
-
-async def _count(runtime: Minyi, model: Any, *where: Any) -> int:
-    async with runtime.db.session() as session:
-        query = select(func.count()).select_from(model)
-        return int(await session.scalar(query.where(*where) if where else query) or 0)
-
-
-async def _to_the_summary(citizen: Citizen) -> None:
-    for said in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "XX区幸福路12号", "跳过"):
-        await citizen.say(said)
-    await citizen.say("张三")
-    await citizen.say("13800138000")
+from .test_turn_transaction import _count, _to_the_summary, sessions_begun
 
 
 def _told(runtime: Minyi) -> list[frozenset[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
@@ -49,9 +50,10 @@ async def _to_the_summary(citizen: Citizen) -> None:
     await citizen.say("13800138000")
 
 
-async def _count(runtime: Minyi, model: type) -> int:
+async def _count(runtime: Minyi, model: Any, *where: Any) -> int:
     async with runtime.db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        query = select(func.count()).select_from(model)
+        return int(await session.scalar(query.where(*where) if where else query) or 0)
 
 
 async def test_a_form_step_and_a_progress_query_open_no_orm_session(
