@@ -136,12 +136,12 @@ class StoreTurn:
         # What the Redis store writes after the database commit.
         self._state: tuple[str, bytes] | None = None
         self._seen: tuple[str, bytes] | None = None
-        # The database store: the transaction's connection, and the message's dedupe record
-        # as the statement that loaded the state read it (the id, and the row or None).
+        # The turn's transaction (`Database.transaction()`) and its connection, while open;
+        # in the database store, the message's dedupe record as the statement that loaded the
+        # state read it (the id, and the row or None).
+        self._transaction: AbstractAsyncContextManager[AsyncConnection] | None = None
         self._connection: AsyncConnection | None = None
         self._recalled: tuple[str, _Recalled | None] | None = None
-        # The database store's transaction (`Database.transaction()`), while open.
-        self._transaction: AbstractAsyncContextManager[AsyncConnection] | None = None
         self._committing = False
 
     async def uow(self) -> UnitOfWork:
@@ -194,9 +194,7 @@ class StoreTurn:
         await self.store._remember(self, dedupe_key, replies)
 
     async def commit(self) -> None:
-        if self._transaction is None or self._connection is None:
-            if self._uow is not None:
-                await self._uow.commit()
+        if self._connection is None:  # the turn wrote nothing to the database
             await self.store._after_commit(self)
             return
         touched: frozenset[str] = frozenset()

@@ -72,6 +72,19 @@ async def until_done(step: Callable[[], Awaitable[object]], limit: int = 100) ->
 # -- PostgreSQL: one database per test run, emptied before each test ------------------------------
 
 
+def connection_cut_once(call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`call`, whose first use fails as a database connection dropped mid-statement does."""
+    cut = [1]
+
+    async def cut_first(*args: Any) -> Any:
+        if cut[0]:
+            cut[0] -= 1
+            raise ConnectionError("connection was closed in the middle of operation")
+        return await call(*args)
+
+    return cut_first
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     name = f"minyi_test_{os.getpid()}_{secrets.token_hex(3)}"

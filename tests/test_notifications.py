@@ -41,7 +41,7 @@ from storage.uow import UnitOfWork
 
 from .channels.telegram_channel.conftest import VirtualTime
 from .channels.telegram_channel.fake_telegram import SECRET, TOKEN, FakeBotApi
-from .conftest import Citizen, reach_by_send, until_done
+from .conftest import Citizen, connection_cut_once, reach_by_send, until_done
 from .web_citizen import web_sender, with_cookie
 
 HOOK_SECRET = "hook-secret"
@@ -602,16 +602,7 @@ async def test_a_run_cut_before_sending_gives_its_leases_back_in_order(
             )
             await uow.commit()
         citizens = runtime.notifier.citizens
-        read = citizens._read
-        cut = [1]
-
-        async def cut_first(*args: Any) -> Any:
-            if cut[0]:
-                cut[0] -= 1
-                raise ConnectionError("connection was closed in the middle of operation")
-            return await read(*args)
-
-        monkeypatch.setattr(citizens, "_read", cut_first)
+        monkeypatch.setattr(citizens, "_read", connection_cut_once(citizens._read))
         with pytest.raises(NotSent):
             await runtime.notifier.run_once()
         async with runtime.db.session() as session:

@@ -28,7 +28,7 @@ from storage.timeline import Timeline
 from storage.uow import UnitOfWork
 
 from .channels.sms_fakes import HTTP_SECRET
-from .conftest import until_done
+from .conftest import connection_cut_once, until_done
 from .test_sms_batch import BASE, closed_cases, phone, reply
 
 UNHAPPY = 30  # more SMS than the notifier used to have in flight at once (8)
@@ -176,16 +176,7 @@ async def test_a_run_that_fails_before_sending_gives_the_leases_back_and_each_go
     async with open_minyi(with_gateway(database_settings, base)) as runtime:
         await unhappy_ratings(runtime)
         texts = runtime.notifier.texts
-        read = texts._read
-        cut = [1]
-
-        async def cut_first(*args: Any) -> Any:
-            if cut[0]:
-                cut[0] -= 1
-                raise ConnectionError("connection was closed in the middle of operation")
-            return await read(*args)
-
-        monkeypatch.setattr(texts, "_read", cut_first)
+        monkeypatch.setattr(texts, "_read", connection_cut_once(texts._read))
         with pytest.raises(NotSent):
             await runtime.notifier.run_once()
         assert fake.sent == []

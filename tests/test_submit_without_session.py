@@ -18,28 +18,19 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.app.settings import Settings
-from bot.app.wiring import Minyi, open_minyi
+from bot.app.wiring import open_minyi
 from conversation.ports import Conflict
 from storage.conversations import RedisConversationStore, StoreTurn
 from storage.db import Database
 from storage.models import Case, CaseEvent, Notification, OutboxEntry
 
 from .conftest import Citizen, settings_for
-from .test_turn_transaction import _count, _to_the_summary, sessions_begun
-
-
-def _told(runtime: Minyi) -> list[frozenset[str]]:
-    """What the store tells the workers after its commits, from now on."""
-    store = runtime.store
-    told: list[frozenset[str]] = []
-    wake = store.committed
-
-    def committed(touched: frozenset[str]) -> None:
-        told.append(touched)
-        wake(touched)
-
-    store.committed = committed
-    return told
+from .test_turn_transaction import (
+    _count,
+    _to_the_summary,
+    sessions_begun,
+    told_after_commits,
+)
 
 
 async def test_a_submit_opens_no_session_and_commits_case_event_and_outbox_together(
@@ -48,7 +39,7 @@ async def test_a_submit_opens_no_session_and_commits_case_event_and_outbox_toget
     async with open_minyi(settings) as runtime:
         citizen = Citizen(runtime, sender="no-session-submit")
         await _to_the_summary(citizen)
-        told = _told(runtime)
+        told = told_after_commits(runtime)
         with sessions_begun() as begun:
             filed = await citizen.say("1", message_id="submit-1")
         assert "提交成功" in filed
@@ -94,7 +85,7 @@ async def test_a_session_used_by_a_command_is_made_in_the_turns_transaction(
     committed with it, and the notifier woken only then."""
     async with open_minyi(settings) as runtime:
         store = runtime.store
-        told = _told(runtime)
+        told = told_after_commits(runtime)
         async with store.turn() as turn:
             uow = await turn.uow()
             assert not uow.session_opened

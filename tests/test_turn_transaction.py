@@ -43,6 +43,20 @@ def sessions_begun() -> Iterator[list[int]]:
         event.remove(Session, "after_begin", count)
 
 
+def told_after_commits(runtime: Minyi) -> list[frozenset[str]]:
+    """What the store tells the workers after its commits, from now on."""
+    store = runtime.store
+    told: list[frozenset[str]] = []
+    wake = store.committed
+
+    def committed(touched: frozenset[str]) -> None:
+        told.append(touched)
+        wake(touched)
+
+    store.committed = committed
+    return told
+
+
 async def _to_the_summary(citizen: Citizen) -> None:
     for text in ("1", "4", "小区门口的路灯坏了一个多月，晚上很黑。", "XX区幸福路12号", "跳过"):
         await citizen.say(text)
@@ -81,16 +95,8 @@ async def test_a_submit_commits_state_case_and_outbox_together(
     """The submit's unit of work joins the turn's transaction: one commit for all, and the
     relay is told of the outbox only after it."""
     async with open_minyi(database_settings) as runtime:
-        store = runtime.store
-        assert isinstance(store, DatabaseConversationStore)
-        told: list[frozenset[str]] = []
-        wake = store.committed
-
-        def committed(touched: frozenset[str]) -> None:
-            told.append(touched)
-            wake(touched)
-
-        store.committed = committed
+        assert isinstance(runtime.store, DatabaseConversationStore)
+        told = told_after_commits(runtime)
         citizen = Citizen(runtime, sender="together")
         await _to_the_summary(citizen)
         assert not told, "a form step told the workers of queues it did not write"
