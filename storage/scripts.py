@@ -6,7 +6,8 @@ a turn runs two scripts, and at a few hundred turns a second the web process is 
 Python (benchmarks/redis_calls.py measures the ways).
 
 On a single server (`QueueingPool`, storage/redis_connect.py) the call is packed here and makes
-its round trip on a pooled connection directly (`QueueingPool.exchange`): `execute_command`'s
+its round trip directly on the connection the pool's callers share (`QueueingPool.exchange`,
+pipelined: the turns that reach a script together share a write and a read): `execute_command`'s
 layers — the generic encoder, the retry wrapper, the client's observability hooks, a task per
 socket write — cost twice what the round trip itself does. A dropped connection or a timeout on
 that way is not the caller's: the call is made again through `execute_command`, whose retry and

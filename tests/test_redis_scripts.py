@@ -82,20 +82,20 @@ def test_a_command_is_packed_as_redis_py_packs_it() -> None:
 async def test_a_script_goes_on_after_its_connection_was_dropped(
     redis: Redis, redis_prefix: str
 ) -> None:
-    """On the single-server pool a script makes its round trip directly on a pooled connection;
-    one the server closed is found out there, and the call is made again (redis-py's retry
-    and reconnect), counted once."""
+    """On the single-server pool a script makes its round trip directly on the connection the
+    pool's callers share; one the server closed is found out there and connected afresh, and
+    the call is counted once."""
     client = connect(REDIS_URL)
-    assert isinstance(client.connection_pool, QueueingPool)
+    pool = client.connection_pool
+    assert isinstance(pool, QueueingPool)
     try:
         count = Script(client, _COUNT)
         key = redis_prefix + "scripts:dropped"
         assert await count([key], [1]) == 1
-        (pooled,) = client.connection_pool._available_connections
-        own_id = await client.client_id()  # asked on that same (only) connection
+        own_id = await pool.exchange(pack("CLIENT", "ID"))  # asked on that shared connection
         assert await redis.client_kill_filter(_id=own_id) == 1
         assert await count([key], [1]) == 2
-        assert pooled.is_connected  # connected afresh
+        assert pool._shared is not None and pool._shared.connection.is_connected  # afresh
         assert await redis.get(key) == b"2"
     finally:
         await client.aclose()
