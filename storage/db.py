@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
+from .prebuilt import execute
 from .sqlite_loop import loop_connector, statements_on_loop
 
 log = logging.getLogger(__name__)
@@ -184,4 +186,20 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver, as storage.prebuilt runs a statement (on the loop or the thread by
+        # storage.sqlite_loop's rules, busy run again on the thread): `exec_driver_sql`'s
+        # cursor, context and result cost an embedded turn a tenth of its CPU. Listeners,
+        # errors and invalidation stay SQLAlchemy's.
+        if conn._has_events or conn.engine._has_events:
+            conn.dispatch.before_cursor_execute(conn, None, _BEGIN, (), None, False)
+        adapted = conn.connection.dbapi_connection
+        try:
+            try:
+                await_only(adapted._connection._execute(execute, adapted._connection, _BEGIN, ()))
+            except Exception as error:
+                adapted._handle_exception(error)  # raises it as the adapter's DB-API error
+        except Exception as error:
+            conn._handle_dbapi_exception(error, _BEGIN, (), None, None)
+
+
+_BEGIN = "BEGIN IMMEDIATE"
