@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue  # a thread that ended since the listing (its children are the process's)
         found |= {int(child) for child in text}
     return found
 
