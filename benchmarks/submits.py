@@ -3,12 +3,15 @@
     python benchmarks/submits.py [--submits 2000] [--concurrency 64] [--backends sqlite,postgres]
                                  [--runs 2] [--profile DIR]
 
-Each submit is the database work of a chat's `1 提交` turn, as the conversation store runs it,
-in the turn's unit of work: the repeat question's lookup (the asker's open matters like this
-one), then `CommandHandler.apply` with the `SubmitCase` the form builds (a new WeChat openid, a
-new mobile and name, a description, an address), the flush and the commit. The baseline, in the same run on the same database, is the floor for those rows:
-one transaction per submit with five bare SQLAlchemy Core INSERTs of an identity, a citizen, a
-case, its first timeline event and its outbox entry — no lookups, no encryption, no hashing.
+Each submit is the database work of a chat's `1 提交` turn, as the conversation store runs it:
+in the turn's transaction (`Database.transaction()`) with the unit of work joined to it, so
+the filing is written prebuilt on the connection with no ORM session — the repeat question's
+lookup (the asker's open matters like this one), then `CommandHandler.apply` with the
+`SubmitCase` the form builds (a new WeChat openid, a new mobile and name, a description, an
+address), the flush and the commit. The baseline, in the same run on the same database, is the
+floor for those rows: one transaction per submit with five bare SQLAlchemy Core INSERTs of an
+identity, a citizen, a case, its first timeline event and its outbox entry — no lookups, no
+encryption, no hashing.
 
 Checked after each run: one case, one `submitted` event and one `case.submitted` outbox entry per
 form, and a second submit of 200 of the same forms files nothing new (idempotency by form id).
@@ -83,19 +86,23 @@ async def minyi_submit(
     run: str,
 ) -> None:
     submit, inbound = command(n, run, deadlines)
-    async with UnitOfWork(db, cipher) as uow:
-        await CaseLookups(uow).similar_open_case(  # the repeat question, then the filing
-            inbound.channel,
-            inbound.sender,
-            submit.kind,
-            submit.category,
-            submit.description,
-            rules,
-            similarity,
-        )
-        await CommandHandler(uow, deadlines).apply([submit], inbound)
-        await uow.flush()
-        await uow.commit()
+    # As a turn runs it (storage.conversations.StoreTurn): the unit of work joined to the
+    # turn's transaction, which commits once the unit of work has flushed.
+    async with db.transaction() as connection:
+        async with UnitOfWork(db, cipher, connection=connection) as uow:
+            await CaseLookups(uow).similar_open_case(  # the repeat question, then the filing
+                inbound.channel,
+                inbound.sender,
+                submit.kind,
+                submit.category,
+                submit.description,
+                rules,
+                similarity,
+            )
+            await CommandHandler(uow, deadlines).apply([submit], inbound)
+            await uow.flush()
+            await uow.commit()
+        await connection.commit()
 
 
 async def bare_submit(db: Database, n: int, *, run: str) -> None:
