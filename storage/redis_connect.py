@@ -195,11 +195,11 @@ class SharedConnection:
     order of the commands, are handed back in that order by one reader.
 
     Under load a turn's two scripts were each a socket write of their own on a connection of
-    their own — a system call, and a wake-up of Redis, each (a tenth of the web process's CPU
-    in a profile of the traffic benchmark) — and each reply a read of its own. Sharing one
-    connection, the turns that reach their script together share those. Only commands that
-    answer at once belong here (scripts, not blocking reads): one slow reply holds back those
-    behind it."""
+    their own — a system call, and a wake-up of Redis, each: the largest single cost in a
+    profile of many turns at once — and each reply a read of its own. Sharing one connection,
+    the turns that reach their script together share those. Only commands that answer at once
+    belong here (scripts, not blocking reads): one slow reply holds back those behind it. The
+    connection is the pool's one beyond `max_connections`, made with the pool's options."""
 
     def __init__(self, connection: AbstractConnection) -> None:
         self.connection = connection
