@@ -49,7 +49,7 @@ from conversation.commands import SubmitCase
 from conversation.messages import Inbound
 from conversation.similarity import similarity
 from storage.crypto import PiiCipher
-from storage.db import Database
+from storage.db import POOL_SIZE, Database
 from storage.intake import CommandHandler
 from storage.lookups import CaseLookups
 from storage.models import Case, CaseEvent, Citizen, Identity, OutboxEntry, utcnow
@@ -282,7 +282,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submits", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--pool", type=int, default=10, help="PostgreSQL pool size (and overflow)")
+    parser.add_argument(
+        "--pool", type=int, default=POOL_SIZE, help="PostgreSQL pool size (the server's)"
+    )
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--profile", default="", help="folder for py-spy's raw samples")
