@@ -8,6 +8,9 @@
 the address, 跳过 photos, name, mobile, 1 to submit, 菜单, 进度查询 — in waves of 200 (--wave):
 the wave's citizens all send their first message, then all their second, and so on, so that a
 citizen's next message comes about 200 requests after the previous one and never two at once.
+That sends 200 pushes in a row at each step (200 submits together); `--mixed` sets the wave's
+citizens off a step apart instead, so that (after the first 2,000 pushes, in the warm-up) every
+200 pushes hold each step equally, as citizens who came at different times do.
 Every push is signed and encrypted beforehand with wechatpy exactly as WeChat's servers do, and
 replayed by wrk (one thread, a Lua script keeping the file's order) over 64 connections
 (--connections): a warm-up (3 s), then the measured run (10 s) on pushes not yet sent.
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -141,20 +144,48 @@ class Sealer:
         return str(getattr(parse_message(plain), "content", ""))
 
 
-def write_pushes(path: Path, citizens: int, wave: int, run: str) -> list[tuple[int, str]]:
+def write_pushes(
+    path: Path, citizens: int, wave: int, run: str, mixed: bool = False
+) -> list[tuple[int, str]]:
     """Every citizen's walk in waves, in the order sent; returns each line's step and openid."""
     sealer = Sealer(ahead=STAMP_AHEAD)
     steps: list[tuple[int, str]] = []
     with path.open("w") as out:
-        for first in range(0, citizens, wave):
-            members = range(first, min(first + wave, citizens))
-            for step, text in enumerate(WALK):
-                for n in members:
-                    openid = f"o{run}{n:06d}"
-                    target, body = sealer.push(openid, text.format(n=n))
-                    out.write(f"{target}\t{body}\n")
-                    steps.append((step, openid))
+        for step, n in (walked_mixed if mixed else walked_phased)(citizens, wave):
+            openid = f"o{run}{n:06d}"
+            target, body = sealer.push(openid, WALK[step].format(n=n))
+            out.write(f"{target}\t{body}\n")
+            steps.append((step, openid))
     return steps
+
+
+def walked_phased(citizens: int, wave: int) -> Iterator[tuple[int, int]]:
+    """(step, citizen): the wave's citizens all send their first message, then all their second
+    — `wave` pushes in a row at the same step (200 submits together)."""
+    for first in range(0, citizens, wave):
+        members = range(first, min(first + wave, citizens))
+        for step in range(len(WALK)):
+            for n in members:
+                yield step, n
+
+
+def walked_mixed(citizens: int, wave: int) -> Iterator[tuple[int, int]]:
+    """(step, citizen): `wave` lanes, each walking its citizens one after another, the lanes a
+    step apart — once all have set off (the walk's length of waves), every `wave` pushes hold
+    each step equally, and a citizen's next message still comes `wave` pushes later. A lane set
+    a few steps ahead starts with a citizen who sends that many messages of the walk and leaves
+    (numbered after the others), as some do."""
+    lanes = min(wave, citizens)
+    walks = []
+    for lane in range(lanes):
+        ahead = lane * len(WALK) // lanes
+        leaving = [(step, citizens + lane) for step in range(ahead)]
+        walks.append(
+            leaving + [(step, n) for n in range(lane, citizens, wave) for step in range(len(WALK))]
+        )
+    for turn in range(min(len(walk) for walk in walks)):  # full rounds only: the last
+        for walk in walks:  # citizens of the lanes set ahead leave part way too
+            yield walk[turn]
 
 
 async def checked_walk(url: str, echo: bool) -> None:
@@ -424,7 +455,7 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
             pushes = workdir / f"{kind}.tsv"
             citizens = args.echo_citizens if kind == "echo" else args.citizens
             steps = await asyncio.to_thread(
-                write_pushes, pushes, citizens, args.wave, secrets.token_hex(3)
+                write_pushes, pushes, citizens, args.wave, secrets.token_hex(3), args.mixed
             )
             warm = await wrk(url, pushes, 0, args.warmup, args.connections)
             profiler = await profile(server.pid, kind, args) if args.profile else None
@@ -541,6 +572,11 @@ async def main() -> None:
         "--echo-citizens", type=int, default=12000, help="enough pushes for the echo's pace"
     )
     parser.add_argument("--wave", type=int, default=200)
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="every step at once: the wave's citizens a step apart (see walked_mixed)",
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=10.0)
