@@ -47,7 +47,7 @@ from conversation.state import ConversationState
 
 from .crypto import PiiCipher
 from .db import Database
-from .intake import CommandHandler
+from .intake import CommandHandler, writes_once
 from .keys import Keys
 from .locks import LocalLocks
 from .lookups import CaseLookups
@@ -122,7 +122,9 @@ class StoreTurn:
     turn's transaction (`Database.transaction()`): in the database store its state and dedupe
     record, and in either store the unit of work (`UnitOfWork`) of a turn that applies commands
     (a submit, a rating, a handoff…), joined to that same connection and transaction, so that
-    all of it commits together or not at all. The unit of work's ORM session is made only when
+    all of it commits together or not at all. (In the Redis store on PostgreSQL a submit that
+    writes one statement — the filing, atomic on its own — runs without the transaction: see
+    `connection`.) The unit of work's ORM session is made only when
     a command uses one: a submit writes its rows prebuilt on the connection and needs none. A
     session, its BEGIN and COMMIT and the pool's return cost a form step more than its
     statements did (docs/wechat.md, "SQLite turns on a Core connection"), and a submit a tenth
@@ -143,13 +145,17 @@ class StoreTurn:
         self._connection: AsyncConnection | None = None
         self._recalled: tuple[str, _Recalled | None] | None = None
         self._committing = False
+        # Statements committing one by one (`connection(reads_first=True)`) until `apply`
+        # begins the transaction, and whether a command was applied.
+        self._one_by_one = False
+        self._applied = False
 
-    async def uow(self) -> UnitOfWork:
+    async def uow(self, *, reads_first: bool = False) -> UnitOfWork:
         if self._uow is None:
             # Joined to the turn's transaction in either store: its session is made only if
             # a command uses one, and a submit (its rows written prebuilt on the connection)
             # runs on the connection alone.
-            joined = await self.connection()
+            joined = await self.connection(reads_first=reads_first)
             uow = UnitOfWork(
                 self.store.db,
                 self.store.cipher,
@@ -161,14 +167,24 @@ class StoreTurn:
             self._uow = uow
         return self._uow
 
-    async def connection(self) -> AsyncConnection:
+    async def connection(self, *, reads_first: bool = False) -> AsyncConnection:
         """The turn's connection in its transaction (`Database.transaction()`), opened on first
-        use: the database store's statements and the unit of work run on it."""
+        use: the database store's statements and the unit of work run on it.
+
+        `reads_first`, asked by a lookup before the turn writes (the repeat question's, on
+        `1 提交`) and kept in the Redis store on PostgreSQL: the reads commit one by one, and
+        `apply` begins the transaction — unless what it writes is one statement, atomic on its
+        own (`writes_once`: a submit). BEGIN and COMMIT were two of a submit's six round trips,
+        each a wait for a pass of a busy event loop (docs/wechat.md, seventh round)."""
         if self._connection is None:
-            transaction = self.store.db.transaction()
+            reads_first = (
+                reads_first and not self.store.turn_transaction and self.store.db.is_postgres
+            )
+            transaction = self.store.db.transaction(reads_first=reads_first)
             connection = await transaction.__aenter__()
             self._transaction = transaction
             self._connection = connection
+            self._one_by_one = reads_first
         return self._connection
 
     @property
@@ -183,6 +199,11 @@ class StoreTurn:
 
     async def apply(self, commands: Sequence[Command], inbound: Inbound) -> Results:
         uow = await self.uow()
+        if self._one_by_one and (self._applied or not writes_once(commands)):
+            assert self._connection is not None
+            await self.store.db.begin_writes(self._connection)
+            self._one_by_one = False
+        self._applied = True
         results = await CommandHandler(uow, self.store.deadlines).apply(commands, inbound)
         await uow.flush()
         return results
@@ -274,8 +295,9 @@ class _LazyLookups:
         similarity: Callable[[str, str], float],
     ) -> SimilarCase | None:
         # Asked on `1 提交`, which files next: in the turn's unit of work, which the filing then
-        # writes in (one connection and one transaction for both), not on a connection of its own.
-        lookups = CaseLookups(await self.turn.uow())
+        # writes in (one connection for both, and one transaction when the filing needs one),
+        # not on a connection of its own.
+        lookups = CaseLookups(await self.turn.uow(reads_first=True))
         return await lookups.similar_open_case(
             channel, sender, kind, category, description, rules, similarity
         )

@@ -102,20 +102,40 @@ class Database:
                 yield session
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, *, reads_first: bool = False) -> AsyncIterator[AsyncConnection]:
         """A Core connection in a transaction (on SQLite, `BEGIN IMMEDIATE`), with no ORM
         session around it: taken in turn and run on the loop like a session's. The caller
         commits it; otherwise it is rolled back when the block ends. A unit of work can join it
-        (`UnitOfWork(..., connection=)`), so its writes share the transaction."""
+        (`UnitOfWork(..., connection=)`), so its writes share the transaction.
+
+        `reads_first` (PostgreSQL): no transaction yet — each statement commits on its own,
+        without the round trips of BEGIN and COMMIT — until `begin_writes`. For a caller that
+        reads, then writes either several statements (after `begin_writes`) or one, which is
+        atomic on its own. The connection goes back to the pool in its usual mode."""
         if self._turns is None:
             async with self.engine.connect() as conn:
-                await conn.begin()
+                if reads_first:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    await conn.begin()
                 yield conn
             return
+        if reads_first:
+            raise ValueError("reads_first is for PostgreSQL: SQLite's writer is taken at BEGIN")
         with statements_on_loop():
             async with self._turns, self.engine.connect() as conn:
                 await conn.begin()
                 yield conn
+
+    async def begin_writes(self, conn: AsyncConnection) -> None:
+        """The transaction of a `transaction(reads_first=True)` connection, from its next
+        statement on (the database's usual isolation again, then BEGIN with that statement)."""
+        if conn.in_transaction():
+            # SQLAlchemy's own record of one, begun by a Core statement run one by one: what
+            # it ran has committed already, and the isolation cannot change while it is open.
+            await conn.commit()
+        await conn.execution_options(isolation_level=conn.default_isolation_level)
+        await conn.begin()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -33,6 +33,18 @@ from .staff_threads import relay_from_citizen
 from .uow import UnitOfWork
 
 
+def writes_once(commands: Sequence[Command]) -> bool:
+    """Whether applying `commands` writes a single statement on PostgreSQL, atomic without a
+    transaction around it: a submit with no photos or voices (rows of their own) and no risk
+    words (the staff's alert) is `Filings.write`'s one statement — the person, the identity,
+    the case, its first event and its outbox entry. (A form sent again is found by its id, a
+    read.) On SQLite a filing is several statements; `StoreTurn` asks only on PostgreSQL."""
+    if len(commands) != 1:
+        return False
+    command = commands[0]
+    return isinstance(command, SubmitCase) and not command.attachments and not command.risk_words
+
+
 class CommandHandler:
     def __init__(self, uow: UnitOfWork, deadlines: LegalDeadlines) -> None:
         self.uow = uow

@@ -11,7 +11,12 @@ form) gets it in the same transaction. storage/conversations.py `StoreTurn`, sto
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -20,11 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from conversation.ports import Conflict
+from storage.cases import Cases
 from storage.conversations import RedisConversationStore, StoreTurn
 from storage.db import Database
 from storage.models import Case, CaseEvent, Notification, OutboxEntry
 
 from .conftest import Citizen, settings_for
+from .sql_trace import statements
 from .test_turn_transaction import (
     _count,
     _to_the_summary,
@@ -51,11 +58,15 @@ async def test_a_submit_opens_no_session_and_commits_case_event_and_outbox_toget
         assert any("outbox" in touched for touched in told)
 
 
-async def test_a_failure_before_the_commit_rolls_the_whole_filing_back(
+async def test_a_failure_before_the_commit_leaves_no_half_filing(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nothing of a filing is kept when its turn fails before committing: no case, no event,
-    no outbox entry. The same message delivered again files exactly one case."""
+    """A turn that fails after its filing, before it commits, leaves none of the filing — no
+    case, no event, no outbox entry — where the filing is several statements in the turn's
+    transaction, and all of it on the Redis store on PostgreSQL, where it is one statement that
+    commits on its own (`storage.intake.writes_once`). Either way the same message delivered
+    again files exactly one case: there the repeat question names the case filed, and going on
+    finds the form by its id."""
     async with open_minyi(settings) as runtime:
         store = runtime.store
         citizen = Citizen(runtime, sender="rolled-back-submit")
@@ -69,10 +80,19 @@ async def test_a_failure_before_the_commit_rolls_the_whole_filing_back(
         with pytest.raises(RuntimeError):
             await citizen.say("1", message_id="submit-2")
         monkeypatch.undo()
-        assert await _count(runtime, Case) == 0
-        assert await _count(runtime, CaseEvent) == 0
-        assert await _count(runtime, OutboxEntry, OutboxEntry.type == "case.submitted") == 0
-        assert "提交成功" in await citizen.say("1", message_id="submit-2")
+        alone = isinstance(store, RedisConversationStore) and runtime.db.is_postgres
+        kept = 1 if alone else 0
+        assert await _count(runtime, Case) == kept
+        assert await _count(runtime, CaseEvent) == kept
+        assert await _count(runtime, OutboxEntry, OutboxEntry.type == "case.submitted") == kept
+        again = await citizen.say("1", message_id="submit-2")
+        if alone:
+            async with runtime.db.session() as session:
+                code = await session.scalar(select(Case.code))
+            assert code is not None and code in again and "同一件事" in again
+            again = await citizen.say("2", message_id="submit-2b")
+            assert code in again
+        assert "提交成功" in again
         assert await _count(runtime, Case) == 1
         assert await _count(runtime, OutboxEntry, OutboxEntry.type == "case.submitted") == 1
 
@@ -202,5 +222,124 @@ async def test_a_turns_transaction_gives_its_connection_back_committed_or_not(
             assert (await conn.execute(text("SELECT count(*) FROM kept"))).scalar_one() == 0
             await conn.execute(text("DROP TABLE kept"))
             await conn.commit()
+    finally:
+        await db.dispose()
+
+
+@contextmanager
+def transaction_statements() -> Iterator[list[str]]:
+    """BEGIN, COMMIT and ROLLBACK as asyncpg sends them (its `Transaction` runs each through
+    `Connection.execute`), while the block runs."""
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recording(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        if query.split(" ", 1)[0].rstrip(";").upper() in ("BEGIN", "COMMIT", "ROLLBACK"):
+            sent.append(query.split(" ", 1)[0].rstrip(";").upper())
+        return await execute(self, query, *args, **kwargs)
+
+    asyncpg.Connection.execute = recording  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        asyncpg.Connection.execute = execute  # type: ignore[method-assign]
+
+
+async def test_a_submit_on_the_redis_store_commits_its_one_statement_alone(
+    request: pytest.FixtureRequest, tmp_path: object
+) -> None:
+    """On `1 提交` the repeat question's look and the filing each commit on their own, with no
+    BEGIN and COMMIT around them: the filing is one statement (`writes_once`). A filing with
+    photos is more than one (the attachments' rows), and gets its transaction."""
+    async with open_minyi(settings_for(request, "postgres+redis", tmp_path)) as runtime:
+        citizen = Citizen(runtime, sender="alone-submit")
+        await _to_the_summary(citizen)
+        async with statements(runtime.db) as said:
+            with transaction_statements() as sent:
+                assert "提交成功" in await citizen.say("1")
+        assert sent == []
+        # The look, then the filing: one write. A second write in `file_case` for such a
+        # submit would commit apart from the first — `writes_once` must say no to it then.
+        assert [s.split(" ", 1)[0] for s in said] == ["SELECT", "WITH"], said
+        assert await _count(runtime, Case) == 1
+        assert await _count(runtime, CaseEvent, CaseEvent.type == "submitted") == 1
+        assert await _count(runtime, OutboxEntry, OutboxEntry.type == "case.submitted") == 1
+
+        other = Citizen(runtime, sender="photo-submit")
+        for text in ("1", "4", "楼道里的灯坏了两个星期，晚上看不见台阶。", "XX区和平路3号"):
+            await other.say(text)
+        assert "第1张" in await other.photo("m1")
+        for text in ("完成", "李四", "13900139000"):
+            await other.say(text)
+        with transaction_statements() as sent:
+            assert "提交成功" in await other.say("1")
+        assert sent == ["BEGIN", "COMMIT"]
+        assert await _count(runtime, Case) == 2
+
+
+async def test_a_filing_with_photos_that_fails_before_its_commit_keeps_nothing(
+    request: pytest.FixtureRequest, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than one statement (the case, then its photos' rows) on the Redis store on
+    PostgreSQL: in one transaction, so a failure after the case's statement keeps none of it."""
+    async with open_minyi(settings_for(request, "postgres+redis", tmp_path)) as runtime:
+        citizen = Citizen(runtime, sender="photo-rolled-back")
+        for text in ("1", "4", "楼道里的灯坏了两个星期，晚上看不见台阶。", "XX区和平路3号"):
+            await citizen.say(text)
+        await citizen.photo("m1")
+        for text in ("完成", "李四", "13900139000"):
+            await citizen.say(text)
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("the disk went away")
+
+        monkeypatch.setattr(Cases, "add_attachments", broken)
+        with pytest.raises(RuntimeError):
+            await citizen.say("1", message_id="photo-submit")
+        monkeypatch.undo()
+        assert await _count(runtime, Case) == 0
+        assert await _count(runtime, OutboxEntry, OutboxEntry.type == "case.submitted") == 0
+        assert "提交成功" in await citizen.say("1", message_id="photo-submit")
+        assert await _count(runtime, Case) == 1
+
+
+async def test_reads_first_gives_the_connection_back_in_its_usual_mode(
+    clean_postgres: str,
+) -> None:
+    """`Database.transaction(reads_first=True)`: statements commit one by one until
+    `begin_writes`, after which they are one transaction again; and the pooled connection, used
+    next by an ordinary transaction, is in a transaction again (what that one does not commit
+    is not kept)."""
+    db = Database(clean_postgres)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(text("CREATE TABLE marks (n int)"))
+            await conn.commit()
+        with pytest.raises(RuntimeError):
+            async with db.transaction(reads_first=True) as conn:
+                used = (await conn.get_raw_connection()).dbapi_connection
+                await conn.execute(text("INSERT INTO marks VALUES (1)"))  # kept alone
+                await db.begin_writes(conn)
+                await conn.execute(text("INSERT INTO marks VALUES (2)"))
+                raise RuntimeError("the turn failed")
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                assert (await conn.get_raw_connection()).dbapi_connection is used
+                await conn.execute(text("INSERT INTO marks VALUES (3)"))
+                raise RuntimeError("the turn failed")
+        async with db.transaction() as conn:
+            assert (await conn.execute(text("SELECT n FROM marks"))).scalars().all() == [1]
+            await conn.execute(text("DROP TABLE marks"))
+            await conn.commit()
+    finally:
+        await db.dispose()
+
+
+async def test_reads_first_is_refused_on_sqlite(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
+    try:
+        with pytest.raises(ValueError, match="PostgreSQL"):
+            async with db.transaction(reads_first=True):
+                pass
     finally:
         await db.dispose()
