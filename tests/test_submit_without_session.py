@@ -245,6 +245,14 @@ def transaction_statements() -> Iterator[list[str]]:
         asyncpg.Connection.execute = execute  # type: ignore[method-assign]
 
 
+async def _to_the_summary_with_a_photo(citizen: Citizen) -> None:
+    for said in ("1", "4", "楼道里的灯坏了两个星期，晚上看不见台阶。", "XX区和平路3号"):
+        await citizen.say(said)
+    assert "第1张" in await citizen.photo("m1")
+    for said in ("完成", "李四", "13900139000"):
+        await citizen.say(said)
+
+
 async def test_a_submit_on_the_redis_store_commits_its_one_statement_alone(
     request: pytest.FixtureRequest, tmp_path: object
 ) -> None:
@@ -266,11 +274,7 @@ async def test_a_submit_on_the_redis_store_commits_its_one_statement_alone(
         assert await _count(runtime, OutboxEntry, OutboxEntry.type == "case.submitted") == 1
 
         other = Citizen(runtime, sender="photo-submit")
-        for text in ("1", "4", "楼道里的灯坏了两个星期，晚上看不见台阶。", "XX区和平路3号"):
-            await other.say(text)
-        assert "第1张" in await other.photo("m1")
-        for text in ("完成", "李四", "13900139000"):
-            await other.say(text)
+        await _to_the_summary_with_a_photo(other)
         with transaction_statements() as sent:
             assert "提交成功" in await other.say("1")
         assert sent == ["BEGIN", "COMMIT"]
@@ -284,11 +288,7 @@ async def test_a_filing_with_photos_that_fails_before_its_commit_keeps_nothing(
     PostgreSQL: in one transaction, so a failure after the case's statement keeps none of it."""
     async with open_minyi(settings_for(request, "postgres+redis", tmp_path)) as runtime:
         citizen = Citizen(runtime, sender="photo-rolled-back")
-        for text in ("1", "4", "楼道里的灯坏了两个星期，晚上看不见台阶。", "XX区和平路3号"):
-            await citizen.say(text)
-        await citizen.photo("m1")
-        for text in ("完成", "李四", "13900139000"):
-            await citizen.say(text)
+        await _to_the_summary_with_a_photo(citizen)
 
         async def broken(*args: object) -> None:
             raise RuntimeError("the disk went away")
