@@ -3,6 +3,7 @@ cleaned like a web-chat photo, kept with the case; a MediaId WeChat no longer ha
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -47,7 +48,17 @@ async def file_with_photos(citizen: WeChatCitizen) -> None:
     await citizen.say("完成")
     await citizen.say("张三")
     await citizen.say("13800138000")
-    assert "XF" in await citizen.say("1")
+    filed = await citizen.say("1")
+    if filed:
+        assert "XF" in filed
+        return
+    # Over the reply budget on a loaded machine (seen once in CI): answered `success`, the turn
+    # goes on and its reply is pushed. What these tests need is the case and its photos.
+    for _ in range(300):
+        if await attachments(citizen):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("no case filed 30 s after its submit")
 
 
 async def test_a_wechat_photo_is_fetched_cleaned_and_kept(
