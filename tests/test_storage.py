@@ -30,7 +30,9 @@ async def filed(runtime: Minyi, sender: str = "c1") -> str:
 
 def test_case_codes_follow_the_contract() -> None:
     codes = {new_case_code(date(2026, 11, 22)) for _ in range(2000)}
-    assert len(codes) == 2000
+    # 32**6 codes a day: one repeat among 2,000 happens about once in 540 runs (it failed CI
+    # once), two about once in 580,000. The unique index refuses a repeat and the turn runs again.
+    assert len(codes) >= 1999
     for code in codes:
         assert CASE_CODE_RE.fullmatch(code) and code.startswith("XF20261122-")
         assert not set(code[11:]) & set("ILOU")
