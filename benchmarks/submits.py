@@ -12,7 +12,10 @@ address), the flush and the commit. The baseline, in the same run on the same da
 those rows written SQLAlchemy's usual way: one transaction per submit with five Core INSERTs of
 an identity, a citizen, a case, its first timeline event and its outbox entry — no lookups, no
 encryption, no hashing. (Minyi's submit, its statements prebuilt and the filing's rows written
-together, now runs faster than that baseline.) On PostgreSQL the database is analysed before
+together, now runs faster than that baseline.) This is the submit in its transaction, as the
+database store, and any store for a filing with photos, runs it; the Redis store's usual submit
+on PostgreSQL also leaves out BEGIN and COMMIT (`StoreTurn.connection`, docs/wechat.md, seventh
+round), so it costs less than measured here. On PostgreSQL the database is analysed before
 each measured run, as autovacuum would keep it (it is off on the test server).
 
 Checked after each run: one case, one `submitted` event and one `case.submitted` outbox entry per
