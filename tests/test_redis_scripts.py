@@ -3,7 +3,9 @@ to a replica that never saw them, SCRIPT FLUSH) is given them again, and the cal
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -12,6 +14,7 @@ from redis.asyncio.connection import Connection
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from channels.base import Throttled
+from storage import scripts
 from storage.redis_connect import QueueingPool, connect
 from storage.scripts import Script, pack
 
@@ -71,9 +74,24 @@ async def test_turns_go_on_after_the_server_forgot_the_scripts(
         )
 
 
-def test_a_command_is_packed_as_redis_py_packs_it() -> None:
-    """The direct way's packing (storage/scripts.py `pack`) sends what redis-py would."""
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Word(enum.StrEnum):
+    YES = "是"
+
+
+@pytest.mark.parametrize("way", ["hiredis", "python"])
+def test_a_command_is_packed_as_redis_py_packs_it(way: str, monkeypatch: Any) -> None:
+    """The direct way's packing (storage/scripts.py `pack`) sends what redis-py would, in C
+    with hiredis and without it."""
+    if way == "python":
+        monkeypatch.setattr(scripts, "_pack_command", None)
+    elif scripts._pack_command is None:
+        pytest.skip("hiredis (the `speed` extra) is not installed")
     args = ("EVALSHA", "a" * 40, 2, "minyi:{webchat:张三}", b"\x00\xff", 6000, 86400.0, -1, "")
+    args += (0.1, 10**20, _Level.HIGH, _Word.YES)
     assert pack(*args) == b"".join(Connection().pack_command(*args))
     with pytest.raises(TypeError):
         pack("EVALSHA", True)

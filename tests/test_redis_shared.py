@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from storage import redis_connect
 from storage.redis_connect import QueueingPool, SharedConnection, connect
 from storage.scripts import Script, pack
 
@@ -24,11 +26,21 @@ _SET = "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"
 # Busy for a while (~50 ms here), so that a reply is still to come when a test acts.
 _SLOW = "local n = 0 for i = 1, tonumber(ARGV[2]) do n = n + 1 end return ARGV[1]"
 BUSY = 8_000_000
+# The client's socket timeout: far above any reply here but the busy script's.
+TIMEOUT = 2.0
 
 
-@pytest.fixture
-async def client(redis_prefix: str) -> AsyncIterator[Redis]:
-    client = connect(REDIS_URL)
+@pytest.fixture(params=["hiredis", "redis-py"])
+async def client(
+    redis_prefix: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Redis]:
+    """The pool's client, its shared connection reading replies with hiredis (the `speed`
+    extra) or, without it, through redis-py's parser."""
+    if request.param == "redis-py":
+        monkeypatch.setattr(redis_connect, "hiredis", None)
+    elif redis_connect.hiredis is None:
+        pytest.skip("hiredis (the `speed` extra) is not installed")
+    client = connect(REDIS_URL, socket_timeout=TIMEOUT)
     yield client
     await client.aclose()
 
@@ -182,3 +194,48 @@ async def test_closing_the_pool_fails_the_waiting_and_closes_the_connection(
     assert not shared.connection.is_connected
     await asyncio.sleep(0.05)
     assert own not in [int(c["id"]) for c in await other.client_list()]
+
+
+@pytest.mark.parametrize("way", ["hiredis", "redis-py"])
+async def test_a_reply_later_than_the_socket_timeout_fails_those_waiting_and_no_more(
+    redis_prefix: str, way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply that does not come within the socket timeout (a server stalled, a network
+    partition) fails the commands in flight as a timeout; the next ones go out on a fresh
+    connection, so no late reply is ever taken for another command's."""
+    if way == "redis-py":
+        monkeypatch.setattr(redis_connect, "hiredis", None)
+    client = connect(REDIS_URL, socket_timeout=0.02)
+    try:
+        pool = _pool(client)
+        before = await _client_id(client)
+        slow = asyncio.ensure_future(pool.exchange(pack("EVAL", _SLOW, 0, "slow", BUSY)))
+        behind = asyncio.ensure_future(pool.exchange(pack("ECHO", "behind")))
+        for call in (slow, behind):
+            with pytest.raises((RedisTimeoutError, RedisConnectionError)):
+                await call
+        await asyncio.sleep(0.2)  # the busy script is done
+        assert await pool.exchange(pack("ECHO", "after")) == b"after"
+        assert await _client_id(client) != before
+    finally:
+        await client.aclose()
+
+
+async def test_replies_of_every_kind_reach_their_callers(client: Redis) -> None:
+    """Errors, nested errors, numbers, nil and arrays, in one batch, each to its caller."""
+    pool = _pool(client)
+    calls = [
+        pool.exchange(pack("EVALSHA", "0" * 40, 0)),
+        pool.exchange(pack("EVAL", "return {1, 'two', false, {3}}", 0)),
+        pool.exchange(pack("EVAL", "return redis.error_reply('MINE went wrong')", 0)),
+        pool.exchange(pack("EVAL", "return nil", 0)),
+        pool.exchange(pack("EVAL", "return redis.status_reply('FINE')", 0)),
+        pool.exchange(pack("ECHO", "路灯".encode())),
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[0], NoScriptError)
+    assert results[1] == [1, b"two", None, [3]]
+    assert isinstance(results[2], ResponseError) and "went wrong" in str(results[2])
+    assert results[3] is None
+    assert results[4] == b"FINE"
+    assert results[5] == "路灯".encode()
