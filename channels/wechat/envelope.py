@@ -133,8 +133,9 @@ def _signature(*parts: str) -> str:
 
 
 def _signed(signature: str, *parts: str) -> bool:
-    # Compared in constant time (wechatpy compares with `!=`).
-    return hmac.compare_digest(_signature(*parts), signature)
+    # Compared in constant time (wechatpy compares with `!=`); compare_digest takes only ASCII
+    # text, and no other text is a signature.
+    return signature.isascii() and hmac.compare_digest(_signature(*parts), signature)
 
 
 def safe_xml(data: bytes | str) -> Element:

@@ -51,7 +51,8 @@ class Envelope:
             raise Refused("unsigned")
         # Our own constant-time comparison (wechatpy compares with !=), before any decryption.
         expected = hashlib.sha1("".join(sorted((self.token, timestamp, nonce, sealed))).encode())
-        if not hmac.compare_digest(expected.hexdigest(), signature):
+        # compare_digest takes only ASCII text, and no other text is a signature.
+        if not (signature.isascii() and hmac.compare_digest(expected.hexdigest(), signature)):
             raise Refused("signature")
         try:
             return str(self.crypto.decrypt(sealed, self.corp_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -12,11 +13,12 @@ from hypothesis import strategies as st
 from wechatpy import parse_message
 
 from channels.base import DeliveryReport, RecipientUnreachable
-from channels.wechat.envelope import Envelope, Malformed
+from channels.wechat.envelope import Envelope, Malformed, Refused
 from channels.wechat.inbound import Observation, _message, read
 from channels.wechat.menu import MenuError, load_menu
 from channels.wechat.render import _NOT_XML, MAX_BYTES, as_text, passive_reply, split
 from channels.wechat.template import client_msg_id, fit, template_data
+from channels.wecom.envelope import Envelope as WeComEnvelope
 from conversation.flows.registry import flows_for
 from conversation.messages import Choice, Location, Media, Reply
 from conversation.office import load_office
@@ -261,3 +263,15 @@ def test_template_values_are_fitted_to_their_key_type() -> None:
         template_data({"department": "住建局"}, {"code": "character_string1"})
     assert client_msg_id("case-1:ev-2") == "case-1:ev-2"
     assert client_msg_id("案件1") == client_msg_id("案件1") != "案件1"
+
+
+@pytest.mark.parametrize("signature", ["\x80", "签名", "0" * 40, ""])
+def test_a_signature_not_ours_is_refused_whatever_its_characters(signature: str) -> None:
+    """Compared in constant time, which takes ASCII only: any other text is refused (403), not
+    an error (500)."""
+    now = str(int(time.time()))
+    with pytest.raises(Refused):
+        PLAIN.check_query({"signature": signature, "timestamp": now, "nonce": "1"})
+    wecom = WeComEnvelope(TOKEN, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "corp")
+    with pytest.raises(Refused):
+        wecom.echo({"msg_signature": signature, "timestamp": now, "nonce": "1", "echostr": "x"})
