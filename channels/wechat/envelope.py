@@ -69,7 +69,7 @@ class Envelope:
         )
         if not (signature and timestamp and nonce):
             raise Refused("unsigned")
-        if not _signed(signature, self.token, timestamp, nonce):
+        if not signed(signature, self.token, timestamp, nonce):
             raise Refused("signature")
         if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > MAX_CLOCK_SKEW:
             raise Refused("stale")
@@ -96,7 +96,7 @@ class Envelope:
         encrypted = _element_text(safe_xml(body), "Encrypt")
         if not encrypted:
             raise Malformed("no <Encrypt> in an encrypted push")
-        if not _signed(msg_signature, self.token, query.get("timestamp", ""), nonce, encrypted):
+        if not signed(msg_signature, self.token, query.get("timestamp", ""), nonce, encrypted):
             raise Refused("msg_signature")
         try:
             xml = str(self.crypto.decrypt(encrypted, self.app_id))
@@ -132,7 +132,8 @@ def _signature(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def _signed(signature: str, *parts: str) -> bool:
+def signed(signature: str, *parts: str) -> bool:
+    """Whether `signature` is WeChat's (and WeCom's) signature of `parts`."""
     # Compared in constant time (wechatpy compares with `!=`); compare_digest takes only ASCII
     # text, and no other text is a signature.
     return signature.isascii() and hmac.compare_digest(_signature(*parts), signature)

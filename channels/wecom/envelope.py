@@ -8,8 +8,6 @@ ciphertext must be ours, and only then is the XML parsed (`safe_xml`, which refu
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Callable, Mapping
 from xml.etree.ElementTree import Element
@@ -17,7 +15,7 @@ from xml.etree.ElementTree import Element
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 
-from ..wechat.envelope import MAX_CLOCK_SKEW, Malformed, Refused, safe_xml
+from ..wechat.envelope import MAX_CLOCK_SKEW, Malformed, Refused, safe_xml, signed
 
 
 class Envelope:
@@ -49,10 +47,8 @@ class Envelope:
     def _decrypt(self, sealed: str, signature: str, timestamp: str, nonce: str) -> str:
         if not sealed:
             raise Refused("unsigned")
-        # Our own constant-time comparison (wechatpy compares with !=), before any decryption.
-        expected = hashlib.sha1("".join(sorted((self.token, timestamp, nonce, sealed))).encode())
-        # compare_digest takes only ASCII text, and no other text is a signature.
-        if not (signature.isascii() and hmac.compare_digest(expected.hexdigest(), signature)):
+        # Checked before any decryption, in constant time (WeChat's scheme).
+        if not signed(signature, self.token, timestamp, nonce, sealed):
             raise Refused("signature")
         try:
             return str(self.crypto.decrypt(sealed, self.corp_id))
