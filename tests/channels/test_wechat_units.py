@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from wechatpy import parse_message
+from wechatpy.replies import TextReply
 
 from channels.base import DeliveryReport, RecipientUnreachable
 from channels.wechat.envelope import Envelope, Malformed, Refused
@@ -185,6 +186,16 @@ def test_the_passive_reply_is_xml_whatever_the_text() -> None:
     root = ElementTree.fromstring(xml)
     assert root.findtext("Content") == "a]]>bc<d>&e"
     assert root.findtext("ToUserName") == OPENID and root.findtext("MsgType") == "text"
+
+
+@pytest.mark.parametrize("text", ["您好", "a]]>b", "请选择：\n1 我要反映\n0 人工", "<d>&e \"'"])
+def test_the_passive_reply_is_the_one_wechatpy_renders(text: str) -> None:
+    # wechatpy was the renderer; ours fills its template in directly and must say the same.
+    message = inbound_of("text")
+    assert not isinstance(message, Observation)
+    safe = text.replace("]]>", "]]]]><![CDATA[>")  # as the old call escaped it first
+    expected = TextReply(message=message.raw, content=safe, time=1_796_000_000).render()
+    assert passive_reply(text, message.raw, clock=lambda: 1_796_000_000.7) == expected
 
 
 # -- menu and template ---------------------------------------------------------------------------
