@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 
 from bot.app.wiring import Minyi
-from conversation.codes import CASE_CODE_RE, find_case_code, new_case_code
+from conversation.codes import ALPHABET, CASE_CODE_RE, find_case_code, new_case_code
 from storage.models import Base, Case, OutboxEntry
 from storage.timeline import verify_chain
 from storage.uow import UnitOfWork
@@ -36,6 +36,10 @@ def test_case_codes_follow_the_contract() -> None:
     for code in codes:
         assert CASE_CODE_RE.fullmatch(code) and code.startswith("XF20261122-")
         assert not set(code[11:]) & set("ILOU")
+    # Every character of the alphabet at every position (2,000 draws miss one with a chance of
+    # about 32 * 6 * (31/32)**2000, nil): no position is stuck or drawn from part of it.
+    for position in range(11, 17):
+        assert {code[position] for code in codes} == set(ALPHABET)
     assert find_case_code("我的编号是xf20261122-7k3m9q，帮我查一下") == "XF20261122-7K3M9Q"
     assert find_case_code("XF20261122 7K3M9Q") == "XF20261122-7K3M9Q"
     assert find_case_code("ＸＦ２０２６１１２２－７Ｋ３Ｍ９Ｑ") == "XF20261122-7K3M9Q"
