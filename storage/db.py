@@ -53,9 +53,8 @@ class Database:
             # served, no sleeping) rather than in SQLite's busy handler, which sleeps in growing
             # steps and makes the slowest turns seconds long. The busy timeout still covers
             # other processes sharing the file. Code must never open a second session while
-            # holding one (it would wait for itself). Two connections: the turns' own, kept
-            # checked out (`_kept`), and one for everything else.
-            options.update(pool_size=2, max_overflow=0, pool_timeout=60)
+            # holding one (it would wait for itself).
+            options.update(pool_size=1, max_overflow=0, pool_timeout=60)
         else:
             # No ping per checkout: it cost three round trips (BEGIN, SELECT, ROLLBACK) before
             # every transaction. Connections are recycled instead, and a unit of work whose
@@ -76,14 +75,9 @@ class Database:
         # set as they are checked out, rather than by `execution_options` on each, which cost
         # a read a fifth of its checkout (~25 µs).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        # The pool hands a SQLite connection to whoever asks when one comes back, which can
+        # The pool hands its one SQLite connection to whoever asks when it comes back, which can
         # starve a task that has waited long; an asyncio.Lock queues newcomers behind waiters.
         self._turns = asyncio.Lock() if self.is_sqlite else None
-        # SQLite: the connection `transaction()` runs the turns on, checked out once and kept
-        # (under `_turns`, one turn at a time). Checking it out and returning it for every turn
-        # cost ~150 µs of greenlet switches and pool work, a tenth of an embedded turn's CPU.
-        # Sessions and the rest take the pool's other connection, as they did the only one.
-        self._kept: AsyncConnection | None = None
 
     def _sqlite_connect_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
@@ -131,34 +125,9 @@ class Database:
         if reads_first:
             raise ValueError("reads_first is for PostgreSQL: SQLite's writer is taken at BEGIN")
         with statements_on_loop():
-            async with self._turns:
-                conn = await self._kept_connection()
-                try:
-                    await conn.begin()
-                    yield conn
-                finally:
-                    await self._end(conn)
-
-    async def _kept_connection(self) -> AsyncConnection:
-        if self._kept is None:
-            self._kept = await self.engine.connect()
-        return self._kept
-
-    async def _end(self, conn: AsyncConnection) -> None:
-        """What returning the kept connection to the pool would have done: roll back what was
-        not committed. One found dead, or that fails to, goes back to the pool (which discards
-        it) and the next turn checks out another."""
-        try:
-            if conn.in_transaction():
-                await conn.rollback()
-        finally:
-            if conn.invalidated or conn.in_transaction():
-                await self._give_back()
-
-    async def _give_back(self) -> None:
-        if self._kept is not None:
-            kept, self._kept = self._kept, None
-            await kept.close()
+            async with self._turns, self.engine.connect() as conn:
+                await conn.begin()
+                yield conn
 
     async def begin_writes(self, conn: AsyncConnection) -> None:
         """The transaction of a `transaction(reads_first=True)` connection, from its next
@@ -197,7 +166,6 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        await self._give_back()  # not waiting for a turn: one still running fails now
         await self.engine.dispose()
 
 

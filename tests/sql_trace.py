@@ -25,19 +25,15 @@ async def statements(db: Database) -> AsyncIterator[list[str]]:
         said.append(" ".join(statement.split()).upper())
 
     if db.is_sqlite:
-        # The pool's two connections: the turns' own (kept by `transaction()`) and the other.
-        traced = []
-        for connect in (db.transaction, db.engine.connect):
-            async with connect() as conn:
-                raw = await conn.get_raw_connection()
-                traced.append(raw.driver_connection._conn)  # type: ignore[union-attr]
-        for sqlite in traced:
-            sqlite.set_trace_callback(add)
+        # The pool's one connection: the one every turn uses.
+        async with db.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            sqlite = raw.driver_connection._conn  # type: ignore[union-attr]
+        sqlite.set_trace_callback(add)
         try:
             yield said
         finally:
-            for sqlite in traced:
-                sqlite.set_trace_callback(None)
+            sqlite.set_trace_callback(None)
         return
 
     def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
