@@ -327,8 +327,17 @@ async def test_reads_first_gives_the_connection_back_in_its_usual_mode(
                 assert (await conn.get_raw_connection()).dbapi_connection is used
                 await conn.execute(text("INSERT INTO marks VALUES (3)"))
                 raise RuntimeError("the turn failed")
+        # A read connection (autocommit) goes back in the usual mode too.
+        async with db.read_connection() as conn:
+            assert (await conn.get_raw_connection()).dbapi_connection is used
+            await conn.execute(text("INSERT INTO marks VALUES (4)"))  # kept alone
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                assert (await conn.get_raw_connection()).dbapi_connection is used
+                await conn.execute(text("INSERT INTO marks VALUES (5)"))
+                raise RuntimeError("the turn failed")
         async with db.transaction() as conn:
-            assert (await conn.execute(text("SELECT n FROM marks"))).scalars().all() == [1]
+            assert (await conn.execute(text("SELECT n FROM marks"))).scalars().all() == [1, 4]
             await conn.execute(text("DROP TABLE marks"))
             await conn.commit()
     finally:
