@@ -93,6 +93,12 @@ LABELS = {
     "sqlite": "Minyi, embedded SQLite",
     "postgres": "Minyi, PostgreSQL + Redis",
 }
+CHECKER = "ocheck"  # the checked walk's openids: served in full under --floor
+FLOORS = {"shell": "shell only", "storage": "no steps"}
+
+
+def label(kind: str, floor: str = "") -> str:
+    return f"{LABELS[kind]} ({FLOORS[floor]})" if floor and kind != "echo" else LABELS[kind]
 
 
 # -- the pushes ----------------------------------------------------------------------------------
@@ -191,7 +197,7 @@ def walked_mixed(citizens: int, wave: int) -> Iterator[tuple[int, int]]:
 async def checked_walk(url: str, echo: bool) -> None:
     """One citizen's walk with every reply decrypted: the server must answer what it should."""
     sealer = Sealer()
-    openid = f"ocheck{secrets.token_hex(4)}"
+    openid = f"{CHECKER}{secrets.token_hex(4)}"
     async with aiohttp.ClientSession() as http:
         for step, text in enumerate(WALK):
             target, body = sealer.push(openid, text.format(n=99_999_999))
@@ -426,6 +432,7 @@ class Row:
     lost: int = 0  # answered `success` but never pushed (warm-up included)
     doubled: int = 0  # the same reply pushed to the same citizen twice
     cpu_ms: float = 0.0  # the server's CPU (every process of it) per turn answered, measured part
+    floor: str = ""  # --floor: what the turn was cut down to (benchmarks/floor)
 
 
 def server_cpu(pid: int) -> float:
@@ -449,6 +456,9 @@ def server_cpu(pid: int) -> float:
 async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: Path) -> Row:
     async with FakeApi().running() as api, backend(kind, api.url) as (database_url, env):
         env |= dict(setting.split("=", 1) for setting in args.set)
+        if args.floor and kind != "echo":
+            env["PYTHONPATH"] = os.pathsep.join([str(BENCH / "floor"), str(ROOT)])
+            env |= {"BENCH_FLOOR": args.floor, "BENCH_FLOOR_CHECKER": CHECKER}
         server = Server(kind, processes, database_url, env)
         async with server.running() as url:
             await checked_walk(url, echo=kind == "echo")
@@ -478,7 +488,7 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
             submitted = {openid for step, openid in steps[: hot["sent"]] if step == SUBMIT}
             have = await filers(database_url) if database_url else set()
             missing = submitted - have
-            if database_url and missing:
+            if database_url and missing and not args.floor:  # a floor files no case
                 last = [o for step, o in steps[: hot["sent"]] if step == SUBMIT][-64:]
                 print(
                     f"  {kind}: {len(missing)} citizens sent 1 to submit and have no case; "
@@ -511,9 +521,10 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
             lost=max(0, warm["silent"] + hot["silent"] - len(replies)),
             doubled=len(api.pushes) - len(replies),
             cpu_ms=cpu * 1000 / answered if answered else 0.0,
+            floor=args.floor or "",
         )
         print(
-            f"  {LABELS[kind]:<34} x{processes} {row.rate:7.0f} turns/s  p50 {row.p50:6.1f}  "
+            f"  {label(kind, row.floor):<34} x{processes} {row.rate:7.0f} turns/s  p50 {row.p50:6.1f}  "
             f"p99 {row.p99:7.1f}  max {row.max:7.1f} ms  CPU {row.cpu_ms:.2f} ms/turn  filed {row.filed}/{row.submits}  "
             f"success {row.silent}, pushed {len(api.pushes)}, drained {row.drained:.1f} s, "
             f"lost {row.lost}, doubled {row.doubled}",
@@ -533,16 +544,16 @@ def table(runs: list[list[Row]]) -> str:
         echo = next((r.rate for r in rows if r.kind == "echo"), None)
         for r in rows:
             ratio = "1" if r.kind == "echo" else (f"{r.rate / echo:.2f}" if echo else "—")
-            filed = "—" if r.kind == "echo" else f"{r.filed:,} / {r.submits:,}"
+            filed = "—" if r.kind == "echo" or r.floor else f"{r.filed:,} / {r.submits:,}"
             lines.append(
-                f"| {LABELS[r.kind]} | {r.processes} | {r.rate:,.0f} | {ratio} | {r.p50:.1f} "
+                f"| {label(r.kind, r.floor)} | {r.processes} | {r.rate:,.0f} | {ratio} | {r.p50:.1f} "
                 f"| {r.p99:.1f} | {r.max:.0f} | {r.silent} | {r.done_rate:,.0f} "
                 f"| {r.failed} | {r.lost} / {r.doubled} | {filed} | {r.cpu_ms:.2f} |"
             )
     return "\n".join(lines)
 
 
-def spread(runs: list[list[Row]]) -> str:
+def spread(runs: list[list[Row]], floor: str = "") -> str:
     """Per server, the ratio to the echo over the runs (min–max, median)."""
     out = []
     for kind in dict.fromkeys(r.kind for rows in runs for r in rows):
@@ -554,7 +565,7 @@ def spread(runs: list[list[Row]]) -> str:
             ratios += [r.rate / echo for r in rows if r.kind == kind and echo]
         if ratios:
             out.append(
-                f"{LABELS[kind]}: ratio to the echo {min(ratios):.2f}–{max(ratios):.2f} "
+                f"{label(kind, floor)}: ratio to the echo {min(ratios):.2f}–{max(ratios):.2f} "
                 f"(median {statistics.median(ratios):.2f}, {len(ratios)} runs)"
             )
     return "\n".join(out)
@@ -581,6 +592,12 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", metavar="FOLDER", help="py-spy the measured runs into FOLDER")
+    parser.add_argument(
+        "--floor",
+        choices=sorted(FLOORS),
+        help="cut the Minyi servers' turns down (benchmarks/floor): `shell`, the engine answers "
+        "at once; `storage`, its step does (lock, state, dedupe and commit still run)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -612,7 +629,7 @@ async def main() -> None:
     print()
     print(table(runs))
     print()
-    print(spread(runs))
+    print(spread(runs, args.floor))
     print(
         f"\n{time.perf_counter() - started:.0f} s in all on {os.cpu_count()} CPUs (load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after); {args.citizens:,} citizens "
