@@ -490,9 +490,19 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
             missing = submitted - have
             if database_url and missing and not args.floor:  # a floor files no case
                 last = [o for step, o in steps[: hot["sent"]] if step == SUBMIT][-64:]
+                # A citizen's next push follows the last by about a wave of pushes, sent
+                # without waiting for its answer: when answers take nearly that long, a push
+                # held behind a slow one on its connection can reach the server after the
+                # citizen's next, and the "1" then meets another step (docs/wechat.md, ninth
+                # round). Not a lost case; the figures below say whether it could be that.
+                rate = hot["answered"] / (hot["duration_us"] / 1e6) if hot["duration_us"] else 0
+                gap_ms = args.wave / rate * 1000 if rate else float("inf")
                 print(
                     f"  {kind}: {len(missing)} citizens sent 1 to submit and have no case; "
-                    f"{len(missing & set(last))} of them among the last 64 submits sent"
+                    f"{len(missing & set(last))} of them among the last 64 submits sent; "
+                    f"slowest answer {hot['max_us'] / 1000:.0f} ms, a citizen's pushes "
+                    f"~{gap_ms:.0f} ms apart"
+                    + (" (close enough to overtake)" if hot["max_us"] / 1000 > gap_ms / 2 else "")
                 )
         answered = hot["answered"] + hot["silent"]
         seconds = hot["duration_us"] / 1e6
