@@ -34,13 +34,15 @@ SQLITE_BUSY_MS = 30_000
 # the proxies and firewalls usually found between an application and its database.
 RECYCLE_SECONDS = 300
 
-# PostgreSQL connections a process keeps: as many as its turns use at once (WeChat runs 16,
-# the jobs a few more). A smaller pool opened and closed overflow connections under every burst
-# of submits — 69 in a 13 s run of benchmarks/wechat_traffic.py, each ~2.6 ms of CPU here and a
-# backend forked by PostgreSQL. At most 30 a process: 3 processes stay under PostgreSQL's
-# default max_connections of 100 (docs/deploying.md).
-POOL_SIZE = 20
-POOL_OVERFLOW = 10
+# PostgreSQL connections a process keeps: all it may open, kept once opened. With 20 kept and
+# 10 more opened for a burst, every burst past 20 turns at once opened the 10 and closed them as
+# they came back, each ~2.6 ms of CPU here and a backend forked by PostgreSQL: with 64 citizens
+# at each step at once a submit cost 1.38–1.50 ms of CPU and a 进度查询 0.78–0.92, against
+# 1.03–1.04 and 0.45–0.52 with 30 kept (`benchmarks/walk_steps.py --citizens 2048 --together 64`). At most 30 a process, as before:
+# 3 processes stay under PostgreSQL's default max_connections of 100 (docs/deploying.md); past
+# 30 at once a turn waits for a connection.
+POOL_SIZE = 30
+POOL_OVERFLOW = 0
 
 
 class Database:

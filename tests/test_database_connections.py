@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.app.settings import Settings
 from bot.app.wiring import open_minyi
 from conversation.ports import Conflict
-from storage.db import Database
+from storage.db import POOL_OVERFLOW, POOL_SIZE, Database
 
 from .conftest import PG_ADMIN_URL, Citizen
 
@@ -80,9 +80,10 @@ async def test_reading_opens_no_transaction(shared_settings: Settings) -> None:
 
 
 async def test_a_burst_of_turns_reuses_the_pools_connections(clean_postgres: str) -> None:
-    """As many units of work at once as WeChat runs turns (16): the second burst finds the
-    first one's connections still open instead of opening (and then closing) new ones — a
+    """As many units of work at once as the pool may open connections: the second burst finds
+    the first one's connections still open instead of opening (and then closing) new ones — a
     connection costs milliseconds of CPU and a forked backend."""
+    most = POOL_SIZE + POOL_OVERFLOW
     db = Database(clean_postgres)
     opened: list[object] = []
     event.listen(db.engine.sync_engine, "connect", lambda *_: opened.append(1))
@@ -91,7 +92,7 @@ async def test_a_burst_of_turns_reuses_the_pools_connections(clean_postgres: str
     async def one_turn() -> None:
         async with db.session() as session:
             await session.execute(text("SELECT 1"))
-            if db.engine.pool.checkedout() == 16:
+            if db.engine.pool.checkedout() == most:
                 all_in.set()
             await release.wait()  # held until the whole burst holds a connection
 
@@ -99,10 +100,12 @@ async def test_a_burst_of_turns_reuses_the_pools_connections(clean_postgres: str
         for burst in range(2):
             release.clear()
             all_in.clear()
-            turns = [asyncio.create_task(one_turn()) for _ in range(16)]
+            turns = [asyncio.create_task(one_turn()) for _ in range(most)]
             await all_in.wait()
             release.set()
             await asyncio.gather(*turns)
-            assert len(opened) == 16, f"burst {burst + 1} opened {len(opened) - 16} more"
+            assert len(opened) == POOL_SIZE, (
+                f"burst {burst + 1} opened {len(opened) - POOL_SIZE} more"
+            )
     finally:
         await db.engine.dispose()
