@@ -3,6 +3,7 @@
     python benchmarks/wechat_traffic.py                  # echo, SQLite, PostgreSQL + Redis
     python benchmarks/wechat_traffic.py --runs 3         # the same, three times (the spread)
     python benchmarks/wechat_traffic.py --servers echo,postgres --processes 1,2
+    python benchmarks/wechat_traffic.py --floor storage  # the turn without its steps
 
 4,000 citizens (--citizens) walk the whole filing walk — 我要反映, a category, the description,
 the address, 跳过 photos, name, mobile, 1 to submit, 菜单, 进度查询 — in waves of 200 (--wave):
@@ -563,13 +564,13 @@ def table(runs: list[list[Row]]) -> str:
     return "\n".join(lines)
 
 
-def spread(runs: list[list[Row]], floor: str = "") -> str:
+def spread(runs: list[list[Row]]) -> str:
     """Per server, the ratio to the echo over the runs (min–max, median)."""
     out = []
     for kind in dict.fromkeys(r.kind for rows in runs for r in rows):
         if kind == "echo":
             continue
-        ratios = []
+        ratios, floor = [], next(r.floor for rows in runs for r in rows if r.kind == kind)
         for rows in runs:
             echo = next((r.rate for r in rows if r.kind == "echo"), None)
             ratios += [r.rate / echo for r in rows if r.kind == kind and echo]
@@ -639,7 +640,7 @@ async def main() -> None:
     print()
     print(table(runs))
     print()
-    print(spread(runs, args.floor))
+    print(spread(runs))
     print(
         f"\n{time.perf_counter() - started:.0f} s in all on {os.cpu_count()} CPUs (load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after); {args.citizens:,} citizens "
