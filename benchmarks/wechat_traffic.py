@@ -478,6 +478,8 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
             cpu = server_cpu(server.pid)
             hot = await wrk(url, pushes, again, args.seconds, args.connections)
             cpu = server_cpu(server.pid) - cpu
+            answered = hot["answered"] + hot["silent"]
+            seconds = hot["duration_us"] / 1e6
             stopped = time.perf_counter()
             if profiler is not None:
                 await profiler.wait()
@@ -496,8 +498,7 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
                 # held behind a slow one on its connection can reach the server after the
                 # citizen's next, and the "1" then meets another step (docs/wechat.md, ninth
                 # round). Not a lost case; the figures below say whether it could be that.
-                rate = hot["answered"] / (hot["duration_us"] / 1e6) if hot["duration_us"] else 0
-                gap_ms = args.wave / rate * 1000 if rate else float("inf")
+                gap_ms = args.wave * seconds / answered * 1000 if answered else float("inf")
                 print(
                     f"  {kind}: {len(missing)} citizens sent 1 to submit and have no case; "
                     f"{len(missing & set(last))} of them among the last 64 submits sent; "
@@ -505,8 +506,6 @@ async def measure(kind: str, processes: int, args: argparse.Namespace, workdir: 
                     f"~{gap_ms:.0f} ms apart"
                     + (" (close enough to overtake)" if hot["max_us"] / 1000 > gap_ms / 2 else "")
                 )
-        answered = hot["answered"] + hot["silent"]
-        seconds = hot["duration_us"] / 1e6
         replies = {(openid, text) for _, openid, text in api.pushes}
         counted = Counter((openid, text) for _, openid, text in api.pushes)
         for (openid, text), times in counted.items():

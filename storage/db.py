@@ -38,9 +38,9 @@ RECYCLE_SECONDS = 300
 # 10 more opened for a burst, every burst past 20 turns at once opened the 10 and closed them as
 # they came back, each ~2.6 ms of CPU here and a backend forked by PostgreSQL: with 64 citizens
 # at each step at once a submit cost 1.38–1.50 ms of CPU and a 进度查询 0.78–0.92, against
-# 1.03–1.04 and 0.45–0.52 with 30 kept (`benchmarks/walk_steps.py --citizens 2048 --together 64`). At most 30 a process, as before:
-# 3 processes stay under PostgreSQL's default max_connections of 100 (docs/deploying.md); past
-# 30 at once a turn waits for a connection.
+# 1.03–1.04 and 0.45–0.52 with 30 kept (`benchmarks/walk_steps.py --citizens 2048
+# --together 64`). At most 30 a process, as before: 3 processes stay under PostgreSQL's default
+# max_connections of 100 (docs/deploying.md); past 30 at once a turn waits for a connection.
 POOL_SIZE = 30
 POOL_OVERFLOW = 0
 

@@ -28,11 +28,14 @@ if FLOOR:
 
     ANSWER = Reply("收到，谢谢。")
 
+    def served_in_full(sender: str) -> bool:
+        return bool(CHECKER) and sender.startswith(CHECKER)
+
     if FLOOR == "shell":
         full_handle = engine.Engine.handle
 
         async def handle(self, inbound):
-            if CHECKER and inbound.sender.startswith(CHECKER):
+            if served_in_full(inbound.sender):
                 return await full_handle(self, inbound)
             return [ANSWER]
 
@@ -41,7 +44,7 @@ if FLOOR:
         full_step = engine.Engine._step
 
         async def step(self, ctx, idle):
-            if CHECKER and ctx.inbound.sender.startswith(CHECKER):
+            if served_in_full(ctx.inbound.sender):
                 return await full_step(self, ctx, idle)
             return Outcome(replies=[ANSWER])
 
